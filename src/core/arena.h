@@ -1,0 +1,29 @@
+// Arena: one allocation per kind of buffer, with every tensor's offset planned up front (llm.c).
+// Owners describe their buffers once in a planning function that calls take(); the function runs
+// first against a measuring arena (no memory) and then against the real one, so the layout is
+// written in one place and nothing is allocated inside a training step.
+#pragma once
+#include <cstddef>
+#include <functional>
+
+#include "core/tensor.h"
+
+namespace t6 {
+
+class Arena {
+ public:
+  // Runs `plan` twice: once to measure, once to hand out views into a single zeroed buffer.
+  explicit Arena(const std::function<void(Arena&)>& plan);
+  Arena() = default;
+
+  Tensor take(Shape shape, DType dtype = DType::F32);
+  size_t bytes() const { return buffer_.bytes(); }
+
+ private:
+  static constexpr size_t kAlignment = 64;
+  HostBuffer buffer_;
+  char* base_ = nullptr;  // null while measuring
+  size_t offset_ = 0;
+};
+
+}  // namespace t6

@@ -1,0 +1,80 @@
+#include "core/tensor.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <sstream>
+#include <utility>
+
+namespace t6 {
+
+Shape::Shape(std::initializer_list<int64_t> sizes) {
+  T6_ASSERT(sizes.size() <= size_t(kMaxDims));
+  for (int64_t size : sizes) dims[ndim++] = size;
+}
+
+Shape Shape::of(const std::vector<int64_t>& sizes) {
+  T6_CHECK(sizes.size() <= size_t(kMaxDims), "tensors have at most ", kMaxDims, " dimensions, got ", sizes.size());
+  Shape shape;
+  for (int64_t size : sizes) shape.dims[shape.ndim++] = size;
+  return shape;
+}
+
+int64_t Shape::numel() const {
+  int64_t count = 1;
+  for (int axis = 0; axis < ndim; ++axis) count *= dims[axis];
+  return count;
+}
+
+std::string Shape::to_string() const {
+  std::ostringstream out;
+  out << '(';
+  for (int axis = 0; axis < ndim; ++axis) out << (axis ? ", " : "") << dims[axis];
+  out << ')';
+  return out.str();
+}
+
+bool Shape::operator==(const Shape& other) const {
+  if (ndim != other.ndim) return false;
+  for (int axis = 0; axis < ndim; ++axis)
+    if (dims[axis] != other.dims[axis]) return false;
+  return true;
+}
+
+Tensor Tensor::view(Shape shape) const {
+  T6_ASSERT(shape.numel() == numel());
+  return Tensor(data_, shape, dtype_, device_);
+}
+
+Tensor Tensor::rows(int64_t begin, int64_t end) const {
+  T6_ASSERT(ndim() >= 1 && 0 <= begin && begin <= end && end <= size(0));
+  Shape shape = shape_;
+  shape.dims[0] = end - begin;
+  const int64_t row_elements = size(0) ? numel() / size(0) : 0;
+  return Tensor(static_cast<char*>(data_) + begin * row_elements * int64_t(dtype_size(dtype_)), shape, dtype_, device_);
+}
+
+HostBuffer::HostBuffer(size_t bytes) : bytes_(bytes) {
+  const size_t rounded = (bytes + 63) / 64 * 64;
+  data_ = std::aligned_alloc(64, rounded ? rounded : 64);
+  if (!data_) throw std::bad_alloc();
+  std::memset(data_, 0, rounded ? rounded : 64);
+}
+
+HostBuffer::~HostBuffer() { std::free(data_); }
+
+HostBuffer::HostBuffer(HostBuffer&& other) noexcept
+    : data_(std::exchange(other.data_, nullptr)), bytes_(std::exchange(other.bytes_, 0)) {}
+
+HostBuffer& HostBuffer::operator=(HostBuffer&& other) noexcept {
+  std::swap(data_, other.data_);
+  std::swap(bytes_, other.bytes_);
+  return *this;
+}
+
+Tensor HostBuffer::as(Shape shape, DType dtype) const {
+  T6_ASSERT(size_t(shape.numel()) * dtype_size(dtype) <= bytes_);
+  return Tensor(data_, shape, dtype);
+}
+
+}  // namespace t6

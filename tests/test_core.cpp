@@ -1,0 +1,67 @@
+// Core utilities: shapes, arenas, bf16 rounding and the counter-based RNG.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <set>
+
+#include "core/arena.h"
+#include "core/bf16.h"
+#include "core/rng.h"
+#include "core/tensor.h"
+
+using namespace t6;
+
+TEST(Bf16, RoundsToNearestEven) {
+  EXPECT_EQ(float_to_bf16_bits(1.0f), 0x3f80);
+  // 1 + 2^-8 is exactly halfway between bf16 neighbours 1 and 1 + 2^-7: ties go to even (1).
+  EXPECT_EQ(round_to_bf16(1.0f + std::ldexp(1.0f, -8)), 1.0f);
+  // 1 + 3·2^-8 is halfway between 1 + 2^-7 (odd) and 1 + 2^-6 (even).
+  EXPECT_EQ(round_to_bf16(1.0f + 3 * std::ldexp(1.0f, -8)), 1.0f + std::ldexp(1.0f, -6));
+  EXPECT_EQ(round_to_bf16(-2.5f), -2.5f);
+  EXPECT_TRUE(std::isnan(round_to_bf16(NAN)));
+}
+
+TEST(Arena, PlansOnceAndHandsOutDisjointAlignedViews) {
+  Tensor a, b;
+  Arena arena([&](Arena& planner) {
+    a = planner.take({3, 5});
+    b = planner.take({7}, DType::F64);
+  });
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(a.raw()) % 64, 0u);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(b.raw()) % 64, 0u);
+  EXPECT_GE(static_cast<char*>(b.raw()) - static_cast<char*>(a.raw()), int64_t(a.bytes()));
+  EXPECT_EQ(b.data<double>()[6], 0.0);
+  EXPECT_GE(arena.bytes(), a.bytes() + b.bytes());
+}
+
+TEST(Tensor, RowsAndViews) {
+  HostTensor t({4, 3}, DType::F32);
+  for (int i = 0; i < 12; ++i) t.data<float>()[i] = float(i);
+  Tensor middle = t.view().rows(1, 3);
+  EXPECT_EQ(middle.shape(), Shape({2, 3}));
+  EXPECT_EQ(middle.data<float>()[0], 3.0f);
+  EXPECT_EQ(middle.view({6}).data<float>()[5], 8.0f);
+  EXPECT_EQ(Shape({2, 24, 64}).to_string(), "(2, 24, 64)");
+}
+
+TEST(CounterRng, IsAFunctionOfSeedNameAndIndex) {
+  CounterRng a(1234, "transformer.wte.weight"), b(1234, "transformer.wte.weight");
+  CounterRng other_name(1234, "transformer.h.0.mlp.c_fc1.weight"), other_seed(1235, "transformer.wte.weight");
+  for (uint64_t i : {0ull, 1ull, 99999ull, 1ull << 40}) {
+    EXPECT_EQ(a.bits(i), b.bits(i));
+    EXPECT_NE(a.bits(i), other_name.bits(i));
+    EXPECT_NE(a.bits(i), other_seed.bits(i));
+  }
+  std::set<uint32_t> distinct;
+  double sum = 0;
+  const int count = 100000;
+  for (int i = 0; i < count; ++i) {
+    distinct.insert(a.bits(i));
+    const float u = a.uniform(i);
+    ASSERT_GE(u, 0.0f);
+    ASSERT_LT(u, 1.0f);
+    sum += u;
+  }
+  EXPECT_GT(distinct.size(), size_t(count - 5));
+  EXPECT_NEAR(sum / count, 0.5, 0.005);  // 5 sigma of the mean of 1e5 uniforms is 0.0046
+}
