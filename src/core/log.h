@@ -1,0 +1,19 @@
+// Rank-0 logging: log_info("step ", step, " loss ", loss) prints one line to stdout on world rank 0
+// (or on the only process when MPI is not running) and nothing on other ranks, so a multi-rank run
+// reads like a single-rank one.
+#pragma once
+#include <string>
+
+#include "core/error.h"
+
+namespace t6 {
+
+bool is_log_rank();                        // world rank 0, or no MPI
+void log_line(const std::string& line);    // prints line + '\n' and flushes, on the log rank only
+
+template <class... Parts>
+void log_info(const Parts&... parts) {
+  if (is_log_rank()) log_line(str(parts...));
+}
+
+}  // namespace t6

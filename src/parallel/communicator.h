@@ -1,0 +1,41 @@
+// Communicator: the collectives the trainer needs over a group of ranks, behind one interface with
+// two implementations: MPI (host buffers; CPU runs and multi-rank tests) and NCCL (device buffers;
+// parallel/cuda/nccl_communicator.h). Every rank of the group must call each collective in the same
+// order with matching sizes and dtypes, as with MPI.
+#pragma once
+#include <memory>
+
+#include "core/tensor.h"
+
+namespace t6 {
+
+// Avg is sum / size, for floating-point buffers only (an integer average would silently truncate).
+enum class ReduceOp { Sum, Avg, Max };
+
+const char* reduce_op_name(ReduceOp op);  // "sum", "avg", "max"
+
+class Communicator {
+ public:
+  virtual ~Communicator() = default;
+
+  virtual int rank() const = 0;
+  virtual int size() const = 0;
+
+  // In place: every rank ends with the reduction of all ranks' buffers.
+  virtual void all_reduce(Tensor buffer, ReduceOp op) = 0;
+  // input holds size() * output.numel() elements; rank r gets the reduction of chunk r.
+  // In place when output is chunk rank() of input; the other chunks of input are then left undefined.
+  virtual void reduce_scatter(const Tensor& input, Tensor output, ReduceOp op) = 0;
+  // output holds size() * input.numel() elements; chunk r comes from rank r.
+  // In place when input is chunk rank() of output.
+  virtual void all_gather(const Tensor& input, Tensor output) = 0;
+  // In place: every rank ends with root's buffer.
+  virtual void broadcast(Tensor buffer, int root) = 0;
+  virtual void barrier() = 0;
+
+  // Like MPI_Comm_split: ranks with the same color form a group, ordered by key (ties by rank).
+  // Collective over this communicator. A negative color joins no group and gets nullptr.
+  virtual std::unique_ptr<Communicator> split(int color, int key) = 0;
+};
+
+}  // namespace t6

@@ -1,0 +1,129 @@
+#include "parallel/mpi_communicator.h"
+
+#include <climits>
+#include <cstring>
+
+#include "parallel/collective_checks.h"
+#include "parallel/mpi_check.h"
+
+namespace t6 {
+
+namespace {
+
+constexpr CollectiveBackend kMpiBackend{"MPI", Device::CPU};
+
+// MPI counts are int (Open MPI 4 has no large-count collectives).
+int mpi_count(const Tensor& buffer, const char* collective) {
+  T6_CHECK(buffer.numel() <= INT_MAX, "MPI ", collective, ": ", buffer.numel(),
+           " elements exceed MPI's limit of 2^31-1 per call; split the buffer");
+  return int(buffer.numel());
+}
+
+// Data movement only needs the element width, so BF16 travels as 16-bit integers.
+MPI_Datatype mpi_datatype(DType dtype) {
+  switch (dtype) {
+    case DType::F32: return MPI_FLOAT;
+    case DType::F64: return MPI_DOUBLE;
+    case DType::BF16: return MPI_UINT16_T;
+    case DType::I32: return MPI_INT32_T;
+    case DType::I64: return MPI_INT64_T;
+    case DType::U16: return MPI_UINT16_T;
+    case DType::U32: return MPI_UINT32_T;
+    case DType::U64: return MPI_UINT64_T;
+  }
+  fail("MPI: unknown dtype");
+}
+
+MPI_Datatype mpi_reduction_datatype(DType dtype, const char* collective) {
+  T6_CHECK(dtype != DType::BF16, "MPI ", collective,
+           ": BF16 buffers cannot be reduced over MPI (the CPU backend reduces in F32; use the NCCL communicator "
+           "for BF16)");
+  return mpi_datatype(dtype);
+}
+
+// Avg is reduced as a sum, then divided here (MPI has no average).
+MPI_Op mpi_op(ReduceOp op) { return op == ReduceOp::Max ? MPI_MAX : MPI_SUM; }
+
+template <class T>
+void divide_elements(void* data, int64_t count, int divisor) {
+  T* values = static_cast<T*>(data);
+  for (int64_t i = 0; i < count; ++i) values[i] /= T(divisor);
+}
+
+void finish_average(const Tensor& buffer, ReduceOp op, int group_size) {
+  if (op != ReduceOp::Avg) return;
+  if (buffer.dtype() == DType::F32) divide_elements<float>(buffer.raw(), buffer.numel(), group_size);
+  else divide_elements<double>(buffer.raw(), buffer.numel(), group_size);
+}
+
+}  // namespace
+
+MpiCommunicator::MpiCommunicator(MPI_Comm comm) : comm_(comm) {
+  T6_MPI_CHECK(MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN));
+  T6_MPI_CHECK(MPI_Comm_rank(comm_, &rank_));
+  T6_MPI_CHECK(MPI_Comm_size(comm_, &size_));
+}
+
+MpiCommunicator::~MpiCommunicator() {
+  // Freeing after MPI_Finalize is an error; a communicator outliving MPI just leaks its handle.
+  int finalized = 0;
+  MPI_Finalized(&finalized);
+  if (!finalized) MPI_Comm_free(&comm_);
+}
+
+void MpiCommunicator::all_reduce(Tensor buffer, ReduceOp op) {
+  check_all_reduce(kMpiBackend, buffer, op);
+  const MPI_Datatype datatype = mpi_reduction_datatype(buffer.dtype(), "all_reduce");
+  T6_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, buffer.raw(), mpi_count(buffer, "all_reduce"), datatype, mpi_op(op), comm_));
+  finish_average(buffer, op, size_);
+}
+
+void MpiCommunicator::reduce_scatter(const Tensor& input, Tensor output, ReduceOp op) {
+  check_reduce_scatter(kMpiBackend, input, output, op, size_, rank_);
+  const MPI_Datatype datatype = mpi_reduction_datatype(input.dtype(), "reduce_scatter");
+  mpi_count(input, "reduce_scatter");
+  const int chunk_count = mpi_count(output, "reduce_scatter");
+  if (is_chunk_of(output, input, rank_) && output.numel() > 0) {
+    // MPI's in-place reduce-scatter reads all of input and leaves the result in chunk 0.
+    T6_MPI_CHECK(MPI_Reduce_scatter_block(MPI_IN_PLACE, input.raw(), chunk_count, datatype, mpi_op(op), comm_));
+    std::memmove(output.raw(), input.raw(), output.bytes());
+  } else {
+    T6_MPI_CHECK(
+        MPI_Reduce_scatter_block(input.raw(), output.raw(), chunk_count, datatype, mpi_op(op), comm_));
+  }
+  finish_average(output, op, size_);
+}
+
+void MpiCommunicator::all_gather(const Tensor& input, Tensor output) {
+  check_all_gather(kMpiBackend, input, output, size_, rank_);
+  mpi_count(output, "all_gather");
+  const int chunk_count = mpi_count(input, "all_gather");
+  const MPI_Datatype datatype = mpi_datatype(input.dtype());
+  const void* send = is_chunk_of(input, output, rank_) ? MPI_IN_PLACE : input.raw();
+  T6_MPI_CHECK(MPI_Allgather(send, chunk_count, datatype, output.raw(), chunk_count, datatype, comm_));
+}
+
+void MpiCommunicator::broadcast(Tensor buffer, int root) {
+  check_broadcast(kMpiBackend, buffer, root, size_);
+  T6_MPI_CHECK(MPI_Bcast(buffer.raw(), mpi_count(buffer, "broadcast"), mpi_datatype(buffer.dtype()), root, comm_));
+}
+
+void MpiCommunicator::barrier() { T6_MPI_CHECK(MPI_Barrier(comm_)); }
+
+std::unique_ptr<Communicator> MpiCommunicator::split(int color, int key) {
+  MPI_Comm group = MPI_COMM_NULL;
+  T6_MPI_CHECK(MPI_Comm_split(comm_, color < 0 ? MPI_UNDEFINED : color, key, &group));
+  if (group == MPI_COMM_NULL) return nullptr;
+  return std::make_unique<MpiCommunicator>(group);
+}
+
+std::unique_ptr<MpiCommunicator> make_mpi_world_communicator() {
+  int initialized = 0;
+  T6_MPI_CHECK(MPI_Initialized(&initialized));
+  T6_CHECK(initialized, "the MPI communicator needs MPI to be initialised first (run the tool through run_mpi_tool)");
+  MPI_Comm world = MPI_COMM_NULL;
+  T6_MPI_CHECK(MPI_Comm_dup(MPI_COMM_WORLD, &world));
+  return std::make_unique<MpiCommunicator>(world);
+}
+
+}  // namespace t6

@@ -1,0 +1,42 @@
+// The MPI implementation of Communicator: host buffers, blocking collectives. Used by CPU runs and
+// by the multi-rank tests (mpirun -np 4 --oversubscribe). BF16 buffers can be moved (broadcast,
+// all_gather) but not reduced: the CPU backend reduces in fp32.
+#pragma once
+#include "parallel/mpi_c.h"
+
+#include <memory>
+
+#include "parallel/communicator.h"
+
+namespace t6 {
+
+class MpiCommunicator final : public Communicator {
+ public:
+  // Takes ownership of comm (freed in the destructor) and makes its errors return as t6::Error.
+  explicit MpiCommunicator(MPI_Comm comm);
+  ~MpiCommunicator() override;
+  MpiCommunicator(const MpiCommunicator&) = delete;
+  MpiCommunicator& operator=(const MpiCommunicator&) = delete;
+
+  int rank() const override { return rank_; }
+  int size() const override { return size_; }
+  MPI_Comm comm() const { return comm_; }
+
+  void all_reduce(Tensor buffer, ReduceOp op) override;
+  void reduce_scatter(const Tensor& input, Tensor output, ReduceOp op) override;
+  void all_gather(const Tensor& input, Tensor output) override;
+  void broadcast(Tensor buffer, int root) override;
+  void barrier() override;
+  std::unique_ptr<Communicator> split(int color, int key) override;
+
+ private:
+  MPI_Comm comm_;
+  int rank_ = 0;
+  int size_ = 1;
+};
+
+// A duplicate of MPI_COMM_WORLD, so t6's messages never mix with other users of the world.
+// MPI must be initialised (see parallel/mpi_runtime.h).
+std::unique_ptr<MpiCommunicator> make_mpi_world_communicator();
+
+}  // namespace t6

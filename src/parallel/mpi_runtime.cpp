@@ -1,0 +1,81 @@
+#include "parallel/mpi_runtime.h"
+
+#include "parallel/mpi_c.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <exception>
+#include <string>
+
+#include "core/error.h"
+#include "parallel/mpi_check.h"
+
+namespace t6 {
+
+namespace {
+
+// Unchecked: these also serve the failure report, which must not throw; on MPI_COMM_WORLD the
+// default handler aborts on an error anyway.
+int world_rank() {
+  int rank = 0;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  return rank;
+}
+
+int world_size() {
+  int size = 1;
+  MPI_Comm_size(MPI_COMM_WORLD, &size);
+  return size;
+}
+
+// A multi-line message would break the "one line per failure" promise to users and scripts.
+std::string one_line(std::string message) {
+  std::replace(message.begin(), message.end(), '\n', ' ');
+  return message;
+}
+
+int report_failure_and_abort(const char* tool_name, const std::string& message) {
+  const int size = world_size();
+  const std::string rank_prefix = size > 1 ? "rank " + std::to_string(world_rank()) + ": " : "";
+  std::fprintf(stderr, "%s%s: error: %s\n", rank_prefix.c_str(), tool_name, one_line(message).c_str());
+  std::fflush(stderr);
+  if (size > 1) MPI_Abort(MPI_COMM_WORLD, 1);
+  return 1;
+}
+
+}  // namespace
+
+int run_on_every_rank(const char* tool_name, const std::function<int()>& body) {
+  try {
+    return body();
+  } catch (const std::exception& error) {
+    return report_failure_and_abort(tool_name, error.what());
+  } catch (...) {
+    return report_failure_and_abort(tool_name, "unknown exception");
+  }
+}
+
+int run_mpi_tool(int argc, char** argv, const char* tool_name, const ToolBody& body) {
+  int provided = MPI_THREAD_SINGLE;
+  if (MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
+    std::fprintf(stderr, "%s: error: MPI_Init_thread failed\n", tool_name);
+    return 1;
+  }
+  const int exit_code = run_on_every_rank(tool_name, [&] {
+    T6_CHECK(provided >= MPI_THREAD_FUNNELED, "this MPI library does not support MPI_THREAD_FUNNELED");
+    return body(argc, argv);
+  });
+  MPI_Finalize();
+  return exit_code;
+}
+
+int node_local_rank() {
+  MPI_Comm node = MPI_COMM_NULL;
+  T6_MPI_CHECK(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, world_rank(), MPI_INFO_NULL, &node));
+  int local_rank = 0;
+  T6_MPI_CHECK(MPI_Comm_rank(node, &local_rank));
+  T6_MPI_CHECK(MPI_Comm_free(&node));
+  return local_rank;
+}
+
+}  // namespace t6

@@ -1,0 +1,28 @@
+// MPI start-up and shutdown for tool mains, and the one rule that keeps multi-rank jobs from hanging:
+// a rank that fails prints one line and aborts the whole world.
+//
+//   int main(int argc, char** argv) {
+//     return t6::run_mpi_tool(argc, argv, "t6_pretrain", [](int argc, char** argv) { ...; return 0; });
+//   }
+#pragma once
+#include <functional>
+
+namespace t6 {
+
+using ToolBody = std::function<int(int argc, char** argv)>;
+
+// MPI_Init_thread (FUNNELED: only the main thread calls MPI), run_on_every_rank, MPI_Finalize.
+// Returns the body's exit code; a failure never returns when the world has more than one rank.
+int run_mpi_tool(int argc, char** argv, const char* tool_name, const ToolBody& body);
+
+// Runs body under an initialised MPI. A t6::Error or other exception prints one line to stderr,
+//   "tool_name: error: message"            (world of one rank; then returns 1)
+//   "rank R: tool_name: error: message"    (more ranks; then MPI_Abort(MPI_COMM_WORLD, 1))
+// so the other ranks, perhaps waiting in a collective, are ended instead of hanging. A body should
+// return non-zero only where every rank does; a failure on some ranks must throw.
+int run_on_every_rank(const char* tool_name, const std::function<int()>& body);
+
+// This rank's index among the ranks on its node (collective over MPI_COMM_WORLD): picks its GPU.
+int node_local_rank();
+
+}  // namespace t6

@@ -1,0 +1,40 @@
+// ProcessGrid: the world split into tensor-parallel (TP) groups of consecutive ranks, which share a
+// node, and data-parallel (DP) groups striding across them (DESIGN.md "Parallelism"):
+//   tp_rank = world_rank % tp,  dp_rank = world_rank / tp.
+// With 4 ranks and tp 2: TP groups {0,1} {2,3}, DP groups {0,2} {1,3}.
+#pragma once
+#include <memory>
+
+#include "parallel/communicator.h"
+
+namespace t6 {
+
+class ProcessGrid {
+ public:
+  // Splits world (collective over it). local_rank is this rank's index among the ranks on its node,
+  // which picks its GPU. A world size that tp does not divide is an error on every rank.
+  ProcessGrid(std::unique_ptr<Communicator> world, int tp, int local_rank);
+
+  Communicator& world() const { return *world_; }
+  Communicator& tp() const { return *tp_; }
+  Communicator& dp() const { return *dp_; }
+
+  int world_rank() const { return world_->rank(); }
+  int world_size() const { return world_->size(); }
+  int tp_rank() const { return tp_->rank(); }
+  int tp_size() const { return tp_->size(); }
+  int dp_rank() const { return dp_->rank(); }
+  int dp_size() const { return dp_->size(); }
+  int local_rank() const { return local_rank_; }
+
+ private:
+  std::unique_ptr<Communicator> world_;
+  std::unique_ptr<Communicator> tp_;
+  std::unique_ptr<Communicator> dp_;
+  int local_rank_;
+};
+
+// The grid over MPI_COMM_WORLD with MPI communicators and the node-local rank from MPI.
+ProcessGrid make_mpi_process_grid(int tp);
+
+}  // namespace t6
