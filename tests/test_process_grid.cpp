@@ -1,0 +1,137 @@
+// ctest-mpi-ranks: 4
+// ProcessGrid on 4 ranks: TP groups of consecutive ranks, DP groups striding across them, checked by
+// gathering the members of each group; layouts that do not fit are the same clear error on every
+// rank. Also: a tool main whose rank 1 throws ends the whole job with one error line, not a hang.
+#include <gtest/gtest.h>
+
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "common/mpi_environment.h"
+#include "common/test_paths.h"
+#include "parallel/mpi_runtime.h"
+#include "parallel/process_grid.h"
+
+T6_MPI_TEST_ENVIRONMENT();
+
+using namespace t6;
+
+namespace {
+
+// The world ranks of the members of group, in group rank order.
+std::vector<int32_t> members_of(Communicator& group, int world_rank) {
+  std::vector<int32_t> mine = {world_rank};
+  std::vector<int32_t> members(static_cast<size_t>(group.size()), -1);
+  group.all_gather(Tensor(mine.data(), {1}, DType::I32), Tensor(members.data(), {group.size()}, DType::I32));
+  return members;
+}
+
+std::vector<int32_t> range_of(int first, int count, int stride) {
+  std::vector<int32_t> ranks;
+  for (int i = 0; i < count; ++i) ranks.push_back(first + i * stride);
+  return ranks;
+}
+
+class ProcessGridLayout : public ::testing::TestWithParam<int> {};
+
+}  // namespace
+
+TEST_P(ProcessGridLayout, TpGroupsAreConsecutiveAndDpGroupsStride) {
+  const int tp = GetParam();
+  ProcessGrid grid = make_mpi_process_grid(tp);
+  const int rank = grid.world_rank();
+  EXPECT_EQ(grid.world_size(), 4);
+  EXPECT_EQ(grid.tp_size(), tp);
+  EXPECT_EQ(grid.dp_size(), 4 / tp);
+  EXPECT_EQ(grid.tp_rank(), rank % tp);
+  EXPECT_EQ(grid.dp_rank(), rank / tp);
+  EXPECT_EQ(members_of(grid.tp(), rank), range_of(rank / tp * tp, tp, 1));
+  EXPECT_EQ(members_of(grid.dp(), rank), range_of(rank % tp, 4 / tp, tp));
+  EXPECT_EQ(members_of(grid.world(), rank), range_of(0, 4, 1));
+}
+
+INSTANTIATE_TEST_SUITE_P(Tp, ProcessGridLayout, ::testing::Values(1, 2, 4));
+
+TEST(ProcessGrid, LocalRankIsTheRankOnThisNode) {
+  ProcessGrid grid = make_mpi_process_grid(2);
+  // mpirun on one machine: every rank shares the node, so the local rank is the world rank, as
+  // Open MPI also reports it.
+  EXPECT_EQ(grid.local_rank(), grid.world_rank());
+  if (const char* ompi_local_rank = std::getenv("OMPI_COMM_WORLD_LOCAL_RANK")) {
+    EXPECT_EQ(grid.local_rank(), std::atoi(ompi_local_rank));
+  }
+}
+
+TEST(ProcessGrid, WorldSizeNotDivisibleByTpIsAnErrorOnEveryRank) {
+  std::string message;
+  try {
+    make_mpi_process_grid(3);
+  } catch (const Error& error) {
+    message = error.what();
+  }
+  EXPECT_EQ(message, "world size 4 does not divide into tensor-parallel groups of 3");
+  EXPECT_THROW(make_mpi_process_grid(0), Error);
+  // Reaching this collective on every rank shows no rank was left waiting inside a split.
+  EXPECT_TRUE(t6::testing::all_ranks_agree(!message.empty()));
+}
+
+// Run only as the child of the test below (it is DISABLED_ so the normal run skips it): rank 1
+// fails while rank 0 waits in a barrier that rank 1 never reaches.
+TEST(MpiToolChild, DISABLED_FailingRankAbortsTheWorld) {
+  run_on_every_rank("t6_test_tool", [] {
+    auto world = make_mpi_process_grid(1);
+    if (world.world_rank() == 1) fail("deliberate failure on rank 1");
+    world.world().barrier();
+    return 0;
+  });
+}
+
+namespace {
+
+struct ChildRun {
+  int exit_status;
+  std::string output;
+};
+
+// Runs command through the shell, capturing stdout and stderr.
+ChildRun run_child(const std::string& command) {
+  ChildRun run{-1, ""};
+  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
+  if (!pipe) return run;
+  char chunk[4096];
+  while (size_t read = std::fread(chunk, 1, sizeof(chunk), pipe)) run.output.append(chunk, read);
+  const int status = pclose(pipe);
+  run.exit_status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return run;
+}
+
+}  // namespace
+
+TEST(RunMpiTool, OneFailingRankEndsTheJobWithOneErrorLine) {
+  if (t6::testing::world_rank() == 0) {
+    // The child job must not inherit this job's Open MPI/PMIx identity, so it starts from a clean
+    // environment; `timeout` turns a hang into exit status 124.
+    const std::string self = std::filesystem::read_symlink("/proc/self/exe").string();
+    const std::string command =
+        "env -i PATH=\"" + std::string(std::getenv("PATH") ? std::getenv("PATH") : "/usr/bin:/bin") +
+        "\" HOME=/tmp OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 timeout 30 " + t6::testing::mpiexec() +
+        " -np 2 --oversubscribe " + self +
+        " --gtest_also_run_disabled_tests --gtest_filter=MpiToolChild.DISABLED_FailingRankAbortsTheWorld";
+    const ChildRun child = run_child(command);
+    EXPECT_NE(child.exit_status, 0) << child.output;
+    EXPECT_NE(child.exit_status, 124) << "the job hung until timeout killed it:\n" << child.output;
+    std::vector<std::string> error_lines;
+    std::istringstream lines(child.output);
+    for (std::string line; std::getline(lines, line);)
+      if (line.find("t6_test_tool: error:") != std::string::npos) error_lines.push_back(line);
+    ASSERT_EQ(error_lines.size(), 1u) << child.output;
+    EXPECT_EQ(error_lines[0], "rank 1: t6_test_tool: error: deliberate failure on rank 1");
+  }
+  EXPECT_TRUE(t6::testing::all_ranks_agree(true));
+}
