@@ -1,0 +1,68 @@
+#include "data/corpus_verify.h"
+
+#include <xxhash.h>
+
+#include <memory>
+#include <vector>
+
+#include "core/error.h"
+#include "data/split_stream.h"
+
+namespace t6 {
+namespace {
+
+// Reads a shard block by block: checksum, id range, and the EOT at every document start.
+void verify_shard(const ShardReader& shard, const CorpusIndex& index) {
+  constexpr uint64_t kBlockTokens = uint64_t(1) << 20;
+  std::vector<unsigned char> stored(kBlockTokens * size_t(shard.token_bytes()));
+  std::unique_ptr<XXH3_state_t, decltype(&XXH3_freeState)> checksum(XXH3_createState(), &XXH3_freeState);
+  XXH3_64bits_reset(checksum.get());
+  auto token_at = [&](size_t i) -> uint64_t {
+    if (shard.token_bytes() == 2) return uint64_t(stored[2 * i]) | uint64_t(stored[2 * i + 1]) << 8;
+    return uint64_t(stored[4 * i]) | uint64_t(stored[4 * i + 1]) << 8 | uint64_t(stored[4 * i + 2]) << 16 |
+           uint64_t(stored[4 * i + 3]) << 24;
+  };
+  const std::vector<uint64_t> doc_offsets = shard.read_doc_offsets();
+  T6_CHECK(doc_offsets.size() == shard.attributes().document_count, shard.path(), ": doc_offsets holds ",
+           doc_offsets.size(), " entries, attribute document_count says ", shard.attributes().document_count);
+  size_t next_doc = 0;
+  for (uint64_t block_start = 0; block_start < shard.length(); block_start += kBlockTokens) {
+    const uint64_t count = std::min(kBlockTokens, shard.length() - block_start);
+    shard.read_stored_tokens(block_start, count, stored.data());
+    XXH3_64bits_update(checksum.get(), stored.data(), count * size_t(shard.token_bytes()));
+    for (size_t i = 0; i < count; ++i)
+      T6_CHECK(token_at(i) < uint64_t(index.vocab_size), shard.path(), ": token ", block_start + i, " is id ",
+               token_at(i), ", outside the vocab of ", index.vocab_size);
+    for (; next_doc < doc_offsets.size() && doc_offsets[next_doc] < block_start + count; ++next_doc) {
+      const uint64_t offset = doc_offsets[next_doc];
+      T6_CHECK(offset >= block_start && (next_doc == 0 || offset > doc_offsets[next_doc - 1]), shard.path(),
+               ": doc_offsets are not strictly increasing at entry ", next_doc);
+      T6_CHECK(token_at(size_t(offset - block_start)) == uint64_t(index.eot_id), shard.path(), ": document ",
+               next_doc, " at token ", offset, " does not start with EOT");
+    }
+  }
+  T6_CHECK(next_doc == doc_offsets.size(), shard.path(), ": doc_offsets entry ", next_doc, " (",
+           next_doc < doc_offsets.size() ? doc_offsets[next_doc] : 0, ") is past the end of the tokens");
+  const std::string actual = shard_format::checksum_hex(XXH3_64bits_digest(checksum.get()));
+  T6_CHECK(actual == shard.attributes().checksum, shard.path(), ": tokens checksum is ", actual,
+           ", the file's attribute and index.json say ", shard.attributes().checksum);
+}
+
+}  // namespace
+
+CorpusVerification verify_corpus(const std::string& directory) {
+  const CorpusIndex index = read_corpus_index(directory);
+  CorpusVerification result;
+  for (const std::string split : {"train", "val"}) {
+    const SplitStream stream(directory, index, split);  // the loader's checks against the index
+    for (const ShardReader& shard : stream.shards()) {
+      verify_shard(shard, index);
+      ++result.shards;
+      result.tokens += shard.length();
+      result.documents += shard.attributes().document_count;
+    }
+  }
+  return result;
+}
+
+}  // namespace t6
