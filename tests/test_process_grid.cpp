@@ -1,7 +1,8 @@
 // ctest-mpi-ranks: 4
 // ProcessGrid on 4 ranks: TP groups of consecutive ranks, DP groups striding across them, checked by
 // gathering the members of each group; layouts that do not fit are the same clear error on every
-// rank. Also: a tool main whose rank 1 throws ends the whole job with one error line, not a hang.
+// rank. Also the tool runtime: a tool main whose rank 1 throws ends the whole job with one error
+// line, not a hang, and log_info prints on rank 0 only.
 #include <gtest/gtest.h>
 
 #include <sys/wait.h>
@@ -15,6 +16,7 @@
 
 #include "common/mpi_environment.h"
 #include "common/test_paths.h"
+#include "core/log.h"
 #include "parallel/mpi_runtime.h"
 #include "parallel/process_grid.h"
 
@@ -134,4 +136,11 @@ TEST(RunMpiTool, OneFailingRankEndsTheJobWithOneErrorLine) {
     EXPECT_EQ(error_lines[0], "rank 1: t6_test_tool: error: deliberate failure on rank 1");
   }
   EXPECT_TRUE(t6::testing::all_ranks_agree(true));
+}
+
+TEST(RankZeroLog, OnlyWorldRankZeroPrints) {
+  ::testing::internal::CaptureStdout();
+  log_info("step ", 3, " loss ", 2.5);
+  const std::string printed = ::testing::internal::GetCapturedStdout();
+  EXPECT_EQ(printed, t6::testing::world_rank() == 0 ? "step 3 loss 2.5\n" : "");
 }
