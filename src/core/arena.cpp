@@ -19,4 +19,13 @@ Tensor Arena::take(Shape shape, DType dtype) {
   return Tensor(base_ ? base_ + start : reinterpret_cast<char*>(kAlignment), shape, dtype);
 }
 
+Tensor ScratchCursor::take(Shape shape) {
+  const int64_t start = used_;
+  used_ += (shape.numel() + 15) / 16 * 16;  // 64-byte aligned fp32 views
+  if (space_.empty()) return Tensor(reinterpret_cast<char*>(64), shape, DType::F32);
+  T6_ASSERT(used_ <= space_.numel());
+  return Tensor(static_cast<char*>(space_.raw()) + start * int64_t(dtype_size(space_.dtype())), shape, space_.dtype(),
+                space_.device());
+}
+
 }  // namespace t6

@@ -26,4 +26,18 @@ class Arena {
   size_t offset_ = 0;
 };
 
+// Hands out consecutive views of one scratch tensor, for buffers that live only inside one call
+// (a layer's backward). Over an empty tensor it only measures, so the same carving code sizes the
+// scratch space at planning time and uses it in the step.
+class ScratchCursor {
+ public:
+  explicit ScratchCursor(Tensor space = {}) : space_(space) {}
+  Tensor take(Shape shape);
+  int64_t used() const { return used_; }
+
+ private:
+  Tensor space_;
+  int64_t used_ = 0;
+};
+
 }  // namespace t6

@@ -1,0 +1,40 @@
+// Helpers shared by the CPU ops: run a templated body for the tensors' float type (fp32 for the
+// model, fp64 for finite-difference tests), and refuse tensors that live on another device.
+#pragma once
+#include <initializer_list>
+
+#include "core/error.h"
+#include "core/tensor.h"
+
+namespace t6::ops::cpu {
+
+inline void require_host(const char* op, std::initializer_list<const Tensor*> tensors) {
+  for (const Tensor* tensor : tensors)
+    T6_CHECK(tensor->device() == Device::CPU, op, ": the CPU backend got a device tensor");
+}
+
+// Calls body(float{}) or body(double{}) after checking that every tensor has that element type.
+template <class Body>
+void for_float_type(const char* op, std::initializer_list<const Tensor*> tensors, Body&& body) {
+  require_host(op, tensors);
+  const DType dtype = (*tensors.begin())->dtype();
+  for (const Tensor* tensor : tensors)
+    T6_CHECK(tensor->dtype() == dtype, op, ": mixed element types ", dtype_name(dtype), " and ", dtype_name(tensor->dtype()));
+  if (dtype == DType::F32) {
+    body(float{});
+  } else if (dtype == DType::F64) {
+    body(double{});
+  } else {
+    fail(str(op, ": the CPU backend takes F32 or F64 tensors, got ", dtype_name(dtype)));
+  }
+}
+
+// Rows and columns of a tensor seen as a matrix (leading dims flattened).
+inline int64_t matrix_cols(const Tensor& x) { return x.size(x.ndim() - 1); }
+inline int64_t matrix_rows(const Tensor& x) { return x.numel() / matrix_cols(x); }
+
+inline void require_same_shape(const char* op, const Tensor& a, const Tensor& b) {
+  T6_CHECK(a.shape() == b.shape(), op, ": shape ", a.shape().to_string(), " does not match ", b.shape().to_string());
+}
+
+}  // namespace t6::ops::cpu

@@ -1,0 +1,61 @@
+#include <cmath>
+
+#include "kernels/cpu/cpu_dispatch.h"
+#include "kernels/ops.h"
+
+namespace t6::ops {
+using namespace cpu;
+
+namespace {
+template <class T>
+const int32_t* checked_targets(const char* op, const Tensor& targets, int64_t rows, int64_t vocab) {
+  T6_CHECK(targets.dtype() == DType::I32 && targets.numel() == rows, op, ": expected ", rows, " I32 targets");
+  const int32_t* ids = targets.data<int32_t>();
+  for (int64_t n = 0; n < rows; ++n)
+    T6_CHECK(ids[n] >= 0 && ids[n] < vocab, op, ": target id ", ids[n], " is outside the vocabulary of ", vocab);
+  return ids;
+}
+
+// Max and log-sum-exp of one row, accumulated in double for the fp32 path.
+template <class T>
+double row_logsumexp(const T* row, int64_t vocab) {
+  T max_logit = row[0];
+  for (int64_t j = 1; j < vocab; ++j) max_logit = std::max(max_logit, row[j]);
+  double sum = 0;
+  for (int64_t j = 0; j < vocab; ++j) sum += std::exp(double(row[j] - max_logit));
+  return double(max_logit) + std::log(sum);
+}
+}  // namespace
+
+void cross_entropy_forward(Tensor losses, const Tensor& logits, const Tensor& targets) {
+  for_float_type("cross_entropy_forward", {&losses, &logits}, [&](auto zero) {
+    using T = decltype(zero);
+    const int64_t vocab = matrix_cols(logits), rows = matrix_rows(logits);
+    T6_CHECK(losses.numel() == rows, "cross_entropy_forward: one loss per row expected");
+    const int32_t* ids = checked_targets<T>("cross_entropy_forward", targets, rows, vocab);
+#pragma omp parallel for schedule(static)
+    for (int64_t n = 0; n < rows; ++n) {
+      const T* row = logits.data<T>() + n * vocab;
+      losses.data<T>()[n] = T(row_logsumexp(row, vocab) - double(row[ids[n]]));
+    }
+  });
+}
+
+void cross_entropy_forward_backward(Tensor losses, Tensor logits, const Tensor& targets, float dloss) {
+  for_float_type("cross_entropy_forward_backward", {&losses, &logits}, [&](auto zero) {
+    using T = decltype(zero);
+    const int64_t vocab = matrix_cols(logits), rows = matrix_rows(logits);
+    T6_CHECK(losses.numel() == rows, "cross_entropy_forward_backward: one loss per row expected");
+    const int32_t* ids = checked_targets<T>("cross_entropy_forward_backward", targets, rows, vocab);
+#pragma omp parallel for schedule(static)
+    for (int64_t n = 0; n < rows; ++n) {
+      T* row = logits.data<T>() + n * vocab;
+      const double lse = row_logsumexp(row, vocab);
+      losses.data<T>()[n] = T(lse - double(row[ids[n]]));
+      for (int64_t j = 0; j < vocab; ++j) row[j] = T(double(dloss) * std::exp(double(row[j]) - lse));
+      row[ids[n]] -= T(dloss);
+    }
+  });
+}
+
+}  // namespace t6::ops

@@ -1,0 +1,106 @@
+// The op set of t6: every computation of the model, its optimizer and its loss, declared once.
+// Layers call only these. Shapes are given as (B, T, ...) with B·T = N rows; tensors are contiguous
+// and row-major. The CPU backend (kernels/cpu/) is the readable fp32 reference and also accepts
+// fp64 tensors, so finite-difference tests can check every backward in double precision.
+//
+// Conventions:
+//   - "out" tensors are overwritten unless the parameter is named accumulate/beta.
+//   - Backward functions take the forward's saved inputs and outputs and return input gradients.
+#pragma once
+#include <cstdint>
+
+#include "core/tensor.h"
+
+namespace t6::ops {
+
+// ---- linear algebra -------------------------------------------------------------------------
+// out (M, N) = alpha · op(a) · op(b) + beta · out, with op(a) (M, K) and op(b) (K, N); a tensor of
+// more than two dims is seen as (rows, last dim). A linear layer y = x·Wᵀ is matmul(y, x, W, false, true).
+void matmul(Tensor out, const Tensor& a, const Tensor& b, bool transpose_a, bool transpose_b,
+            float alpha = 1.0f, float beta = 0.0f);
+
+// out = a + b (element-wise, any shape); out may alias a or b.
+void add(Tensor out, const Tensor& a, const Tensor& b);
+// Σ x² in double, for gradient norms.
+double sum_of_squares(const Tensor& x);
+void fill_zero(Tensor x);
+void scale(Tensor x, float factor);
+
+// ---- embedding ------------------------------------------------------------------------------
+// out (N, d) = table[tokens]; tokens I32 (N), every id must be < rows of table.
+void embedding_forward(Tensor out, const Tensor& tokens, const Tensor& table);
+// dtable[tokens[n]] += dout[n].
+void embedding_backward(Tensor dtable, const Tensor& dout, const Tensor& tokens);
+
+// ---- RMSNorm without weight (T6_SPEC.md 2) --------------------------------------------------
+inline constexpr double kRmsNormEps = 1.1920928955078125e-07;  // fp32 machine epsilon, in every precision
+// out (N, d) = x · rstd, rstd (N) = 1 / sqrt(mean(x²) + eps).
+void rmsnorm_forward(Tensor out, Tensor rstd, const Tensor& x);
+// dx (N, d) += rstd · (dout − x · rstd² · mean(dout · x)).
+void rmsnorm_backward(Tensor dx, const Tensor& dout, const Tensor& x, const Tensor& rstd);
+
+// ---- RoPE (T6_SPEC.md 1.1) ------------------------------------------------------------------
+// Tables cos/sin (T, D/2), F32 or F64, holding the reference's bf16-rounded values.
+void rope_tables(Tensor cos, Tensor sin);
+// x (B, T, R, D), in place: y1 = x1·cos + x2·sin, y2 = −x1·sin + x2·cos (a rotation by −θ).
+void rope_forward(Tensor x, const Tensor& cos, const Tensor& sin);
+// The transpose, in place on the gradient: dx1 = dy1·cos − dy2·sin, dx2 = dy1·sin + dy2·cos.
+void rope_backward(Tensor dx, const Tensor& cos, const Tensor& sin);
+
+// ---- TPA factor contraction (T6_SPEC.md 1, steps 2 and 1.2) -------------------------------------
+// out (B, T, H, D) = (1/R) Σ_r A (B, T, H, R)[h, r] · factor_B (B, T, R, D)[r, :].
+void tpa_contract_forward(Tensor out, const Tensor& A, const Tensor& factor_B);
+// dA = (1/R) dout · Bᵀ per token, dB = (1/R) Aᵀ · dout per token (both overwritten).
+void tpa_contract_backward(Tensor dA, Tensor dB, const Tensor& dout, const Tensor& A, const Tensor& factor_B);
+
+// ---- causal softmax attention, scale 1/sqrt(D) ----------------------------------------------
+// Which KV head serves each local query head: kv = (first_head + h) / group_size − first_kv_head.
+// Plain MHA and TPA use the default (kv = h).
+struct HeadMap {
+  int64_t first_head = 0;
+  int64_t group_size = 1;
+  int64_t first_kv_head = 0;
+};
+// y (B, T, H, D), lse (B, H, T) the log-sum-exp of each score row; q (B, T, H, D), k, v (B, T, Hkv, D).
+void attention_forward(Tensor y, Tensor lse, const Tensor& q, const Tensor& k, const Tensor& v, HeadMap heads = {});
+// dq, dk, dv overwritten.
+void attention_backward(Tensor dq, Tensor dk, Tensor dv, const Tensor& dy, const Tensor& q, const Tensor& k,
+                        const Tensor& v, const Tensor& y, const Tensor& lse, HeadMap heads = {});
+
+// ---- TPA attention: attention over the six factors (DESIGN.md, Principles) ------------------
+// The factors are (B, T, H, Rq) A_q, (B, T, Rq, D) B_q with RoPE applied, and likewise k and v (B_v
+// without RoPE). The CPU backend forms q, k, v in `workspace` and runs attention; a fused backend
+// builds them on chip. Outputs as attention_forward.
+struct TpaFactors {
+  Tensor A_q, B_q, A_k, B_k, A_v, B_v;
+};
+// Elements of workspace the CPU backend needs for a (B, T, H, D) problem: forward 3·BTHD, backward 6·BTHD.
+int64_t tpa_attention_workspace_elements(int64_t B, int64_t T, int64_t H, int64_t D);
+void tpa_attention_forward(Tensor y, Tensor lse, const TpaFactors& factors, Tensor workspace);
+// Writes the six factor gradients (overwritten).
+void tpa_attention_backward(const TpaFactors& gradients, const Tensor& dy, const Tensor& y, const Tensor& lse,
+                            const TpaFactors& factors, Tensor workspace);
+
+// ---- SwiGLU ---------------------------------------------------------------------------------
+// out = silu(a) ⊙ b.
+void swiglu_forward(Tensor out, const Tensor& a, const Tensor& b);
+// da = dout ⊙ b ⊙ silu'(a), db = dout ⊙ silu(a), with silu'(a) = σ(a)(1 + a(1 − σ(a))).
+void swiglu_backward(Tensor da, Tensor db, const Tensor& dout, const Tensor& a, const Tensor& b);
+
+// ---- cross-entropy --------------------------------------------------------------------------
+// losses (N) = logsumexp(logits[n]) − logits[n, targets[n]]; logits (N, V), targets I32 (N).
+void cross_entropy_forward(Tensor losses, const Tensor& logits, const Tensor& targets);
+// Forward and backward in one pass: losses as above, and logits replaced in place by
+// dlogits = dloss · (softmax(logits) − onehot(target)).
+void cross_entropy_forward_backward(Tensor losses, Tensor logits, const Tensor& targets, float dloss);
+
+// ---- AdamW, torch semantics (T6_SPEC.md 4) --------------------------------------------------
+struct AdamWStep {
+  float lr = 0, beta1 = 0.9f, beta2 = 0.95f, eps = 1e-8f, weight_decay = 0;
+  int64_t step = 1;          // 1-based, for bias correction
+  float grad_scale = 1.0f;   // the clipping factor, applied to every gradient element
+};
+// param ← param·(1 − lr·wd); m, v updated with g·grad_scale; param −= lr · m̂ / (sqrt(v̂) + eps).
+void adamw_update(Tensor param, const Tensor& grad, Tensor m, Tensor v, const AdamWStep& hyper);
+
+}  // namespace t6::ops

@@ -1,0 +1,127 @@
+#include "model/language_model.h"
+
+#include <algorithm>
+
+#include "kernels/ops.h"
+#include "model/linear.h"
+
+namespace t6 {
+
+namespace {
+// Rows of logits computed at once: bounds the head's memory (chunk × vocab floats) independently of
+// the batch, while keeping each GEMM large enough to run at full speed.
+constexpr int64_t kLogitsChunkElements = int64_t(1) << 23;
+}  // namespace
+
+LanguageModel::LanguageModel(const ModelConfig& config, int64_t micro_batch, int64_t seq_len, Communicator* tp)
+    : weights_(config, tp ? tp->rank() : 0, tp ? tp->size() : 1), batch_(micro_batch), seq_len_(seq_len) {
+  T6_CHECK(micro_batch >= 1 && seq_len >= 1, "micro-batch size and sequence length must be positive");
+  for (int64_t layer = 0; layer < config.n_layer; ++layer) {
+    attention_.push_back(make_attention_layer(weights_, layer));
+    mlp_.emplace_back(weights_, layer);
+  }
+  chunk_rows_ = std::clamp<int64_t>(kLogitsChunkElements / config.vocab_size, 1, batch_ * seq_len_);
+  activations_ = Arena([this](Arena& arena) { plan(arena); });
+  context_ = {batch_, seq_len_, rope_cos_, rope_sin_, scratch_, tp};
+  ops::rope_tables(rope_cos_, rope_sin_);
+}
+
+void LanguageModel::plan(Arena& arena) {
+  const int64_t N = batch_ * seq_len_, d = config().n_embd, L = config().n_layer;
+  residual_.clear(), middle_.clear(), norm1_.clear(), rstd1_.clear(), norm2_.clear(), rstd2_.clear();
+  for (int64_t layer = 0; layer <= L; ++layer) residual_.push_back(arena.take({N, d}));
+  int64_t scratch_elements = 0;
+  for (int64_t layer = 0; layer < L; ++layer) {
+    middle_.push_back(arena.take({N, d}));
+    norm1_.push_back(arena.take({N, d}));
+    rstd1_.push_back(arena.take({N}));
+    norm2_.push_back(arena.take({N, d}));
+    rstd2_.push_back(arena.take({N}));
+    attention_[layer]->plan_activations(arena, batch_, seq_len_);
+    mlp_[layer].plan_activations(arena, batch_, seq_len_);
+    scratch_elements = std::max({scratch_elements, attention_[layer]->scratch_elements(batch_, seq_len_),
+                                 mlp_[layer].scratch_elements(batch_, seq_len_)});
+  }
+  final_norm_ = arena.take({N, d});
+  final_rstd_ = arena.take({N});
+  branch_out_ = arena.take({N, d});
+  d_residual_ = arena.take({N, d});
+  d_norm_ = arena.take({N, d});
+  logits_chunk_ = arena.take({chunk_rows_, config().vocab_size});
+  row_losses_ = arena.take({N});
+  scratch_ = arena.take({scratch_elements});
+  rope_cos_ = arena.take({seq_len_, config().head_dim / 2});
+  rope_sin_ = arena.take({seq_len_, config().head_dim / 2});
+}
+
+void LanguageModel::forward_blocks(const Tensor& inputs) {
+  T6_CHECK(inputs.numel() == batch_ * seq_len_, "model: expected a batch of ", batch_, " × ", seq_len_, " tokens");
+  ops::embedding_forward(residual_[0], inputs, weights_.param("transformer.wte.weight"));
+  for (size_t layer = 0; layer < mlp_.size(); ++layer) {
+    ops::rmsnorm_forward(norm1_[layer], rstd1_[layer], residual_[layer]);
+    attention_[layer]->forward(context_, norm1_[layer], branch_out_);
+    reduce_over_tp(context_, branch_out_);
+    ops::add(middle_[layer], residual_[layer], branch_out_);
+    ops::rmsnorm_forward(norm2_[layer], rstd2_[layer], middle_[layer]);
+    mlp_[layer].forward(context_, norm2_[layer], branch_out_);
+    reduce_over_tp(context_, branch_out_);
+    ops::add(residual_[layer + 1], middle_[layer], branch_out_);
+  }
+  ops::rmsnorm_forward(final_norm_, final_rstd_, residual_.back());
+}
+
+float LanguageModel::head_loss(const Tensor& targets, bool train, float loss_scale) {
+  const int64_t N = batch_ * seq_len_;
+  const Tensor head = weights_.param("transformer.wte.weight");
+  const Tensor head_grad = weights_.grad("transformer.wte.weight");
+  const float dloss = loss_scale / float(N);  // the loss is the mean over the micro-batch's rows
+  for (int64_t begin = 0; begin < N; begin += chunk_rows_) {
+    const int64_t end = std::min(N, begin + chunk_rows_), rows = end - begin;
+    const Tensor logits = logits_chunk_.rows(0, rows), x = final_norm_.rows(begin, end);
+    const Tensor losses = row_losses_.rows(begin, end), chunk_targets = targets.view({N}).rows(begin, end);
+    linear_forward(logits, x, head, rows);
+    if (!train) {
+      ops::cross_entropy_forward(losses, logits, chunk_targets);
+      continue;
+    }
+    ops::cross_entropy_forward_backward(losses, logits, chunk_targets, dloss);  // logits now hold dlogits
+    linear_backward(d_norm_.rows(begin, end), head_grad, logits, x, head, rows, false);
+  }
+  double total = 0;
+  for (int64_t n = 0; n < N; ++n) total += row_losses_.data<float>()[n];
+  return float(total / double(N));
+}
+
+void LanguageModel::backward_blocks(const Tensor& inputs) {
+  ops::fill_zero(d_residual_);
+  ops::rmsnorm_backward(d_residual_, d_norm_, residual_.back(), final_rstd_);
+  for (size_t layer = mlp_.size(); layer-- > 0;) {
+    // d_residual_ holds d loss / d residual_[layer + 1]; both branches add into it on the way down.
+    mlp_[layer].backward(context_, norm2_[layer], d_residual_, d_norm_);
+    reduce_over_tp(context_, d_norm_);
+    ops::rmsnorm_backward(d_residual_, d_norm_, middle_[layer], rstd2_[layer]);
+    attention_[layer]->backward(context_, norm1_[layer], d_residual_, d_norm_);
+    reduce_over_tp(context_, d_norm_);
+    ops::rmsnorm_backward(d_residual_, d_norm_, residual_[layer], rstd1_[layer]);
+  }
+  ops::embedding_backward(weights_.grad("transformer.wte.weight"), d_residual_, inputs);
+}
+
+float LanguageModel::forward_backward(const Tensor& inputs, const Tensor& targets, float loss_scale) {
+  forward_blocks(inputs);
+  const float loss = head_loss(targets, true, loss_scale);
+  backward_blocks(inputs);
+  return loss;
+}
+
+float LanguageModel::forward_loss(const Tensor& inputs, const Tensor& targets) {
+  forward_blocks(inputs);
+  return head_loss(targets, false, 0.0f);
+}
+
+void LanguageModel::forward_logits(const Tensor& inputs, const Tensor& logits) {
+  forward_blocks(inputs);
+  linear_forward(logits, final_norm_, weights_.param("transformer.wte.weight"), batch_ * seq_len_);
+}
+
+}  // namespace t6

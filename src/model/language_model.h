@@ -1,0 +1,63 @@
+// The language model: tied embedding, L pre-norm blocks (attention variant + SwiGLU MLP), final
+// RMSNorm, LM head and mean cross-entropy (T6_SPEC.md 2), with explicit forward and backward over one
+// micro-batch of fixed shape. Activations live in one arena planned at construction; nothing is
+// allocated in a step. Under tensor parallelism each rank holds its slice of every weight and the
+// blocks reduce partial results over the TP communicator.
+#pragma once
+#include <memory>
+#include <vector>
+
+#include "core/arena.h"
+#include "model/attention_layer.h"
+#include "model/layer_context.h"
+#include "model/mlp.h"
+#include "model/model_weights.h"
+
+namespace t6 {
+
+class LanguageModel {
+ public:
+  // tp may be null (one rank). micro_batch × seq_len is the shape of every call.
+  LanguageModel(const ModelConfig& config, int64_t micro_batch, int64_t seq_len, Communicator* tp = nullptr);
+
+  const ModelConfig& config() const { return weights_.config(); }
+  ModelWeights& weights() { return weights_; }
+  const ModelWeights& weights() const { return weights_; }
+  int64_t micro_batch() const { return batch_; }
+  int64_t seq_len() const { return seq_len_; }
+  size_t activation_bytes() const { return activations_.bytes(); }
+
+  // Forward and backward of one micro-batch (inputs, targets: I32 (B, T)). Adds the gradient of
+  // loss_scale · mean loss to the gradients (so micro-batches accumulate) and returns the mean loss.
+  float forward_backward(const Tensor& inputs, const Tensor& targets, float loss_scale);
+  // Mean loss without gradients (evaluation).
+  float forward_loss(const Tensor& inputs, const Tensor& targets);
+  // logits (B, T, V) in fp32.
+  void forward_logits(const Tensor& inputs, const Tensor& logits);
+
+ private:
+  void forward_blocks(const Tensor& inputs);
+  void backward_blocks(const Tensor& inputs);
+  // Runs the LM head over row chunks of the final normed states; with `train`, also the loss
+  // gradient back into d_final_ and the head (= embedding) weight gradient.
+  float head_loss(const Tensor& targets, bool train, float loss_scale);
+  void plan(Arena& arena);
+
+  ModelWeights weights_;
+  int64_t batch_, seq_len_;
+  LayerContext context_;
+  std::vector<std::unique_ptr<AttentionLayer>> attention_;
+  std::vector<Mlp> mlp_;
+  Arena activations_;
+
+  // Planned activations: residual stream at each block's input (L + 1), after each block's attention,
+  // the two norms' outputs and inverse RMS per block, and the final norm.
+  std::vector<Tensor> residual_, middle_, norm1_, rstd1_, norm2_, rstd2_;
+  Tensor final_norm_, final_rstd_;
+  // Buffers reused by every layer: branch outputs, gradients of the residual and of a norm output,
+  // one chunk of logits, per-row losses, and the scratch space of the layers' backward.
+  Tensor branch_out_, d_residual_, d_norm_, logits_chunk_, row_losses_, scratch_, rope_cos_, rope_sin_;
+  int64_t chunk_rows_ = 0;
+};
+
+}  // namespace t6

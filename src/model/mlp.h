@@ -1,0 +1,26 @@
+// The SwiGLU MLP of every block: out = (silu(x·W1ᵀ) ⊙ x·W2ᵀ)·W3ᵀ, with c_fc1/c_fc2 split by hidden
+// unit (column-parallel) and c_proj by input column (row-parallel) under tensor parallelism.
+#pragma once
+#include "core/arena.h"
+#include "model/layer_context.h"
+#include "model/model_weights.h"
+
+namespace t6 {
+
+class Mlp {
+ public:
+  Mlp(const ModelWeights& weights, int64_t layer);
+  void plan_activations(Arena& arena, int64_t batch, int64_t seq_len);
+  int64_t scratch_elements(int64_t batch, int64_t seq_len) const;
+  // out (N, d) = this rank's hidden units' contribution.
+  void forward(const LayerContext& context, const Tensor& x, const Tensor& out);
+  // Adds the weight gradients; writes dx (N, d), this rank's partial input gradient.
+  void backward(const LayerContext& context, const Tensor& x, const Tensor& dout, const Tensor& dx);
+
+ private:
+  int64_t hidden_;  // this rank's hidden units
+  Tensor fc1_, fc2_, proj_, dfc1_, dfc2_, dproj_;
+  Tensor pre_gate_, up_, gated_;  // x·W1ᵀ, x·W2ᵀ, silu(x·W1ᵀ) ⊙ x·W2ᵀ
+};
+
+}  // namespace t6

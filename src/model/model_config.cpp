@@ -1,0 +1,109 @@
+#include "model/model_config.h"
+
+#include <cmath>
+
+#include "core/error.h"
+
+namespace t6 {
+
+const char* model_kind_name(ModelKind kind) {
+  switch (kind) {
+    case ModelKind::T6: return "T6";
+    case ModelKind::T6_kvonly: return "T6_kvonly";
+    case ModelKind::llama_mha: return "llama_mha";
+    case ModelKind::llama_gqa: return "llama_gqa";
+  }
+  return "?";
+}
+
+ModelKind model_kind_from_name(const std::string& name) {
+  for (ModelKind kind : {ModelKind::T6, ModelKind::T6_kvonly, ModelKind::llama_mha, ModelKind::llama_gqa})
+    if (name == model_kind_name(kind)) return kind;
+  fail(str("model.kind '", name, "' is not one of T6, T6_kvonly, llama_mha, llama_gqa"));
+}
+
+int64_t ModelConfig::mlp_hidden() const { return int64_t(std::floor(8.0 / 3.0 * double(n_embd))); }
+
+int64_t ModelConfig::kv_heads() const { return kind == ModelKind::llama_gqa ? n_head / group_size : n_head; }
+
+int64_t ModelConfig::parameter_count() const {
+  const int64_t d = n_embd, H = n_head, D = head_dim, R = rank, Rq = q_rank;
+  int64_t attention = 0;
+  switch (kind) {
+    case ModelKind::T6: attention = (H * (Rq + 2 * R) + D * (Rq + 2 * R)) * d + d * H * D; break;
+    case ModelKind::T6_kvonly: attention = (H * D + H * 2 * R + D * 2 * R) * d + d * H * D; break;
+    case ModelKind::llama_mha:
+    case ModelKind::llama_gqa: attention = (H * D + 2 * kv_heads() * D) * d + d * H * D; break;
+  }
+  const int64_t mlp = 3 * d * mlp_hidden();
+  return vocab_size * d + n_layer * (attention + mlp);
+}
+
+double ModelConfig::training_flops_per_token(int64_t seq_len) const {
+  return 6.0 * double(parameter_count()) + 12.0 * double(n_layer * n_head * head_dim * seq_len);
+}
+
+void ModelConfig::validate() const {
+  T6_CHECK(n_layer >= 1, "model.n_layer must be at least 1, got ", n_layer);
+  T6_CHECK(n_embd >= 2, "model.n_embd must be at least 2, got ", n_embd);
+  T6_CHECK(n_head >= 1, "model.n_head must be at least 1, got ", n_head);
+  T6_CHECK(vocab_size >= 1, "model.vocab_size must be at least 1, got ", vocab_size);
+  if (kind == ModelKind::llama_mha)
+    T6_CHECK(n_embd % n_head == 0, "model.n_head (", n_head, ") must divide model.n_embd (", n_embd,
+             ") for llama_mha, whose head_dim is n_embd / n_head");
+  T6_CHECK(head_dim >= 2 && head_dim % 2 == 0, "model.head_dim must be even and positive (RoPE rotates halves), got ", head_dim);
+  if (kind == ModelKind::llama_mha)
+    T6_CHECK(head_dim * n_head == n_embd, "model.head_dim must be n_embd / n_head (", n_embd / n_head, ") for llama_mha, got ", head_dim);
+  if (factorised_query()) T6_CHECK(q_rank >= 1, "model.q_rank must be at least 1, got ", q_rank);
+  if (factorised_kv()) T6_CHECK(rank >= 1, "model.rank must be at least 1, got ", rank);
+  if (kind == ModelKind::llama_gqa)
+    T6_CHECK(group_size >= 1 && n_head % group_size == 0, "model.group_size (", group_size,
+             ") must be at least 1 and divide model.n_head (", n_head, ")");
+  T6_CHECK(mlp_hidden() >= 1, "model.n_embd too small for an MLP");
+}
+
+std::map<std::string, std::string> ModelConfig::to_metadata() const {
+  std::map<std::string, std::string> metadata = {
+      {"model", model_kind_name(kind)},          {"n_layer", std::to_string(n_layer)},
+      {"n_embd", std::to_string(n_embd)},        {"n_head", std::to_string(n_head)},
+      {"head_dim", std::to_string(head_dim)},    {"q_rank", std::to_string(q_rank)},
+      {"rank", std::to_string(rank)},            {"group_size", std::to_string(group_size)},
+      {"vocab_size", std::to_string(vocab_size)}};
+  return metadata;
+}
+
+ModelConfig ModelConfig::from_metadata(const std::map<std::string, std::string>& metadata, const std::string& source) {
+  auto integer = [&](const std::string& key, bool required, int64_t fallback) -> int64_t {
+    auto found = metadata.find(key);
+    if (found == metadata.end()) {
+      T6_CHECK(!required, source, ": metadata has no '", key, "'");
+      return fallback;
+    }
+    try {
+      size_t used = 0;
+      const int64_t value = std::stoll(found->second, &used);
+      T6_CHECK(used == found->second.size(), "trailing characters");
+      return value;
+    } catch (const std::exception&) {
+      fail(str(source, ": metadata '", key, "' = '", found->second, "' is not an integer"));
+    }
+  };
+  auto kind_entry = metadata.find("model");
+  T6_CHECK(kind_entry != metadata.end(), source, ": metadata has no 'model' (the model kind)");
+  ModelConfig config;
+  config.kind = model_kind_from_name(kind_entry->second);
+  config.n_layer = integer("n_layer", true, 0);
+  config.n_embd = integer("n_embd", true, 0);
+  config.n_head = integer("n_head", true, 0);
+  config.vocab_size = integer("vocab_size", true, 0);
+  const bool mha = config.kind == ModelKind::llama_mha;
+  config.head_dim = integer("head_dim", !mha, config.n_head ? config.n_embd / config.n_head : 0);
+  config.q_rank = integer("q_rank", config.kind == ModelKind::T6, 6);
+  config.rank = integer("rank", config.factorised_kv(), 2);
+  config.group_size = integer("group_size", config.kind == ModelKind::llama_gqa, 1);
+  if (config.kind != ModelKind::llama_gqa) config.group_size = 1;
+  config.validate();
+  return config;
+}
+
+}  // namespace t6

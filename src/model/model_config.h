@@ -1,0 +1,42 @@
+// The model's shape: which attention variant and its sizes (T6_SPEC.md sections 1-3).
+#pragma once
+#include <cstdint>
+#include <map>
+#include <string>
+
+namespace t6 {
+
+// The fixtures' `model` values; MQA is llama_gqa with group_size == n_head.
+enum class ModelKind { T6, T6_kvonly, llama_mha, llama_gqa };
+const char* model_kind_name(ModelKind kind);
+ModelKind model_kind_from_name(const std::string& name);  // throws naming the accepted values
+
+struct ModelConfig {
+  ModelKind kind = ModelKind::T6;
+  int64_t n_layer = 12;
+  int64_t n_embd = 768;
+  int64_t n_head = 34;
+  int64_t head_dim = 64;    // llama_mha: always n_embd / n_head
+  int64_t q_rank = 6;       // T6 only
+  int64_t rank = 2;         // T6 and T6_kvonly: rank of the K and V factors
+  int64_t group_size = 1;   // llama_gqa: query heads per KV head
+  int64_t vocab_size = 50304;
+
+  // floor(8/3 · d) computed in double exactly as the reference's math.floor(8 / 3 * n_embd).
+  int64_t mlp_hidden() const;
+  int64_t kv_heads() const;  // n_head / group_size for GQA, n_head otherwise
+  bool factorised_query() const { return kind == ModelKind::T6; }
+  bool factorised_kv() const { return kind == ModelKind::T6 || kind == ModelKind::T6_kvonly; }
+  int64_t parameter_count() const;
+  // FLOPs of one training token (forward + backward), T6_SPEC.md section 5, at sequence length T.
+  double training_flops_per_token(int64_t seq_len) const;
+  // Impossible values (odd head_dim, rank 0, group size that does not divide the heads, ...)
+  // throw an error naming the key (as "model.<key>").
+  void validate() const;
+
+  // The fixtures' and exports' string metadata (T6_SPEC.md 2.1) and back.
+  std::map<std::string, std::string> to_metadata() const;
+  static ModelConfig from_metadata(const std::map<std::string, std::string>& metadata, const std::string& source);
+};
+
+}  // namespace t6

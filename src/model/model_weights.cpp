@@ -1,0 +1,50 @@
+#include "model/model_weights.h"
+
+#include "core/rng.h"
+#include "kernels/ops.h"
+
+namespace t6 {
+
+ModelWeights::ModelWeights(const ModelConfig& config, int tp_rank, int tp_size)
+    : config_(config),
+      table_(config, tp_rank, tp_size),
+      params_(size_t(table_.local_numel()) * sizeof(float)),
+      grads_(size_t(table_.local_numel()) * sizeof(float)) {}
+
+Tensor ModelWeights::view(const HostBuffer& buffer, const LocalParam& entry) {
+  return Tensor(static_cast<float*>(buffer.data()) + entry.flat_offset, entry.local_shape, DType::F32);
+}
+
+int64_t global_element_index(const LocalParam& entry, int64_t local_index) {
+  const Shape& global = entry.spec.global_shape;
+  if (entry.spec.rule.kind == ShardRule::Kind::Replicated) return local_index;
+  // Split weights are 2-d, cut along rows (axis 0) or columns (axis 1).
+  const int64_t local_cols = entry.local_shape[1];
+  int64_t row = local_index / local_cols, col = local_index % local_cols;
+  if (entry.spec.rule.axis == 0) row += entry.axis_offset;
+  else col += entry.axis_offset;
+  return row * global[1] + col;
+}
+
+void copy_local_slice(const LocalParam& entry, const float* global, float* local) {
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < entry.numel(); ++i) local[i] = global[global_element_index(entry, i)];
+}
+
+void ModelWeights::initialise(uint64_t seed) {
+  for (const LocalParam& entry : table_.params()) {
+    float* data = param(entry).data<float>();
+    if (entry.spec.init == InitKind::Zero) {
+      for (int64_t i = 0; i < entry.numel(); ++i) data[i] = 0.0f;
+      continue;
+    }
+    const CounterRng rng(seed, entry.spec.name);
+    const float bound = entry.spec.init_bound;
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < entry.numel(); ++i) data[i] = rng.uniform_symmetric(uint64_t(global_element_index(entry, i)), bound);
+  }
+}
+
+void ModelWeights::zero_grads() { ops::fill_zero(grads()); }
+
+}  // namespace t6

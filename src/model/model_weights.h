@@ -1,0 +1,42 @@
+// This rank's parameters and gradients: one flat fp32 buffer each, laid out by the parameter table,
+// with views by reference name.
+#pragma once
+#include <cstdint>
+#include <string>
+
+#include "core/tensor.h"
+#include "model/param_table.h"
+
+namespace t6 {
+
+class ModelWeights {
+ public:
+  ModelWeights(const ModelConfig& config, int tp_rank, int tp_size);
+
+  const ModelConfig& config() const { return config_; }
+  const ParamTable& table() const { return table_; }
+  Tensor params() const { return params_.as({table_.local_numel()}, DType::F32); }
+  Tensor grads() const { return grads_.as({table_.local_numel()}, DType::F32); }
+  Tensor param(const std::string& name) const { return view(params_, table_.find(name)); }
+  Tensor grad(const std::string& name) const { return view(grads_, table_.find(name)); }
+  Tensor param(const LocalParam& entry) const { return view(params_, entry); }
+  Tensor grad(const LocalParam& entry) const { return view(grads_, entry); }
+
+  // T6_SPEC.md 2.2: each element of each parameter drawn from (seed, name, global element index),
+  // so every layout gets the same full model.
+  void initialise(uint64_t seed);
+  void zero_grads();
+
+ private:
+  static Tensor view(const HostBuffer& buffer, const LocalParam& entry);
+  ModelConfig config_;
+  ParamTable table_;
+  HostBuffer params_, grads_;
+};
+
+// Global flat index of element `local_index` of this rank's slice (row-major in both).
+int64_t global_element_index(const LocalParam& entry, int64_t local_index);
+// Copies this rank's slice out of the full tensor `global` into `local` (entry.numel() elements).
+void copy_local_slice(const LocalParam& entry, const float* global, float* local);
+
+}  // namespace t6

@@ -1,0 +1,143 @@
+#include "model/tpa_attention.h"
+
+#include "model/linear.h"
+
+namespace t6 {
+
+TpaAttention::TpaAttention(const ModelWeights& weights, int64_t layer)
+    : factorised_query_(weights.config().factorised_query()),
+      heads_(weights.table().heads().local_heads),
+      head_dim_(weights.config().head_dim),
+      q_rank_(weights.config().q_rank),
+      rank_(weights.config().rank) {
+  const std::string prefix = str("transformer.h.", layer, ".attn.");
+  auto bind = [&](const std::string& name, Tensor Weights::*member) {
+    weights_.*member = weights.param(prefix + name + ".weight");
+    grads_.*member = weights.grad(prefix + name + ".weight");
+  };
+  if (factorised_query_) {
+    bind("c_qkv.W_A_q", &Weights::W_A_q);
+    bind("c_qkv.W_B_q", &Weights::W_B_q);
+  } else {
+    bind("c_qkv.c_q", &Weights::c_q);
+  }
+  bind("c_qkv.W_A_k", &Weights::W_A_k);
+  bind("c_qkv.W_A_v", &Weights::W_A_v);
+  bind("c_qkv.W_B_k", &Weights::W_B_k);
+  bind("c_qkv.W_B_v", &Weights::W_B_v);
+  bind("c_proj", &Weights::c_proj);
+}
+
+void TpaAttention::plan_activations(Arena& arena, int64_t batch, int64_t seq_len) {
+  const int64_t B = batch, T = seq_len, H = heads_, D = head_dim_;
+  if (factorised_query_) {
+    saved_.factors.A_q = arena.take({B, T, H, q_rank_});
+    saved_.factors.B_q = arena.take({B, T, q_rank_, D});
+  } else {
+    saved_.q = arena.take({B, T, H, D});
+  }
+  saved_.factors.A_k = arena.take({B, T, H, rank_});
+  saved_.factors.B_k = arena.take({B, T, rank_, D});
+  saved_.factors.A_v = arena.take({B, T, H, rank_});
+  saved_.factors.B_v = arena.take({B, T, rank_, D});
+  saved_.y = arena.take({B, T, H, D});
+  saved_.lse = arena.take({B, H, T});
+}
+
+ops::TpaFactors TpaAttention::carve_factor_grads(ScratchCursor& cursor, int64_t B, int64_t T) const {
+  ops::TpaFactors grads;
+  if (factorised_query_) {
+    grads.A_q = cursor.take({B, T, heads_, q_rank_});
+    grads.B_q = cursor.take({B, T, q_rank_, head_dim_});
+  } else {
+    grads.A_q = cursor.take({B, T, heads_, head_dim_});  // KVonly: the gradient of q itself
+  }
+  grads.A_k = cursor.take({B, T, heads_, rank_});
+  grads.B_k = cursor.take({B, T, rank_, head_dim_});
+  grads.A_v = cursor.take({B, T, heads_, rank_});
+  grads.B_v = cursor.take({B, T, rank_, head_dim_});
+  return grads;
+}
+
+int64_t TpaAttention::scratch_elements(int64_t B, int64_t T) const {
+  ScratchCursor cursor;
+  carve_factor_grads(cursor, B, T);
+  cursor.take({B, T, heads_, head_dim_});  // dy
+  cursor.take({ops::tpa_attention_workspace_elements(B, T, heads_, head_dim_)});
+  return cursor.used();
+}
+
+void TpaAttention::compute_factors(const LayerContext& context, const Tensor& x) {
+  const int64_t N = context.rows();
+  ops::TpaFactors& f = saved_.factors;
+  if (factorised_query_) {
+    linear_forward(f.A_q, x, weights_.W_A_q, N);
+    linear_forward(f.B_q, x, weights_.W_B_q, N);
+    ops::rope_forward(f.B_q, context.rope_cos, context.rope_sin);
+  } else {
+    linear_forward(saved_.q, x, weights_.c_q, N);
+    ops::rope_forward(saved_.q, context.rope_cos, context.rope_sin);
+  }
+  linear_forward(f.A_k, x, weights_.W_A_k, N);
+  linear_forward(f.A_v, x, weights_.W_A_v, N);
+  linear_forward(f.B_k, x, weights_.W_B_k, N);
+  linear_forward(f.B_v, x, weights_.W_B_v, N);
+  ops::rope_forward(f.B_k, context.rope_cos, context.rope_sin);
+}
+
+void TpaAttention::forward(const LayerContext& context, const Tensor& x, const Tensor& out) {
+  compute_factors(context, x);
+  ScratchCursor cursor(context.scratch);
+  const int64_t B = context.batch, T = context.seq_len;
+  if (factorised_query_) {
+    ops::tpa_attention_forward(saved_.y, saved_.lse, saved_.factors,
+                               cursor.take({ops::tpa_attention_workspace_elements(B, T, heads_, head_dim_)}));
+  } else {
+    // KVonly: k and v from their factors, then plain attention with the plain query.
+    Tensor k = cursor.take({B, T, heads_, head_dim_}), v = cursor.take({B, T, heads_, head_dim_});
+    ops::tpa_contract_forward(k, saved_.factors.A_k, saved_.factors.B_k);
+    ops::tpa_contract_forward(v, saved_.factors.A_v, saved_.factors.B_v);
+    ops::attention_forward(saved_.y, saved_.lse, saved_.q, k, v);
+  }
+  linear_forward(out, saved_.y, weights_.c_proj, context.rows());
+}
+
+void TpaAttention::backward(const LayerContext& context, const Tensor& x, const Tensor& dout, const Tensor& dx) {
+  const int64_t N = context.rows(), B = context.batch, T = context.seq_len;
+  ScratchCursor cursor(context.scratch);
+  ops::TpaFactors d = carve_factor_grads(cursor, B, T);
+  Tensor dy = cursor.take({B, T, heads_, head_dim_});
+  Tensor workspace = cursor.take({ops::tpa_attention_workspace_elements(B, T, heads_, head_dim_)});
+  linear_backward(dy, grads_.c_proj, dout, saved_.y, weights_.c_proj, N, false);
+
+  const ops::TpaFactors& f = saved_.factors;
+  if (factorised_query_) {
+    ops::tpa_attention_backward(d, dy, saved_.y, saved_.lse, f, workspace);
+  } else {
+    ScratchCursor parts(workspace);
+    Tensor k = parts.take({B, T, heads_, head_dim_}), v = parts.take({B, T, heads_, head_dim_});
+    Tensor dk = parts.take({B, T, heads_, head_dim_}), dv = parts.take({B, T, heads_, head_dim_});
+    ops::tpa_contract_forward(k, f.A_k, f.B_k);
+    ops::tpa_contract_forward(v, f.A_v, f.B_v);
+    ops::attention_backward(d.A_q, dk, dv, dy, saved_.q, k, v, saved_.y, saved_.lse);
+    ops::tpa_contract_backward(d.A_k, d.B_k, dk, f.A_k, f.B_k);
+    ops::tpa_contract_backward(d.A_v, d.B_v, dv, f.A_v, f.B_v);
+  }
+
+  // RoPE's transpose takes the gradients of the rotated factors back to the projections' outputs.
+  ops::rope_backward(d.B_k, context.rope_cos, context.rope_sin);
+  if (factorised_query_) {
+    ops::rope_backward(d.B_q, context.rope_cos, context.rope_sin);
+    linear_backward(dx, grads_.W_A_q, d.A_q, x, weights_.W_A_q, N, false);
+    linear_backward(dx, grads_.W_B_q, d.B_q, x, weights_.W_B_q, N, true);
+  } else {
+    ops::rope_backward(d.A_q, context.rope_cos, context.rope_sin);
+    linear_backward(dx, grads_.c_q, d.A_q, x, weights_.c_q, N, false);
+  }
+  linear_backward(dx, grads_.W_A_k, d.A_k, x, weights_.W_A_k, N, true);
+  linear_backward(dx, grads_.W_A_v, d.A_v, x, weights_.W_A_v, N, true);
+  linear_backward(dx, grads_.W_B_k, d.B_k, x, weights_.W_B_k, N, true);
+  linear_backward(dx, grads_.W_B_v, d.B_v, x, weights_.W_B_v, N, true);
+}
+
+}  // namespace t6

@@ -1,0 +1,35 @@
+// Tensor Product Attention (T6_SPEC.md 1): six factor maps, RoPE on B_q and B_k, attention over the
+// factors (ops::tpa_attention_*), output projection. With `factorised_query` false it is TPA-KVonly:
+// a plain c_q with RoPE for the query, factorised K and V.
+#pragma once
+#include "model/attention_layer.h"
+
+namespace t6 {
+
+class TpaAttention : public AttentionLayer {
+ public:
+  TpaAttention(const ModelWeights& weights, int64_t layer);
+  void plan_activations(Arena& arena, int64_t batch, int64_t seq_len) override;
+  int64_t scratch_elements(int64_t batch, int64_t seq_len) const override;
+  void forward(const LayerContext& context, const Tensor& x, const Tensor& out) override;
+  void backward(const LayerContext& context, const Tensor& x, const Tensor& dout, const Tensor& dx) override;
+
+ private:
+  struct Weights {
+    Tensor W_A_q, W_A_k, W_A_v, W_B_q, W_B_k, W_B_v, c_q, c_proj;
+  };
+  // Saved for backward. factors.A_q/B_q are unused in KVonly mode, q is unused in TPA mode.
+  struct Activations {
+    ops::TpaFactors factors;
+    Tensor q, y, lse;
+  };
+  void compute_factors(const LayerContext& context, const Tensor& x);
+  ops::TpaFactors carve_factor_grads(ScratchCursor& cursor, int64_t batch, int64_t seq_len) const;
+
+  bool factorised_query_;
+  int64_t heads_, head_dim_, q_rank_, rank_;
+  Weights weights_, grads_;
+  Activations saved_;
+};
+
+}  // namespace t6

@@ -1,0 +1,15 @@
+#include "train/adamw.h"
+
+namespace t6 {
+
+AdamW::AdamW(int64_t numel, const AdamWSettings& settings)
+    : numel_(numel), settings_(settings), m_(size_t(numel) * sizeof(float)), v_(size_t(numel) * sizeof(float)) {}
+
+void AdamW::step(const Tensor& params, const Tensor& grads, float lr, float grad_scale) {
+  T6_ASSERT(params.numel() == numel_ && grads.numel() == numel_);
+  ++steps_taken_;
+  const ops::AdamWStep hyper{lr, settings_.beta1, settings_.beta2, settings_.eps, settings_.weight_decay, steps_taken_, grad_scale};
+  ops::adamw_update(params, grads, first_moment(), second_moment(), hyper);
+}
+
+}  // namespace t6
