@@ -1,0 +1,92 @@
+// The checkpoint directory protocol of a run (DESIGN.md "Checkpoints"):
+//   checkpoints/step_00012000/{manifest.json, shard_*.h5}   a complete checkpoint
+//   checkpoints/step_00012000.tmp-<nonce>/                  a save in progress (or a crashed one)
+//   checkpoints/latest                                      a file holding "step_00012000"
+// A save is two-phase so the caller can put barriers between the phases:
+//   rank 0: begin_save(step) → barrier → every writing rank: ShardFileWriter into staging_dir(step),
+//   finish() → barrier → rank 0: commit_save(info).
+// commit_save writes the manifest last, renames the staging directory to its final name, then
+// replaces `latest` atomically and prunes old checkpoints, so a crash at any moment leaves the
+// previous checkpoint and `latest` intact. Resume goes through resolve_latest (explicit --resume:
+// any problem is an error) or resolve_for_auto_resume (falls back to the newest complete checkpoint).
+#pragma once
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "checkpoint/checkpoint_verify.h"
+#include "checkpoint/manifest.h"
+
+namespace t6::checkpoint {
+
+std::string step_dir_name(int64_t step);  // "step_00012000"
+// The step of a complete checkpoint's directory name ("step_<digits>" exactly); nullopt otherwise.
+std::optional<int64_t> parse_step_dir_name(const std::string& name);
+// A random token for staging directory names; rank 0 makes one per job and broadcasts it.
+std::string make_save_nonce();
+
+struct SaveInfo {
+  int64_t step = 0;
+  int64_t tokens_seen = 0;
+  CheckpointLayout layout;
+  nlohmann::json config = nlohmann::json::object();
+  nlohmann::json state = nlohmann::json::object();  // RNG, data loader position, ...
+  // Every tensor the checkpoint must hold. Commit fails when the shards miss one or disagree on its
+  // shape or dtype; empty means "whatever the shards hold" (tools and tests).
+  std::vector<TensorInfo> tensors;
+};
+
+class CheckpointStore {
+ public:
+  // `keep_last`: how many checkpoints to keep (0 keeps all). `save_nonce` must be the same on every
+  // rank of the job and differ between jobs, so a straggler of a killed job never writes into this
+  // job's staging directory.
+  CheckpointStore(std::filesystem::path checkpoints_dir, int keep_last, std::string save_nonce);
+
+  const std::filesystem::path& dir() const { return checkpoints_dir_; }
+
+  // Every rank: where the shard files of the save of `step` go. Touches nothing.
+  std::filesystem::path staging_dir(int64_t step) const;
+
+  // Rank 0, before the other ranks write: removes the staging directories of crashed saves and
+  // creates a fresh staging_dir(step).
+  std::filesystem::path begin_save(int64_t step) const;
+
+  // Rank 0, after every writer has finished: checks the shards tile every tensor, writes
+  // manifest.json, renames the staging directory to step_NNNNNNNN (replacing an older save of the
+  // same step), points `latest` at it and prunes beyond keep_last. Returns the final directory.
+  std::filesystem::path commit_save(const SaveInfo& info) const;
+
+ private:
+  std::filesystem::path checkpoints_dir_;
+  int keep_last_;
+  std::string save_nonce_;
+};
+
+struct ResumePoint {
+  std::filesystem::path dir;          // the step directory
+  Manifest manifest;
+  std::vector<std::string> warnings;  // why newer checkpoints were skipped (auto-resume only)
+};
+
+// One checkpoint directory, checked: manifest parses, every shard present with its size (and
+// checksum when asked), every tensor tiled. Throws t6::Error naming the files at fault.
+ResumePoint open_checkpoint(const std::filesystem::path& checkpoint_dir, ChecksumCheck checksums);
+
+// The checkpoint `latest` names; any problem (no `latest`, incomplete target) is an error.
+ResumePoint resolve_latest(const std::filesystem::path& checkpoints_dir, ChecksumCheck checksums);
+
+// For auto-resume: the checkpoint `latest` names or, when that is missing or broken, the newest
+// complete step directory, with warnings saying what was skipped. nullopt when there is no checkpoint
+// at all (a fresh run); an error when step directories exist but none is complete.
+std::optional<ResumePoint> resolve_for_auto_resume(const std::filesystem::path& checkpoints_dir,
+                                                   ChecksumCheck checksums);
+
+// The step directories (complete or not) under checkpoints_dir, oldest first.
+std::vector<std::filesystem::path> list_step_dirs(const std::filesystem::path& checkpoints_dir);
+
+}  // namespace t6::checkpoint

@@ -1,0 +1,113 @@
+#include "checkpoint/checkpoint_verify.h"
+
+#include <algorithm>
+#include <map>
+
+#include "checkpoint/file_checksum.h"
+#include "checkpoint/shard_file.h"
+#include "core/error.h"
+
+namespace t6::checkpoint {
+
+namespace {
+
+// Reads every slice of a file whose checksum failed, so HDF5's Fletcher32 names the bad datasets.
+void find_damaged_datasets(const std::filesystem::path& path, const ShardRecord& shard, const Manifest& manifest,
+                           std::vector<CheckpointProblem>& problems) {
+  std::unique_ptr<ShardFileReader> reader;
+  try {
+    reader = std::make_unique<ShardFileReader>(path);
+  } catch (const Error& error) {
+    problems.push_back({path.string(), "", error.what()});
+    return;
+  }
+  constexpr int64_t kBlockElements = int64_t(1) << 22;
+  std::vector<unsigned char> buffer;
+  for (const SliceRecord& slice : shard.slices) {
+    const TensorInfo* tensor = manifest.find_tensor(slice.tensor);
+    if (!tensor || slice.box.numel() == 0) continue;
+    // Row blocks along axis 0 bound the buffer whatever the slice size.
+    const int64_t row_elements = slice.box.numel() / slice.box.shape[0];
+    const int64_t rows_per_block = std::max<int64_t>(1, kBlockElements / std::max<int64_t>(1, row_elements));
+    try {
+      for (int64_t row = 0; row < slice.box.shape[0]; row += rows_per_block) {
+        Box block = slice.box;
+        block.offset[0] += row;
+        block.shape[0] = std::min(rows_per_block, slice.box.shape[0] - row);
+        buffer.resize(size_t(block.numel()) * dtype_size(tensor->dtype));
+        reader->read(slice, tensor->dtype, block, buffer.data(), block);
+      }
+    } catch (const Error& error) {
+      problems.push_back({path.string(), str(slice.dataset, " (tensor '", slice.tensor, "')"),
+                          "unreadable: corrupted data (Fletcher32 mismatch) or damaged metadata"});
+    }
+  }
+}
+
+void check_shard_file(const std::filesystem::path& checkpoint_dir, const ShardRecord& shard, const Manifest& manifest,
+                      ChecksumCheck checksums, std::vector<CheckpointProblem>& problems) {
+  const std::filesystem::path path = checkpoint_dir / shard.file;
+  std::error_code error;
+  const uintmax_t bytes = std::filesystem::file_size(path, error);
+  if (error) {
+    problems.push_back({path.string(), "", "shard file is missing"});
+    return;
+  }
+  if (bytes != shard.bytes) {
+    problems.push_back({path.string(), "", str("size is ", bytes, " bytes but the manifest records ", shard.bytes,
+                                               " (truncated or replaced)")});
+    return;
+  }
+  if (checksums == ChecksumCheck::skip) return;
+  const FileDigest digest = digest_file(path);
+  if (digest.xxh3_128 == shard.xxh3_128) return;
+  problems.push_back({path.string(), "", str("XXH3-128 checksum is ", digest.xxh3_128, " but the manifest records ",
+                                             shard.xxh3_128, " (corrupted)")});
+  find_damaged_datasets(path, shard, manifest, problems);
+}
+
+void check_tiling(const std::filesystem::path& manifest_path, const Manifest& manifest,
+                  std::vector<CheckpointProblem>& problems) {
+  std::map<std::string, std::vector<Box>> boxes;
+  for (const TensorInfo& tensor : manifest.tensors) boxes[tensor.name];
+  for (const ShardRecord& shard : manifest.shards) {
+    for (const SliceRecord& slice : shard.slices) {
+      if (!boxes.count(slice.tensor)) {
+        problems.push_back({manifest_path.string(), "", str("shard ", shard.file, " holds tensor '", slice.tensor,
+                                                             "' that is not in the tensor table")});
+        continue;
+      }
+      boxes[slice.tensor].push_back(slice.box);
+    }
+  }
+  for (const TensorInfo& tensor : manifest.tensors) {
+    if (auto problem = tiling_problem(tensor.shape, boxes[tensor.name]))
+      problems.push_back({manifest_path.string(), "", str("tensor '", tensor.name, "': ", *problem)});
+  }
+}
+
+}  // namespace
+
+std::string CheckpointProblem::to_string() const {
+  return dataset.empty() ? str(file, ": ", message) : str(file, " dataset ", dataset, ": ", message);
+}
+
+std::vector<CheckpointProblem> find_checkpoint_problems(const std::filesystem::path& checkpoint_dir,
+                                                        const Manifest& manifest, ChecksumCheck checksums) {
+  std::vector<CheckpointProblem> problems;
+  for (const ShardRecord& shard : manifest.shards) check_shard_file(checkpoint_dir, shard, manifest, checksums, problems);
+  check_tiling(checkpoint_dir / "manifest.json", manifest, problems);
+  return problems;
+}
+
+std::vector<CheckpointProblem> verify_checkpoint(const std::filesystem::path& checkpoint_dir) {
+  Manifest manifest;
+  try {
+    manifest = read_manifest(checkpoint_dir / "manifest.json");
+  } catch (const Error& error) {
+    return {{(checkpoint_dir / "manifest.json").string(), "", error.what()}};
+  }
+  return find_checkpoint_problems(checkpoint_dir, manifest, ChecksumCheck::verify);
+}
+
+}  // namespace t6::checkpoint

@@ -1,0 +1,59 @@
+#include "checkpoint/durable_file.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "core/error.h"
+
+namespace t6::checkpoint {
+
+namespace {
+
+void fsync_path(const std::filesystem::path& path, int flags) {
+  int fd = ::open(path.c_str(), flags | O_CLOEXEC);
+  T6_CHECK(fd >= 0, "cannot open ", path.string(), " to fsync it: ", std::strerror(errno));
+  int result = ::fsync(fd);
+  int saved_errno = errno;
+  ::close(fd);
+  T6_CHECK(result == 0, "fsync of ", path.string(), " failed: ", std::strerror(saved_errno));
+}
+
+}  // namespace
+
+void fsync_file(const std::filesystem::path& path) { fsync_path(path, O_RDONLY); }
+void fsync_directory(const std::filesystem::path& path) { fsync_path(path, O_RDONLY | O_DIRECTORY); }
+
+void write_file_atomically(const std::filesystem::path& path, const std::string& contents) {
+  std::filesystem::path temporary = path;
+  temporary += ".tmp";
+  int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  T6_CHECK(fd >= 0, "cannot create ", temporary.string(), ": ", std::strerror(errno));
+  size_t written = 0;
+  while (written < contents.size()) {
+    ssize_t got = ::write(fd, contents.data() + written, contents.size() - written);
+    if (got < 0 && errno == EINTR) continue;
+    if (got < 0) {
+      int saved_errno = errno;
+      ::close(fd);
+      fail(str("cannot write ", temporary.string(), ": ", std::strerror(saved_errno)));
+    }
+    written += size_t(got);
+  }
+  int result = ::fsync(fd);
+  int saved_errno = errno;
+  ::close(fd);
+  T6_CHECK(result == 0, "fsync of ", temporary.string(), " failed: ", std::strerror(saved_errno));
+  rename_durably(temporary, path);
+}
+
+void rename_durably(const std::filesystem::path& from, const std::filesystem::path& to) {
+  T6_CHECK(::rename(from.c_str(), to.c_str()) == 0, "cannot rename ", from.string(), " to ", to.string(), ": ",
+           std::strerror(errno));
+  std::filesystem::path parent = to.parent_path();
+  fsync_directory(parent.empty() ? "." : parent);
+}
+
+}  // namespace t6::checkpoint

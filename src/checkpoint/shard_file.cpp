@@ -1,0 +1,286 @@
+#include "checkpoint/shard_file.h"
+
+#include <hdf5.h>
+
+#include <cstdio>
+#include <fstream>
+#include <type_traits>
+#include <utility>
+
+#include "checkpoint/durable_file.h"
+#include "checkpoint/file_checksum.h"
+#include "core/error.h"
+
+namespace t6::checkpoint {
+
+static_assert(std::is_same_v<hid_t, int64_t>, "shard_file.h stores hid_t as int64_t");
+
+namespace {
+
+// Owns one HDF5 identifier and closes it with the matching H5*close.
+class Hdf5Id {
+ public:
+  Hdf5Id(hid_t id, herr_t (*close)(hid_t)) : id_(id), close_(close) {}
+  ~Hdf5Id() {
+    if (id_ >= 0) close_(id_);
+  }
+  Hdf5Id(const Hdf5Id&) = delete;
+  Hdf5Id& operator=(const Hdf5Id&) = delete;
+  hid_t get() const { return id_; }
+  bool valid() const { return id_ >= 0; }
+
+ private:
+  hid_t id_;
+  herr_t (*close_)(hid_t);
+};
+
+// HDF5 prints its error stack to stderr by default; t6 reports its own one-line errors instead.
+class QuietHdf5Errors {
+ public:
+  QuietHdf5Errors() {
+    H5Eget_auto2(H5E_DEFAULT, &saved_function_, &saved_data_);
+    H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+  }
+  ~QuietHdf5Errors() { H5Eset_auto2(H5E_DEFAULT, saved_function_, saved_data_); }
+
+ private:
+  H5E_auto2_t saved_function_ = nullptr;
+  void* saved_data_ = nullptr;
+};
+
+hid_t native_type(DType dtype) {
+  switch (dtype) {
+    case DType::F32: return H5T_NATIVE_FLOAT;
+    case DType::F64: return H5T_NATIVE_DOUBLE;
+    case DType::BF16: case DType::U16: return H5T_NATIVE_UINT16;
+    case DType::I32: return H5T_NATIVE_INT32;
+    case DType::I64: return H5T_NATIVE_INT64;
+    case DType::U32: return H5T_NATIVE_UINT32;
+    case DType::U64: return H5T_NATIVE_UINT64;
+  }
+  T6_ASSERT(false);
+}
+
+std::vector<hsize_t> to_hsize(const Extents& extents) { return {extents.begin(), extents.end()}; }
+
+Extents relative(const Extents& offset, const Extents& origin) {
+  Extents result(offset.size());
+  for (size_t axis = 0; axis < offset.size(); ++axis) result[axis] = offset[axis] - origin[axis];
+  return result;
+}
+
+// Chunks of about 4 MiB, whole along the trailing axes where they fit, so a row split reads
+// whole chunks and Fletcher32 checks stay cheap.
+std::vector<hsize_t> chunk_shape(const Extents& shape, DType dtype) {
+  const int64_t target_elements = std::max<int64_t>(1, (int64_t(4) << 20) / int64_t(dtype_size(dtype)));
+  Extents chunk = shape;
+  for (size_t axis = 0; axis < chunk.size() && extents_numel(chunk) > target_elements; ++axis) {
+    int64_t inner = 1;
+    for (size_t later = axis + 1; later < chunk.size(); ++later) inner *= chunk[later];
+    chunk[axis] = std::max<int64_t>(1, std::min(chunk[axis], target_elements / inner));
+  }
+  return to_hsize(chunk);
+}
+
+void write_string_attribute(hid_t object, const char* name, const std::string& value, const std::string& where) {
+  Hdf5Id type(H5Tcopy(H5T_C_S1), H5Tclose);
+  H5Tset_size(type.get(), std::max<size_t>(1, value.size()));
+  Hdf5Id space(H5Screate(H5S_SCALAR), H5Sclose);
+  Hdf5Id attribute(H5Acreate2(object, name, type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
+  T6_CHECK(attribute.valid() && H5Awrite(attribute.get(), type.get(), value.c_str()) >= 0, where,
+           ": cannot write attribute '", name, "'");
+}
+
+void write_extents_attribute(hid_t object, const char* name, const Extents& value, const std::string& where) {
+  hsize_t count = value.size();
+  Hdf5Id space(H5Screate_simple(1, &count, nullptr), H5Sclose);
+  Hdf5Id attribute(H5Acreate2(object, name, H5T_STD_I64LE, space.get(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
+  T6_CHECK(attribute.valid() && H5Awrite(attribute.get(), H5T_NATIVE_INT64, value.data()) >= 0, where,
+           ": cannot write attribute '", name, "'");
+}
+
+std::string read_string_attribute(hid_t object, const char* name, const std::string& where) {
+  Hdf5Id attribute(H5Aopen(object, name, H5P_DEFAULT), H5Aclose);
+  T6_CHECK(attribute.valid(), where, ": missing attribute '", name, "'");
+  Hdf5Id type(H5Aget_type(attribute.get()), H5Tclose);
+  std::string value(H5Tget_size(type.get()), '\0');
+  T6_CHECK(H5Aread(attribute.get(), type.get(), value.data()) >= 0, where, ": cannot read attribute '", name, "'");
+  value.resize(value.find('\0') == std::string::npos ? value.size() : value.find('\0'));
+  return value;
+}
+
+Extents read_extents_attribute(hid_t object, const char* name, const std::string& where) {
+  Hdf5Id attribute(H5Aopen(object, name, H5P_DEFAULT), H5Aclose);
+  T6_CHECK(attribute.valid(), where, ": missing attribute '", name, "'");
+  Hdf5Id space(H5Aget_space(attribute.get()), H5Sclose);
+  Extents value(size_t(H5Sget_simple_extent_npoints(space.get())));
+  T6_CHECK(H5Aread(attribute.get(), H5T_NATIVE_INT64, value.data()) >= 0, where, ": cannot read attribute '", name,
+           "'");
+  return value;
+}
+
+nlohmann::json index_to_json(const ShardSummary& summary) {
+  nlohmann::json tensors = nlohmann::json::array();
+  for (const TensorInfo& tensor : summary.tensors) tensors.push_back(to_json(tensor));
+  return {{"shard", to_json(summary.record)}, {"tensors", tensors}};
+}
+
+}  // namespace
+
+std::filesystem::path shard_index_path(const std::filesystem::path& shard_path) {
+  std::filesystem::path index = shard_path;
+  index += ".index.json";
+  return index;
+}
+
+ShardSummary read_shard_index(const std::filesystem::path& index_path) {
+  std::ifstream in(index_path);
+  T6_CHECK(in, index_path.string(), ": missing (its shard file was never finished)");
+  const std::string source = index_path.string();
+  try {
+    nlohmann::json value = nlohmann::json::parse(in);
+    ShardSummary summary;
+    summary.record = shard_record_from_json(value.at("shard"), source);
+    for (const nlohmann::json& tensor : value.at("tensors")) summary.tensors.push_back(tensor_info_from_json(tensor, source));
+    return summary;
+  } catch (const nlohmann::json::exception& error) {
+    fail(str(source, ": not a valid shard index (", error.what(), ")"));
+  }
+}
+
+ShardFileWriter::ShardFileWriter(std::filesystem::path path) : path_(std::move(path)) {
+  QuietHdf5Errors quiet;
+  file_id_ = H5Fcreate(path_.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  T6_CHECK(file_id_ >= 0, "cannot create checkpoint shard ", path_.string());
+  summary_.record.file = path_.filename().string();
+}
+
+ShardFileWriter::~ShardFileWriter() {
+  if (file_id_ >= 0) H5Fclose(file_id_);
+}
+
+void ShardFileWriter::write(const std::string& tensor, const TensorRegion& region, const Tensor& data) {
+  T6_CHECK(file_id_ >= 0, path_.string(), ": write of '", tensor, "' after finish()");
+  region.check_valid(tensor);
+  T6_CHECK(data.device() == Device::CPU, "tensor '", tensor, "': copy it to host memory before writing a checkpoint");
+  T6_CHECK(data.numel() == region.numel(), "tensor '", tensor, "': ", data.numel(), " elements given for region ",
+           region.to_string(), " of ", region.numel());
+  TensorInfo info{tensor, region.global_shape, data.dtype()};
+  bool known = false;
+  for (const TensorInfo& seen : summary_.tensors) {
+    if (seen.name != tensor) continue;
+    T6_CHECK(seen == info, "tensor '", tensor, "' written twice to ", path_.string(), " with different shape or dtype");
+    known = true;
+  }
+  if (!known) summary_.tensors.push_back(info);
+
+  QuietHdf5Errors quiet;
+  const size_t element_bytes = dtype_size(data.dtype());
+  for (const StoredBox& stored : decompose(region)) {
+    char dataset_name[32];
+    std::snprintf(dataset_name, sizeof dataset_name, "slice_%06zu", summary_.record.slices.size());
+    const std::string where = str(path_.string(), " dataset ", dataset_name, " (tensor '", tensor, "')");
+    std::vector<hsize_t> dims = to_hsize(stored.box.shape);
+    std::vector<hsize_t> chunk = chunk_shape(stored.box.shape, data.dtype());
+    Hdf5Id space(H5Screate_simple(int(dims.size()), dims.data(), nullptr), H5Sclose);
+    Hdf5Id properties(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
+    H5Pset_chunk(properties.get(), int(chunk.size()), chunk.data());
+    H5Pset_fletcher32(properties.get());
+    Hdf5Id dataset(H5Dcreate2(file_id_, dataset_name, native_type(data.dtype()), space.get(), H5P_DEFAULT,
+                              properties.get(), H5P_DEFAULT),
+                   H5Dclose);
+    T6_CHECK(dataset.valid(), where, ": cannot create dataset");
+    const auto* source = static_cast<const unsigned char*>(data.raw()) + size_t(stored.storage_offset) * element_bytes;
+    T6_CHECK(H5Dwrite(dataset.get(), native_type(data.dtype()), H5S_ALL, H5S_ALL, H5P_DEFAULT, source) >= 0, where,
+             ": write failed (disk full?)");
+    write_string_attribute(dataset.get(), "tensor", tensor, where);
+    write_string_attribute(dataset.get(), "dtype", dtype_name(data.dtype()), where);
+    write_extents_attribute(dataset.get(), "global_shape", region.global_shape, where);
+    write_extents_attribute(dataset.get(), "global_offset", stored.box.offset, where);
+    summary_.record.slices.push_back({tensor, dataset_name, stored.box});
+  }
+}
+
+ShardSummary ShardFileWriter::finish() {
+  T6_CHECK(file_id_ >= 0, path_.string(), ": finish() called twice");
+  herr_t closed = H5Fclose(file_id_);
+  file_id_ = -1;
+  T6_CHECK(closed >= 0, "cannot close checkpoint shard ", path_.string(), " (disk full?)");
+  fsync_file(path_);
+  FileDigest digest = digest_file(path_);
+  summary_.record.bytes = digest.bytes;
+  summary_.record.xxh3_128 = digest.xxh3_128;
+  write_file_atomically(shard_index_path(path_), index_to_json(summary_).dump(1) + "\n");
+  return summary_;
+}
+
+ShardFileReader::ShardFileReader(std::filesystem::path path) : path_(std::move(path)) {
+  QuietHdf5Errors quiet;
+  T6_CHECK(std::filesystem::exists(path_), "checkpoint shard ", path_.string(), " is missing");
+  file_id_ = H5Fopen(path_.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+  T6_CHECK(file_id_ >= 0, "cannot open checkpoint shard ", path_.string(), " (not HDF5, or truncated)");
+}
+
+ShardFileReader::~ShardFileReader() {
+  if (file_id_ >= 0) H5Fclose(file_id_);
+}
+
+void ShardFileReader::read(const SliceRecord& slice, DType dtype, const Box& part, void* destination,
+                           const Box& destination_frame) const {
+  QuietHdf5Errors quiet;
+  const std::string where = str(path_.string(), " dataset ", slice.dataset, " (tensor '", slice.tensor, "')");
+  Hdf5Id dataset(H5Dopen2(file_id_, slice.dataset.c_str(), H5P_DEFAULT), H5Dclose);
+  T6_CHECK(dataset.valid(), where, ": dataset is missing");
+  Hdf5Id file_space(H5Dget_space(dataset.get()), H5Sclose);
+  std::vector<hsize_t> stored_dims(slice.box.shape.size());
+  T6_CHECK(H5Sget_simple_extent_ndims(file_space.get()) == int(stored_dims.size()) &&
+               H5Sget_simple_extent_dims(file_space.get(), stored_dims.data(), nullptr) >= 0 &&
+               stored_dims == to_hsize(slice.box.shape),
+           where, ": dataset shape differs from the manifest's ", extents_to_string(slice.box.shape));
+  Hdf5Id stored_type(H5Dget_type(dataset.get()), H5Tclose);
+  T6_CHECK(H5Tget_size(stored_type.get()) == dtype_size(dtype), where, ": stored element size differs from dtype ",
+           dtype_name(dtype));
+
+  std::vector<hsize_t> count = to_hsize(part.shape);
+  std::vector<hsize_t> file_start = to_hsize(relative(part.offset, slice.box.offset));
+  std::vector<hsize_t> memory_start = to_hsize(relative(part.offset, destination_frame.offset));
+  std::vector<hsize_t> memory_dims = to_hsize(destination_frame.shape);
+  Hdf5Id memory_space(H5Screate_simple(int(memory_dims.size()), memory_dims.data(), nullptr), H5Sclose);
+  T6_ASSERT(H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, file_start.data(), nullptr, count.data(), nullptr) >= 0);
+  T6_ASSERT(H5Sselect_hyperslab(memory_space.get(), H5S_SELECT_SET, memory_start.data(), nullptr, count.data(),
+                                nullptr) >= 0);
+  T6_CHECK(H5Dread(dataset.get(), native_type(dtype), memory_space.get(), file_space.get(), H5P_DEFAULT,
+                   destination) >= 0,
+           where, ": read failed (corrupted data: Fletcher32 checksum mismatch, or a truncated file)");
+}
+
+ShardSummary ShardFileReader::read_contents() const {
+  QuietHdf5Errors quiet;
+  ShardSummary summary;
+  summary.record.file = path_.filename().string();
+  H5G_info_t group_info;
+  T6_CHECK(H5Gget_info(file_id_, &group_info) >= 0, path_.string(), ": cannot list datasets");
+  for (hsize_t index = 0; index < group_info.nlinks; ++index) {
+    char name[256] = {};
+    T6_CHECK(H5Lget_name_by_idx(file_id_, ".", H5_INDEX_NAME, H5_ITER_INC, index, name, sizeof name, H5P_DEFAULT) >= 0,
+             path_.string(), ": cannot list datasets");
+    const std::string where = str(path_.string(), " dataset ", name);
+    Hdf5Id dataset(H5Dopen2(file_id_, name, H5P_DEFAULT), H5Dclose);
+    T6_CHECK(dataset.valid(), where, ": cannot open");
+    SliceRecord slice{read_string_attribute(dataset.get(), "tensor", where), name, {}};
+    slice.box.offset = read_extents_attribute(dataset.get(), "global_offset", where);
+    Hdf5Id space(H5Dget_space(dataset.get()), H5Sclose);
+    std::vector<hsize_t> dims(size_t(std::max(0, H5Sget_simple_extent_ndims(space.get()))));
+    H5Sget_simple_extent_dims(space.get(), dims.data(), nullptr);
+    slice.box.shape.assign(dims.begin(), dims.end());
+    TensorInfo tensor{slice.tensor, read_extents_attribute(dataset.get(), "global_shape", where),
+                      dtype_from_name(read_string_attribute(dataset.get(), "dtype", where))};
+    bool known = false;
+    for (const TensorInfo& seen : summary.tensors) known = known || seen.name == tensor.name;
+    if (!known) summary.tensors.push_back(std::move(tensor));
+    summary.record.slices.push_back(std::move(slice));
+  }
+  return summary;
+}
+
+}  // namespace t6::checkpoint

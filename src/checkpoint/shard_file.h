@@ -1,0 +1,70 @@
+// One rank's shard file of a checkpoint (serial HDF5). Each dataset `slice_NNNNNN` holds one box of
+// one global tensor, chunked with HDF5's Fletcher32 filter so a corrupted chunk is named on read,
+// with attributes `tensor` (the logical name, which may hold '/'), `dtype` (BF16 is stored as
+// uint16), `global_shape` and `global_offset`. Finishing a file writes `<file>.index.json` next to
+// it (its size, XXH3-128 and slice list), from which rank 0 assembles the manifest without
+// re-reading every shard.
+#pragma once
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "checkpoint/manifest.h"
+#include "checkpoint/tensor_region.h"
+#include "core/tensor.h"
+
+namespace t6::checkpoint {
+
+// What a shard file holds: its manifest record and the tensors its slices belong to.
+struct ShardSummary {
+  ShardRecord record;
+  std::vector<TensorInfo> tensors;
+};
+
+std::filesystem::path shard_index_path(const std::filesystem::path& shard_path);
+ShardSummary read_shard_index(const std::filesystem::path& index_path);
+
+class ShardFileWriter {
+ public:
+  explicit ShardFileWriter(std::filesystem::path path);  // creates or truncates the file
+  ~ShardFileWriter();                                    // an unfinished file gets no index
+  ShardFileWriter(const ShardFileWriter&) = delete;
+  ShardFileWriter& operator=(const ShardFileWriter&) = delete;
+
+  // Stores `data` (host memory, `region.numel()` elements in the region's row-major order) as the
+  // region of global tensor `tensor`. A tensor may be written in several regions.
+  void write(const std::string& tensor, const TensorRegion& region, const Tensor& data);
+
+  // Closes the file, fsyncs it, checksums it and writes its index next to it (durably).
+  ShardSummary finish();
+
+ private:
+  std::filesystem::path path_;
+  int64_t file_id_ = -1;  // hid_t
+  ShardSummary summary_;
+};
+
+class ShardFileReader {
+ public:
+  explicit ShardFileReader(std::filesystem::path path);  // read-only; Error naming the file on failure
+  ~ShardFileReader();
+  ShardFileReader(const ShardFileReader&) = delete;
+  ShardFileReader& operator=(const ShardFileReader&) = delete;
+
+  // Reads `part` (global coordinates, inside slice.box) of the slice's dataset into `destination`,
+  // a row-major array of `dtype` covering `destination_frame` (global coordinates, holding `part`).
+  void read(const SliceRecord& slice, DType dtype, const Box& part, void* destination,
+            const Box& destination_frame) const;
+
+  // The slices and tensors the file's own attributes describe (bytes and checksum left empty).
+  ShardSummary read_contents() const;
+
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+  int64_t file_id_ = -1;  // hid_t
+};
+
+}  // namespace t6::checkpoint
