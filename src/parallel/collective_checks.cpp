@@ -4,15 +4,6 @@
 
 namespace t6 {
 
-const char* reduce_op_name(ReduceOp op) {
-  switch (op) {
-    case ReduceOp::Sum: return "sum";
-    case ReduceOp::Avg: return "avg";
-    case ReduceOp::Max: return "max";
-  }
-  return "unknown";
-}
-
 namespace {
 
 const char* device_name(Device device) { return device == Device::CPU ? "host" : "device"; }
