@@ -13,9 +13,9 @@ CheckpointReader::CheckpointReader(std::filesystem::path checkpoint_dir, Manifes
       T6_CHECK(pieces != pieces_.end(), dir_.string(), ": shard ", manifest_.shards[shard].file, " holds tensor '",
                slice.tensor, "' that the manifest's tensor table lacks");
       const TensorInfo& info = *manifest_.find_tensor(slice.tensor);
-      T6_CHECK(!tiling_problem(info.shape, {slice.box}), dir_.string(), ": shard ", manifest_.shards[shard].file,
+      T6_CHECK(box_fits(info.shape, slice.box), dir_.string(), ": shard ", manifest_.shards[shard].file,
                " dataset ", slice.dataset, " (", slice.box.to_string(), ") lies outside tensor '", slice.tensor,
-               "' of shape ", extents_to_string(info.shape)) ;
+               "' of shape ", extents_to_string(info.shape));
       pieces->second.push_back({shard, &slice});
     }
   }

@@ -25,6 +25,15 @@ std::string Box::to_string() const {
   return str("offset ", extents_to_string(offset), " shape ", extents_to_string(shape));
 }
 
+bool box_fits(const Extents& global_shape, const Box& box) {
+  if (box.offset.size() != global_shape.size() || box.shape.size() != global_shape.size()) return false;
+  for (size_t axis = 0; axis < global_shape.size(); ++axis) {
+    if (box.offset[axis] < 0 || box.shape[axis] < 0 || box.offset[axis] + box.shape[axis] > global_shape[axis])
+      return false;
+  }
+  return true;
+}
+
 std::optional<Box> intersect(const Box& a, const Box& b) {
   T6_ASSERT(a.offset.size() == b.offset.size());
   Box common;
@@ -160,11 +169,7 @@ std::optional<std::string> overlap_problem(std::vector<Box> boxes) {
 std::optional<std::string> tiling_problem(const Extents& global_shape, const std::vector<Box>& boxes) {
   int64_t covered = 0;
   for (const Box& box : boxes) {
-    bool inside = box.offset.size() == global_shape.size() && box.shape.size() == global_shape.size();
-    for (size_t axis = 0; inside && axis < global_shape.size(); ++axis) {
-      inside = box.offset[axis] >= 0 && box.shape[axis] >= 0 && box.offset[axis] + box.shape[axis] <= global_shape[axis];
-    }
-    if (!inside) return str("slice ", box.to_string(), " lies outside the global shape ", extents_to_string(global_shape));
+    if (!box_fits(global_shape, box)) return str("slice ", box.to_string(), " lies outside the global shape ", extents_to_string(global_shape));
     covered += box.numel();
   }
   if (auto overlap = overlap_problem(boxes)) return overlap;

@@ -23,6 +23,9 @@ struct Box {
   bool operator==(const Box& other) const = default;
 };
 
+// Whether `box` has the axes of `global_shape` and lies inside it.
+bool box_fits(const Extents& global_shape, const Box& box);
+
 // The part two boxes share; nullopt when they do not meet or either is empty.
 std::optional<Box> intersect(const Box& a, const Box& b);
 
