@@ -101,11 +101,16 @@ std::vector<CheckpointProblem> find_checkpoint_problems(const std::filesystem::p
 }
 
 std::vector<CheckpointProblem> verify_checkpoint(const std::filesystem::path& checkpoint_dir) {
+  const std::filesystem::path manifest_path = checkpoint_dir / "manifest.json";
   Manifest manifest;
   try {
-    manifest = read_manifest(checkpoint_dir / "manifest.json");
+    manifest = read_manifest(manifest_path);
   } catch (const Error& error) {
-    return {{(checkpoint_dir / "manifest.json").string(), "", error.what()}};
+    // read_manifest's messages start with the path, which the problem carries already.
+    std::string message = error.what();
+    const std::string prefix = manifest_path.string() + ": ";
+    if (message.rfind(prefix, 0) == 0) message.erase(0, prefix.size());
+    return {{manifest_path.string(), "", message}};
   }
   return find_checkpoint_problems(checkpoint_dir, manifest, ChecksumCheck::verify);
 }
