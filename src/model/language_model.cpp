@@ -13,8 +13,9 @@ namespace {
 constexpr int64_t kLogitsChunkElements = int64_t(1) << 23;
 }  // namespace
 
-LanguageModel::LanguageModel(const ModelConfig& config, int64_t micro_batch, int64_t seq_len, Communicator* tp)
-    : weights_(config, tp ? tp->rank() : 0, tp ? tp->size() : 1), batch_(micro_batch), seq_len_(seq_len) {
+LanguageModel::LanguageModel(const ModelConfig& config, int64_t micro_batch, int64_t seq_len, Communicator* tp,
+                             int64_t pad_multiple)
+    : weights_(config, tp ? tp->rank() : 0, tp ? tp->size() : 1, pad_multiple), batch_(micro_batch), seq_len_(seq_len) {
   T6_CHECK(micro_batch >= 1 && seq_len >= 1, "micro-batch size and sequence length must be positive");
   for (int64_t layer = 0; layer < config.n_layer; ++layer) {
     attention_.push_back(make_attention_layer(weights_, layer));

@@ -17,8 +17,10 @@ namespace t6 {
 
 class LanguageModel {
  public:
-  // tp may be null (one rank). micro_batch × seq_len is the shape of every call.
-  LanguageModel(const ModelConfig& config, int64_t micro_batch, int64_t seq_len, Communicator* tp = nullptr);
+  // tp may be null (one rank). micro_batch × seq_len is the shape of every call. pad_multiple: see
+  // ModelWeights.
+  LanguageModel(const ModelConfig& config, int64_t micro_batch, int64_t seq_len, Communicator* tp = nullptr,
+                int64_t pad_multiple = 1);
 
   const ModelConfig& config() const { return weights_.config(); }
   ModelWeights& weights() { return weights_; }

@@ -5,11 +5,12 @@
 
 namespace t6 {
 
-ModelWeights::ModelWeights(const ModelConfig& config, int tp_rank, int tp_size)
+ModelWeights::ModelWeights(const ModelConfig& config, int tp_rank, int tp_size, int64_t pad_multiple)
     : config_(config),
       table_(config, tp_rank, tp_size),
-      params_(size_t(table_.local_numel()) * sizeof(float)),
-      grads_(size_t(table_.local_numel()) * sizeof(float)) {}
+      padded_numel_((table_.local_numel() + pad_multiple - 1) / pad_multiple * pad_multiple),
+      params_(size_t(padded_numel_) * sizeof(float)),
+      grads_(size_t(padded_numel_) * sizeof(float)) {}
 
 Tensor ModelWeights::view(const HostBuffer& buffer, const LocalParam& entry) {
   return Tensor(static_cast<float*>(buffer.data()) + entry.flat_offset, entry.local_shape, DType::F32);
@@ -45,6 +46,6 @@ void ModelWeights::initialise(uint64_t seed) {
   }
 }
 
-void ModelWeights::zero_grads() { ops::fill_zero(grads()); }
+void ModelWeights::zero_grads() { ops::fill_zero(padded_grads()); }
 
 }  // namespace t6

@@ -11,12 +11,17 @@ namespace t6 {
 
 class ModelWeights {
  public:
-  ModelWeights(const ModelConfig& config, int tp_rank, int tp_size);
+  // The flat buffers are padded with zeros to a multiple of `pad_multiple` elements, so ZeRO-1 can
+  // reduce-scatter and all-gather them in equal chunks over the DP ranks.
+  ModelWeights(const ModelConfig& config, int tp_rank, int tp_size, int64_t pad_multiple = 1);
 
   const ModelConfig& config() const { return config_; }
   const ParamTable& table() const { return table_; }
   Tensor params() const { return params_.as({table_.local_numel()}, DType::F32); }
   Tensor grads() const { return grads_.as({table_.local_numel()}, DType::F32); }
+  int64_t padded_numel() const { return padded_numel_; }
+  Tensor padded_params() const { return params_.as({padded_numel_}, DType::F32); }
+  Tensor padded_grads() const { return grads_.as({padded_numel_}, DType::F32); }
   Tensor param(const std::string& name) const { return view(params_, table_.find(name)); }
   Tensor grad(const std::string& name) const { return view(grads_, table_.find(name)); }
   Tensor param(const LocalParam& entry) const { return view(params_, entry); }
@@ -31,6 +36,7 @@ class ModelWeights {
   static Tensor view(const HostBuffer& buffer, const LocalParam& entry);
   ModelConfig config_;
   ParamTable table_;
+  int64_t padded_numel_;
   HostBuffer params_, grads_;
 };
 

@@ -1,0 +1,83 @@
+#include "train/distributed_optimizer.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "kernels/ops.h"
+#include "train/grad_norm.h"
+
+namespace t6 {
+
+namespace {
+// DP all-reduce in buckets of this many elements (64 MiB of fp32): keeps each message large enough
+// for full bandwidth while bounding the memory a communicator may stage.
+constexpr int64_t kBucketElements = int64_t(1) << 24;
+
+bool spans_ranks(Communicator* communicator) { return communicator && communicator->size() > 1; }
+}  // namespace
+
+DistributedOptimizer::DistributedOptimizer(ModelWeights& weights, const AdamWSettings& settings, Communicator* tp,
+                                           Communicator* dp, bool zero1)
+    : weights_(weights),
+      tp_(tp),
+      dp_(dp),
+      zero1_(zero1 && spans_ranks(dp)),
+      state_begin_(0),
+      state_end_(weights.table().local_numel()),
+      adamw_(0, settings) {
+  if (zero1_) {
+    T6_ASSERT(weights.padded_numel() % dp->size() == 0);
+    const int64_t shard = weights.padded_numel() / dp->size();
+    state_begin_ = shard * dp->rank();
+    state_end_ = state_begin_ + shard;
+  }
+  adamw_ = AdamW(state_end_ - state_begin_, settings);
+}
+
+void DistributedOptimizer::reduce_partial_gradients_over_tp() {
+  if (!spans_ranks(tp_)) return;
+  for (const LocalParam& entry : weights_.table().params())
+    if (entry.spec.rule.partial_gradient) tp_->all_reduce(weights_.grad(entry), ReduceOp::Sum);
+}
+
+void DistributedOptimizer::average_gradients_over_dp() {
+  if (!spans_ranks(dp_)) return;
+  const Tensor grads = weights_.padded_grads();
+  if (zero1_) {
+    // Chunk r of the padded buffer ends up reduced on DP rank r, in place.
+    dp_->reduce_scatter(grads, grads.rows(state_begin_, state_end_), ReduceOp::Avg);
+    return;
+  }
+  for (int64_t begin = 0; begin < grads.numel(); begin += kBucketElements)
+    dp_->all_reduce(grads.rows(begin, std::min(grads.numel(), begin + kBucketElements)), ReduceOp::Avg);
+}
+
+double DistributedOptimizer::grad_norm_of_state_range() {
+  if (!zero1_) return global_grad_norm(weights_, weights_.grads(), tp_);
+  // Each DP rank holds the reduced gradient of its range only: sum the squares of the parameters'
+  // pieces in it (replicated weights from TP rank 0 only), then over DP and TP.
+  double total = 0;
+  const bool count_replicated = weights_.table().tp_rank() == 0;
+  for (const LocalParam& entry : weights_.table().params()) {
+    if (entry.spec.rule.kind == ShardRule::Kind::Replicated && !count_replicated) continue;
+    const int64_t begin = std::max(entry.flat_offset, state_begin_);
+    const int64_t end = std::min(entry.flat_offset + entry.numel(), state_end_);
+    if (begin < end) total += ops::sum_of_squares(weights_.grads().rows(begin, end));
+  }
+  dp_->all_reduce(Tensor(&total, {1}, DType::F64), ReduceOp::Sum);
+  if (spans_ranks(tp_)) tp_->all_reduce(Tensor(&total, {1}, DType::F64), ReduceOp::Sum);
+  return std::sqrt(total);
+}
+
+double DistributedOptimizer::step(float lr, double max_norm) {
+  reduce_partial_gradients_over_tp();
+  average_gradients_over_dp();
+  const double norm = grad_norm_of_state_range();
+  const float scale = clip_scale(norm, max_norm);
+  const Tensor params = weights_.padded_params(), grads = weights_.padded_grads();
+  adamw_.step(params.rows(state_begin_, state_end_), grads.rows(state_begin_, state_end_), lr, scale);
+  if (zero1_) dp_->all_gather(params.rows(state_begin_, state_end_), params);
+  return norm;
+}
+
+}  // namespace t6

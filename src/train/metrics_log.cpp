@@ -1,0 +1,40 @@
+#include "train/metrics_log.h"
+
+#include <filesystem>
+#include <sstream>
+
+#include "core/error.h"
+
+namespace t6 {
+
+MetricsLog::MetricsLog(const std::string& path, int64_t keep_through_step) : path_(path) {
+  std::string kept;
+  if (keep_through_step >= 0 && std::filesystem::exists(path)) {
+    std::ifstream existing(path);
+    std::string line;
+    while (std::getline(existing, line)) {
+      const auto record = nlohmann::json::parse(line, nullptr, false);
+      // A torn last line (the process died mid-write) is dropped with the later steps.
+      if (record.is_discarded() || !record.contains("step")) continue;
+      if (record["step"].get<int64_t>() <= keep_through_step) kept += line + "\n";
+    }
+  }
+  // Rewrite through a temporary file so a crash here cannot lose the kept lines.
+  const std::string temporary = path + ".tmp";
+  {
+    std::ofstream rewritten(temporary, std::ios::trunc);
+    T6_CHECK(rewritten, temporary, ": cannot write the metrics file");
+    rewritten << kept;
+  }
+  std::filesystem::rename(temporary, path);
+  file_.open(path, std::ios::app);
+  T6_CHECK(file_, path, ": cannot open the metrics file for appending");
+}
+
+void MetricsLog::write(const nlohmann::json& record) {
+  file_ << record.dump() << '\n';
+  file_.flush();
+  T6_CHECK(file_, path_, ": write failed (disk full?)");
+}
+
+}  // namespace t6

@@ -1,0 +1,38 @@
+#include "common/training_setup.h"
+
+#include "common/test_paths.h"
+#include "data/preprocess.h"
+
+namespace t6::testing {
+
+std::string write_shakespeare_corpus(const std::string& directory) {
+  PreprocessOptions options;
+  options.inputs = {(source_dir() / "data_tools/corpora/tinyshakespeare.jsonl").string()};
+  options.output_dir = directory;
+  options.val_fraction = 0.1;
+  options.shard_tokens = 100'000;
+  options.overwrite = true;
+  run_preprocess(options);
+  return directory;
+}
+
+RunConfig tiny_run_config(ModelKind kind, const std::string& corpus) {
+  RunConfig config;
+  config.model = {kind, 2, 64, 6, 16, 6, 2, kind == ModelKind::llama_gqa ? 3 : 1, 50304};
+  if (kind == ModelKind::llama_mha) config.model.n_embd = 96;  // MHA's head_dim is n_embd / n_head = 16
+  config.train.seed = 7;
+  config.train.seq_len = 16;
+  config.train.micro_batch_size = 1;
+  config.train.global_batch_size = 8;
+  config.train.max_steps = 5;
+  config.train.lr = 3e-3;
+  config.train.min_lr = 3e-4;
+  config.train.warmup_steps = 1;
+  config.data.path = corpus;
+  config.parallel.threads = 1;
+  config.checkpoint.keep = 0;
+  config.validate();
+  return config;
+}
+
+}  // namespace t6::testing

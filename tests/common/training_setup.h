@@ -1,0 +1,18 @@
+// Shared set-up for tests that train: a token corpus preprocessed from the bundled Shakespeare
+// JSONL, and small run configs of every model kind that train in a second.
+#pragma once
+#include <string>
+
+#include "train/run_config.h"
+
+namespace t6::testing {
+
+// Preprocesses data_tools/corpora/tinyshakespeare.jsonl into `directory` (10% of documents for
+// validation, small shards so windows cross shard boundaries) and returns the directory.
+std::string write_shakespeare_corpus(const std::string& directory);
+
+// A tiny model of `kind` (L 2, d 64, 6 heads of 16, so 4 TP ranks split heads 2, 2, 1, 1) on
+// `corpus`, 16-token sequences, global batch 8 of micro-batches of 1, no evaluation, no checkpoints.
+RunConfig tiny_run_config(ModelKind kind, const std::string& corpus);
+
+}  // namespace t6::testing
