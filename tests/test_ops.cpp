@@ -1,0 +1,600 @@
+// The op set (kernels/ops.h) on the CPU backend in double precision: every backward against central
+// finite differences of a scalar objective L = Σ w ⊙ out with random w (so dout = w), every forward
+// against a simple independent reference, and the error paths.
+//
+// Tolerances: gradients use kGradientTolerance (1e-6 relative, see common/finite_difference.h for why);
+// forwards and exact identities, which involve no finite difference, are held to 1e-12.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <random>
+#include <vector>
+
+#include "common/finite_difference.h"
+#include "core/bf16.h"
+#include "core/error.h"
+#include "core/tensor.h"
+#include "kernels/ops.h"
+
+using namespace t6;
+using t6::testing::copy_into;
+using t6::testing::copy_of;
+using t6::testing::dot;
+using t6::testing::filled_tensor;
+using t6::testing::gradient_matches;
+using t6::testing::random_tensor;
+using t6::testing::tensors_close;
+
+namespace {
+
+constexpr double kExact = 1e-12;  // forward values and identities: only rounding differences allowed
+
+std::mt19937_64& rng() {
+  static std::mt19937_64 generator(20250601);
+  return generator;
+}
+
+HostTensor token_ids(const std::vector<int32_t>& ids) {
+  HostTensor tokens({int64_t(ids.size())}, DType::I32);
+  for (size_t i = 0; i < ids.size(); ++i) tokens.data<int32_t>()[i] = ids[i];
+  return tokens;
+}
+
+// a − b, element-wise: isolates what an accumulating op added to a pre-filled output.
+HostTensor difference(const Tensor& a, const Tensor& b) {
+  HostTensor out = copy_of(a);
+  for (int64_t i = 0; i < out.numel(); ++i) out.data<double>()[i] -= b.data<double>()[i];
+  return out;
+}
+
+double at(const Tensor& x, int64_t i) { return x.data<double>()[i]; }
+
+}  // namespace
+
+// ---- matmul --------------------------------------------------------------------------------------
+
+// out = α·op(a)·op(b) + β·c0. A linear layer's backward is matmul again with the transposes moved
+// around and β = 1 to accumulate into an existing gradient, so the analytic gradients below are
+// computed that way (onto a random pre-filled gradient) and compared with finite differences.
+TEST(Matmul, ForwardAndGradientsForAllTransposesWithBetaAccumulation) {
+  const int64_t M = 3, K = 5, N = 4;
+  const float alpha = 0.75f, beta = 0.5f;
+  for (bool ta : {false, true}) {
+    for (bool tb : {false, true}) {
+      SCOPED_TRACE(::testing::Message() << "transpose_a " << ta << ", transpose_b " << tb);
+      HostTensor a = random_tensor(ta ? Shape{K, M} : Shape{M, K}, rng());
+      HostTensor b = random_tensor(tb ? Shape{N, K} : Shape{K, N}, rng());
+      HostTensor c0 = random_tensor({M, N}, rng());
+      HostTensor w = random_tensor({M, N}, rng());
+      auto op_a = [&](int64_t i, int64_t k) { return ta ? at(a, k * M + i) : at(a, i * K + k); };
+      auto op_b = [&](int64_t k, int64_t j) { return tb ? at(b, j * K + k) : at(b, k * N + j); };
+
+      HostTensor out = copy_of(c0);
+      ops::matmul(out, a, b, ta, tb, alpha, beta);
+      HostTensor expected({M, N}, DType::F64);
+      for (int64_t i = 0; i < M; ++i)
+        for (int64_t j = 0; j < N; ++j) {
+          double sum = 0;
+          for (int64_t k = 0; k < K; ++k) sum += op_a(i, k) * op_b(k, j);
+          expected.data<double>()[i * N + j] = alpha * sum + beta * at(c0, i * N + j);
+        }
+      EXPECT_TRUE(tensors_close(out, expected, kExact, "matmul forward"));
+
+      HostTensor scratch({M, N}, DType::F64);
+      auto loss = [&] {
+        copy_into(scratch, c0);
+        ops::matmul(scratch, a, b, ta, tb, alpha, beta);
+        return dot(w, scratch);
+      };
+      // dop(a) = α·W·op(b)ᵀ and dop(b) = α·op(a)ᵀ·W, written in the stored layouts of a and b.
+      HostTensor da_initial = random_tensor(a.shape(), rng()), db_initial = random_tensor(b.shape(), rng());
+      HostTensor da = copy_of(da_initial), db = copy_of(db_initial);
+      if (!ta) ops::matmul(da, w, b, false, !tb, alpha, 1.0f);
+      else ops::matmul(da, b, w, tb, true, alpha, 1.0f);
+      if (!tb) ops::matmul(db, a, w, !ta, false, alpha, 1.0f);
+      else ops::matmul(db, w, a, true, ta, alpha, 1.0f);
+      HostTensor dc0 = copy_of(w);
+      ops::scale(dc0, beta);
+
+      EXPECT_TRUE(gradient_matches(difference(da, da_initial), a, loss, "da"));
+      EXPECT_TRUE(gradient_matches(difference(db, db_initial), b, loss, "db"));
+      EXPECT_TRUE(gradient_matches(dc0, c0, loss, "d(c0), the beta term"));
+    }
+  }
+}
+
+// ---- embedding -----------------------------------------------------------------------------------
+
+TEST(Embedding, ForwardGathersRowsAndBackwardAccumulatesRepeatedIds) {
+  const int64_t V = 7, d = 5;
+  // Token 3 occurs four times and 1 twice: their gradient rows must be sums; row 4 is never used.
+  HostTensor tokens = token_ids({3, 1, 3, 0, 6, 3, 1, 2, 5, 3});
+  const int64_t N = tokens.numel();
+  HostTensor table = random_tensor({V, d}, rng());
+  HostTensor w = random_tensor({2, N / 2, d}, rng());
+
+  HostTensor out({2, N / 2, d}, DType::F64);
+  ops::embedding_forward(out, tokens, table);
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t j = 0; j < d; ++j)
+      ASSERT_EQ(at(out, n * d + j), at(table, tokens.data<int32_t>()[n] * d + j)) << "position " << n;
+
+  HostTensor scratch({2, N / 2, d}, DType::F64);
+  auto loss = [&] {
+    ops::embedding_forward(scratch, tokens, table);
+    return dot(w, scratch);
+  };
+  // embedding_backward adds into dtable (+=): start from random values and compare what it added.
+  HostTensor dtable_initial = random_tensor({V, d}, rng());
+  HostTensor dtable = copy_of(dtable_initial);
+  ops::embedding_backward(dtable, w, tokens);
+  EXPECT_TRUE(gradient_matches(difference(dtable, dtable_initial), table, loss, "dtable"));
+}
+
+// ---- RMSNorm -------------------------------------------------------------------------------------
+
+TEST(RmsNorm, ForwardUsesFp32EpsilonInDouble) {
+  const int64_t rows = 4, d = 7;
+  HostTensor x = random_tensor({rows, d}, rng());
+  // Row 1 is so small (mean x² ≈ 1e-9) that eps dominates: a different eps would show at once.
+  for (int64_t j = 0; j < d; ++j) x.data<double>()[d + j] *= 1e-4;
+  HostTensor out({rows, d}, DType::F64), rstd({rows}, DType::F64);
+  ops::rmsnorm_forward(out, rstd, x);
+
+  const double eps = double(std::numeric_limits<float>::epsilon());  // 1.1920929e-07 = 2^-23
+  EXPECT_EQ(eps, 1.1920928955078125e-07);
+  HostTensor expected_rstd({rows}, DType::F64), expected_out({rows, d}, DType::F64);
+  for (int64_t n = 0; n < rows; ++n) {
+    double mean_square = 0;
+    for (int64_t j = 0; j < d; ++j) mean_square += at(x, n * d + j) * at(x, n * d + j) / double(d);
+    expected_rstd.data<double>()[n] = 1.0 / std::sqrt(mean_square + eps);
+    for (int64_t j = 0; j < d; ++j) expected_out.data<double>()[n * d + j] = at(x, n * d + j) * at(expected_rstd, n);
+  }
+  EXPECT_TRUE(tensors_close(rstd, expected_rstd, kExact, "rstd"));
+  EXPECT_TRUE(tensors_close(out, expected_out, kExact, "rmsnorm out"));
+}
+
+TEST(RmsNorm, BackwardAccumulatesTheGradient) {
+  const int64_t d = 7;
+  HostTensor x = random_tensor({2, 5, d}, rng());
+  HostTensor w = random_tensor({2, 5, d}, rng());
+  HostTensor out({2, 5, d}, DType::F64), rstd({2, 5}, DType::F64);
+  ops::rmsnorm_forward(out, rstd, x);
+
+  HostTensor scratch_out({2, 5, d}, DType::F64), scratch_rstd({2, 5}, DType::F64);
+  auto loss = [&] {
+    ops::rmsnorm_forward(scratch_out, scratch_rstd, x);
+    return dot(w, scratch_out);
+  };
+  // The residual stream's gradient is already in dx when the norm's backward runs: it adds (+=).
+  HostTensor dx_initial = random_tensor(x.shape(), rng());
+  HostTensor dx = copy_of(dx_initial);
+  ops::rmsnorm_backward(dx, w, x, rstd);
+  EXPECT_TRUE(gradient_matches(difference(dx, dx_initial), x, loss, "dx"));
+}
+
+// ---- RoPE ----------------------------------------------------------------------------------------
+
+namespace {
+
+// bf16 round-to-nearest-even written independently of core/bf16.h: keep 8 significant bits.
+double bf16_reference(float value) {
+  if (value == 0.0f) return 0.0;
+  int exponent = 0;
+  std::frexp(value, &exponent);  // value = f · 2^exponent, 0.5 <= |f| < 1
+  return std::ldexp(std::nearbyint(std::ldexp(double(value), 8 - exponent)), exponent - 8);
+}
+
+struct RopeTables {
+  HostTensor cos, sin;
+};
+
+RopeTables rope_tables(int64_t T, int64_t D) {
+  RopeTables tables{HostTensor({T, D / 2}, DType::F64), HostTensor({T, D / 2}, DType::F64)};
+  ops::rope_tables(tables.cos, tables.sin);
+  return tables;
+}
+
+}  // namespace
+
+TEST(Rope, TablesAreFp32AnglesRoundedToBf16) {
+  const int64_t T = 16, D = 64, half = D / 2;
+  RopeTables tables = rope_tables(T, D);
+  // Worked by hand: θ = 1 (t 1, i 0): cos 0.5403023 → bf16 0.5390625, sin 0.8414710 → 0.83984375;
+  // θ = 3: cos −0.9899925 → −0.98828125, sin 0.1411200 → 0.1416015625.
+  EXPECT_EQ(at(tables.cos, 1 * half + 0), 0.5390625);
+  EXPECT_EQ(at(tables.sin, 1 * half + 0), 0.83984375);
+  EXPECT_EQ(at(tables.cos, 3 * half + 0), -0.98828125);
+  EXPECT_EQ(at(tables.sin, 3 * half + 0), 0.1416015625);
+  EXPECT_EQ(at(tables.cos, 0), 1.0);
+  EXPECT_EQ(at(tables.sin, 0), 0.0);
+
+  bool some_entry_is_not_a_unit_rotation = false;
+  for (int64_t i = 0; i < half; ++i) {
+    const float inv_freq = 1.0f / ::powf(10000.0f, float(2 * i) / float(D));
+    for (int64_t t = 0; t < T; ++t) {
+      const float theta = float(t) * inv_freq;
+      const double c = bf16_reference(float(std::cos(double(theta))));
+      const double s = bf16_reference(float(std::sin(double(theta))));
+      ASSERT_EQ(at(tables.cos, t * half + i), c) << "cos at t " << t << ", i " << i;
+      ASSERT_EQ(at(tables.sin, t * half + i), s) << "sin at t " << t << ", i " << i;
+      if (c * c + s * s != 1.0) some_entry_is_not_a_unit_rotation = true;
+    }
+  }
+  // Why the backward must be the transpose and not the inverse (T6_SPEC.md 1.1).
+  EXPECT_TRUE(some_entry_is_not_a_unit_rotation);
+}
+
+TEST(Rope, ForwardRotatesHalvesByMinusTheta) {
+  const int64_t B = 2, T = 7, R = 3, D = 8, half = D / 2;
+  RopeTables tables = rope_tables(T, D);
+  HostTensor x = random_tensor({B, T, R, D}, rng());
+  HostTensor y = copy_of(x);
+  ops::rope_forward(y, tables.cos, tables.sin);
+  HostTensor expected(x.shape(), DType::F64);
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t r = 0; r < R; ++r)
+        for (int64_t i = 0; i < half; ++i) {
+          const int64_t row = ((b * T + t) * R + r) * D;
+          const double x1 = at(x, row + i), x2 = at(x, row + half + i);
+          const double c = at(tables.cos, t * half + i), s = at(tables.sin, t * half + i);
+          expected.data<double>()[row + i] = x1 * c + x2 * s;
+          expected.data<double>()[row + half + i] = -x1 * s + x2 * c;
+        }
+  EXPECT_TRUE(tensors_close(y, expected, kExact, "rope forward"));
+}
+
+TEST(Rope, BackwardIsTheTransposeOfForward) {
+  const int64_t B = 2, T = 7, R = 3, D = 8;
+  // Tables longer than the sequence, as a layer holding tables for the maximum length uses them.
+  RopeTables tables = rope_tables(T + 4, D);
+  HostTensor x = random_tensor({B, T, R, D}, rng());
+  HostTensor y = random_tensor({B, T, R, D}, rng());
+
+  // <rope(x), y> == <x, ropeᵀ(y)>: the defining identity of the transpose.
+  HostTensor rotated_x = copy_of(x), transposed_y = copy_of(y);
+  ops::rope_forward(rotated_x, tables.cos, tables.sin);
+  ops::rope_backward(transposed_y, tables.cos, tables.sin);
+  const double lhs = dot(rotated_x, y), rhs = dot(x, transposed_y);
+  EXPECT_NEAR(lhs, rhs, 1e-12 * std::max(1.0, std::abs(lhs)));
+
+  HostTensor scratch(x.shape(), DType::F64);
+  auto loss = [&] {
+    copy_into(scratch, x);
+    ops::rope_forward(scratch, tables.cos, tables.sin);
+    return dot(y, scratch);
+  };
+  EXPECT_TRUE(gradient_matches(transposed_y, x, loss, "rope dx"));
+}
+
+// ---- TPA contraction -----------------------------------------------------------------------------
+
+TEST(TpaContract, ForwardAndGradientsOfBothFactors) {
+  const int64_t B = 2, T = 5, H = 3, D = 8;
+  for (int64_t R : {2, 3}) {
+    SCOPED_TRACE(::testing::Message() << "rank " << R);
+    HostTensor A = random_tensor({B, T, H, R}, rng());
+    HostTensor factor_B = random_tensor({B, T, R, D}, rng());
+    HostTensor w = random_tensor({B, T, H, D}, rng());
+    HostTensor out({B, T, H, D}, DType::F64);
+    ops::tpa_contract_forward(out, A, factor_B);
+
+    HostTensor expected({B, T, H, D}, DType::F64);
+    for (int64_t n = 0; n < B * T; ++n)
+      for (int64_t h = 0; h < H; ++h)
+        for (int64_t j = 0; j < D; ++j) {
+          double sum = 0;
+          for (int64_t r = 0; r < R; ++r) sum += at(A, (n * H + h) * R + r) * at(factor_B, (n * R + r) * D + j);
+          expected.data<double>()[(n * H + h) * D + j] = sum / double(R);
+        }
+    EXPECT_TRUE(tensors_close(out, expected, kExact, "tpa_contract forward"));
+
+    HostTensor scratch({B, T, H, D}, DType::F64);
+    auto loss = [&] {
+      ops::tpa_contract_forward(scratch, A, factor_B);
+      return dot(w, scratch);
+    };
+    // Both gradients are documented as overwritten: poison them first.
+    HostTensor dA = filled_tensor(A.shape(), NAN), dB = filled_tensor(factor_B.shape(), NAN);
+    ops::tpa_contract_backward(dA, dB, w, A, factor_B);
+    EXPECT_TRUE(gradient_matches(dA, A, loss, "dA"));
+    EXPECT_TRUE(gradient_matches(dB, factor_B, loss, "dB"));
+  }
+}
+
+// ---- attention -----------------------------------------------------------------------------------
+
+namespace {
+
+// softmax(q·kᵀ/√D + causal mask)·v and the row log-sum-exps, written out directly.
+void naive_attention(Tensor y, Tensor lse, const Tensor& q, const Tensor& k, const Tensor& v, ops::HeadMap heads) {
+  const int64_t B = q.size(0), T = q.size(1), H = q.size(2), D = q.size(3), Hkv = k.size(2);
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t h = 0; h < H; ++h) {
+      const int64_t kv = (heads.first_head + h) / heads.group_size - heads.first_kv_head;
+      for (int64_t t = 0; t < T; ++t) {
+        std::vector<double> weights(T, 0.0);
+        double total = 0;
+        for (int64_t s = 0; s <= t; ++s) {  // s > t is masked: weight exactly 0
+          double score = 0;
+          for (int64_t j = 0; j < D; ++j)
+            score += at(q, ((b * T + t) * H + h) * D + j) * at(k, ((b * T + s) * Hkv + kv) * D + j);
+          weights[s] = std::exp(score / std::sqrt(double(D)));
+          total += weights[s];
+        }
+        for (int64_t j = 0; j < D; ++j) {
+          double sum = 0;
+          for (int64_t s = 0; s <= t; ++s) sum += weights[s] / total * at(v, ((b * T + s) * Hkv + kv) * D + j);
+          y.data<double>()[((b * T + t) * H + h) * D + j] = sum;
+        }
+        lse.data<double>()[(b * H + h) * T + t] = std::log(total);
+      }
+    }
+}
+
+struct AttentionCase {
+  const char* name;
+  int64_t H, Hkv;
+  ops::HeadMap heads;
+};
+
+}  // namespace
+
+TEST(Attention, ForwardMatchesNaiveSoftmaxAndGradientsMatchFiniteDifferences) {
+  const int64_t B = 2, T = 6, D = 8;
+  const AttentionCase cases[] = {
+      {"MHA, 3 heads", 3, 3, {}},
+      {"GQA group 2, 5 heads on 3 KV heads (the last KV head serves one)", 5, 3, {0, 2, 0}},
+      // A tensor-parallel rank holding query heads 2..3 of 6 (group 3) and both KV heads: head 2
+      // reads KV head 0, head 3 reads KV head 1.
+      {"TP rank: heads 2..3 of 6, group 3, all 2 KV heads local", 2, 2, {2, 3, 0}},
+      // A rank holding heads 3..5 of 6 and only KV head 1, stored locally as KV head 0.
+      {"TP rank: heads 3..5 of 6, group 3, KV head 1 local", 3, 1, {3, 3, 1}},
+  };
+  for (const AttentionCase& c : cases) {
+    SCOPED_TRACE(c.name);
+    HostTensor q = random_tensor({B, T, c.H, D}, rng());
+    HostTensor k = random_tensor({B, T, c.Hkv, D}, rng());
+    HostTensor v = random_tensor({B, T, c.Hkv, D}, rng());
+    HostTensor w = random_tensor({B, T, c.H, D}, rng());
+    HostTensor y({B, T, c.H, D}, DType::F64), lse({B, c.H, T}, DType::F64);
+    ops::attention_forward(y, lse, q, k, v, c.heads);
+
+    HostTensor expected_y({B, T, c.H, D}, DType::F64), expected_lse({B, c.H, T}, DType::F64);
+    naive_attention(expected_y, expected_lse, q, k, v, c.heads);
+    EXPECT_TRUE(tensors_close(y, expected_y, kExact, "attention y"));
+    EXPECT_TRUE(tensors_close(lse, expected_lse, kExact, "attention lse"));
+
+    HostTensor scratch_y(y.shape(), DType::F64), scratch_lse(lse.shape(), DType::F64);
+    auto loss = [&] {
+      ops::attention_forward(scratch_y, scratch_lse, q, k, v, c.heads);
+      return dot(w, scratch_y);
+    };
+    HostTensor dq = filled_tensor(q.shape(), NAN), dk = filled_tensor(k.shape(), NAN), dv = filled_tensor(v.shape(), NAN);
+    ops::attention_backward(dq, dk, dv, w, q, k, v, y, lse, c.heads);
+    EXPECT_TRUE(gradient_matches(dq, q, loss, "dq"));
+    EXPECT_TRUE(gradient_matches(dk, k, loss, "dk"));
+    EXPECT_TRUE(gradient_matches(dv, v, loss, "dv"));
+  }
+}
+
+// ---- TPA attention -------------------------------------------------------------------------------
+
+TEST(TpaAttention, ForwardIsContractionThenAttentionAndAllSixFactorGradientsMatch) {
+  const int64_t B = 2, T = 5, H = 3, Rq = 3, R = 2, D = 8;
+  HostTensor A_q = random_tensor({B, T, H, Rq}, rng()), B_q = random_tensor({B, T, Rq, D}, rng());
+  HostTensor A_k = random_tensor({B, T, H, R}, rng()), B_k = random_tensor({B, T, R, D}, rng());
+  HostTensor A_v = random_tensor({B, T, H, R}, rng()), B_v = random_tensor({B, T, R, D}, rng());
+  const ops::TpaFactors factors{A_q, B_q, A_k, B_k, A_v, B_v};
+  HostTensor w = random_tensor({B, T, H, D}, rng());
+  // The workspace holds garbage between calls in a real run: NaN makes any read-before-write show.
+  const int64_t workspace_elements = ops::tpa_attention_workspace_elements(B, T, H, D);
+  HostTensor workspace = filled_tensor({workspace_elements}, NAN);
+
+  HostTensor y({B, T, H, D}, DType::F64), lse({B, H, T}, DType::F64);
+  ops::tpa_attention_forward(y, lse, factors, workspace);
+
+  HostTensor q({B, T, H, D}, DType::F64), k({B, T, H, D}, DType::F64), v({B, T, H, D}, DType::F64);
+  ops::tpa_contract_forward(q, A_q, B_q);  // checked against its own reference above
+  ops::tpa_contract_forward(k, A_k, B_k);
+  ops::tpa_contract_forward(v, A_v, B_v);
+  HostTensor expected_y(y.shape(), DType::F64), expected_lse(lse.shape(), DType::F64);
+  naive_attention(expected_y, expected_lse, q, k, v, {});
+  EXPECT_TRUE(tensors_close(y, expected_y, kExact, "tpa_attention y"));
+  EXPECT_TRUE(tensors_close(lse, expected_lse, kExact, "tpa_attention lse"));
+
+  HostTensor scratch_y(y.shape(), DType::F64), scratch_lse(lse.shape(), DType::F64);
+  HostTensor scratch_workspace({workspace_elements}, DType::F64);
+  auto loss = [&] {
+    ops::tpa_attention_forward(scratch_y, scratch_lse, factors, scratch_workspace);
+    return dot(w, scratch_y);
+  };
+  HostTensor dA_q = filled_tensor(A_q.shape(), NAN), dB_q = filled_tensor(B_q.shape(), NAN);
+  HostTensor dA_k = filled_tensor(A_k.shape(), NAN), dB_k = filled_tensor(B_k.shape(), NAN);
+  HostTensor dA_v = filled_tensor(A_v.shape(), NAN), dB_v = filled_tensor(B_v.shape(), NAN);
+  std::fill_n(workspace.data<double>(), workspace_elements, NAN);
+  ops::tpa_attention_backward({dA_q, dB_q, dA_k, dB_k, dA_v, dB_v}, w, y, lse, factors, workspace);
+  EXPECT_TRUE(gradient_matches(dA_q, A_q, loss, "dA_q"));
+  EXPECT_TRUE(gradient_matches(dB_q, B_q, loss, "dB_q"));
+  EXPECT_TRUE(gradient_matches(dA_k, A_k, loss, "dA_k"));
+  EXPECT_TRUE(gradient_matches(dB_k, B_k, loss, "dB_k"));
+  EXPECT_TRUE(gradient_matches(dA_v, A_v, loss, "dA_v"));
+  EXPECT_TRUE(gradient_matches(dB_v, B_v, loss, "dB_v"));
+}
+
+// ---- SwiGLU --------------------------------------------------------------------------------------
+
+TEST(SwiGlu, ForwardIsSiluTimesGateAndGradientsMatch) {
+  const Shape shape{2, 5, 7};
+  HostTensor a = random_tensor(shape, rng(), -4.0, 4.0), b = random_tensor(shape, rng(), -2.0, 2.0);
+  HostTensor w = random_tensor(shape, rng());
+  HostTensor out(shape, DType::F64);
+  ops::swiglu_forward(out, a, b);
+  HostTensor expected(shape, DType::F64);
+  for (int64_t i = 0; i < a.numel(); ++i)
+    expected.data<double>()[i] = at(a, i) / (1.0 + std::exp(-at(a, i))) * at(b, i);
+  EXPECT_TRUE(tensors_close(out, expected, kExact, "swiglu forward"));
+
+  HostTensor scratch(shape, DType::F64);
+  auto loss = [&] {
+    ops::swiglu_forward(scratch, a, b);
+    return dot(w, scratch);
+  };
+  HostTensor da = filled_tensor(shape, NAN), db = filled_tensor(shape, NAN);
+  ops::swiglu_backward(da, db, w, a, b);
+  EXPECT_TRUE(gradient_matches(da, a, loss, "da (through silu)"));
+  EXPECT_TRUE(gradient_matches(db, b, loss, "db (the gate)"));
+}
+
+// ---- cross-entropy -------------------------------------------------------------------------------
+
+TEST(CrossEntropy, LossIsLogSumExpMinusTargetLogit) {
+  const int64_t N = 10, V = 11;
+  HostTensor logits = random_tensor({2, N / 2, V}, rng(), -3.0, 3.0);
+  // Row 4 is shifted by +1000: exp would overflow without subtracting the row maximum.
+  for (int64_t j = 0; j < V; ++j) logits.data<double>()[4 * V + j] += 1000.0;
+  HostTensor targets = token_ids({0, 10, 3, 3, 7, 1, 10, 5, 2, 0});  // both ends of the vocabulary
+
+  HostTensor expected_losses({N}, DType::F64);
+  for (int64_t n = 0; n < N; ++n) {
+    double max_logit = -INFINITY, sum = 0;
+    for (int64_t j = 0; j < V; ++j) max_logit = std::max(max_logit, at(logits, n * V + j));
+    for (int64_t j = 0; j < V; ++j) sum += std::exp(at(logits, n * V + j) - max_logit);
+    expected_losses.data<double>()[n] = max_logit + std::log(sum) - at(logits, n * V + targets.data<int32_t>()[n]);
+  }
+  HostTensor losses = filled_tensor({N}, NAN);
+  ops::cross_entropy_forward(losses, logits, targets);
+  EXPECT_TRUE(tensors_close(losses, expected_losses, kExact, "cross_entropy_forward losses"));
+
+  HostTensor fused_losses = filled_tensor({N}, NAN);
+  HostTensor dlogits = copy_of(logits);
+  ops::cross_entropy_forward_backward(fused_losses, dlogits, targets, 1.0f);
+  EXPECT_TRUE(tensors_close(fused_losses, expected_losses, kExact, "cross_entropy_forward_backward losses"));
+  // With dloss 1 each gradient row is softmax − onehot: it sums to zero, also in the shifted row.
+  for (int64_t n = 0; n < N; ++n) {
+    double row_sum = 0;
+    for (int64_t j = 0; j < V; ++j) row_sum += at(dlogits, n * V + j);
+    EXPECT_NEAR(row_sum, 0.0, 1e-12) << "row " << n;
+  }
+}
+
+// The fused op overwrites the logits with the gradient of dloss · Σ losses (dloss is the mean's 1/N
+// times the micro-batch weight in training).
+TEST(CrossEntropy, FusedGradientIsDlossTimesGradientOfSummedLosses) {
+  const int64_t N = 10, V = 11;
+  HostTensor logits = random_tensor({N, V}, rng(), -3.0, 3.0);
+  HostTensor targets = token_ids({4, 10, 0, 3, 7, 1, 10, 5, 2, 4});
+  const float dloss = 0.37f;
+
+  HostTensor losses({N}, DType::F64), dlogits = copy_of(logits);
+  ops::cross_entropy_forward_backward(losses, dlogits, targets, dloss);
+
+  HostTensor scratch_losses({N}, DType::F64);
+  HostTensor ones = filled_tensor({N}, 1.0);
+  auto loss = [&] {
+    ops::cross_entropy_forward(scratch_losses, logits, targets);
+    return double(dloss) * dot(ones, scratch_losses);
+  };
+  EXPECT_TRUE(gradient_matches(dlogits, logits, loss, "dlogits"));
+}
+
+// ---- AdamW ---------------------------------------------------------------------------------------
+
+// torch.optim.AdamW, written out: p ← p·(1 − lr·wd) first (decoupled decay of the pre-update value),
+// then m, v from g = grad·grad_scale, then p ← p − lr·m̂/(√v̂ + eps) with bias-corrected m̂, v̂.
+// Decaying after the Adam step instead would differ by lr²·wd·|step| ≈ 1e-5 here, far above 1e-12.
+TEST(AdamW, SeveralStepsMatchTorchAdamW) {
+  const Shape shape{3, 4};
+  ops::AdamWStep hyper;
+  hyper.lr = 0.01f;
+  hyper.weight_decay = 0.1f;
+  hyper.grad_scale = 0.5f;
+  HostTensor param = random_tensor(shape, rng()), m({3, 4}, DType::F64), v({3, 4}, DType::F64);
+  HostTensor expected_param = copy_of(param), expected_m({3, 4}, DType::F64), expected_v({3, 4}, DType::F64);
+  // The hyperparameters are floats: the reference uses exactly the values the op receives.
+  const double lr = hyper.lr, wd = hyper.weight_decay, beta1 = hyper.beta1, beta2 = hyper.beta2, eps = hyper.eps,
+               grad_scale = hyper.grad_scale;
+
+  for (int64_t step = 1; step <= 4; ++step) {
+    SCOPED_TRACE(::testing::Message() << "step " << step);
+    HostTensor grad = random_tensor(shape, rng());
+    grad.data<double>()[0] = step == 1 ? 0.0 : grad.data<double>()[0];  // zero moments: only decay moves it
+    grad.data<double>()[1] *= 1e-7;                                   // eps matters against √v̂
+    hyper.step = step;
+    ops::adamw_update(param, grad, m, v, hyper);
+
+    for (int64_t i = 0; i < param.numel(); ++i) {
+      double &p = expected_param.data<double>()[i], &m1 = expected_m.data<double>()[i], &m2 = expected_v.data<double>()[i];
+      const double g = at(grad, i) * grad_scale;
+      p *= 1.0 - lr * wd;
+      m1 = beta1 * m1 + (1.0 - beta1) * g;
+      m2 = beta2 * m2 + (1.0 - beta2) * g * g;
+      const double m_hat = m1 / (1.0 - std::pow(beta1, double(step)));
+      const double v_hat = m2 / (1.0 - std::pow(beta2, double(step)));
+      p -= lr * m_hat / (std::sqrt(v_hat) + eps);
+    }
+    EXPECT_TRUE(tensors_close(param, expected_param, kExact, "param"));
+    EXPECT_TRUE(tensors_close(m, expected_m, kExact, "exp_avg"));
+    EXPECT_TRUE(tensors_close(v, expected_v, kExact, "exp_avg_sq"));
+  }
+}
+
+// ---- error paths ---------------------------------------------------------------------------------
+
+TEST(OpErrors, MismatchedShapesThrow) {
+  HostTensor a = random_tensor({3, 5}, rng()), b = random_tensor({4, 4}, rng()), out({3, 4}, DType::F64);
+  EXPECT_THROW(ops::matmul(out, a, b, false, false), Error);  // inner dims 5 and 4
+
+  HostTensor x = random_tensor({4, 6}, rng()), wrong({4, 5}, DType::F64), rstd({4}, DType::F64), short_rstd({3}, DType::F64);
+  EXPECT_THROW(ops::rmsnorm_forward(wrong, rstd, x), Error);
+  EXPECT_THROW(ops::rmsnorm_forward(HostTensor({4, 6}, DType::F64), short_rstd, x), Error);
+  EXPECT_THROW(ops::rmsnorm_backward(wrong, x, x, rstd), Error);
+
+  EXPECT_THROW(ops::swiglu_forward(wrong, x, x), Error);
+  EXPECT_THROW(ops::swiglu_backward(wrong, x, x, x, x), Error);
+
+  HostTensor q = random_tensor({2, 5, 3, 8}, rng()), k_short_d = random_tensor({2, 5, 3, 6}, rng());
+  HostTensor y({2, 5, 3, 8}, DType::F64), lse({2, 3, 5}, DType::F64);
+  EXPECT_THROW(ops::attention_forward(y, lse, q, k_short_d, k_short_d), Error);
+  // Group 2 over 3 query heads needs 2 KV heads: with 1, head 2 maps past the end.
+  HostTensor k_one_head = random_tensor({2, 5, 1, 8}, rng());
+  EXPECT_THROW(ops::attention_forward(y, lse, q, k_one_head, k_one_head, {0, 2, 0}), Error);
+
+  HostTensor A = random_tensor({2, 5, 3, 2}, rng()), B_rank3 = random_tensor({2, 5, 3, 8}, rng());
+  EXPECT_THROW(ops::tpa_contract_forward(y, A, B_rank3), Error);
+  HostTensor small_workspace({ops::tpa_attention_workspace_elements(2, 5, 3, 8) / 6}, DType::F64);
+  HostTensor B2 = random_tensor({2, 5, 2, 8}, rng());
+  EXPECT_THROW(ops::tpa_attention_forward(y, lse, {A, B2, A, B2, A, B2}, small_workspace), Error);
+
+  // RoPE tables must cover the sequence (5 > 4 positions).
+  RopeTables tables = rope_tables(4, 8);
+  EXPECT_THROW(ops::rope_forward(q, tables.cos, tables.sin), Error);
+
+  HostTensor m({3, 5}, DType::F64);
+  EXPECT_THROW(ops::adamw_update(a, b, m, m, {}), Error);
+
+  // F32 and F64 in one call.
+  HostTensor x32({4, 6}, DType::F32);
+  EXPECT_THROW(ops::swiglu_forward(x32, x, x), Error);
+}
+
+TEST(OpErrors, OutOfVocabularyIdsThrow) {
+  HostTensor table = random_tensor({7, 3}, rng()), out({2, 3}, DType::F64), dtable({7, 3}, DType::F64);
+  for (int32_t bad : {7, -1, 1 << 30}) {
+    SCOPED_TRACE(::testing::Message() << "token id " << bad);
+    HostTensor tokens = token_ids({1, bad});
+    EXPECT_THROW(ops::embedding_forward(out, tokens, table), Error);
+    EXPECT_THROW(ops::embedding_backward(dtable, out, tokens), Error);
+    HostTensor logits = random_tensor({2, 7}, rng()), losses({2}, DType::F64);
+    EXPECT_THROW(ops::cross_entropy_forward(losses, logits, tokens), Error);
+    EXPECT_THROW(ops::cross_entropy_forward_backward(losses, logits, tokens, 1.0f), Error);
+  }
+  // A rejected backward must not have touched dtable (the check comes before any write).
+  for (int64_t i = 0; i < dtable.numel(); ++i) EXPECT_EQ(at(dtable, i), 0.0);
+
+  HostTensor logits = random_tensor({2, 7}, rng()), three_losses({3}, DType::F64);
+  EXPECT_THROW(ops::cross_entropy_forward(three_losses, logits, token_ids({1, 2})), Error);
+}
