@@ -1,5 +1,6 @@
 // t6_pretrain: trains a T6 (or baseline) model with TP × DP MPI ranks.
 //   mpirun -np 2 build/bin/t6_pretrain --config configs/t6-demo.toml --run-dir runs/demo
+// SIGTERM/SIGINT/SIGUSR1 finish the step, save a checkpoint and exit 0; --resume continues from it.
 #include <omp.h>
 
 #include <CLI/CLI.hpp>
@@ -37,6 +38,10 @@ int main(int argc, char** argv) {
     app.add_option("--config", config_path, "TOML run config (configs/*.toml)")->required()->check(CLI::ExistingFile);
     app.add_option("--set", overrides, "override a config key: --set train.lr=3e-4 (repeatable)");
     app.add_option("--run-dir", run_dir, "where metrics.jsonl and checkpoints/ go");
+    bool resume = false;
+    app.add_flag("--resume", resume,
+                 "continue from RUN_DIR/checkpoints/latest (an error if there is none); checkpoint.resume = "
+                 "\"auto\" does the same but starts afresh when there is no checkpoint");
     try {
       app.parse(argc, argv);
     } catch (const CLI::ParseError& error) {
@@ -45,7 +50,8 @@ int main(int argc, char** argv) {
     const t6::RunConfig config = t6::load_run_config(config_path, overrides);
     set_cpu_threads(config.parallel.threads);
     t6::ProcessGrid grid = t6::make_mpi_process_grid(int(config.parallel.tp));
-    t6::Trainer trainer(config, grid, run_dir);
+    t6::install_stop_signal_handlers();
+    t6::Trainer trainer(config, grid, run_dir, resume ? t6::ResumeMode::latest : t6::ResumeMode::from_config);
     trainer.run();
     return 0;
   });

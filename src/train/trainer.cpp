@@ -2,13 +2,32 @@
 
 #include <chrono>
 #include <cmath>
+#include <csignal>
+#include <cstring>
 #include <filesystem>
 
 #include "core/log.h"
+#include "train/train_checkpoint.h"
 
 namespace t6 {
 
 namespace {
+
+volatile std::sig_atomic_t stop_signal = 0;
+
+void on_stop_signal(int signal) { stop_signal = signal; }
+
+// Rank 0's string on every rank of `communicator`.
+std::string broadcast_string(Communicator& communicator, std::string text) {
+  int64_t length = int64_t(text.size());
+  communicator.broadcast(Tensor(&length, {1}, DType::I64), 0);
+  std::vector<int32_t> words(size_t(length + 3) / 4, 0);
+  std::memcpy(words.data(), text.data(), text.size());
+  if (!words.empty()) communicator.broadcast(Tensor(words.data(), {int64_t(words.size())}, DType::I32), 0);
+  text.resize(size_t(length));
+  std::memcpy(text.data(), words.data(), size_t(length));
+  return text;
+}
 
 int64_t checked_local_sequences(const RunConfig& config, int dp_size) {
   const TrainConfig& train = config.train;
@@ -30,7 +49,11 @@ std::string format_duration(double seconds) {
 
 }  // namespace
 
-Trainer::Trainer(const RunConfig& config, ProcessGrid& grid, const std::string& run_dir)
+void install_stop_signal_handlers() {
+  for (int signal : {SIGTERM, SIGINT, SIGUSR1}) std::signal(signal, on_stop_signal);
+}
+
+Trainer::Trainer(const RunConfig& config, ProcessGrid& grid, const std::string& run_dir, ResumeMode resume)
     : config_(config),
       grid_(grid),
       run_dir_(run_dir),
@@ -42,7 +65,9 @@ Trainer::Trainer(const RunConfig& config, ProcessGrid& grid, const std::string& 
              config.parallel.zero1 ? grid.dp_size() : 1),
       optimizer_(model_.weights(), adamw_settings(config.train), &grid.tp(), &grid.dp(), config.parallel.zero1),
       inputs_(size_t(local_sequences_ * config.train.seq_len)),
-      targets_(size_t(local_sequences_ * config.train.seq_len)) {
+      targets_(size_t(local_sequences_ * config.train.seq_len)),
+      store_(std::filesystem::path(run_dir) / "checkpoints", int(config.checkpoint.keep),
+             broadcast_string(grid.world(), grid.world_rank() == 0 ? checkpoint::make_save_nonce() : "")) {
   T6_CHECK(loader_.vocab_size() <= config.model.vocab_size, config.data.path, ": the corpus' tokenizer has ",
            loader_.vocab_size(), " tokens but model.vocab_size is ", config.model.vocab_size);
   if (config.eval.interval > 0) {
@@ -57,8 +82,85 @@ Trainer::Trainer(const RunConfig& config, ProcessGrid& grid, const std::string& 
   }
   model_.weights().initialise(config.train.seed);
   std::filesystem::create_directories(run_dir);
-  if (grid.world_rank() == 0) metrics_ = std::make_unique<MetricsLog>(run_dir + "/metrics.jsonl", -1);
+  const std::optional<checkpoint::ResumePoint> point = find_resume_point(resume);
+  if (point) resume_from(*point);
+  if (grid.world_rank() == 0)
+    metrics_ = std::make_unique<MetricsLog>(run_dir + "/metrics.jsonl", point ? step_ : -1);
   print_startup_table();
+}
+
+std::optional<checkpoint::ResumePoint> Trainer::find_resume_point(ResumeMode resume) const {
+  if (resume == ResumeMode::from_config && config_.checkpoint.resume == "never") return std::nullopt;
+  // Rank 0 picks the checkpoint (its warnings printed once); the others read the same manifest.
+  // A failure there is sent to every rank (after kFailureMark) so that all of them throw it.
+  static constexpr char kFailureMark = '\1';
+  std::string chosen;
+  if (grid_.world_rank() == 0) {
+    try {
+      if (resume == ResumeMode::latest) {
+        chosen = checkpoint::resolve_latest(store_.dir(), checkpoint::ChecksumCheck::skip).dir.string();
+      } else if (auto point = checkpoint::resolve_for_auto_resume(store_.dir(), checkpoint::ChecksumCheck::skip)) {
+        for (const std::string& warning : point->warnings) log_info("warning: ", warning);
+        chosen = point->dir.string();
+      }
+    } catch (const Error& error) {
+      chosen = kFailureMark + std::string(error.what());
+    }
+  }
+  chosen = broadcast_string(grid_.world(), chosen);
+  if (!chosen.empty() && chosen[0] == kFailureMark) fail(str("cannot resume: ", chosen.substr(1)));
+  if (chosen.empty()) {
+    log_info("no checkpoint in ", store_.dir().string(), ": starting from step 0");
+    return std::nullopt;
+  }
+  return checkpoint::ResumePoint{chosen, checkpoint::read_manifest(std::filesystem::path(chosen) / "manifest.json"), {}};
+}
+
+void Trainer::resume_from(const checkpoint::ResumePoint& point) {
+  check_same_model(point.manifest, point.dir, config_.model);
+  const TrainState state = train_state_from_json(point.manifest.state, (point.dir / "manifest.json").string());
+  checkpoint::CheckpointReader reader(point.dir, point.manifest);
+  AdamW& adamw = optimizer_.adamw();
+  read_rank_tensors(reader, model_.weights(),
+                    {adamw.first_moment(), adamw.second_moment(), optimizer_.state_begin(), optimizer_.state_end()});
+  adamw.set_steps_taken(state.adam_steps);
+  step_ = last_saved_step_ = state.step;
+  elapsed_seconds_ = state.elapsed_seconds;
+  // DESIGN.md: the LR curve already run is kept when max_steps is raised, unless the user sets it.
+  if (config_.train.lr_decay_steps == 0) config_.train.lr_decay_steps = state.lr_decay_steps;
+  const checkpoint::CheckpointLayout& saved = point.manifest.layout;
+  log_info("resumed from ", point.dir.string(), " at step ", step_, " (saved at TP ", saved.tp, " × DP ", saved.dp,
+           saved.zero1 ? " ZeRO-1" : "", ")");
+}
+
+void Trainer::save_checkpoint() {
+  Communicator& world = grid_.world();
+  if (grid_.world_rank() == 0) store_.begin_save(step_);
+  world.barrier();
+  if (rank_writes_shard(grid_.dp_rank(), optimizer_.zero1())) {
+    checkpoint::ShardFileWriter writer(store_.staging_dir(step_) / shard_file_name(grid_.tp_rank(), grid_.dp_rank()));
+    AdamW& adamw = optimizer_.adamw();
+    write_rank_tensors(writer, model_.weights(),
+                       {adamw.first_moment(), adamw.second_moment(), optimizer_.state_begin(), optimizer_.state_end()});
+    writer.finish();
+  }
+  world.barrier();
+  if (grid_.world_rank() == 0) {
+    const TrainState state{step_, optimizer_.adamw().steps_taken(), config_.lr_schedule().lr_decay_steps,
+                           elapsed_seconds_};
+    const auto dir = store_.commit_save({step_, step_ * config_.train.global_batch_size * config_.train.seq_len,
+                                         {grid_.tp_size(), grid_.dp_size(), optimizer_.zero1()}, config_.to_json(),
+                                         to_json(state), train_checkpoint_tensors(config_.model)});
+    log_info("saved checkpoint ", dir.string());
+  }
+  world.barrier();
+  last_saved_step_ = step_;
+}
+
+bool Trainer::stop_requested_on_any_rank() {
+  int32_t requested = stop_signal != 0;
+  grid_.world().all_reduce(Tensor(&requested, {1}, DType::I32), ReduceOp::Max);
+  return requested != 0;
 }
 
 void Trainer::print_startup_table() const {
@@ -94,6 +196,7 @@ Trainer::StepStats Trainer::train_step() {
   loss /= double(micro_steps_);
   grid_.dp().all_reduce(Tensor(&loss, {1}, DType::F64), ReduceOp::Avg);
   const double lr = config_.lr_schedule().at(step_);
+  if (!std::isfinite(loss)) return {loss, 0, lr};  // no update: the state stays the last finite one
   const double grad_norm = optimizer_.step(float(lr), config_.train.grad_clip);
   ++step_;
   return {loss, grad_norm, lr};
@@ -136,14 +239,24 @@ void Trainer::run() {
     const StepStats stats = train_step();
     const double seconds = std::chrono::duration<double>(clock::now() - start).count();
     elapsed_seconds_ += seconds;
-    T6_CHECK(std::isfinite(stats.loss), "the loss is ", stats.loss, " at step ", step_,
-             ": training diverged (lower train.lr or check the data)");
+    if (!std::isfinite(stats.loss)) {
+      if (step_ != last_saved_step_) save_checkpoint();
+      fail(str("the loss is ", stats.loss, " at step ", step_ + 1, ": training diverged (lower train.lr or check the "
+               "data); the state before that step is saved in ", store_.dir().string()));
+    }
     log_step(stats, seconds);
     const bool last = step_ == config_.train.max_steps;
     if (config_.eval.interval > 0 && (step_ % config_.eval.interval == 0 || last)) {
       const double val_loss = evaluate();
       log_info("step ", step_, " | val loss ", val_loss);
       if (metrics_) metrics_->write({{"step", step_}, {"val_loss", val_loss}});
+    }
+    const bool stop = stop_requested_on_any_rank();
+    const int64_t interval = config_.checkpoint.interval;
+    if (last || stop || (interval > 0 && step_ % interval == 0)) save_checkpoint();
+    if (stop) {
+      log_info("stopped by a signal at step ", step_, "; resume with --resume");
+      return;
     }
   }
 }

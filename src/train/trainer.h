@@ -1,14 +1,19 @@
 // The training loop of t6_pretrain: config → model → optimizer → loader → steps (DESIGN.md).
 // Each step reads this DP rank's slice of the global batch, runs its micro-batches (gradients
 // averaged over them), and takes one distributed optimizer step; rank 0 logs a line and a
-// metrics.jsonl record per step and the validation loss every eval.interval steps.
+// metrics.jsonl record per step and the validation loss every eval.interval steps. Checkpoints are
+// saved every checkpoint.interval steps, at the end, when a stop signal arrives and before stopping
+// on a non-finite loss; a run resumes from one (train_checkpoint.h says what one holds).
 #pragma once
 #include <cstdint>
+#include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "data/token_loader.h"
+#include "checkpoint/checkpoint_store.h"
 #include "model/language_model.h"
 #include "parallel/process_grid.h"
 #include "train/distributed_optimizer.h"
@@ -17,17 +22,30 @@
 
 namespace t6 {
 
+// SIGTERM, SIGINT and SIGUSR1 ask the trainer to stop: it finishes the current step, saves a
+// checkpoint and returns from run(). The handlers only set a flag.
+void install_stop_signal_handlers();
+
+enum class ResumeMode {
+  from_config,  // checkpoint.resume: "auto" continues from the newest complete checkpoint if any
+  latest,       // --resume: continue from `latest`; an error when there is none
+};
+
 class Trainer {
  public:
   // Checks that the config fits the world (TP × DP, batch split) and the data (vocab), builds
-  // everything and initialises the weights from train.seed. Throws naming the key or file.
-  Trainer(const RunConfig& config, ProcessGrid& grid, const std::string& run_dir);
+  // everything and initialises the weights from train.seed, or loads them (and the optimizer
+  // state, saved at any layout) from a checkpoint of run_dir. Throws naming the key or file.
+  Trainer(const RunConfig& config, ProcessGrid& grid, const std::string& run_dir,
+          ResumeMode resume = ResumeMode::from_config);
 
-  // Trains from the current step to train.max_steps.
+  // Trains from the current step to train.max_steps, or until a stop signal (then saves and
+  // returns). A non-finite loss saves the state before that step and throws.
   void run();
 
   int64_t step() const { return step_; }
   LanguageModel& model() { return model_; }
+  DistributedOptimizer& optimizer() { return optimizer_; }
   // Mean loss over the validation windows of eval.batches global batches.
   double evaluate();
 
@@ -38,6 +56,10 @@ class Trainer {
   StepStats train_step();
   void print_startup_table() const;
   void log_step(const StepStats& stats, double step_seconds);
+  std::optional<checkpoint::ResumePoint> find_resume_point(ResumeMode resume) const;
+  void resume_from(const checkpoint::ResumePoint& point);
+  void save_checkpoint();
+  bool stop_requested_on_any_rank();
 
   RunConfig config_;
   ProcessGrid& grid_;
@@ -50,7 +72,9 @@ class Trainer {
   DistributedOptimizer optimizer_;
   std::vector<int32_t> inputs_, targets_;  // local_sequences_ × seq_len
   std::unique_ptr<MetricsLog> metrics_;
+  checkpoint::CheckpointStore store_;
   int64_t step_ = 0;  // optimizer steps completed
+  int64_t last_saved_step_ = -1;  // never saved twice: a resumed step is already on disk
   double elapsed_seconds_ = 0;
 };
 

@@ -1,0 +1,53 @@
+#include "checkpoint/reshard.h"
+
+#include "checkpoint/checkpoint_reader.h"
+#include "core/error.h"
+#include "train/train_checkpoint.h"
+
+namespace t6::checkpoint {
+
+ResumePoint open_checkpoint_path(const std::filesystem::path& path, ChecksumCheck checksums) {
+  T6_CHECK(std::filesystem::is_directory(path), path.string(), ": no such directory");
+  if (std::filesystem::exists(path / "manifest.json")) return open_checkpoint(path, checksums);
+  T6_CHECK(std::filesystem::exists(path / "latest") || !list_step_dirs(path).empty(), path.string(),
+           ": neither a checkpoint (no manifest.json: an interrupted save?) nor a checkpoints directory");
+  return resolve_latest(path, checksums);
+}
+
+std::filesystem::path reshard_checkpoint(const ResumePoint& source, const std::filesystem::path& destination_checkpoints,
+                                         const CheckpointLayout& layout, const ReshardProgress& progress) {
+  T6_CHECK(layout.tp >= 1 && layout.dp >= 1, "reshard: TP and DP sizes must be positive, got TP ", layout.tp, " DP ",
+           layout.dp);
+  const Manifest& manifest = source.manifest;
+  const ModelConfig model = model_config_of(manifest, source.dir);
+  const std::filesystem::path final_dir = destination_checkpoints / step_dir_name(manifest.step);
+  T6_CHECK(!std::filesystem::exists(final_dir), final_dir.string(), " exists already; pick another destination");
+  std::filesystem::create_directories(destination_checkpoints);
+
+  const bool zero1 = layout.zero1 && layout.dp > 1;  // what the trainer does: ZeRO-1 over one rank is plain
+  CheckpointStore store(destination_checkpoints, 0, make_save_nonce());
+  store.begin_save(manifest.step);
+  CheckpointReader reader(source.dir, manifest);
+  const int64_t total = int64_t(layout.tp) * (zero1 ? layout.dp : 1);
+  int64_t done = 0;
+  for (int tp_rank = 0; tp_rank < layout.tp; ++tp_rank) {
+    ModelWeights weights(model, tp_rank, layout.tp, zero1 ? layout.dp : 1);
+    for (int dp_rank = 0; dp_rank < layout.dp; ++dp_rank) {
+      if (!rank_writes_shard(dp_rank, zero1)) continue;
+      const int64_t chunk = zero1 ? weights.padded_numel() / layout.dp : weights.table().local_numel();
+      const int64_t begin = zero1 ? chunk * dp_rank : 0;
+      HostBuffer first(size_t(chunk) * sizeof(float)), second(size_t(chunk) * sizeof(float));
+      const OptimizerShard optimizer{first.as({chunk}, DType::F32), second.as({chunk}, DType::F32), begin,
+                                     begin + chunk};
+      read_rank_tensors(reader, weights, optimizer);
+      ShardFileWriter writer(store.staging_dir(manifest.step) / shard_file_name(tp_rank, dp_rank));
+      write_rank_tensors(writer, weights, optimizer);
+      writer.finish();
+      if (progress) progress(++done, total);
+    }
+  }
+  return store.commit_save({manifest.step, manifest.tokens_seen, {layout.tp, layout.dp, zero1}, manifest.config,
+                            manifest.state, train_checkpoint_tensors(model)});
+}
+
+}  // namespace t6::checkpoint

@@ -1,0 +1,208 @@
+// ctest-mpi-ranks: 4
+// ctest-timeout: 300
+// Checkpoints of a training run resume exactly and at any layout: a run stopped at step 3 and
+// resumed reproduces the uninterrupted run's losses bit for bit (same layout, TP2×DP2 with and
+// without ZeRO-1) with every step once in metrics.jsonl; a TP2×DP2 checkpoint loads at TP4 (6 heads
+// split 2, 2, 1, 1), DP4 (± ZeRO-1) and TP1 and continues within 1e-5; the offline reshard loads to
+// the same weights and moments as resharding on load; a model mismatch is refused naming the keys.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <fstream>
+
+#include "checkpoint/reshard.h"
+#include "common/mpi_environment.h"
+#include "common/test_paths.h"
+#include "common/training_setup.h"
+#include "parallel/mpi_communicator.h"
+#include "train/trainer.h"
+
+T6_MPI_TEST_ENVIRONMENT();
+
+using namespace t6;
+using namespace t6::testing;
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr int64_t kStopStep = 3, kSteps = 6;
+
+struct Metrics {
+  std::vector<int64_t> steps;
+  std::vector<double> losses;
+};
+
+Metrics read_metrics(const std::string& run_dir) {
+  Metrics metrics;
+  std::ifstream file(run_dir + "/metrics.jsonl");
+  std::string line;
+  while (std::getline(file, line)) {
+    const auto json = nlohmann::json::parse(line);
+    metrics.steps.push_back(json["step"]);
+    if (json.contains("loss")) metrics.losses.push_back(json["loss"]);
+  }
+  return metrics;
+}
+
+std::string broadcast_from_rank0(std::string text) {
+  text.resize(512, '\0');
+  MPI_Bcast(text.data(), 512, MPI_CHAR, 0, MPI_COMM_WORLD);
+  return text.c_str();
+}
+
+const std::string& corpus() {
+  static const std::string path = broadcast_from_rank0(
+      world_rank() == 0 ? write_shakespeare_corpus((scratch_dir("corpus") / "shakespeare").string()) : "");
+  return path;
+}
+
+std::string shared_run_dir(const std::string& label) {
+  return broadcast_from_rank0(world_rank() == 0 ? scratch_dir(label).string() : "");
+}
+
+std::unique_ptr<Communicator> communicator_of(MPI_Comm comm) {
+  MPI_Comm copy;
+  MPI_Comm_dup(comm, &copy);
+  return std::make_unique<MpiCommunicator>(copy);
+}
+
+// Both runs decay the LR over kSteps, so stopping early does not change the schedule.
+RunConfig config_of(int tp, bool zero1, int64_t max_steps) {
+  RunConfig config = tiny_run_config(ModelKind::T6, corpus());
+  config.parallel.tp = tp;
+  config.parallel.zero1 = zero1;
+  config.train.max_steps = max_steps;
+  config.train.lr_decay_steps = kSteps;
+  return config;
+}
+
+std::vector<double> run_to_end(const RunConfig& config, MPI_Comm comm, const std::string& run_dir, ResumeMode resume) {
+  ProcessGrid grid(communicator_of(comm), int(config.parallel.tp), 0);
+  Trainer trainer(config, grid, run_dir, resume);
+  trainer.run();
+  return read_metrics(run_dir).losses;
+}
+
+// A run dir holding a copy of `source`'s checkpoints (rank 0 copies, or each rank for itself).
+std::string copy_of_checkpoints(const std::string& source, const std::string& label, bool per_rank) {
+  const std::string run_dir = per_rank ? scratch_dir(label).string() : shared_run_dir(label);
+  if (per_rank || world_rank() == 0) fs::copy(fs::path(source) / "checkpoints", fs::path(run_dir) / "checkpoints", fs::copy_options::recursive);
+  MPI_Barrier(MPI_COMM_WORLD);
+  return run_dir;
+}
+
+void expect_losses_near(const std::vector<double>& actual, const std::vector<double>& expected, const std::string& what) {
+  ASSERT_EQ(actual.size(), expected.size()) << what;
+  for (size_t i = 0; i < actual.size(); ++i)
+    EXPECT_NEAR(actual[i], expected[i], 1e-5 * std::fabs(expected[i])) << what << ", loss " << i;
+}
+
+struct SavedRun {
+  std::string stopped_dir;       // run dir with the checkpoint of step kStopStep (and the run's end)
+  std::vector<double> straight;  // the uninterrupted run's losses
+};
+
+SavedRun exact_resume(int tp, bool zero1) {
+  SavedRun saved;
+  const std::string straight_dir = shared_run_dir("straight");
+  saved.straight = run_to_end(config_of(tp, zero1, kSteps), MPI_COMM_WORLD, straight_dir, ResumeMode::from_config);
+  saved.stopped_dir = shared_run_dir("stopped");
+  run_to_end(config_of(tp, zero1, kStopStep), MPI_COMM_WORLD, saved.stopped_dir, ResumeMode::from_config);
+  const std::string resumed_dir = copy_of_checkpoints(saved.stopped_dir, "resumed", false);
+  if (world_rank() == 0) fs::copy(saved.stopped_dir + "/metrics.jsonl", resumed_dir + "/metrics.jsonl");
+  MPI_Barrier(MPI_COMM_WORLD);
+  const std::vector<double> resumed =
+      run_to_end(config_of(tp, zero1, kSteps), MPI_COMM_WORLD, resumed_dir, ResumeMode::latest);
+  if (world_rank() == 0) {
+    EXPECT_EQ(resumed, saved.straight);  // bit-identical
+    const Metrics metrics = read_metrics(resumed_dir);
+    EXPECT_EQ(metrics.steps, (std::vector<int64_t>{1, 2, 3, 4, 5, 6}));
+  }
+  return saved;
+}
+
+// The TP2×DP2 runs, made by the two exact-resume tests and reused by the reshard tests.
+const SavedRun& saved_tp2_dp2(bool zero1) {
+  if (zero1) {
+    static const SavedRun sharded = exact_resume(2, true);
+    return sharded;
+  }
+  static const SavedRun plain = exact_resume(2, false);
+  return plain;
+}
+
+TEST(Resume, ExactAtTensorParallel2DataParallel2) { saved_tp2_dp2(false); }
+
+TEST(Resume, ExactAtTensorParallel2DataParallel2Zero1) { saved_tp2_dp2(true); }
+
+void expect_reshard_on_load(bool saved_zero1, int tp, bool zero1) {
+  const SavedRun& saved = saved_tp2_dp2(saved_zero1);
+  const std::string run_dir = copy_of_checkpoints(saved.stopped_dir, "reshard", false);
+  const std::vector<double> losses =
+      run_to_end(config_of(tp, zero1, kSteps), MPI_COMM_WORLD, run_dir, ResumeMode::latest);
+  if (world_rank() == 0)
+    expect_losses_near(losses, std::vector<double>(saved.straight.begin() + kStopStep, saved.straight.end()),
+                       str("TP", tp, zero1 ? " ZeRO-1" : ""));
+}
+
+TEST(Resume, Tp2Dp2LoadsAtTp4WithUnevenHeads) { expect_reshard_on_load(false, 4, false); }
+TEST(Resume, Tp2Dp2Zero1LoadsAtTp4) { expect_reshard_on_load(true, 4, false); }
+TEST(Resume, Tp2Dp2LoadsAtDp4) { expect_reshard_on_load(false, 1, false); }
+TEST(Resume, Tp2Dp2LoadsAtDp4Zero1) { expect_reshard_on_load(false, 1, true); }
+TEST(Resume, Tp2Dp2Zero1LoadsAtDp4Zero1) { expect_reshard_on_load(true, 1, true); }
+
+TEST(Resume, Tp2Dp2Zero1LoadsAtTp1) {
+  const SavedRun& saved = saved_tp2_dp2(true);
+  const std::string run_dir = copy_of_checkpoints(saved.stopped_dir, "single", true);
+  const std::vector<double> losses = run_to_end(config_of(1, false, kSteps), MPI_COMM_SELF, run_dir, ResumeMode::latest);
+  expect_losses_near(losses, std::vector<double>(saved.straight.begin() + kStopStep, saved.straight.end()), "TP1");
+}
+
+// Everything a trainer loaded: its weights and both moments, flat.
+std::vector<float> loaded_state(const RunConfig& config, const std::string& run_dir) {
+  ProcessGrid grid(communicator_of(MPI_COMM_WORLD), int(config.parallel.tp), 0);
+  Trainer trainer(config, grid, run_dir, ResumeMode::latest);
+  std::vector<float> state;
+  for (const Tensor& tensor : {trainer.model().weights().params(), trainer.optimizer().adamw().first_moment(),
+                               trainer.optimizer().adamw().second_moment()})
+    state.insert(state.end(), tensor.data<float>(), tensor.data<float>() + tensor.numel());
+  return state;
+}
+
+TEST(Resume, OfflineReshardLoadsLikeOnlineReshard) {
+  const SavedRun& saved = saved_tp2_dp2(true);
+  const std::string offline_dir = shared_run_dir("offline");
+  if (world_rank() == 0) {
+    const auto source = checkpoint::open_checkpoint_path(saved.stopped_dir + "/checkpoints/" +
+                                                         checkpoint::step_dir_name(kStopStep), checkpoint::ChecksumCheck::verify);
+    checkpoint::reshard_checkpoint(source, fs::path(offline_dir) / "checkpoints", {4, 1, false});
+  }
+  MPI_Barrier(MPI_COMM_WORLD);
+  const std::string online_dir = copy_of_checkpoints(saved.stopped_dir, "online", false);
+  const RunConfig config = config_of(4, false, kSteps);
+  EXPECT_EQ(loaded_state(config, offline_dir), loaded_state(config, online_dir));
+}
+
+TEST(Resume, AnotherModelIsRefusedNamingTheKeys) {
+  RunConfig config = config_of(2, false, kSteps);
+  config.model.n_layer = 3;
+  ProcessGrid grid(communicator_of(MPI_COMM_WORLD), 2, 0);
+  try {
+    Trainer trainer(config, grid, saved_tp2_dp2(false).stopped_dir, ResumeMode::latest);
+    ADD_FAILURE() << "loaded a checkpoint of another model";
+  } catch (const Error& error) {
+    EXPECT_NE(std::string(error.what()).find("model.n_layer (checkpoint 2, run 3)"), std::string::npos) << error.what();
+  }
+}
+
+TEST(Resume, ResumeWithoutCheckpointIsAnErrorAndAutoStartsAfresh) {
+  RunConfig config = config_of(2, false, 1);
+  ProcessGrid grid(communicator_of(MPI_COMM_WORLD), 2, 0);
+  EXPECT_THROW(Trainer(config, grid, shared_run_dir("empty"), ResumeMode::latest), Error);
+  config.checkpoint.resume = "auto";
+  Trainer trainer(config, grid, shared_run_dir("auto"));
+  EXPECT_EQ(trainer.step(), 0);
+}
+
+}  // namespace
