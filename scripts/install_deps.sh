@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(build-essential cmake pkg-config git ca-certificates nodejs npm
-  libopenblas-dev libhdf5-dev hdf5-tools libopenmpi-dev openmpi-bin
+  libopenblas-openmp-dev libhdf5-dev hdf5-tools libopenmpi-dev openmpi-bin
   libtomlplusplus-dev libcli11-dev nlohmann-json3-dev libpcre2-dev libgtest-dev
   libxxhash-dev libzstd-dev zlib1g-dev zstd)
 missing=()

@@ -1,9 +1,11 @@
 // Causal softmax attention, exact (no approximation), with the log-sum-exp of each score row kept
-// for backward, which recomputes the probabilities instead of storing the T×T matrix.
+// for backward, which recomputes the probabilities instead of saving the T×T matrix.
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <vector>
 
+#include "kernels/cpu/blas.h"
 #include "kernels/cpu/cpu_dispatch.h"
 #include "kernels/ops.h"
 
@@ -34,49 +36,54 @@ AttentionDims check_dims(const char* op, const Tensor& q, const Tensor& k, const
 
 int64_t kv_head_of(const HeadMap& heads, int64_t h) { return (heads.first_head + h) / heads.group_size - heads.first_kv_head; }
 
+// Per (batch, head): the T×T score matrix through BLAS (full square, masked after: BLAS on the
+// square is far faster than exact triangular loops), softmax in place, then P·V. Heads are visited
+// one after another and BLAS threads each product, so dk and dv of a shared KV head accumulate
+// without races. The score matrix lives in a per-thread buffer that grows once.
 template <class T>
-T dot(const T* a, const T* b, int64_t n) {
-  T sum = 0;
-#pragma omp simd reduction(+ : sum)
-  for (int64_t i = 0; i < n; ++i) sum += a[i] * b[i];
-  return sum;
+std::vector<T>& score_buffer(int64_t elements) {
+  thread_local std::vector<T> buffer;
+  if (int64_t(buffer.size()) < elements) buffer.resize(size_t(elements));
+  return buffer;
 }
 
 template <class T>
-void axpy(T* y, T alpha, const T* x, int64_t n) {
-#pragma omp simd
-  for (int64_t i = 0; i < n; ++i) y[i] += alpha * x[i];
+struct HeadViews {
+  const T *q, *k, *v;
+  int64_t q_stride, kv_stride;  // elements between consecutive positions
+};
+
+template <class T>
+HeadViews<T> head_views(const AttentionDims& s, const Tensor& q, const Tensor& k, const Tensor& v, int64_t b, int64_t h,
+                        int64_t kv) {
+  return {q.data<T>() + (b * s.T * s.H + h) * s.D, k.data<T>() + (b * s.T * s.Hkv + kv) * s.D,
+          v.data<T>() + (b * s.T * s.Hkv + kv) * s.D, s.H * s.D, s.Hkv * s.D};
 }
 
 template <class T>
 void forward(Tensor y, Tensor lse, const Tensor& q, const Tensor& k, const Tensor& v, const HeadMap& heads) {
   const AttentionDims s = check_dims("attention_forward", q, k, v, y, lse, heads);
   const T scale = T(1) / std::sqrt(T(s.D));
-#pragma omp parallel
-  {
-    std::vector<T> scores(s.T);
-#pragma omp for collapse(2) schedule(dynamic)
-    for (int64_t b = 0; b < s.B; ++b) {
-      for (int64_t h = 0; h < s.H; ++h) {
-        const int64_t kv = kv_head_of(heads, h);
-        for (int64_t t = 0; t < s.T; ++t) {
-          const T* q_row = q.data<T>() + ((b * s.T + t) * s.H + h) * s.D;
-          T max_score = -std::numeric_limits<T>::infinity();
-          for (int64_t j = 0; j <= t; ++j) {
-            scores[j] = dot(q_row, k.data<T>() + ((b * s.T + j) * s.Hkv + kv) * s.D, s.D) * scale;
-            max_score = std::max(max_score, scores[j]);
-          }
-          T sum = 0;
-          for (int64_t j = 0; j <= t; ++j) {
-            scores[j] = std::exp(scores[j] - max_score);
-            sum += scores[j];
-          }
-          T* y_row = y.data<T>() + ((b * s.T + t) * s.H + h) * s.D;
-          for (int64_t i = 0; i < s.D; ++i) y_row[i] = 0;
-          for (int64_t j = 0; j <= t; ++j) axpy(y_row, scores[j] / sum, v.data<T>() + ((b * s.T + j) * s.Hkv + kv) * s.D, s.D);
-          lse.data<T>()[(b * s.H + h) * s.T + t] = max_score + std::log(sum);
-        }
+  T* scores = score_buffer<T>(s.T * s.T).data();
+  for (int64_t b = 0; b < s.B; ++b) {
+    for (int64_t h = 0; h < s.H; ++h) {
+      const HeadViews<T> view = head_views<T>(s, q, k, v, b, h, kv_head_of(heads, h));
+      gemm(false, true, s.T, s.T, s.D, scale, view.q, view.q_stride, view.k, view.kv_stride, T(0), scores, s.T);
+      T* row_lse = lse.data<T>() + (b * s.H + h) * s.T;
+#pragma omp parallel for schedule(static)
+      for (int64_t t = 0; t < s.T; ++t) {
+        T* row = scores + t * s.T;
+        T max_score = -std::numeric_limits<T>::infinity();
+        for (int64_t j = 0; j <= t; ++j) max_score = std::max(max_score, row[j]);
+        T sum = 0;
+        for (int64_t j = 0; j <= t; ++j) sum += row[j] = std::exp(row[j] - max_score);
+        const T inverse = T(1) / sum;
+        for (int64_t j = 0; j <= t; ++j) row[j] *= inverse;
+        for (int64_t j = t + 1; j < s.T; ++j) row[j] = 0;  // the causal mask
+        row_lse[t] = max_score + std::log(sum);
       }
+      gemm(false, false, s.T, s.D, s.T, T(1), scores, s.T, view.v, view.kv_stride, T(0),
+           y.data<T>() + (b * s.T * s.H + h) * s.D, view.q_stride);
     }
   }
 }
@@ -90,38 +97,38 @@ void backward(Tensor dq, Tensor dk, Tensor dv, const Tensor& dy, const Tensor& q
   require_same_shape("attention_backward", dv, v);
   require_same_shape("attention_backward", dy, y);
   const T scale = T(1) / std::sqrt(T(s.D));
-  const int64_t row = s.D;
-  // Parallel over (batch, KV head): dk and dv of a KV head collect from all its query heads, so
-  // each is owned by one thread.
-#pragma omp parallel for collapse(2) schedule(dynamic)
+  std::vector<T>& buffer = score_buffer<T>(2 * s.T * s.T);
+  T *probabilities = buffer.data(), *dscores = buffer.data() + s.T * s.T;
+  std::fill(dk.data<T>(), dk.data<T>() + dk.numel(), T(0));
+  std::fill(dv.data<T>(), dv.data<T>() + dv.numel(), T(0));
   for (int64_t b = 0; b < s.B; ++b) {
-    for (int64_t kv = 0; kv < s.Hkv; ++kv) {
-      for (int64_t j = 0; j < s.T; ++j) {
-        T* dk_row = dk.data<T>() + ((b * s.T + j) * s.Hkv + kv) * row;
-        T* dv_row = dv.data<T>() + ((b * s.T + j) * s.Hkv + kv) * row;
-        for (int64_t i = 0; i < row; ++i) dk_row[i] = dv_row[i] = 0;
-      }
-      for (int64_t h = 0; h < s.H; ++h) {
-        if (kv_head_of(heads, h) != kv) continue;
-        for (int64_t t = 0; t < s.T; ++t) {
-          const int64_t q_offset = ((b * s.T + t) * s.H + h) * row;
-          const T* q_row = q.data<T>() + q_offset;
-          const T* dy_row = dy.data<T>() + q_offset;
-          T* dq_row = dq.data<T>() + q_offset;
-          for (int64_t i = 0; i < row; ++i) dq_row[i] = 0;
-          const T row_lse = lse.data<T>()[(b * s.H + h) * s.T + t];
-          const T dy_dot_y = dot(dy_row, y.data<T>() + q_offset, row);
-          for (int64_t j = 0; j <= t; ++j) {
-            const int64_t kv_offset = ((b * s.T + j) * s.Hkv + kv) * row;
-            const T* k_row = k.data<T>() + kv_offset;
-            const T probability = std::exp(dot(q_row, k_row, row) * scale - row_lse);
-            axpy(dv.data<T>() + kv_offset, probability, dy_row, row);
-            const T dscore = probability * (dot(dy_row, v.data<T>() + kv_offset, row) - dy_dot_y) * scale;
-            axpy(dq_row, dscore, k_row, row);
-            axpy(dk.data<T>() + kv_offset, dscore, q_row, row);
-          }
+    for (int64_t h = 0; h < s.H; ++h) {
+      const int64_t kv = kv_head_of(heads, h);
+      const HeadViews<T> view = head_views<T>(s, q, k, v, b, h, kv);
+      const int64_t q_offset = (b * s.T * s.H + h) * s.D, kv_offset = (b * s.T * s.Hkv + kv) * s.D;
+      const T *dy_head = dy.data<T>() + q_offset, *y_head = y.data<T>() + q_offset;
+      const T* row_lse = lse.data<T>() + (b * s.H + h) * s.T;
+      // P is recomputed from the scores and the saved log-sum-exp.
+      gemm(false, true, s.T, s.T, s.D, scale, view.q, view.q_stride, view.k, view.kv_stride, T(0), probabilities, s.T);
+      gemm(false, true, s.T, s.T, s.D, T(1), dy_head, view.q_stride, view.v, view.kv_stride, T(0), dscores, s.T);
+#pragma omp parallel for schedule(static)
+      for (int64_t t = 0; t < s.T; ++t) {
+        T* p = probabilities + t * s.T;
+        T* ds = dscores + t * s.T;
+        T dy_dot_y = 0;
+        for (int64_t i = 0; i < s.D; ++i) dy_dot_y += dy_head[t * view.q_stride + i] * y_head[t * view.q_stride + i];
+        for (int64_t j = 0; j <= t; ++j) {
+          p[j] = std::exp(p[j] - row_lse[t]);
+          ds[j] = p[j] * (ds[j] - dy_dot_y) * scale;
         }
+        for (int64_t j = t + 1; j < s.T; ++j) p[j] = ds[j] = 0;
       }
+      gemm(true, false, s.T, s.D, s.T, T(1), probabilities, s.T, dy_head, view.q_stride, T(1), dv.data<T>() + kv_offset,
+           view.kv_stride);
+      gemm(false, false, s.T, s.D, s.T, T(1), dscores, s.T, view.k, view.kv_stride, T(0), dq.data<T>() + q_offset,
+           view.q_stride);
+      gemm(true, false, s.T, s.D, s.T, T(1), dscores, s.T, view.q, view.q_stride, T(1), dk.data<T>() + kv_offset,
+           view.kv_stride);
     }
   }
 }

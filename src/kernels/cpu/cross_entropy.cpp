@@ -22,7 +22,7 @@ double row_logsumexp(const T* row, int64_t vocab) {
   T max_logit = row[0];
   for (int64_t j = 1; j < vocab; ++j) max_logit = std::max(max_logit, row[j]);
   double sum = 0;
-  for (int64_t j = 0; j < vocab; ++j) sum += std::exp(double(row[j] - max_logit));
+  for (int64_t j = 0; j < vocab; ++j) sum += double(std::exp(row[j] - max_logit));
   return double(max_logit) + std::log(sum);
 }
 }  // namespace
@@ -49,10 +49,16 @@ void cross_entropy_forward_backward(Tensor losses, Tensor logits, const Tensor& 
     const int32_t* ids = checked_targets<T>("cross_entropy_forward_backward", targets, rows, vocab);
 #pragma omp parallel for schedule(static)
     for (int64_t n = 0; n < rows; ++n) {
+      // One exp per logit: the row becomes exp(x − max), summed in double, then scaled to dloss·softmax.
       T* row = logits.data<T>() + n * vocab;
-      const double lse = row_logsumexp(row, vocab);
-      losses.data<T>()[n] = T(lse - double(row[ids[n]]));
-      for (int64_t j = 0; j < vocab; ++j) row[j] = T(double(dloss) * std::exp(double(row[j]) - lse));
+      T max_logit = row[0];
+      for (int64_t j = 1; j < vocab; ++j) max_logit = std::max(max_logit, row[j]);
+      const T target_logit = row[ids[n]];
+      double sum = 0;
+      for (int64_t j = 0; j < vocab; ++j) sum += double(row[j] = std::exp(row[j] - max_logit));
+      losses.data<T>()[n] = T(double(max_logit) + std::log(sum) - double(target_logit));
+      const T factor = T(double(dloss) / sum);
+      for (int64_t j = 0; j < vocab; ++j) row[j] *= factor;
       row[ids[n]] -= T(dloss);
     }
   });

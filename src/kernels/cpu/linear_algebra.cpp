@@ -1,22 +1,11 @@
 // matmul through BLAS (OpenBLAS), and the element-wise helpers.
-#include <cblas.h>
-
+#include "kernels/cpu/blas.h"
 #include "kernels/cpu/cpu_dispatch.h"
 #include "kernels/ops.h"
 
 namespace t6::ops {
 using namespace cpu;
 
-namespace {
-void gemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int64_t M, int64_t N, int64_t K, float alpha, const float* a,
-          int64_t lda, const float* b, int64_t ldb, float beta, float* c) {
-  cblas_sgemm(CblasRowMajor, ta, tb, M, N, K, alpha, a, lda, b, ldb, beta, c, N);
-}
-void gemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int64_t M, int64_t N, int64_t K, float alpha, const double* a,
-          int64_t lda, const double* b, int64_t ldb, float beta, double* c) {
-  cblas_dgemm(CblasRowMajor, ta, tb, M, N, K, alpha, a, lda, b, ldb, beta, c, N);
-}
-}  // namespace
 
 void matmul(Tensor out, const Tensor& a, const Tensor& b, bool transpose_a, bool transpose_b, float alpha, float beta) {
   for_float_type("matmul", {&out, &a, &b}, [&](auto zero) {
@@ -28,8 +17,8 @@ void matmul(Tensor out, const Tensor& a, const Tensor& b, bool transpose_a, bool
     T6_CHECK(K == K_b && out.numel() == M * N, "matmul: shapes ", a.shape().to_string(), (transpose_a ? "ᵀ" : ""),
              " · ", b.shape().to_string(), (transpose_b ? "ᵀ" : ""), " → ", out.shape().to_string(), " do not fit");
     if (M == 0 || N == 0) return;
-    gemm(transpose_a ? CblasTrans : CblasNoTrans, transpose_b ? CblasTrans : CblasNoTrans, M, N, K, alpha,
-         a.data<T>(), matrix_cols(a), b.data<T>(), matrix_cols(b), beta, out.data<T>());
+    gemm(transpose_a, transpose_b, M, N, K, T(alpha), a.data<T>(), matrix_cols(a), b.data<T>(), matrix_cols(b), T(beta),
+         out.data<T>(), N);
   });
 }
 

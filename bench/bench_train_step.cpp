@@ -1,0 +1,118 @@
+// Training-step throughput of t6's CPU backend (fp32): forward + backward + clip + AdamW on random
+// tokens, in one process. With PyTorch installed it then runs the official reference model's CPU
+// benchmark (bench_reference_cpu.py beside the project, or $T6_REFERENCE_BENCH) on the same config
+// in the same run, so both figures come from the same machine and moment.
+//   bench_train_step [n_layer=4 n_embd=256 n_head=8 head_dim=64 q_rank=6 rank=2 vocab_size=50304
+//                     batch=8 seq=256 steps=5 threads=2 kind=T6]
+// Last line: RESULT bench_train_step kind=... params_m=... t6_ms=... t6_tok_s=... [reference_tok_s=... ratio=...]
+#include <omp.h>
+
+#include <cblas.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <cstring>
+#include <random>
+#include <string>
+
+#include "core/error.h"
+#include "model/language_model.h"
+#include "train/adamw.h"
+#include "train/grad_norm.h"
+
+using namespace t6;
+
+namespace {
+
+std::map<std::string, std::string> parse_arguments(int argc, char** argv) {
+  std::map<std::string, std::string> arguments = {
+      {"n_layer", "4"}, {"n_embd", "256"}, {"n_head", "8"}, {"head_dim", "64"}, {"q_rank", "6"}, {"rank", "2"},
+      {"group_size", "1"}, {"vocab_size", "50304"}, {"batch", "8"}, {"seq", "256"}, {"steps", "5"}, {"threads", "2"},
+      {"kind", "T6"}};
+  for (int i = 1; i < argc; ++i) {
+    const std::string text = argv[i];
+    const size_t equals = text.find('=');
+    T6_CHECK(equals != std::string::npos && arguments.count(text.substr(0, equals)), "unknown argument '", text, "'");
+    arguments[text.substr(0, equals)] = text.substr(equals + 1);
+  }
+  return arguments;
+}
+
+// tokens/s of the reference, parsed from its output, or a negative value when it cannot run.
+double run_reference(const std::map<std::string, std::string>& arguments) {
+  const char* configured = std::getenv("T6_REFERENCE_BENCH");
+  const std::filesystem::path script =
+      configured ? configured : std::filesystem::path(T6_SOURCE_DIR) / "../shared/anchors/bench_reference_cpu.py";
+  if (!std::filesystem::exists(script) || std::system("python3 -c 'import torch' 2>/dev/null") != 0) return -1;
+  std::string command = "python3 " + script.string();
+  for (const char* key : {"n_layer", "n_embd", "n_head", "head_dim", "q_rank", "rank", "vocab_size", "batch", "seq", "steps", "threads", "kind"})
+    command += str(" ", key, "=", arguments.at(key));
+  std::printf("reference: %s\n", command.c_str());
+  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
+  if (!pipe) return -1;
+  char line[4096];
+  double tokens_per_s = -1;
+  while (std::fgets(line, sizeof line, pipe)) {
+    std::fputs(line, stdout);
+    // The reference's last line ends "..., <ms> ms/step, <tokens> tokens/s".
+    const std::string text = line;
+    const size_t unit = text.rfind(" tokens/s"), before = text.rfind(", ", unit);
+    if (unit != std::string::npos && before != std::string::npos) tokens_per_s = std::atof(text.c_str() + before + 2);
+  }
+  pclose(pipe);
+  return tokens_per_s;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) try {
+  const auto arguments = parse_arguments(argc, argv);
+  auto integer = [&](const char* key) { return std::stoll(arguments.at(key)); };
+  ModelConfig config;
+  config.kind = model_kind_from_name(arguments.at("kind"));
+  config.n_layer = integer("n_layer");
+  config.n_embd = integer("n_embd");
+  config.n_head = integer("n_head");
+  config.head_dim = config.kind == ModelKind::llama_mha ? config.n_embd / config.n_head : integer("head_dim");
+  config.q_rank = integer("q_rank");
+  config.rank = integer("rank");
+  config.group_size = integer("group_size");
+  config.vocab_size = integer("vocab_size");
+  const int64_t batch = integer("batch"), seq = integer("seq"), steps = integer("steps");
+  omp_set_num_threads(int(integer("threads")));
+  openblas_set_num_threads(int(integer("threads")));
+
+  LanguageModel model(config, batch, seq);
+  model.weights().initialise(0);
+  AdamW optimizer(model.weights().table().local_numel(), AdamWSettings{});
+  std::mt19937_64 generator(0);
+  std::uniform_int_distribution<int32_t> token(0, int32_t(config.vocab_size - 1));
+  std::vector<int32_t> inputs(size_t(batch * seq)), targets(size_t(batch * seq));
+  for (size_t i = 0; i < inputs.size(); ++i) inputs[i] = token(generator), targets[i] = token(generator);
+  const Tensor input_tensor(inputs.data(), {batch, seq}, DType::I32), target_tensor(targets.data(), {batch, seq}, DType::I32);
+
+  auto step = [&] {
+    model.weights().zero_grads();
+    model.forward_backward(input_tensor, target_tensor, 1.0f);
+    const double norm = global_grad_norm(model.weights(), model.weights().grads(), nullptr);
+    optimizer.step(model.weights().params(), model.weights().grads(), 6e-4f, clip_scale(norm, 1.0));
+  };
+  step();  // warm-up: first-touch of buffers, BLAS thread start
+  const auto start = std::chrono::steady_clock::now();
+  for (int64_t i = 0; i < steps; ++i) step();
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() / double(steps);
+  const double tokens_per_s = double(batch * seq) / seconds;
+  std::printf("t6 CPU fp32: %s %.1fM params, batch %lld x %lld: %.1f ms/step, %.0f tokens/s\n", arguments.at("kind").c_str(),
+              double(config.parameter_count()) / 1e6, (long long)batch, (long long)seq, seconds * 1e3, tokens_per_s);
+  const double reference = run_reference(arguments);
+  std::printf("RESULT bench_train_step kind=%s params_m=%.2f t6_ms=%.1f t6_tok_s=%.0f", arguments.at("kind").c_str(),
+              double(config.parameter_count()) / 1e6, seconds * 1e3, tokens_per_s);
+  if (reference > 0) std::printf(" reference_tok_s=%.0f ratio=%.2f", reference, tokens_per_s / reference);
+  std::printf("\n");
+  return 0;
+} catch (const std::exception& error) {
+  std::fprintf(stderr, "bench_train_step: error: %s\n", error.what());
+  return 1;
+}
