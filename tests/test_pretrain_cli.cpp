@@ -1,0 +1,122 @@
+// ctest-timeout: 300
+// End to end: t6_preprocess writes shards from the bundled corpus, `mpirun -np 2 t6_pretrain` trains
+// on them, and metrics.jsonl holds one record per step with the contract's keys and falling loss.
+// Bad configurations end every rank with one clear line and a non-zero exit, never a hang.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "common/test_paths.h"
+
+using namespace t6::testing;
+
+namespace {
+
+struct CommandResult {
+  int exit_code;
+  std::string output;
+};
+
+// Runs a shell command with a time limit; output is stdout and stderr together.
+CommandResult run(const std::string& command) {
+  const std::string limited = "timeout 240 " + command + " 2>&1";
+  FILE* pipe = popen(limited.c_str(), "r");
+  std::string output;
+  char buffer[4096];
+  while (pipe && std::fgets(buffer, sizeof buffer, pipe)) output += buffer;
+  const int status = pipe ? pclose(pipe) : -1;
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
+}
+
+std::string mpirun(int ranks) {
+  // CI runs as root; Open MPI refuses root without these.
+  return "env OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 " + mpiexec() + " -np " + std::to_string(ranks) +
+         " --oversubscribe ";
+}
+
+class PretrainCli : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    workdir_ = scratch_dir("pretrain_cli");
+    corpus_ = workdir_ / "corpus";
+    const CommandResult result = run((bin_dir() / "t6_preprocess").string() + " --input " +
+                                     (source_dir() / "data_tools/corpora/tinyshakespeare.jsonl").string() + " --output " +
+                                     corpus_.string() + " --val-fraction 0.1 --shard-tokens 100000");
+    ASSERT_EQ(result.exit_code, 0) << result.output;
+    config_ = workdir_ / "tiny.toml";
+    std::ofstream(config_) << "[model]\nkind = \"T6\"\nn_layer = 2\nn_embd = 64\nn_head = 6\nhead_dim = 16\n"
+                              "q_rank = 6\nrank = 2\nvocab_size = 50304\n"
+                              "[train]\nseq_len = 32\nmicro_batch_size = 2\nglobal_batch_size = 8\nmax_steps = 12\n"
+                              "lr = 3e-3\nmin_lr = 3e-4\nwarmup_steps = 2\n"
+                              "[data]\npath = \"" << corpus_.string() << "\"\n"
+                              "[parallel]\ntp = 2\n[eval]\ninterval = 6\nbatches = 2\n[log]\ninterval = 4\n";
+  }
+
+  std::string pretrain(int ranks, const std::string& run_dir, const std::string& extra = "") {
+    return mpirun(ranks) + (bin_dir() / "t6_pretrain").string() + " --config " + config_.string() + " --run-dir " +
+           run_dir + " --set parallel.threads=1 " + extra;
+  }
+
+  static inline std::filesystem::path workdir_, corpus_, config_;
+};
+
+TEST_F(PretrainCli, TwoRanksTrainAndWriteMetrics) {
+  const std::string run_dir = (workdir_ / "run").string();
+  const CommandResult result = run(pretrain(2, run_dir));
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  EXPECT_NE(result.output.find("TP 2 × DP 1"), std::string::npos) << result.output;
+
+  std::ifstream metrics(run_dir + "/metrics.jsonl");
+  std::string line;
+  std::vector<double> losses;
+  int evaluations = 0;
+  while (std::getline(metrics, line)) {
+    const auto record = nlohmann::json::parse(line);
+    if (record.contains("val_loss")) {
+      ++evaluations;
+      EXPECT_TRUE(record["val_loss"].is_number());
+      continue;
+    }
+    for (const char* key : {"step", "loss", "lr", "grad_norm", "tokens_per_s", "elapsed_s"})
+      EXPECT_TRUE(record.contains(key)) << key << " missing in " << line;
+    EXPECT_EQ(record["step"].get<int64_t>(), int64_t(losses.size()) + 1);
+    losses.push_back(record["loss"]);
+  }
+  ASSERT_EQ(losses.size(), 12u);
+  EXPECT_EQ(evaluations, 2);
+  EXPECT_NEAR(losses.front(), std::log(50304.0), 0.5);  // a fresh model is about uniform over the vocab
+  EXPECT_LT(losses.back(), losses.front() - 1.0);
+}
+
+TEST_F(PretrainCli, UnknownKeyIsOneLineAndNonZeroExit) {
+  const CommandResult result = run(pretrain(2, (workdir_ / "bad_key").string(), "--set train.learning_rate=1"));
+  EXPECT_NE(result.exit_code, 0);
+  EXPECT_NE(result.output.find("unknown key 'train.learning_rate'"), std::string::npos) << result.output;
+}
+
+TEST_F(PretrainCli, WorldThatDoesNotFitTheLayoutAbortsEveryRank) {
+  const CommandResult result = run(pretrain(3, (workdir_ / "bad_layout").string()));
+  EXPECT_NE(result.exit_code, 0);
+  EXPECT_NE(result.exit_code, 124) << "timed out: a rank hung";
+  EXPECT_NE(result.output.find("world size 3 does not divide into tensor-parallel groups of 2"), std::string::npos)
+      << result.output;
+}
+
+TEST_F(PretrainCli, VocabLargerThanTheModelIsRefusedNamingTheData) {
+  const CommandResult result = run(pretrain(2, (workdir_ / "bad_vocab").string(), "--set model.vocab_size=1000"));
+  EXPECT_NE(result.exit_code, 0);
+  EXPECT_NE(result.exit_code, 124) << "timed out: a rank hung";
+  EXPECT_NE(result.output.find("50257 tokens but model.vocab_size is 1000"), std::string::npos) << result.output;
+  EXPECT_NE(result.output.find(corpus_.string()), std::string::npos) << result.output;
+}
+
+TEST_F(PretrainCli, MissingCorpusIsAClearError) {
+  const CommandResult result =
+      run(pretrain(2, (workdir_ / "no_data").string(), "--set data.path=" + (workdir_ / "nowhere").string()));
+  EXPECT_NE(result.exit_code, 0);
+  EXPECT_NE(result.output.find((workdir_ / "nowhere").string()), std::string::npos) << result.output;
+}
+
+}  // namespace
