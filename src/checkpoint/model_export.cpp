@@ -1,0 +1,46 @@
+#include "checkpoint/model_export.h"
+
+#include "checkpoint/checkpoint_reader.h"
+#include "checkpoint/state_dict.h"
+#include "core/error.h"
+#include "train/train_checkpoint.h"
+
+namespace t6::checkpoint {
+
+void export_safetensors(const ResumePoint& point, const std::string& out, DType dtype) {
+  T6_CHECK(dtype == DType::F32 || dtype == DType::BF16, "export: --dtype must be f32 or bf16");
+  ModelWeights weights(model_config_of(point.manifest, point.dir), 0, 1);
+  CheckpointReader reader(point.dir, point.manifest);
+  for (const LocalParam& entry : weights.table().params())
+    reader.read("param/" + entry.spec.name, TensorRegion::whole(entry.spec.global_shape.to_vector()),
+                weights.param(entry).view({entry.numel()}));
+  save_state_dict(out, weights, dtype);
+}
+
+std::filesystem::path import_safetensors(const std::string& in, const std::filesystem::path& destination_checkpoints,
+                                         const RunConfig* run_config) {
+  const SafetensorsReader file(in);
+  RunConfig config = run_config ? *run_config : RunConfig{};
+  config.model = config_of_state_dict(file, run_config ? &run_config->model : nullptr);
+  // A fixture file holds its weights as "param.<name>" beside inputs and outputs.
+  bool fixture = false;
+  for (const auto& [name, entry] : file.entries()) fixture = fixture || name.rfind("param.", 0) == 0;
+  ModelWeights weights(config.model, 0, 1);
+  load_state_dict(file, weights, fixture ? "param." : "");
+
+  const std::filesystem::path final_dir = destination_checkpoints / step_dir_name(0);
+  T6_CHECK(!std::filesystem::exists(final_dir), final_dir.string(), " exists already; pick another destination");
+  std::filesystem::create_directories(destination_checkpoints);
+  CheckpointStore store(destination_checkpoints, 0, make_save_nonce());
+  store.begin_save(0);
+  const int64_t numel = weights.table().local_numel();
+  HostBuffer first(size_t(numel) * sizeof(float)), second(size_t(numel) * sizeof(float));  // zero: fresh AdamW
+  ShardFileWriter writer(store.staging_dir(0) / shard_file_name(0, 0));
+  write_rank_tensors(writer, weights, {first.as({numel}, DType::F32), second.as({numel}, DType::F32), 0, numel});
+  writer.finish();
+  // lr_decay_steps as the user set it (0: the resumed run's max_steps).
+  const TrainState state{0, 0, config.train.lr_decay_steps, 0};
+  return store.commit_save({0, 0, {1, 1, false}, config.to_json(), to_json(state), train_checkpoint_tensors(config.model)});
+}
+
+}  // namespace t6::checkpoint

@@ -1,0 +1,190 @@
+// ctest-timeout: 300
+// t6_ckpt end to end, through the built tool: importing a fixture gives a checkpoint whose weights
+// reproduce the fixture's logits; export then import gives identical weights; a reshard to TP2 × DP2
+// ZeRO-1 holds the same weights and moments; verify passes a whole checkpoint and fails, naming the
+// file, on a truncated shard and on a flipped bit; inspect prints the tensor table; bad input exits 1
+// with one "t6_ckpt: error:" line.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <sys/wait.h>
+
+#include <algorithm>
+#include <fstream>
+#include <sstream>
+
+#include "checkpoint/checkpoint_reader.h"
+#include "checkpoint/reshard.h"
+#include "checkpoint/safetensors.h"
+#include "checkpoint/state_dict.h"
+#include "common/test_paths.h"
+#include "model/language_model.h"
+#include "train/train_checkpoint.h"
+
+using namespace t6;
+using namespace t6::checkpoint;
+using namespace t6::testing;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct ToolResult {
+  int exit_code;
+  std::string out, err;
+};
+
+std::string read_text(const fs::path& path) {
+  std::ifstream file(path);
+  std::stringstream text;
+  text << file.rdbuf();
+  return text.str();
+}
+
+ToolResult t6_ckpt(const std::string& arguments) {
+  static const fs::path scratch = scratch_dir("t6_ckpt_output");
+  const std::string command = str(T6_BIN_DIR, "/t6_ckpt ", arguments, " >", (scratch / "out").string(), " 2>",
+                                  (scratch / "err").string());
+  const int status = std::system(command.c_str());
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, read_text(scratch / "out"), read_text(scratch / "err")};
+}
+
+void expect_one_error_line(const ToolResult& result, const std::string& mentions) {
+  EXPECT_EQ(result.exit_code, 1) << result.err;
+  EXPECT_EQ(result.err.rfind("t6_ckpt: error: ", 0), 0u) << result.err;
+  EXPECT_EQ(std::count(result.err.begin(), result.err.end(), '\n'), 1) << result.err;
+  EXPECT_NE(result.err.find(mentions), std::string::npos) << result.err;
+}
+
+const fs::path fixture = fixture_dir() / "t6_tiny.safetensors";
+
+// A checkpoints directory holding the fixture's weights at step 0 (imported once).
+const fs::path& imported() {
+  static const fs::path dir = [] {
+    const fs::path checkpoints = scratch_dir("imported") / "checkpoints";
+    const ToolResult result = t6_ckpt(str("import ", fixture.string(), " ", checkpoints.string()));
+    EXPECT_EQ(result.exit_code, 0) << result.err;
+    return checkpoints;
+  }();
+  return dir;
+}
+
+struct Loaded {
+  std::unique_ptr<ModelWeights> weights;
+  std::vector<float> first_moment, second_moment;
+};
+
+// The whole model (TP1, one rank) and its moments, read from any checkpoint layout.
+Loaded load(const fs::path& path) {
+  const ResumePoint point = open_checkpoint_path(path, ChecksumCheck::verify);
+  Loaded loaded{std::make_unique<ModelWeights>(model_config_of(point.manifest, point.dir), 0, 1), {}, {}};
+  const int64_t numel = loaded.weights->table().local_numel();
+  loaded.first_moment.resize(size_t(numel));
+  loaded.second_moment.resize(size_t(numel));
+  CheckpointReader reader(point.dir, point.manifest);
+  read_rank_tensors(reader, *loaded.weights,
+                    {Tensor(loaded.first_moment.data(), {numel}, DType::F32),
+                     Tensor(loaded.second_moment.data(), {numel}, DType::F32), 0, numel});
+  return loaded;
+}
+
+std::vector<float> params_of(const Loaded& loaded) {
+  const Tensor params = loaded.weights->params();
+  return {params.data<float>(), params.data<float>() + params.numel()};
+}
+
+TEST(T6Ckpt, ImportedFixtureReproducesItsLogits) {
+  const SafetensorsReader file(fixture.string());
+  const Loaded loaded = load(imported());
+  const ModelConfig& config = loaded.weights->config();
+  const int64_t batch = std::stoll(file.metadata().at("batch")), seq_len = std::stoll(file.metadata().at("seq_len"));
+  LanguageModel model(config, batch, seq_len);
+  std::copy_n(loaded.weights->params().data<float>(), loaded.weights->params().numel(),
+              model.weights().params().data<float>());
+  std::vector<int32_t> inputs = file.read_i32("input.idx");
+  const std::vector<float> expected = file.read_f32("out.logits");
+  std::vector<float> logits(expected.size());
+  model.forward_logits(Tensor(inputs.data(), {batch, seq_len}, DType::I32),
+                       Tensor(logits.data(), {batch, seq_len, config.vocab_size}, DType::F32));
+  double largest = 0, worst = 0;
+  for (size_t i = 0; i < expected.size(); ++i) {
+    largest = std::max(largest, std::fabs(double(expected[i])));
+    worst = std::max(worst, std::fabs(double(logits[i]) - double(expected[i])));
+  }
+  EXPECT_LE(worst, 1e-5 * largest);
+  EXPECT_EQ(loaded.first_moment, std::vector<float>(loaded.first_moment.size(), 0.0f));  // fresh AdamW
+}
+
+TEST(T6Ckpt, ExportThenImportGivesIdenticalWeights) {
+  const fs::path dir = scratch_dir("round_trip");
+  ASSERT_EQ(t6_ckpt(str("export ", imported().string(), " ", (dir / "model.safetensors").string())).exit_code, 0);
+  const SafetensorsReader exported((dir / "model.safetensors").string());
+  EXPECT_TRUE(exported.has("transformer.wte.weight") && exported.has("lm_head.weight"));
+  ASSERT_EQ(t6_ckpt(str("import ", (dir / "model.safetensors").string(), " ", (dir / "checkpoints").string())).exit_code, 0);
+  EXPECT_EQ(params_of(load(dir / "checkpoints")), params_of(load(imported())));
+}
+
+TEST(T6Ckpt, ReshardKeepsWeightsAndMoments) {
+  const fs::path destination = scratch_dir("resharded") / "checkpoints";
+  const ToolResult result = t6_ckpt(str("reshard ", imported().string(), " ", destination.string(), " --tp 2 --dp 2 --zero1"));
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  const ResumePoint point = open_checkpoint_path(destination, ChecksumCheck::verify);
+  EXPECT_EQ(point.manifest.layout, (CheckpointLayout{2, 2, true}));
+  EXPECT_EQ(point.manifest.shards.size(), 4u);
+  const Loaded original = load(imported()), resharded = load(destination);
+  EXPECT_EQ(params_of(resharded), params_of(original));
+  EXPECT_EQ(resharded.second_moment, original.second_moment);
+}
+
+// A copy of the imported step directory, to damage.
+fs::path copy_of_checkpoint(const std::string& label) {
+  const fs::path dir = scratch_dir(label) / step_dir_name(0);
+  fs::copy(imported() / step_dir_name(0), dir, fs::copy_options::recursive);
+  return dir;
+}
+
+TEST(T6Ckpt, VerifyPassesAWholeCheckpointAndNamesDamagedFiles) {
+  EXPECT_EQ(t6_ckpt("verify " + imported().string()).exit_code, 0);
+
+  const fs::path truncated = copy_of_checkpoint("truncated");
+  fs::resize_file(truncated / "shard_tp0_dp0.h5", fs::file_size(truncated / "shard_tp0_dp0.h5") / 2);
+  ToolResult result = t6_ckpt("verify " + truncated.string());
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_NE(result.err.find("shard_tp0_dp0.h5"), std::string::npos) << result.err;
+
+  const fs::path flipped = copy_of_checkpoint("flipped");
+  {
+    std::fstream file(flipped / "shard_tp0_dp0.h5", std::ios::in | std::ios::out | std::ios::binary);
+    const auto middle = std::streamoff(fs::file_size(flipped / "shard_tp0_dp0.h5") / 2);
+    file.seekg(middle);
+    const char byte = char(file.get() ^ 0x10);
+    file.seekp(middle);
+    file.put(byte);
+  }
+  result = t6_ckpt("verify " + flipped.string());
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_NE(result.err.find("shard_tp0_dp0.h5"), std::string::npos) << result.err;
+}
+
+TEST(T6Ckpt, InspectPrintsTheTensorTable) {
+  const ToolResult result = t6_ckpt("inspect " + imported().string());
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_NE(result.out.find("step        0"), std::string::npos) << result.out;
+  EXPECT_NE(result.out.find("TP 1 × DP 1"), std::string::npos) << result.out;
+  EXPECT_NE(result.out.find("adam_v/transformer.wte.weight"), std::string::npos) << result.out;
+}
+
+TEST(T6Ckpt, BadInputExitsOneWithOneLine) {
+  expect_one_error_line(t6_ckpt("inspect /nonexistent/checkpoints"), "/nonexistent/checkpoints");
+  const fs::path no_manifest = copy_of_checkpoint("no_manifest");
+  fs::remove(no_manifest / "manifest.json");
+  expect_one_error_line(t6_ckpt("inspect " + no_manifest.string()), "no manifest.json");
+  const fs::path missing_shard = copy_of_checkpoint("missing_shard");
+  fs::remove(missing_shard / "shard_tp0_dp0.h5");
+  expect_one_error_line(t6_ckpt("export " + missing_shard.string() + " " + (missing_shard / "x.safetensors").string()),
+                        "shard_tp0_dp0.h5");
+  expect_one_error_line(t6_ckpt("reshard " + imported().string() + " " + imported().string() + " --tp 1 --dp 1"),
+                        "exists already");
+  expect_one_error_line(t6_ckpt("frobnicate"), "subcommand");
+}
+
+}  // namespace
