@@ -4,6 +4,7 @@
 // in the same run, so both figures come from the same machine and moment.
 //   bench_train_step [n_layer=4 n_embd=256 n_head=8 head_dim=64 q_rank=6 rank=2 vocab_size=50304
 //                     batch=8 seq=256 steps=5 threads=2 kind=T6]
+//   bench_train_step config=configs/t6-demo.toml [steps=5 threads=2]   (model, micro-batch, seq_len of a run config)
 // Last line: RESULT bench_train_step kind=... params_m=... t6_ms=... t6_tok_s=... [reference_tok_s=... ratio=...]
 #include <omp.h>
 
@@ -21,6 +22,7 @@
 #include "model/language_model.h"
 #include "train/adamw.h"
 #include "train/grad_norm.h"
+#include "train/run_config.h"
 
 using namespace t6;
 
@@ -30,7 +32,7 @@ std::map<std::string, std::string> parse_arguments(int argc, char** argv) {
   std::map<std::string, std::string> arguments = {
       {"n_layer", "4"}, {"n_embd", "256"}, {"n_head", "8"}, {"head_dim", "64"}, {"q_rank", "6"}, {"rank", "2"},
       {"group_size", "1"}, {"vocab_size", "50304"}, {"batch", "8"}, {"seq", "256"}, {"steps", "5"}, {"threads", "2"},
-      {"kind", "T6"}};
+      {"kind", "T6"}, {"config", ""}};
   for (int i = 1; i < argc; ++i) {
     const std::string text = argv[i];
     const size_t equals = text.find('=');
@@ -68,7 +70,18 @@ double run_reference(const std::map<std::string, std::string>& arguments) {
 }  // namespace
 
 int main(int argc, char** argv) try {
-  const auto arguments = parse_arguments(argc, argv);
+  auto arguments = parse_arguments(argc, argv);
+  if (!arguments.at("config").empty()) {
+    // Take the model and the per-rank micro-batch from a run config, in the reference's key names.
+    const RunConfig run = load_run_config(arguments.at("config"));
+    const ModelConfig& m = run.model;
+    for (const auto& [key, value] : std::map<std::string, int64_t>{
+             {"n_layer", m.n_layer}, {"n_embd", m.n_embd}, {"n_head", m.n_head}, {"head_dim", m.head_dim},
+             {"q_rank", m.q_rank}, {"rank", m.rank}, {"group_size", m.group_size}, {"vocab_size", m.vocab_size},
+             {"batch", run.train.micro_batch_size}, {"seq", run.train.seq_len}})
+      arguments[key] = std::to_string(value);
+    arguments["kind"] = model_kind_name(m.kind);
+  }
   auto integer = [&](const char* key) { return std::stoll(arguments.at(key)); };
   ModelConfig config;
   config.kind = model_kind_from_name(arguments.at("kind"));
