@@ -52,6 +52,8 @@ class GzipSource final : public ByteSource {
     // A truncated stream still returns what it holds, then 0 with Z_BUF_ERROR.
     T6_CHECK(count > 0 || (count == 0 && error_code == Z_OK), path_, ": corrupt or truncated gzip data (", message,
              ")");
+    // zlib passes non-gzip bytes through unchanged; a .gz name promises gzip, so that is an error.
+    T6_CHECK(count == 0 || !gzdirect(file_), path_, ": not gzip data");
     return size_t(count);
   }
   uint64_t file_bytes_read() const override { return uint64_t(gzoffset(file_)); }
