@@ -12,6 +12,7 @@
 #include "checkpoint/safetensors.h"
 #include "checkpoint/state_dict.h"
 #include "common/test_paths.h"
+#include "common/weight_comparison.h"
 #include "model/language_model.h"
 #include "train/adamw.h"
 #include "train/grad_norm.h"
@@ -110,16 +111,9 @@ void check_fixture(const std::filesystem::path& path) {
   // Final weights: all but max(1, 0.1%) elements within 1e-5, every element within 0.1·lr.
   for (const LocalParam& entry : weights.table().params()) {
     const std::vector<float> reference = file.read_f32("after." + entry.spec.name);
-    const float* actual = weights.param(entry).data<float>();
-    int64_t far = 0;
-    double worst = 0;
-    for (size_t i = 0; i < reference.size(); ++i) {
-      const double error = std::fabs(double(actual[i]) - double(reference[i]));
-      far += error > 1e-5;
-      worst = std::max(worst, std::isnan(error) ? INFINITY : error);
-    }
-    EXPECT_LE(far, std::max<int64_t>(1, int64_t(reference.size()) / 1000)) << "after." << entry.spec.name;
-    EXPECT_LE(worst, 0.1 * lr) << "after." << entry.spec.name;
+    ASSERT_EQ(int64_t(reference.size()), entry.numel());
+    t6::testing::expect_weights_match("after." + entry.spec.name, weights.param(entry).data<float>(), reference.data(),
+                                      entry.numel(), 0.1 * lr);
   }
 }
 

@@ -13,6 +13,7 @@
 #include "common/mpi_environment.h"
 #include "common/test_paths.h"
 #include "common/training_setup.h"
+#include "common/weight_comparison.h"
 #include "parallel/mpi_communicator.h"
 #include "train/trainer.h"
 
@@ -100,16 +101,9 @@ void expect_matches_single_rank(RunConfig config, int tp, bool zero1) {
   for (const LocalParam& entry : mine.table().params()) {
     std::vector<float> expected_slice(size_t(entry.numel()));
     copy_local_slice(entry, full.param(entry.spec.name).data<float>(), expected_slice.data());
-    const float* actual = mine.param(entry).data<float>();
-    int64_t far = 0;
-    double worst = 0;
-    for (int64_t i = 0; i < entry.numel(); ++i) {
-      const double error = std::fabs(double(actual[i]) - double(expected_slice[i]));
-      far += error > 1e-5;
-      worst = std::max(worst, std::isnan(error) ? INFINITY : error);
-    }
-    EXPECT_LE(far, std::max<int64_t>(1, entry.numel() / 1000)) << entry.spec.name << " on rank " << world_rank();
-    EXPECT_LE(worst, 0.1 * lr * double(config.train.max_steps)) << entry.spec.name << " on rank " << world_rank();
+    // The fixtures' bound per step, over the steps run.
+    expect_weights_match(str(entry.spec.name, " on rank ", world_rank()), mine.param(entry).data<float>(),
+                         expected_slice.data(), entry.numel(), 0.1 * lr * double(config.train.max_steps));
   }
   EXPECT_TRUE(all_ranks_agree(!::testing::Test::HasFailure()));
 }

@@ -7,8 +7,10 @@ namespace t6::ops {
 using namespace cpu;
 
 namespace {
-template <class T>
-const int32_t* checked_targets(const char* op, const Tensor& targets, int64_t rows, int64_t vocab) {
+// Checks one loss and one valid I32 target id per row of logits; returns the ids.
+const int32_t* checked_targets(const char* op, const Tensor& losses, const Tensor& logits, const Tensor& targets) {
+  const int64_t rows = matrix_rows(logits), vocab = matrix_cols(logits);
+  T6_CHECK(losses.numel() == rows, op, ": one loss per row expected");
   T6_CHECK(targets.dtype() == DType::I32 && targets.numel() == rows, op, ": expected ", rows, " I32 targets");
   const int32_t* ids = targets.data<int32_t>();
   for (int64_t n = 0; n < rows; ++n)
@@ -16,14 +18,11 @@ const int32_t* checked_targets(const char* op, const Tensor& targets, int64_t ro
   return ids;
 }
 
-// Max and log-sum-exp of one row, accumulated in double for the fp32 path.
 template <class T>
-double row_logsumexp(const T* row, int64_t vocab) {
+T row_max(const T* row, int64_t vocab) {
   T max_logit = row[0];
   for (int64_t j = 1; j < vocab; ++j) max_logit = std::max(max_logit, row[j]);
-  double sum = 0;
-  for (int64_t j = 0; j < vocab; ++j) sum += double(std::exp(row[j] - max_logit));
-  return double(max_logit) + std::log(sum);
+  return max_logit;
 }
 }  // namespace
 
@@ -31,12 +30,14 @@ void cross_entropy_forward(Tensor losses, const Tensor& logits, const Tensor& ta
   for_float_type("cross_entropy_forward", {&losses, &logits}, [&](auto zero) {
     using T = decltype(zero);
     const int64_t vocab = matrix_cols(logits), rows = matrix_rows(logits);
-    T6_CHECK(losses.numel() == rows, "cross_entropy_forward: one loss per row expected");
-    const int32_t* ids = checked_targets<T>("cross_entropy_forward", targets, rows, vocab);
+    const int32_t* ids = checked_targets("cross_entropy_forward", losses, logits, targets);
 #pragma omp parallel for schedule(static)
     for (int64_t n = 0; n < rows; ++n) {
       const T* row = logits.data<T>() + n * vocab;
-      losses.data<T>()[n] = T(row_logsumexp(row, vocab) - double(row[ids[n]]));
+      const T max_logit = row_max(row, vocab);
+      double sum = 0;  // in double: the fp32 path sums 50k terms
+      for (int64_t j = 0; j < vocab; ++j) sum += double(std::exp(row[j] - max_logit));
+      losses.data<T>()[n] = T(double(max_logit) + std::log(sum) - double(row[ids[n]]));
     }
   });
 }
@@ -45,14 +46,12 @@ void cross_entropy_forward_backward(Tensor losses, Tensor logits, const Tensor& 
   for_float_type("cross_entropy_forward_backward", {&losses, &logits}, [&](auto zero) {
     using T = decltype(zero);
     const int64_t vocab = matrix_cols(logits), rows = matrix_rows(logits);
-    T6_CHECK(losses.numel() == rows, "cross_entropy_forward_backward: one loss per row expected");
-    const int32_t* ids = checked_targets<T>("cross_entropy_forward_backward", targets, rows, vocab);
+    const int32_t* ids = checked_targets("cross_entropy_forward_backward", losses, logits, targets);
 #pragma omp parallel for schedule(static)
     for (int64_t n = 0; n < rows; ++n) {
       // One exp per logit: the row becomes exp(x − max), summed in double, then scaled to dloss·softmax.
       T* row = logits.data<T>() + n * vocab;
-      T max_logit = row[0];
-      for (int64_t j = 1; j < vocab; ++j) max_logit = std::max(max_logit, row[j]);
+      const T max_logit = row_max(row, vocab);
       const T target_logit = row[ids[n]];
       double sum = 0;
       for (int64_t j = 0; j < vocab; ++j) sum += double(row[j] = std::exp(row[j] - max_logit));
