@@ -8,10 +8,6 @@
 
 namespace t6 {
 
-size_t BpeRanks::BytesHash::operator()(std::string_view bytes) const noexcept {
-  return size_t(XXH3_64bits(bytes.data(), bytes.size()));
-}
-
 void BpeRanks::add(std::string_view bytes, uint32_t rank) {
   T6_ASSERT(rank == size());
   arena_.append(bytes);
@@ -19,9 +15,26 @@ void BpeRanks::add(std::string_view bytes, uint32_t rank) {
 }
 
 void BpeRanks::finish() {
-  rank_of_bytes_.clear();
-  rank_of_bytes_.reserve(size());
-  for (uint32_t rank = 0; rank < size(); ++rank) rank_of_bytes_.emplace(bytes(rank), rank);
+  size_t slot_count = 1024;
+  while (slot_count < 2 * size()) slot_count *= 2;  // load factor ≤ 1/2 keeps probe runs short
+  slots_.assign(slot_count, Slot{0, kNoRank});
+  slot_mask_ = slot_count - 1;
+  for (uint32_t rank = 0; rank < size(); ++rank) {
+    const uint64_t hash = XXH3_64bits(bytes(rank).data(), bytes(rank).size());
+    uint64_t slot = hash & slot_mask_;
+    while (slots_[slot].rank != kNoRank) slot = (slot + 1) & slot_mask_;
+    slots_[slot] = Slot{uint32_t(hash >> 32), rank};
+  }
+}
+
+uint32_t BpeRanks::rank(std::string_view key) const {
+  const uint64_t hash = XXH3_64bits(key.data(), key.size());
+  const uint32_t tag = uint32_t(hash >> 32);
+  for (uint64_t slot = hash & slot_mask_;; slot = (slot + 1) & slot_mask_) {
+    const Slot& candidate = slots_[slot];
+    if (candidate.rank == kNoRank) return kNoRank;
+    if (candidate.tag == tag && bytes(candidate.rank) == key) return candidate.rank;
+  }
 }
 
 void bpe_merge_scan(const BpeRanks& ranks, std::string_view piece, std::vector<uint32_t>& ids) {

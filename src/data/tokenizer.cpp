@@ -1,5 +1,7 @@
 #include "data/tokenizer.h"
 
+#include <xxhash.h>
+
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -65,7 +67,7 @@ struct Tokenizer::Vocab {
 struct BpeCache::Table {
   struct PieceHash {
     using is_transparent = void;
-    size_t operator()(std::string_view piece) const noexcept { return std::hash<std::string_view>{}(piece); }
+    size_t operator()(std::string_view piece) const noexcept { return size_t(XXH3_64bits(piece.data(), piece.size())); }
   };
   struct Span {
     uint32_t offset, count;

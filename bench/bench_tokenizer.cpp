@@ -1,0 +1,102 @@
+// Tokenizer throughput: t6's r50k_base encoder on tinyshakespeare, one thread and all threads, next
+// to the npm gpt-tokenizer encoder run by node on the same file in the same run. Installs
+// gpt-tokenizer 4.0.0 under data_tools/cache/bench_node (git-ignored) on first use.
+// Prints: RESULT bench_tokenizer t6_mb_s=... t6_mb_s_all_threads=... node_mb_s=... ratio=...
+#include <omp.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "data/tokenizer.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+// Best of `repeats` single-thread passes, each with a fresh cache (as a new preprocessor thread has).
+double single_thread_mb_s(const t6::Tokenizer& tokenizer, const std::string& text, int repeats, size_t& tokens) {
+  double best = 1e30;
+  for (int r = 0; r < repeats; ++r) {
+    t6::BpeCache cache;
+    std::vector<uint32_t> ids;
+    const auto start = std::chrono::steady_clock::now();
+    tokenizer.encode(text, cache, ids);
+    best = std::min(best, seconds_since(start));
+    tokens = ids.size();
+  }
+  return double(text.size()) / 1e6 / best;
+}
+
+// All threads: `copies` copies of the text, cut into 256 KB pieces on line ends, one cache per thread.
+double all_threads_mb_s(const t6::Tokenizer& tokenizer, const std::string& text, int copies) {
+  std::vector<std::string_view> pieces;
+  for (int c = 0; c < copies; ++c) {
+    size_t at = 0;
+    while (at < text.size()) {
+      size_t end = text.find('\n', std::min(text.size(), at + (size_t(256) << 10)));
+      end = end == std::string::npos ? text.size() : end + 1;
+      pieces.push_back(std::string_view(text).substr(at, end - at));
+      at = end;
+    }
+  }
+  std::vector<t6::BpeCache> caches(static_cast<size_t>(omp_get_max_threads()));
+  const auto start = std::chrono::steady_clock::now();
+#pragma omp parallel for schedule(dynamic, 1)
+  for (size_t i = 0; i < pieces.size(); ++i) {
+    std::vector<uint32_t> ids;
+    tokenizer.encode(pieces[i], caches[size_t(omp_get_thread_num())], ids);
+  }
+  return double(text.size()) * copies / 1e6 / seconds_since(start);
+}
+
+// Runs the node encoder; returns its MB/s, or 0 if node or npm is unavailable.
+double node_mb_s(const fs::path& file, long& node_tokens) {
+  const fs::path node_dir = fs::path(T6_SOURCE_DIR) / "data_tools/cache/bench_node";
+  if (!fs::exists(node_dir / "node_modules/gpt-tokenizer/package.json")) {
+    fs::create_directories(node_dir);
+    const std::string install = "npm install --silent --no-audit --no-fund --prefix " + node_dir.string() +
+                                " gpt-tokenizer@4.0.0 >&2";
+    if (std::system(install.c_str()) != 0) return 0.0;
+  }
+  const std::string command = "node " + (fs::path(T6_SOURCE_DIR) / "bench/bench_tokenizer_node.js").string() + " " +
+                              (node_dir / "node_modules").string() + " " + file.string() + " 5";
+  FILE* pipe = popen(command.c_str(), "r");
+  if (!pipe) return 0.0;
+  double mb_s = 0.0;
+  if (std::fscanf(pipe, "node_mb_s=%lf node_tokens=%ld", &mb_s, &node_tokens) != 2) mb_s = 0.0;
+  pclose(pipe);
+  return mb_s;
+}
+
+}  // namespace
+
+int main() {
+  const fs::path file = fs::path(T6_SOURCE_DIR) / "data_tools/corpora/tinyshakespeare.txt";
+  std::ifstream input(file, std::ios::binary);
+  std::stringstream contents;
+  contents << input.rdbuf();
+  const std::string text = contents.str();
+  const t6::Tokenizer tokenizer = t6::Tokenizer::load(t6::resolve_tokenizer_path(""));
+
+  size_t t6_tokens = 0;
+  const double t6_single = single_thread_mb_s(tokenizer, text, 5, t6_tokens);
+  const int threads = omp_get_max_threads();
+  const double t6_all = all_threads_mb_s(tokenizer, text, 4 * threads);
+  long node_tokens = -1;
+  const double node = node_mb_s(file, node_tokens);
+  std::printf("tinyshakespeare.txt: %.2f MB, t6 %zu tokens, node gpt-tokenizer %ld tokens, %d threads\n",
+              double(text.size()) / 1e6, t6_tokens, node_tokens, threads);
+  std::printf("RESULT bench_tokenizer t6_mb_s=%.2f t6_mb_s_all_threads=%.2f threads=%d node_mb_s=%.2f ratio=%.2f "
+              "tokens_match=%d\n",
+              t6_single, t6_all, threads, node, node > 0 ? t6_single / node : 0.0, int(long(t6_tokens) == node_tokens));
+  return 0;
+}
