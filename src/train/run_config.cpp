@@ -1,5 +1,6 @@
 #include "train/run_config.h"
 
+#include <algorithm>
 #include <functional>
 #include <toml++/toml.h>
 
@@ -63,7 +64,11 @@ std::vector<Key> keys_of(RunConfig& config) {
       {"model", "kind",
        [&m](const toml::node& node, const std::string& where) {
          T6_CHECK(node.is_string(), where, ": model.kind must be a string");
-         m.kind = model_kind_from_name(*node.value<std::string>());
+         try {
+           m.kind = model_kind_from_name(*node.value<std::string>());
+         } catch (const Error& error) {
+           fail(str(where, ": ", error.what()));
+         }
        },
        [&m] { return nlohmann::json(model_kind_name(m.kind)); }},
       integer_key("model", "n_layer", &m.n_layer), integer_key("model", "n_embd", &m.n_embd),
@@ -98,6 +103,9 @@ void apply_table(std::vector<Key>& keys, const toml::table& root, const std::str
   for (const auto& [section_name, section] : root) {
     const std::string section_key(section_name.str());
     T6_CHECK(section.is_table(), where, ": '", section_key, "' must be a [section]");
+    // Checked here too, so that an empty misspelt section is not ignored.
+    T6_CHECK(std::any_of(keys.begin(), keys.end(), [&](const Key& key) { return key.section == section_key; }), where,
+             ": unknown section [", section_key, "]");
     for (const auto& [name, node] : *section.as_table()) find_key(keys, section_key, std::string(name.str()), where).assign(node, where);
   }
 }
