@@ -8,13 +8,12 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <fstream>
 
 #include "common/mpi_environment.h"
+#include "common/mpi_training.h"
 #include "common/test_paths.h"
 #include "common/training_setup.h"
 #include "common/weight_comparison.h"
-#include "parallel/mpi_communicator.h"
 #include "train/trainer.h"
 
 T6_MPI_TEST_ENVIRONMENT();
@@ -23,51 +22,6 @@ using namespace t6;
 using namespace t6::testing;
 
 namespace {
-
-struct RunRecord {
-  std::vector<double> losses, grad_norms;
-};
-
-RunRecord read_metrics(const std::string& run_dir) {
-  RunRecord record;
-  std::ifstream file(run_dir + "/metrics.jsonl");
-  std::string line;
-  while (std::getline(file, line)) {
-    const auto json = nlohmann::json::parse(line);
-    if (!json.contains("loss")) continue;
-    record.losses.push_back(json["loss"]);
-    record.grad_norms.push_back(json["grad_norm"]);
-  }
-  return record;
-}
-
-// Rank 0's corpus directory, the same path on every rank.
-const std::string& corpus() {
-  static const std::string path = [] {
-    std::string directory;
-    if (world_rank() == 0) directory = write_shakespeare_corpus((scratch_dir("corpus") / "shakespeare").string());
-    int length = int(directory.size());
-    MPI_Bcast(&length, 1, MPI_INT, 0, MPI_COMM_WORLD);
-    directory.resize(size_t(length));
-    MPI_Bcast(directory.data(), length, MPI_CHAR, 0, MPI_COMM_WORLD);
-    return directory;
-  }();
-  return path;
-}
-
-std::unique_ptr<Communicator> communicator_of(MPI_Comm comm) {
-  MPI_Comm copy;
-  MPI_Comm_dup(comm, &copy);
-  return std::make_unique<MpiCommunicator>(copy);
-}
-
-// A run dir shared by the ranks of the world (rank 0 creates it).
-std::string shared_run_dir(const std::string& label) {
-  std::string directory = world_rank() == 0 ? scratch_dir(label).string() : std::string(256, '\0');
-  directory.resize(256, '\0');
-  MPI_Bcast(directory.data(), 256, MPI_CHAR, 0, MPI_COMM_WORLD);
-  return directory.c_str();
-}
 
 void expect_matches_single_rank(RunConfig config, int tp, bool zero1) {
   config.parallel.tp = tp;
@@ -78,7 +32,7 @@ void expect_matches_single_rank(RunConfig config, int tp, bool zero1) {
   const std::string single_dir = scratch_dir("single").string();
   Trainer reference(config, single, single_dir);
   reference.run();
-  const RunRecord expected = read_metrics(single_dir);
+  const StepRecords expected = read_step_records(single_dir);
 
   ProcessGrid grid(communicator_of(MPI_COMM_WORLD), tp, 0);
   const std::string run_dir = shared_run_dir("parallel");
@@ -86,7 +40,7 @@ void expect_matches_single_rank(RunConfig config, int tp, bool zero1) {
   parallel.run();
 
   if (world_rank() == 0) {
-    const RunRecord actual = read_metrics(run_dir);
+    const StepRecords actual = read_step_records(run_dir);
     ASSERT_EQ(actual.losses.size(), expected.losses.size());
     ASSERT_EQ(actual.losses.size(), size_t(config.train.max_steps));
     for (size_t step = 0; step < expected.losses.size(); ++step) {
@@ -111,37 +65,37 @@ void expect_matches_single_rank(RunConfig config, int tp, bool zero1) {
 }  // namespace
 
 TEST(DistributedTraining, T6TensorParallel4WithUnevenHeads) {
-  expect_matches_single_rank(tiny_run_config(ModelKind::T6, corpus()), 4, false);
+  expect_matches_single_rank(tiny_run_config(ModelKind::T6, shared_corpus()), 4, false);
 }
 
 TEST(DistributedTraining, T6TensorParallel2DataParallel2) {
-  expect_matches_single_rank(tiny_run_config(ModelKind::T6, corpus()), 2, false);
+  expect_matches_single_rank(tiny_run_config(ModelKind::T6, shared_corpus()), 2, false);
 }
 
 TEST(DistributedTraining, T6DataParallel4) {
-  expect_matches_single_rank(tiny_run_config(ModelKind::T6, corpus()), 1, false);
+  expect_matches_single_rank(tiny_run_config(ModelKind::T6, shared_corpus()), 1, false);
 }
 
 TEST(DistributedTraining, T6DataParallel4Zero1) {
-  expect_matches_single_rank(tiny_run_config(ModelKind::T6, corpus()), 1, true);
+  expect_matches_single_rank(tiny_run_config(ModelKind::T6, shared_corpus()), 1, true);
 }
 
 TEST(DistributedTraining, T6TensorParallel2DataParallel2Zero1) {
-  expect_matches_single_rank(tiny_run_config(ModelKind::T6, corpus()), 2, true);
+  expect_matches_single_rank(tiny_run_config(ModelKind::T6, shared_corpus()), 2, true);
 }
 
 TEST(DistributedTraining, KvOnlyTensorParallel4) {
-  expect_matches_single_rank(tiny_run_config(ModelKind::T6_kvonly, corpus()), 4, false);
+  expect_matches_single_rank(tiny_run_config(ModelKind::T6_kvonly, shared_corpus()), 4, false);
 }
 
 TEST(DistributedTraining, MhaTensorParallel2DataParallel2) {
-  expect_matches_single_rank(tiny_run_config(ModelKind::llama_mha, corpus()), 2, false);
+  expect_matches_single_rank(tiny_run_config(ModelKind::llama_mha, shared_corpus()), 2, false);
 }
 
 TEST(DistributedTraining, GqaTensorParallel2SplitsKvHeads) {
-  expect_matches_single_rank(tiny_run_config(ModelKind::llama_gqa, corpus()), 2, false);
+  expect_matches_single_rank(tiny_run_config(ModelKind::llama_gqa, shared_corpus()), 2, false);
 }
 
 TEST(DistributedTraining, GqaTensorParallel4ReplicatesKvHeads) {
-  expect_matches_single_rank(tiny_run_config(ModelKind::llama_gqa, corpus()), 4, false);
+  expect_matches_single_rank(tiny_run_config(ModelKind::llama_gqa, shared_corpus()), 4, false);
 }

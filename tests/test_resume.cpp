@@ -13,6 +13,7 @@
 
 #include "checkpoint/reshard.h"
 #include "common/mpi_environment.h"
+#include "common/mpi_training.h"
 #include "common/test_paths.h"
 #include "common/training_setup.h"
 #include "parallel/mpi_communicator.h"
@@ -28,48 +29,9 @@ namespace {
 
 constexpr int64_t kStopStep = 3, kSteps = 6;
 
-struct Metrics {
-  std::vector<int64_t> steps;
-  std::vector<double> losses;
-};
-
-Metrics read_metrics(const std::string& run_dir) {
-  Metrics metrics;
-  std::ifstream file(run_dir + "/metrics.jsonl");
-  std::string line;
-  while (std::getline(file, line)) {
-    const auto json = nlohmann::json::parse(line);
-    metrics.steps.push_back(json["step"]);
-    if (json.contains("loss")) metrics.losses.push_back(json["loss"]);
-  }
-  return metrics;
-}
-
-std::string broadcast_from_rank0(std::string text) {
-  text.resize(512, '\0');
-  MPI_Bcast(text.data(), 512, MPI_CHAR, 0, MPI_COMM_WORLD);
-  return text.c_str();
-}
-
-const std::string& corpus() {
-  static const std::string path = broadcast_from_rank0(
-      world_rank() == 0 ? write_shakespeare_corpus((scratch_dir("corpus") / "shakespeare").string()) : "");
-  return path;
-}
-
-std::string shared_run_dir(const std::string& label) {
-  return broadcast_from_rank0(world_rank() == 0 ? scratch_dir(label).string() : "");
-}
-
-std::unique_ptr<Communicator> communicator_of(MPI_Comm comm) {
-  MPI_Comm copy;
-  MPI_Comm_dup(comm, &copy);
-  return std::make_unique<MpiCommunicator>(copy);
-}
-
 // Both runs decay the LR over kSteps, so stopping early does not change the schedule.
 RunConfig config_of(int tp, bool zero1, int64_t max_steps) {
-  RunConfig config = tiny_run_config(ModelKind::T6, corpus());
+  RunConfig config = tiny_run_config(ModelKind::T6, shared_corpus());
   config.parallel.tp = tp;
   config.parallel.zero1 = zero1;
   config.train.max_steps = max_steps;
@@ -81,7 +43,7 @@ std::vector<double> run_to_end(const RunConfig& config, MPI_Comm comm, const std
   ProcessGrid grid(communicator_of(comm), int(config.parallel.tp), 0);
   Trainer trainer(config, grid, run_dir, resume);
   trainer.run();
-  return read_metrics(run_dir).losses;
+  return read_step_records(run_dir).losses;
 }
 
 // A run dir holding a copy of `source`'s checkpoints (rank 0 copies, or each rank for itself).
@@ -116,7 +78,7 @@ SavedRun exact_resume(int tp, bool zero1) {
       run_to_end(config_of(tp, zero1, kSteps), MPI_COMM_WORLD, resumed_dir, ResumeMode::latest);
   if (world_rank() == 0) {
     EXPECT_EQ(resumed, saved.straight);  // bit-identical
-    const Metrics metrics = read_metrics(resumed_dir);
+    const StepRecords metrics = read_step_records(resumed_dir);
     EXPECT_EQ(metrics.steps, (std::vector<int64_t>{1, 2, 3, 4, 5, 6}));
   }
   return saved;

@@ -9,7 +9,7 @@
 #include <map>
 #include <random>
 
-#include "checkpoint/durable_file.h"
+#include "core/durable_file.h"
 #include "checkpoint/shard_file.h"
 #include "core/error.h"
 

@@ -3,7 +3,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "checkpoint/durable_file.h"
+#include "core/durable_file.h"
 #include "core/error.h"
 
 namespace t6::checkpoint {

@@ -1,8 +1,5 @@
 #include "checkpoint/safetensors.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cstring>
 #include <filesystem>
@@ -10,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/bf16.h"
+#include "core/durable_file.h"
 #include "core/error.h"
 
 namespace t6 {
@@ -164,6 +162,15 @@ void write_safetensors(const std::string& path, const std::vector<SafetensorsTen
   header_text.append((8 - header_text.size() % 8) % 8, ' ');  // align the data section to 8 bytes
 
   const std::string temporary = path + ".tmp";
+  // A failed write takes its temporary file with it: only a complete file is ever left behind.
+  struct RemoveUnlessCommitted {
+    const std::string& file;
+    bool committed = false;
+    ~RemoveUnlessCommitted() {
+      std::error_code ignored;
+      if (!committed) std::filesystem::remove(file, ignored);
+    }
+  } cleanup{temporary};
   {
     std::ofstream file(temporary, std::ios::binary | std::ios::trunc);
     T6_CHECK(file, temporary, ": cannot create file");
@@ -185,14 +192,8 @@ void write_safetensors(const std::string& path, const std::vector<SafetensorsTen
     file.flush();
     T6_CHECK(file, temporary, ": write failed (disk full?)");
   }
-  const int descriptor = ::open(temporary.c_str(), O_RDONLY);
-  if (descriptor >= 0) {
-    ::fsync(descriptor);
-    ::close(descriptor);
-  }
-  std::error_code error;
-  std::filesystem::rename(temporary, path, error);
-  T6_CHECK(!error, path, ": cannot rename the written file into place (", error.message(), ")");
+  commit_file(temporary, path);
+  cleanup.committed = true;
 }
 
 }  // namespace t6

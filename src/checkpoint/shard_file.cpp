@@ -7,7 +7,7 @@
 #include <type_traits>
 #include <utility>
 
-#include "checkpoint/durable_file.h"
+#include "core/durable_file.h"
 #include "checkpoint/file_checksum.h"
 #include "core/error.h"
 

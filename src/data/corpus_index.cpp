@@ -1,14 +1,10 @@
 #include "data/corpus_index.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "core/durable_file.h"
 #include "core/error.h"
 #include "data/shard_format.h"
 
@@ -85,32 +81,7 @@ void write_corpus_index(const std::string& directory, const CorpusIndex& index) 
   json["sources"] = index.sources;
   const std::string text = json.dump(2) + "\n";
 
-  const std::string final_path = (std::filesystem::path(directory) / kCorpusIndexFile).string();
-  const std::string temporary_path = final_path + ".tmp";
-  const int fd = ::open(temporary_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  T6_CHECK(fd >= 0, temporary_path, ": cannot create (", std::strerror(errno), ")");
-  size_t written = 0;
-  while (written < text.size()) {
-    const ssize_t result = ::write(fd, text.data() + written, text.size() - written);
-    if (result < 0 && errno == EINTR) continue;
-    if (result < 0) {
-      const int saved = errno;
-      ::close(fd);
-      fail(str(temporary_path, ": write failed (", std::strerror(saved), ")"));
-    }
-    written += size_t(result);
-  }
-  const bool synced = ::fsync(fd) == 0;
-  ::close(fd);
-  T6_CHECK(synced, temporary_path, ": fsync failed (", std::strerror(errno), ")");
-  T6_CHECK(::rename(temporary_path.c_str(), final_path.c_str()) == 0, final_path, ": cannot rename ",
-           temporary_path, " into place (", std::strerror(errno), ")");
-  // The rename itself is durable only once the directory entry is.
-  const int directory_fd = ::open(directory.c_str(), O_RDONLY | O_DIRECTORY);
-  if (directory_fd >= 0) {
-    ::fsync(directory_fd);
-    ::close(directory_fd);
-  }
+  write_file_atomically(std::filesystem::path(directory) / kCorpusIndexFile, text);
 }
 
 }  // namespace t6

@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <sstream>
 
+#include "core/durable_file.h"
 #include "core/error.h"
 
 namespace t6 {
@@ -19,14 +20,8 @@ MetricsLog::MetricsLog(const std::string& path, int64_t keep_through_step) : pat
       if (record["step"].get<int64_t>() <= keep_through_step) kept += line + "\n";
     }
   }
-  // Rewrite through a temporary file so a crash here cannot lose the kept lines.
-  const std::string temporary = path + ".tmp";
-  {
-    std::ofstream rewritten(temporary, std::ios::trunc);
-    T6_CHECK(rewritten, temporary, ": cannot write the metrics file");
-    rewritten << kept;
-  }
-  std::filesystem::rename(temporary, path);
+  // Rewritten atomically so a crash here cannot lose the kept lines.
+  write_file_atomically(path, kept);
   file_.open(path, std::ios::app);
   T6_CHECK(file_, path, ": cannot open the metrics file for appending");
 }

@@ -1,4 +1,4 @@
-#include "checkpoint/durable_file.h"
+#include "core/durable_file.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -8,7 +8,7 @@
 
 #include "core/error.h"
 
-namespace t6::checkpoint {
+namespace t6 {
 
 namespace {
 
@@ -49,6 +49,11 @@ void write_file_atomically(const std::filesystem::path& path, const std::string&
   rename_durably(temporary, path);
 }
 
+void commit_file(const std::filesystem::path& temporary, const std::filesystem::path& path) {
+  fsync_file(temporary);
+  rename_durably(temporary, path);
+}
+
 void rename_durably(const std::filesystem::path& from, const std::filesystem::path& to) {
   T6_CHECK(::rename(from.c_str(), to.c_str()) == 0, "cannot rename ", from.string(), " to ", to.string(), ": ",
            std::strerror(errno));
@@ -56,4 +61,4 @@ void rename_durably(const std::filesystem::path& from, const std::filesystem::pa
   fsync_directory(parent.empty() ? "." : parent);
 }
 
-}  // namespace t6::checkpoint
+}  // namespace t6
