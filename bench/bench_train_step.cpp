@@ -47,8 +47,17 @@ double run_reference(const std::map<std::string, std::string>& arguments) {
   const char* configured = std::getenv("T6_REFERENCE_BENCH");
   const std::filesystem::path script =
       configured ? configured : std::filesystem::path(T6_SOURCE_DIR) / "../shared/anchors/bench_reference_cpu.py";
-  if (!std::filesystem::exists(script) || std::system("python3 -c 'import torch' 2>/dev/null") != 0) return -1;
-  std::string command = "python3 " + script.string();
+  if (!std::filesystem::exists(script)) return -1;
+  // Debian's python3-torch lives under /usr/bin/python3, which a pyenv or venv python3 may hide.
+  std::string python;
+  for (const char* candidate : {"python3", "/usr/bin/python3"}) {
+    if (std::system((std::string(candidate) + " -c 'import torch' 2>/dev/null").c_str()) == 0) {
+      python = candidate;
+      break;
+    }
+  }
+  if (python.empty()) return -1;
+  std::string command = python + " " + script.string();
   for (const char* key : {"n_layer", "n_embd", "n_head", "head_dim", "q_rank", "rank", "vocab_size", "batch", "seq", "steps", "threads", "kind"})
     command += str(" ", key, "=", arguments.at(key));
   std::printf("reference: %s\n", command.c_str());
