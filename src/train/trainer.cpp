@@ -232,8 +232,16 @@ void Trainer::log_step(const StepStats& stats, double step_seconds) {
   }
 }
 
+void Trainer::log_validation() {
+  const double val_loss = evaluate();
+  log_info("step ", step_, " | val loss ", val_loss);
+  if (metrics_) metrics_->write({{"step", step_}, {"val_loss", val_loss}});
+}
+
 void Trainer::run() {
   using clock = std::chrono::steady_clock;
+  // The untrained model's validation loss, so the curve starts where training does.
+  if (config_.eval.interval > 0 && step_ == 0) log_validation();
   while (step_ < config_.train.max_steps) {
     const auto start = clock::now();
     const StepStats stats = train_step();
@@ -246,11 +254,7 @@ void Trainer::run() {
     }
     log_step(stats, seconds);
     const bool last = step_ == config_.train.max_steps;
-    if (config_.eval.interval > 0 && (step_ % config_.eval.interval == 0 || last)) {
-      const double val_loss = evaluate();
-      log_info("step ", step_, " | val loss ", val_loss);
-      if (metrics_) metrics_->write({{"step", step_}, {"val_loss", val_loss}});
-    }
+    if (config_.eval.interval > 0 && (step_ % config_.eval.interval == 0 || last)) log_validation();
     const bool stop = stop_requested_on_any_rank();
     const int64_t interval = config_.checkpoint.interval;
     if (last || stop || (interval > 0 && step_ % interval == 0)) save_checkpoint();

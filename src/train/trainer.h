@@ -56,6 +56,7 @@ class Trainer {
   StepStats train_step();
   void print_startup_table() const;
   void log_step(const StepStats& stats, double step_seconds);
+  void log_validation();  // evaluate(), then a log line and a metrics record
   std::optional<checkpoint::ResumePoint> find_resume_point(ResumeMode resume) const;
   void resume_from(const checkpoint::ResumePoint& point);
   void save_checkpoint();
