@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# One node: one rank per GPU (or NPROC ranks on the CPU), each pinned to the GPU of its local rank.
+# One node: one rank per GPU (or NPROC ranks on the CPU). Each rank knows its node-local rank
+# (ProcessGrid::local_rank), which picks its GPU once the CUDA backend lands; until then every rank
+# runs the CPU backend.
 #   launch/run_local.sh configs/t6-small.toml runs/small [--set key=value ...]
 # NPROC defaults to the number of GPUs nvidia-smi sees, or 2 without GPUs.
 set -euo pipefail
