@@ -119,4 +119,19 @@ TEST_F(PretrainCli, MissingCorpusIsAClearError) {
   EXPECT_NE(result.output.find((workdir_ / "nowhere").string()), std::string::npos) << result.output;
 }
 
+TEST_F(PretrainCli, NonFiniteLossSavesTheLastFiniteStateAndStops) {
+  // An absurd learning rate without clipping blows the weights up within a few steps.
+  const std::string run_dir = (workdir_ / "diverges").string();
+  const CommandResult result = run(pretrain(2, run_dir, "--set train.lr=1e30 --set train.min_lr=0 --set "
+                                                        "train.warmup_steps=0 --set train.grad_clip=0"));
+  EXPECT_NE(result.exit_code, 0);
+  EXPECT_NE(result.exit_code, 124) << "timed out: a rank hung";
+  EXPECT_NE(result.output.find("training diverged"), std::string::npos) << result.output;
+  std::ifstream latest(run_dir + "/checkpoints/latest");
+  std::string saved_step;
+  ASSERT_TRUE(std::getline(latest, saved_step)) << "no checkpoint saved before stopping\n" << result.output;
+  EXPECT_NE(result.output.find("saved checkpoint " + run_dir + "/checkpoints/" + saved_step), std::string::npos)
+      << result.output;
+}
+
 }  // namespace
