@@ -5,7 +5,8 @@
 //   bench_train_step [n_layer=4 n_embd=256 n_head=8 head_dim=64 q_rank=6 rank=2 vocab_size=50304
 //                     batch=8 seq=256 steps=5 threads=2 kind=T6]
 //   bench_train_step config=configs/t6-demo.toml [steps=5 threads=2]   (model, micro-batch, seq_len of a run config)
-// Last line: RESULT bench_train_step kind=... params_m=... t6_ms=... t6_tok_s=... [reference_tok_s=... ratio=...]
+// Last line: RESULT bench_train_step kind=... params_m=... t6_ms=... t6_tok_s=... t6_gflop_s=...
+//            [reference_tok_s=... ratio=...]
 #include <omp.h>
 
 #include <cblas.h>
@@ -126,11 +127,14 @@ int main(int argc, char** argv) try {
   for (int64_t i = 0; i < steps; ++i) step();
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() / double(steps);
   const double tokens_per_s = double(batch * seq) / seconds;
-  std::printf("t6 CPU fp32: %s %.1fM params, batch %lld x %lld: %.1f ms/step, %.0f tokens/s\n", arguments.at("kind").c_str(),
-              double(config.parameter_count()) / 1e6, (long long)batch, (long long)seq, seconds * 1e3, tokens_per_s);
+  // The spec's cost model (6N + 12·L·H·D·T per token), comparable with the machine's GEMM peak.
+  const double gflop_s = config.training_flops_per_token(seq) * tokens_per_s / 1e9;
+  std::printf("t6 CPU fp32: %s %.1fM params, batch %lld x %lld: %.1f ms/step, %.0f tokens/s, %.1f GFLOP/s\n",
+              arguments.at("kind").c_str(), double(config.parameter_count()) / 1e6, (long long)batch, (long long)seq,
+              seconds * 1e3, tokens_per_s, gflop_s);
   const double reference = run_reference(arguments);
-  std::printf("RESULT bench_train_step kind=%s params_m=%.2f t6_ms=%.1f t6_tok_s=%.0f", arguments.at("kind").c_str(),
-              double(config.parameter_count()) / 1e6, seconds * 1e3, tokens_per_s);
+  std::printf("RESULT bench_train_step kind=%s params_m=%.2f t6_ms=%.1f t6_tok_s=%.0f t6_gflop_s=%.1f",
+              arguments.at("kind").c_str(), double(config.parameter_count()) / 1e6, seconds * 1e3, tokens_per_s, gflop_s);
   if (reference > 0) std::printf(" reference_tok_s=%.0f ratio=%.2f", reference, tokens_per_s / reference);
   std::printf("\n");
   return 0;

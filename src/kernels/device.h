@@ -1,11 +1,9 @@
 // Which accelerators this process can use. Without a CUDA build these report none, so code (and
 // GPU tests, which GTEST_SKIP) can ask the same question everywhere.
 #pragma once
-#include <string>
 
 namespace t6 {
 
 int cuda_device_count();          // 0 without CUDA, without a driver or without a device
-std::string cuda_device_name(int device);
 
 }  // namespace t6

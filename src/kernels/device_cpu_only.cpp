@@ -5,7 +5,6 @@
 namespace t6 {
 
 int cuda_device_count() { return 0; }
-std::string cuda_device_name(int) { return "none"; }
 
 }  // namespace t6
 #endif

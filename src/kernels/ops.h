@@ -24,7 +24,6 @@ void add(Tensor out, const Tensor& a, const Tensor& b);
 // Σ x² in double, for gradient norms.
 double sum_of_squares(const Tensor& x);
 void fill_zero(Tensor x);
-void scale(Tensor x, float factor);
 
 // ---- embedding ------------------------------------------------------------------------------
 // out (N, d) = table[tokens]; tokens I32 (N), every id must be < rows of table.

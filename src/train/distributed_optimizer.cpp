@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cmath>
 
-#include "kernels/ops.h"
 #include "train/grad_norm.h"
 
 namespace t6 {
@@ -54,16 +53,8 @@ void DistributedOptimizer::average_gradients_over_dp() {
 
 double DistributedOptimizer::grad_norm_of_state_range() {
   if (!zero1_) return global_grad_norm(weights_, weights_.grads(), tp_);
-  // Each DP rank holds the reduced gradient of its range only: sum the squares of the parameters'
-  // pieces in it (replicated weights from TP rank 0 only), then over DP and TP.
-  double total = 0;
-  const bool count_replicated = weights_.table().tp_rank() == 0;
-  for (const LocalParam& entry : weights_.table().params()) {
-    if (entry.spec.rule.kind == ShardRule::Kind::Replicated && !count_replicated) continue;
-    const int64_t begin = std::max(entry.flat_offset, state_begin_);
-    const int64_t end = std::min(entry.flat_offset + entry.numel(), state_end_);
-    if (begin < end) total += ops::sum_of_squares(weights_.grads().rows(begin, end));
-  }
+  // Each DP rank holds the reduced gradient of its range only: sum over DP, then over TP.
+  double total = grad_square_sum(weights_, weights_.grads(), state_begin_, state_end_);
   dp_->all_reduce(Tensor(&total, {1}, DType::F64), ReduceOp::Sum);
   if (spans_ranks(tp_)) tp_->all_reduce(Tensor(&total, {1}, DType::F64), ReduceOp::Sum);
   return std::sqrt(total);

@@ -7,18 +7,20 @@
 
 namespace t6 {
 
-double local_grad_square_sum(const ModelWeights& weights, const Tensor& grads) {
+double grad_square_sum(const ModelWeights& weights, const Tensor& grads, int64_t begin, int64_t end) {
   const ParamTable& table = weights.table();
   double total = 0;
   for (const LocalParam& entry : table.params()) {
     if (entry.spec.rule.kind == ShardRule::Kind::Replicated && table.tp_rank() != 0) continue;
-    total += ops::sum_of_squares(Tensor(grads.data<float>() + entry.flat_offset, entry.local_shape, DType::F32));
+    const int64_t first = std::max(entry.flat_offset, begin);
+    const int64_t last = std::min(entry.flat_offset + entry.numel(), end);
+    if (first < last) total += ops::sum_of_squares(grads.rows(first, last));
   }
   return total;
 }
 
 double global_grad_norm(const ModelWeights& weights, const Tensor& grads, Communicator* tp) {
-  double total = local_grad_square_sum(weights, grads);
+  double total = grad_square_sum(weights, grads, 0, weights.table().local_numel());
   if (tp && tp->size() > 1) tp->all_reduce(Tensor(&total, {1}, DType::F64), ReduceOp::Sum);
   return std::sqrt(total);
 }

@@ -7,10 +7,12 @@
 
 namespace t6 {
 
-// Sum of squares of this rank's share of the gradient (before any reduction over TP).
-double local_grad_square_sum(const ModelWeights& weights, const Tensor& grads);
+// Sum of squares of the elements [begin, end) of this rank's flat gradient buffer that this rank
+// counts (all of split weights; replicated ones on TP rank 0 only), before any reduction. ZeRO-1
+// ranks pass the range they hold reduced gradients for.
+double grad_square_sum(const ModelWeights& weights, const Tensor& grads, int64_t begin, int64_t end);
 
-// sqrt of the sum over the TP group of local_grad_square_sum; tp may be null.
+// sqrt of the sum over the TP group of grad_square_sum over the whole buffer; tp may be null.
 double global_grad_norm(const ModelWeights& weights, const Tensor& grads, Communicator* tp);
 
 // torch.nn.utils.clip_grad_norm_: scale = min(1, max_norm / (norm + 1e-6)); max_norm <= 0 disables.

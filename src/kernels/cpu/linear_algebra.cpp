@@ -57,14 +57,4 @@ void fill_zero(Tensor x) {
   });
 }
 
-void scale(Tensor x, float factor) {
-  for_float_type("scale", {&x}, [&](auto zero) {
-    using T = decltype(zero);
-    T* data = x.data<T>();
-    const int64_t n = x.numel();
-#pragma omp parallel for simd schedule(static)
-    for (int64_t i = 0; i < n; ++i) data[i] *= T(factor);
-  });
-}
-
 }  // namespace t6::ops

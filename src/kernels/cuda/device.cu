@@ -14,10 +14,4 @@ int cuda_device_count() {
   return count;
 }
 
-std::string cuda_device_name(int device) {
-  cudaDeviceProp properties{};
-  if (cudaGetDeviceProperties(&properties, device) != cudaSuccess) return "unknown";
-  return properties.name;
-}
-
 }  // namespace t6
