@@ -7,9 +7,11 @@
 
 #include "checkpoint/checkpoint_reader.h"
 #include "checkpoint/shard_file.h"
+#include "common/error_expectations.h"
 #include "common/test_paths.h"
 
 using namespace t6;
+using namespace t6::testing;
 using namespace t6::checkpoint;
 
 namespace {
@@ -124,15 +126,6 @@ void expect_layout_reads_back(CheckpointReader& reader, int tp, int dp, bool zer
     for (int tp_rank = 0; tp_rank < tp; ++tp_rank)
       for (int dp_rank = 0; dp_rank < dp; ++dp_rank)
         expect_reads_back(reader, tensor, rank_region(tensor, tp, tp_rank, dp, dp_rank, zero1));
-}
-
-std::string error_of(const std::function<void()>& action) {
-  try {
-    action();
-  } catch (const Error& error) {
-    return error.what();
-  }
-  return "(no error)";
 }
 
 }  // namespace

@@ -8,9 +8,12 @@
 #include "checkpoint/checkpoint_reader.h"
 #include "checkpoint/checkpoint_store.h"
 #include "checkpoint/shard_file.h"
+#include "common/file_damage.h"
+#include "common/error_expectations.h"
 #include "common/test_paths.h"
 
 using namespace t6;
+using namespace t6::testing;
 using namespace t6::checkpoint;
 namespace fs = std::filesystem;
 
@@ -58,15 +61,6 @@ std::string latest_name(const fs::path& checkpoints) {
   std::string name;
   std::getline(in, name);
   return name;
-}
-
-std::string error_of(const std::function<void()>& action) {
-  try {
-    action();
-  } catch (const Error& error) {
-    return error.what();
-  }
-  return "(no error)";
 }
 
 bool mentions(const std::vector<CheckpointProblem>& problems, const std::string& file, const std::string& text) {
@@ -235,16 +229,7 @@ TEST(CheckpointVerify, BitFlipIsNamedWithItsFileAndDataset) {
   const fs::path dir = save(CheckpointStore(checkpoints, 0, "job"), 100);
   EXPECT_TRUE(verify_checkpoint(dir).empty());
   const fs::path shard = dir / "shard_tp1_dp0.h5";
-  {
-    std::fstream file(shard, std::ios::in | std::ios::out | std::ios::binary);
-    const std::streamoff middle = std::streamoff(fs::file_size(shard) / 2);  // inside the 32 KiB of weights
-    file.seekg(middle);
-    char byte = 0;
-    file.read(&byte, 1);
-    byte ^= 0x10;
-    file.seekp(middle);
-    file.write(&byte, 1);
-  }
+  t6::testing::flip_bits(shard, fs::file_size(shard) / 2);  // inside the 32 KiB of weights
   // Same size: the cheap check passes, the checksum pass does not.
   EXPECT_NO_THROW(resolve_latest(checkpoints, ChecksumCheck::skip));
   std::vector<CheckpointProblem> problems = verify_checkpoint(dir);

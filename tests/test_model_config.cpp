@@ -2,6 +2,8 @@
 // ranks), against the numbers of T6_SPEC.md sections 2 and 3.
 #include <gtest/gtest.h>
 
+#include "common/training_setup.h"
+
 #include <cstdio>
 #include <map>
 #include <string>
@@ -11,6 +13,7 @@
 #include "model/param_table.h"
 
 using namespace t6;
+using namespace t6::testing;
 
 namespace {
 
@@ -24,19 +27,6 @@ ModelConfig t6_config(int64_t n_layer, int64_t n_embd, int64_t n_head) {
   config.q_rank = 6;
   config.rank = 2;
   config.vocab_size = 50304;
-  return config;
-}
-
-// The fixtures' GQA model (tests/fixtures/README.md): L 2, d 64, H 6, D 16, group 3 (2 KV heads), V 128.
-ModelConfig tiny_gqa_config() {
-  ModelConfig config;
-  config.kind = ModelKind::llama_gqa;
-  config.n_layer = 2;
-  config.n_embd = 64;
-  config.n_head = 6;
-  config.head_dim = 16;
-  config.group_size = 3;
-  config.vocab_size = 128;
   return config;
 }
 
@@ -100,7 +90,7 @@ TEST(ModelConfig, MlpHiddenIsFloorOfEightThirdsD) {
 
 TEST(ModelConfig, ValidateRejectsImpossibleValuesNamingTheKey) {
   EXPECT_EQ(validation_error(t6_config(12, 768, 34)), "");
-  EXPECT_EQ(validation_error(tiny_gqa_config()), "");
+  EXPECT_EQ(validation_error(fixture_model_config(ModelKind::llama_gqa)), "");
 
   ModelConfig odd_head_dim = t6_config(2, 64, 6);
   odd_head_dim.head_dim = 15;  // RoPE rotates two halves
@@ -114,7 +104,7 @@ TEST(ModelConfig, ValidateRejectsImpossibleValuesNamingTheKey) {
   q_rank_zero.q_rank = 0;
   EXPECT_NE(validation_error(q_rank_zero).find("model.q_rank"), std::string::npos) << validation_error(q_rank_zero);
 
-  ModelConfig bad_group = tiny_gqa_config();
+  ModelConfig bad_group = fixture_model_config(ModelKind::llama_gqa);
   bad_group.group_size = 4;  // does not divide 6 heads
   EXPECT_NE(validation_error(bad_group).find("model.group_size"), std::string::npos) << validation_error(bad_group);
 }
@@ -143,7 +133,7 @@ TEST(ModelConfig, FromMetadataOfAFixtureLikeMapAndRoundTrip) {
       {{"model", "llama_mha"}, {"n_layer", "2"}, {"n_embd", "64"}, {"n_head", "4"}, {"vocab_size", "128"}}, "mha_tiny");
   EXPECT_EQ(mha.head_dim, 16);
 
-  for (const ModelConfig& original : {config, mha, tiny_gqa_config(), t6_config(48, 1600, 78)}) {
+  for (const ModelConfig& original : {config, mha, fixture_model_config(ModelKind::llama_gqa), t6_config(48, 1600, 78)}) {
     const ModelConfig back = ModelConfig::from_metadata(original.to_metadata(), "round trip");
     EXPECT_TRUE(same_config(back, original)) << model_kind_name(original.kind);
     EXPECT_EQ(back.to_metadata(), original.to_metadata());
@@ -197,7 +187,7 @@ TEST(ParamTable, MoreRanksThanHeadsThrows) {
 }
 
 TEST(ParamTable, GqaReplicatesKvWhenRanksOutnumberKvHeadsElseSplitsThemWithTheirGroups) {
-  const ModelConfig config = tiny_gqa_config();  // 6 heads, group 3: KV heads 0 (heads 0-2) and 1 (3-5)
+  const ModelConfig config = fixture_model_config(ModelKind::llama_gqa);  // 6 heads, group 3: KV heads 0 (heads 0-2) and 1 (3-5)
 
   // tp 4 > 2 KV heads: query heads split 2, 2, 1, 1, every rank keeps both KV heads.
   const int64_t heads_on_four[] = {2, 2, 1, 1};

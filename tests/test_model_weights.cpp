@@ -4,6 +4,8 @@
 // buffer's layout and zero padding.
 #include <gtest/gtest.h>
 
+#include "common/training_setup.h"
+
 #include <algorithm>
 #include <cmath>
 #include <functional>
@@ -14,40 +16,14 @@
 #include "model/model_weights.h"
 
 using namespace t6;
+using namespace t6::testing;
 
 namespace {
 
-ModelConfig tiny(ModelKind kind) {
-  ModelConfig config;
-  config.kind = kind;
-  config.n_layer = 2;
-  config.n_embd = 64;
-  config.n_head = 6;
-  config.head_dim = 16;
-  config.q_rank = 6;
-  config.rank = 2;
-  config.vocab_size = 128;
-  return config;
-}
-
-// The fixtures' models: T6 (L2 d64 H6 D16 Rq6 R2 V128), GQA (H6, group 3: 2 KV heads), KVonly (H5),
-// MHA (H4, D = d/H = 16).
-ModelConfig t6_config() { return tiny(ModelKind::T6); }
-ModelConfig gqa_config() {
-  ModelConfig config = tiny(ModelKind::llama_gqa);
-  config.group_size = 3;
-  return config;
-}
-ModelConfig kvonly_config() {
-  ModelConfig config = tiny(ModelKind::T6_kvonly);
-  config.n_head = 5;
-  return config;
-}
-ModelConfig mha_config() {
-  ModelConfig config = tiny(ModelKind::llama_mha);
-  config.n_head = 4;
-  return config;
-}
+ModelConfig t6_config() { return fixture_model_config(ModelKind::T6); }
+ModelConfig gqa_config() { return fixture_model_config(ModelKind::llama_gqa); }
+ModelConfig kvonly_config() { return fixture_model_config(ModelKind::T6_kvonly); }
+ModelConfig mha_config() { return fixture_model_config(ModelKind::llama_mha); }
 
 std::vector<float> values_of(const Tensor& tensor) {
   const float* data = tensor.data<float>();

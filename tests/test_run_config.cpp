@@ -12,11 +12,13 @@
 #include <string>
 #include <vector>
 
+#include "common/error_expectations.h"
 #include "common/test_paths.h"
 #include "core/error.h"
 #include "train/run_config.h"
 
 using namespace t6;
+using namespace t6::testing;
 namespace fs = std::filesystem;
 
 namespace {
@@ -46,24 +48,6 @@ fs::path write_toml(const std::string& text, const std::string& name = "run.toml
   const fs::path path = t6::testing::scratch_dir("run_config") / name;
   std::ofstream(path) << text;
   return path;
-}
-
-std::string error_of(const std::function<void()>& action) {
-  try {
-    action();
-  } catch (const Error& error) {
-    return error.what();
-  } catch (const std::exception& other) {
-    ADD_FAILURE() << "expected a t6::Error, got another exception: " << other.what();
-    return "";
-  }
-  ADD_FAILURE() << "expected a t6::Error, nothing was thrown";
-  return "";
-}
-
-void expect_mentions(const std::string& message, const std::vector<std::string>& parts) {
-  for (const std::string& part : parts)
-    EXPECT_NE(message.find(part), std::string::npos) << "message does not mention '" << part << "':\n  " << message;
 }
 
 // The error of loading the base config with `extra` appended (TOML) and `overrides` applied.

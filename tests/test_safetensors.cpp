@@ -20,12 +20,15 @@
 
 #include "checkpoint/safetensors.h"
 #include "checkpoint/state_dict.h"
+#include "common/training_setup.h"
+#include "common/error_expectations.h"
 #include "common/test_paths.h"
 #include "core/bf16.h"
 #include "core/error.h"
 #include "model/model_weights.h"
 
 using namespace t6;
+using namespace t6::testing;
 namespace fs = std::filesystem;
 
 namespace {
@@ -66,27 +69,6 @@ std::string bytes_of(const std::vector<T>& values) {
   return std::string(reinterpret_cast<const char*>(values.data()), values.size() * sizeof(T));
 }
 
-// The message of the t6::Error that `action` throws; a test failure if it throws nothing or
-// something else.
-std::string error_of(const std::function<void()>& action) {
-  try {
-    action();
-  } catch (const Error& error) {
-    return error.what();
-  } catch (const std::exception& other) {
-    ADD_FAILURE() << "expected a t6::Error, got another exception: " << other.what();
-    return "";
-  }
-  ADD_FAILURE() << "expected a t6::Error, nothing was thrown";
-  return "";
-}
-
-// Checks that `message` contains every one of `parts`.
-void expect_mentions(const std::string& message, const std::vector<std::string>& parts) {
-  for (const std::string& part : parts)
-    EXPECT_NE(message.find(part), std::string::npos) << "message does not mention '" << part << "':\n  " << message;
-}
-
 uint32_t bits_of(float value) {
   uint32_t bits;
   std::memcpy(&bits, &value, 4);
@@ -98,20 +80,6 @@ void expect_same_bits(const std::vector<float>& actual, const std::vector<float>
   ASSERT_EQ(actual.size(), expected.size()) << what;
   for (size_t i = 0; i < actual.size(); ++i)
     ASSERT_EQ(bits_of(actual[i]), bits_of(expected[i])) << what << " element " << i << ": " << actual[i] << " vs " << expected[i];
-}
-
-// The fixtures' T6 model: L 2, d 64, H 6, D 16, Rq 6, R 2, V 128.
-ModelConfig tiny_t6_config() {
-  ModelConfig config;
-  config.kind = ModelKind::T6;
-  config.n_layer = 2;
-  config.n_embd = 64;
-  config.n_head = 6;
-  config.head_dim = 16;
-  config.q_rank = 6;
-  config.rank = 2;
-  config.vocab_size = 128;
-  return config;
 }
 
 std::vector<float> values_of(const Tensor& tensor) {
@@ -436,7 +404,7 @@ TEST(SafetensorsWrite, RefusedWriteKeepsThePreviousFileIntact) {
 
 class StateDict : public ::testing::Test {
  protected:
-  ModelConfig config = tiny_t6_config();
+  ModelConfig config = fixture_model_config(ModelKind::T6);
   fs::path dir = t6::testing::scratch_dir("state_dict");
   ModelWeights weights{config, 0, 1};
   void SetUp() override { weights.initialise(1234); }

@@ -17,6 +17,7 @@
 #include "checkpoint/reshard.h"
 #include "checkpoint/safetensors.h"
 #include "checkpoint/state_dict.h"
+#include "common/file_damage.h"
 #include "common/test_paths.h"
 #include "model/language_model.h"
 #include "train/train_checkpoint.h"
@@ -152,14 +153,7 @@ TEST(T6Ckpt, VerifyPassesAWholeCheckpointAndNamesDamagedFiles) {
   EXPECT_NE(result.err.find("shard_tp0_dp0.h5"), std::string::npos) << result.err;
 
   const fs::path flipped = copy_of_checkpoint("flipped");
-  {
-    std::fstream file(flipped / "shard_tp0_dp0.h5", std::ios::in | std::ios::out | std::ios::binary);
-    const auto middle = std::streamoff(fs::file_size(flipped / "shard_tp0_dp0.h5") / 2);
-    file.seekg(middle);
-    const char byte = char(file.get() ^ 0x10);
-    file.seekp(middle);
-    file.put(byte);
-  }
+  t6::testing::flip_bits(flipped / "shard_tp0_dp0.h5", fs::file_size(flipped / "shard_tp0_dp0.h5") / 2);
   result = t6_ckpt("verify " + flipped.string());
   EXPECT_EQ(result.exit_code, 1);
   EXPECT_NE(result.err.find("shard_tp0_dp0.h5"), std::string::npos) << result.err;

@@ -9,6 +9,8 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
+#include "common/file_damage.h"
+#include "common/error_expectations.h"
 #include "common/test_paths.h"
 #include "core/error.h"
 #include "data/corpus_index.h"
@@ -21,6 +23,7 @@ namespace t6 {
 namespace {
 
 namespace fs = std::filesystem;
+using testing::error_of;
 using testing::scratch_dir;
 
 constexpr int64_t kSeqLen = 64;
@@ -64,15 +67,6 @@ std::vector<int32_t> split_stream(const fs::path& directory, const std::string& 
     stream.insert(stream.end(), tokens.begin(), tokens.end());
   }
   return stream;
-}
-
-std::string error_of(const std::function<void()>& action) {
-  try {
-    action();
-  } catch (const Error& error) {
-    return error.what();
-  }
-  return "";
 }
 
 TEST(TokenLoader, SizesMatchTheIndex) {
@@ -228,23 +222,9 @@ TEST(TokenLoader, CorruptTokensAreDetectedOnReadAndByVerify) {
   EXPECT_EQ(verify_corpus(copy.string()).tokens, read_corpus_index(copy.string()).split_tokens("train") +
                                                       read_corpus_index(copy.string()).split_tokens("val"));
   const fs::path shard = copy / "train_00000.h5";
-  haddr_t address = 0;
-  {
-    hid_t file = H5Fopen(shard.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
-    hid_t tokens = H5Dopen2(file, "tokens", H5P_DEFAULT);
-    const hsize_t origin = 0;
-    unsigned mask = 0;
-    hsize_t bytes = 0;
-    ASSERT_GE(H5Dget_chunk_info_by_coord(tokens, &origin, &mask, &address, &bytes), 0);
-    H5Dclose(tokens);
-    H5Fclose(file);
-  }
-  {
-    std::fstream file(shard, std::ios::in | std::ios::out | std::ios::binary);
-    file.seekp(std::streamoff(address + 2000));
-    file.put('\x7f');
-    file.put('\x01');
-  }
+  const uint64_t address = testing::hdf5_chunk_offset(shard, "tokens", 0);
+  testing::flip_bits(shard, address + 2000, 0x7f);
+  testing::flip_bits(shard, address + 2001, 0x01);
   TokenLoader loader(copy.string(), kSeqLen, kSeed);
   std::vector<int32_t> inputs(static_cast<size_t>(kSeqLen)), targets(static_cast<size_t>(kSeqLen));
   std::string message;

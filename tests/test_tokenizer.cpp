@@ -17,6 +17,7 @@
 #include "data/pretokenizer.h"
 #include "data/sha256.h"
 #include "data/tokenizer.h"
+#include "data/unicode_classes.h"
 
 namespace t6 {
 namespace {
@@ -38,23 +39,7 @@ const Tokenizer& tokenizer() {
 
 std::string utf8(std::u32string_view code_points) {
   std::string out;
-  for (char32_t cp : code_points) {
-    if (cp < 0x80) {
-      out += char(cp);
-    } else if (cp < 0x800) {
-      out += char(0xC0 | (cp >> 6));
-      out += char(0x80 | (cp & 0x3F));
-    } else if (cp < 0x10000) {
-      out += char(0xE0 | (cp >> 12));
-      out += char(0x80 | ((cp >> 6) & 0x3F));
-      out += char(0x80 | (cp & 0x3F));
-    } else {
-      out += char(0xF0 | (cp >> 18));
-      out += char(0x80 | ((cp >> 12) & 0x3F));
-      out += char(0x80 | ((cp >> 6) & 0x3F));
-      out += char(0x80 | (cp & 0x3F));
-    }
-  }
+  for (char32_t cp : code_points) append_utf8(out, uint32_t(cp));
   return out;
 }
 

@@ -9,9 +9,6 @@
 #include "core/error.h"
 
 namespace t6 {
-namespace {
-
-constexpr uint32_t kCodePointCount = 0x110000;
 
 void append_utf8(std::string& out, uint32_t cp) {
   if (cp < 0x80) {
@@ -30,6 +27,10 @@ void append_utf8(std::string& out, uint32_t cp) {
     out += char(0x80 | (cp & 0x3F));
   }
 }
+
+namespace {
+
+constexpr uint32_t kCodePointCount = 0x110000;
 
 // Marks every code point that PCRE2 matches with `property` (e.g. \p{L}) as `cls`. One scan over a
 // string of all scalar values, one match per run, so building the table takes milliseconds.

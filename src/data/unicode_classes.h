@@ -3,6 +3,7 @@
 // whitespace is the Unicode White_Space property, which is what tiktoken's regex engine calls \s.
 #pragma once
 #include <cstdint>
+#include <string>
 
 namespace t6 {
 
@@ -10,6 +11,9 @@ enum class CharClass : uint8_t { kLetter, kNumber, kSpace, kOther };
 
 // Class of a Unicode scalar value (0 ≤ code_point ≤ 0x10FFFF). Thread-safe; the table is built once.
 CharClass char_class(uint32_t code_point);
+
+// Appends the UTF-8 encoding of a Unicode scalar value.
+void append_utf8(std::string& out, uint32_t code_point);
 
 // The whole table, 0x110000 entries, for hot loops that cannot afford a call per character.
 const CharClass* char_class_table();

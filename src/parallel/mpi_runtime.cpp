@@ -14,20 +14,6 @@ namespace t6 {
 
 namespace {
 
-// Unchecked: these also serve the failure report, which must not throw; on MPI_COMM_WORLD the
-// default handler aborts on an error anyway.
-int world_rank() {
-  int rank = 0;
-  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-  return rank;
-}
-
-int world_size() {
-  int size = 1;
-  MPI_Comm_size(MPI_COMM_WORLD, &size);
-  return size;
-}
-
 // A multi-line message would break the "one line per failure" promise to users and scripts.
 std::string one_line(std::string message) {
   std::replace(message.begin(), message.end(), '\n', ' ');
@@ -67,6 +53,18 @@ int run_mpi_tool(int argc, char** argv, const char* tool_name, const ToolBody& b
   });
   MPI_Finalize();
   return exit_code;
+}
+
+int world_rank() {
+  int rank = 0;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  return rank;
+}
+
+int world_size() {
+  int size = 1;
+  MPI_Comm_size(MPI_COMM_WORLD, &size);
+  return size;
 }
 
 int node_local_rank() {

@@ -22,6 +22,11 @@ int run_mpi_tool(int argc, char** argv, const char* tool_name, const ToolBody& b
 // return non-zero only where every rank does; a failure on some ranks must throw.
 int run_on_every_rank(const char* tool_name, const std::function<int()>& body);
 
+// This process's rank and the size of MPI_COMM_WORLD. Unchecked: they also serve failure reports,
+// which must not throw (and MPI_COMM_WORLD's default handler aborts on an error anyway).
+int world_rank();
+int world_size();
+
 // This rank's index among the ranks on its node (collective over MPI_COMM_WORLD): picks its GPU.
 int node_local_rank();
 

@@ -59,18 +59,6 @@ bool register_mpi_environment() {
   return true;
 }
 
-int world_rank() {
-  int rank = 0;
-  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-  return rank;
-}
-
-int world_size() {
-  int size = 1;
-  MPI_Comm_size(MPI_COMM_WORLD, &size);
-  return size;
-}
-
 bool all_ranks_agree(bool condition) {
   int local = condition ? 1 : 0, everywhere = 0;
   MPI_Allreduce(&local, &everywhere, 1, MPI_INT, MPI_LAND, MPI_COMM_WORLD);

@@ -11,13 +11,15 @@
 // Non-fatal EXPECT_* failures let every rank continue; the failing rank's exit code fails the job.
 // all_ranks_agree(ok) turns a per-rank condition into one that every rank sees the same way.
 #pragma once
+#include "parallel/mpi_runtime.h"
 
 namespace t6::testing {
 
 bool register_mpi_environment();  // what T6_MPI_TEST_ENVIRONMENT calls; returns true
 
-int world_rank();
-int world_size();
+// world_rank() and world_size() come from parallel/mpi_runtime.h.
+using ::t6::world_rank;
+using ::t6::world_size;
 
 // Collective over MPI_COMM_WORLD: true on every rank exactly when condition is true on every rank.
 bool all_ranks_agree(bool condition);

@@ -16,6 +16,15 @@ std::string write_shakespeare_corpus(const std::string& directory) {
   return directory;
 }
 
+ModelConfig fixture_model_config(ModelKind kind) {
+  ModelConfig config{kind, 2, 64, 6, 16, 6, 2, 1, 128};
+  if (kind == ModelKind::T6_kvonly) config.n_head = 5;
+  if (kind == ModelKind::llama_mha) config.n_head = 4;
+  if (kind == ModelKind::llama_gqa) config.group_size = 3;
+  config.validate();
+  return config;
+}
+
 RunConfig tiny_run_config(ModelKind kind, const std::string& corpus) {
   RunConfig config;
   config.model = {kind, 2, 64, 6, 16, 6, 2, kind == ModelKind::llama_gqa ? 3 : 1, 50304};

@@ -11,6 +11,10 @@ namespace t6::testing {
 // validation, small shards so windows cross shard boundaries) and returns the directory.
 std::string write_shakespeare_corpus(const std::string& directory);
 
+// The model of `kind` in the fixtures (tests/fixtures/README.md): L 2, d 64, D 16, V 128; T6 H 6,
+// Rq 6, R 2; KVonly H 5, R 2; MHA H 4; GQA H 6 in groups of 3 (2 KV heads).
+ModelConfig fixture_model_config(ModelKind kind);
+
 // A tiny model of `kind` (L 2, d 64, 6 heads of 16, so 4 TP ranks split heads 2, 2, 1, 1) on
 // `corpus`, 16-token sequences, global batch 8 of micro-batches of 1, no evaluation, no checkpoints.
 RunConfig tiny_run_config(ModelKind kind, const std::string& corpus);
