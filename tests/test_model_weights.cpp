@@ -180,7 +180,10 @@ TEST(ModelWeightsLayout, SplitWeightsReallyDifferBetweenRanks) {
   rank1.initialise(42);
   const std::string name = "transformer.h.0.attn.c_qkv.W_A_q.weight";
   EXPECT_NE(values_of(rank0.param(name)), values_of(rank1.param(name)));
-  EXPECT_EQ(values_of(rank0.param("transformer.wte.weight")), values_of(rank1.param("transformer.wte.weight")));
+  // The vocab-parallel embedding is split too; the replicated W_B factors are the same everywhere.
+  EXPECT_NE(values_of(rank0.param("transformer.wte.weight")), values_of(rank1.param("transformer.wte.weight")));
+  const std::string replicated = "transformer.h.0.attn.c_qkv.W_B_q.weight";
+  EXPECT_EQ(values_of(rank0.param(replicated)), values_of(rank1.param(replicated)));
 }
 
 // ---- initialisation values ---------------------------------------------------------------------

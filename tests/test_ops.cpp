@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <optional>
 #include <random>
 #include <vector>
 
@@ -131,6 +132,31 @@ TEST(Embedding, ForwardGathersRowsAndBackwardAccumulatesRepeatedIds) {
   HostTensor dtable = copy_of(dtable_initial);
   ops::embedding_backward(dtable, w, tokens);
   EXPECT_TRUE(gradient_matches(difference(dtable, dtable_initial), table, loss, "dtable"));
+}
+
+// Vocab-parallel: rows [0, 3), [3, 5), [5, 7) on three "ranks". Each looks up only its own tokens
+// (zeros elsewhere), so the outputs sum to the whole lookup; each backward adds only into its rows.
+TEST(Embedding, VocabSplitOverRanksSumsToTheWholeLookup) {
+  const int64_t V = 7, d = 4;
+  const std::vector<int64_t> bounds = {0, 3, 5, 7};
+  HostTensor tokens = token_ids({6, 0, 3, 2, 5, 3, 4, 1});
+  const int64_t N = tokens.numel();
+  HostTensor table = random_tensor({V, d}, rng()), dout = random_tensor({N, d}, rng());
+  HostTensor expected({N, d}, DType::F64), expected_dtable({V, d}, DType::F64);
+  ops::embedding_forward(expected, tokens, table);
+  ops::embedding_backward(expected_dtable, dout, tokens);
+
+  HostTensor summed = filled_tensor({N, d}, 0.0);
+  for (size_t rank = 0; rank + 1 < bounds.size(); ++rank) {
+    const Tensor rows = table.view().rows(bounds[rank], bounds[rank + 1]);
+    HostTensor out = filled_tensor({N, d}, NAN), dtable({bounds[rank + 1] - bounds[rank], d}, DType::F64);
+    ops::embedding_forward(out, tokens, rows, {bounds[rank], V});
+    for (int64_t i = 0; i < N * d; ++i) summed.data<double>()[i] += at(out, i);
+    ops::embedding_backward(dtable, dout, tokens, {bounds[rank], V});
+    for (int64_t i = 0; i < dtable.numel(); ++i)
+      EXPECT_EQ(at(dtable, i), at(expected_dtable, bounds[rank] * d + i)) << "rank " << rank << " element " << i;
+  }
+  EXPECT_TRUE(tensors_close(summed, expected, kExact, "sum of the slices' lookups"));
 }
 
 // ---- RMSNorm -------------------------------------------------------------------------------------
@@ -451,6 +477,23 @@ TEST(SwiGlu, ForwardIsSiluTimesGateAndGradientsMatch) {
 
 // ---- cross-entropy -------------------------------------------------------------------------------
 
+// The cross-entropy passes of ops.h on one rank (the whole vocabulary): losses; with a dloss the
+// gradient replaces the logits.
+void cross_entropy(const Tensor& losses, const Tensor& logits_in_out, const Tensor& targets,
+                   std::optional<float> dloss = std::nullopt) {
+  const int64_t N = losses.numel();
+  HostTensor row_max({N}, DType::F64), sum_exp({N}, DType::F64), target_logit({N}, DType::F64);
+  ops::cross_entropy_exp_sum(row_max, sum_exp, target_logit, logits_in_out, targets);
+  ops::cross_entropy_losses(losses, row_max, sum_exp, target_logit);
+  if (dloss) ops::cross_entropy_gradient(logits_in_out, targets, row_max, row_max, sum_exp, *dloss);
+}
+
+// Losses only, leaving `logits` as they are (the phases work in place).
+void cross_entropy_losses_of(const Tensor& losses, const Tensor& logits, const Tensor& targets) {
+  HostTensor scratch = copy_of(logits);
+  cross_entropy(losses, scratch, targets);
+}
+
 TEST(CrossEntropy, LossIsLogSumExpMinusTargetLogit) {
   const int64_t N = 10, V = 11;
   HostTensor logits = random_tensor({2, N / 2, V}, rng(), -3.0, 3.0);
@@ -466,13 +509,13 @@ TEST(CrossEntropy, LossIsLogSumExpMinusTargetLogit) {
     expected_losses.data<double>()[n] = max_logit + std::log(sum) - at(logits, n * V + targets.data<int32_t>()[n]);
   }
   HostTensor losses = filled_tensor({N}, NAN);
-  ops::cross_entropy_forward(losses, logits, targets);
-  EXPECT_TRUE(tensors_close(losses, expected_losses, kExact, "cross_entropy_forward losses"));
+  cross_entropy_losses_of(losses, logits, targets);
+  EXPECT_TRUE(tensors_close(losses, expected_losses, kExact, "cross-entropy losses"));
 
   HostTensor fused_losses = filled_tensor({N}, NAN);
   HostTensor dlogits = copy_of(logits);
-  ops::cross_entropy_forward_backward(fused_losses, dlogits, targets, 1.0f);
-  EXPECT_TRUE(tensors_close(fused_losses, expected_losses, kExact, "cross_entropy_forward_backward losses"));
+  cross_entropy(fused_losses, dlogits, targets, 1.0f);
+  EXPECT_TRUE(tensors_close(fused_losses, expected_losses, kExact, "cross-entropy losses with the gradient"));
   // With dloss 1 each gradient row is softmax − onehot: it sums to zero, also in the shifted row.
   for (int64_t n = 0; n < N; ++n) {
     double row_sum = 0;
@@ -481,8 +524,8 @@ TEST(CrossEntropy, LossIsLogSumExpMinusTargetLogit) {
   }
 }
 
-// The fused op overwrites the logits with the gradient of dloss · Σ losses (dloss is the mean's 1/N
-// times the micro-batch weight in training).
+// The gradient phase overwrites the logits with the gradient of dloss · Σ losses (dloss is the
+// mean's 1/N times the micro-batch weight in training).
 TEST(CrossEntropy, FusedGradientIsDlossTimesGradientOfSummedLosses) {
   const int64_t N = 10, V = 11;
   HostTensor logits = random_tensor({N, V}, rng(), -3.0, 3.0);
@@ -490,15 +533,63 @@ TEST(CrossEntropy, FusedGradientIsDlossTimesGradientOfSummedLosses) {
   const float dloss = 0.37f;
 
   HostTensor losses({N}, DType::F64), dlogits = copy_of(logits);
-  ops::cross_entropy_forward_backward(losses, dlogits, targets, dloss);
+  cross_entropy(losses, dlogits, targets, dloss);
 
   HostTensor scratch_losses({N}, DType::F64);
   HostTensor ones = filled_tensor({N}, 1.0);
   auto loss = [&] {
-    ops::cross_entropy_forward(scratch_losses, logits, targets);
+    cross_entropy_losses_of(scratch_losses, logits, targets);
     return double(dloss) * dot(ones, scratch_losses);
   };
   EXPECT_TRUE(gradient_matches(dlogits, logits, loss, "dlogits"));
+}
+
+// Vocab-parallel: three "ranks" hold columns [0, 4), [4, 8), [8, 11), each with its own row maxima.
+// Reducing as the model does (MAX of the local maxima; sums rescaled to it, then SUM of sums and
+// target logits) gives the unsplit losses, and each rank's gradient is its columns of the unsplit one.
+TEST(CrossEntropy, VocabSplitOverRanksMatchesTheWholeVocabulary) {
+  const int64_t N = 6, V = 11;
+  const std::vector<int64_t> bounds = {0, 4, 8, 11};
+  const size_t ranks = bounds.size() - 1;
+  HostTensor logits = random_tensor({N, V}, rng(), -3.0, 3.0);
+  for (int64_t j = 0; j < 4; ++j) logits.data<double>()[2 * V + j] += 50.0;  // row 2's maximum is on rank 0 only
+  HostTensor targets = token_ids({0, 3, 4, 7, 8, 10});  // each slice's first and last column
+  const float dloss = 0.25f;
+  HostTensor expected_losses({N}, DType::F64), expected_gradient = copy_of(logits);
+  cross_entropy(expected_losses, expected_gradient, targets, dloss);
+
+  std::vector<HostTensor> parts, local_max, sum_exp, target_logit;
+  HostTensor row_max = filled_tensor({N}, -INFINITY);
+  for (size_t rank = 0; rank < ranks; ++rank) {
+    const int64_t width = bounds[rank + 1] - bounds[rank];
+    parts.emplace_back(Shape{N, width}, DType::F64);
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t j = 0; j < width; ++j) parts[rank].data<double>()[n * width + j] = at(logits, n * V + bounds[rank] + j);
+    local_max.emplace_back(Shape{N}, DType::F64);
+    sum_exp.emplace_back(Shape{N}, DType::F64);
+    target_logit.emplace_back(Shape{N}, DType::F64);
+    ops::cross_entropy_exp_sum(local_max[rank], sum_exp[rank], target_logit[rank], parts[rank], targets, {bounds[rank], V});
+    for (int64_t n = 0; n < N; ++n) row_max.data<double>()[n] = std::max(at(row_max, n), at(local_max[rank], n));  // MAX
+  }
+  HostTensor total_exp = filled_tensor({N}, 0.0), total_target = filled_tensor({N}, 0.0);
+  for (size_t rank = 0; rank < ranks; ++rank) {
+    ops::cross_entropy_rescale(sum_exp[rank], local_max[rank], row_max);
+    for (int64_t n = 0; n < N; ++n) {  // SUM
+      total_exp.data<double>()[n] += at(sum_exp[rank], n);
+      total_target.data<double>()[n] += at(target_logit[rank], n);
+    }
+  }
+  HostTensor losses({N}, DType::F64);
+  ops::cross_entropy_losses(losses, row_max, total_exp, total_target);
+  EXPECT_TRUE(tensors_close(losses, expected_losses, 1e-13, "losses from three vocabulary slices"));
+  for (size_t rank = 0; rank < ranks; ++rank) {
+    const int64_t width = bounds[rank + 1] - bounds[rank];
+    ops::cross_entropy_gradient(parts[rank], targets, local_max[rank], row_max, total_exp, dloss, {bounds[rank], V});
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t j = 0; j < width; ++j)
+        EXPECT_NEAR(at(parts[rank], n * width + j), at(expected_gradient, n * V + bounds[rank] + j), 1e-15)
+            << "rank " << rank << " row " << n << " column " << j;
+  }
 }
 
 // ---- AdamW ---------------------------------------------------------------------------------------
@@ -588,13 +679,18 @@ TEST(OpErrors, OutOfVocabularyIdsThrow) {
     HostTensor tokens = token_ids({1, bad});
     EXPECT_THROW(ops::embedding_forward(out, tokens, table), Error);
     EXPECT_THROW(ops::embedding_backward(dtable, out, tokens), Error);
-    HostTensor logits = random_tensor({2, 7}, rng()), losses({2}, DType::F64);
-    EXPECT_THROW(ops::cross_entropy_forward(losses, logits, tokens), Error);
-    EXPECT_THROW(ops::cross_entropy_forward_backward(losses, logits, tokens, 1.0f), Error);
+    HostTensor logits = random_tensor({2, 7}, rng()), maxima = filled_tensor({2}, 0.0), sums = filled_tensor({2}, 1.0),
+               target_logits({2}, DType::F64);
+    EXPECT_THROW(ops::cross_entropy_exp_sum(maxima, sums, target_logits, logits, tokens), Error);
+    EXPECT_THROW(ops::cross_entropy_gradient(logits, tokens, maxima, maxima, sums, 1.0f), Error);
   }
   // A rejected backward must not have touched dtable (the check comes before any write).
   for (int64_t i = 0; i < dtable.numel(); ++i) EXPECT_EQ(at(dtable, i), 0.0);
 
-  HostTensor logits = random_tensor({2, 7}, rng()), three_losses({3}, DType::F64);
-  EXPECT_THROW(ops::cross_entropy_forward(three_losses, logits, token_ids({1, 2})), Error);
+  HostTensor logits = random_tensor({2, 7}, rng()), three({3}, DType::F64), two({2}, DType::F64);
+  EXPECT_THROW(ops::cross_entropy_exp_sum(three, two, two, logits, token_ids({1, 2})), Error);
+  EXPECT_THROW(ops::cross_entropy_losses(three, two, two, two), Error);
+  EXPECT_THROW(ops::cross_entropy_rescale(three, two, two), Error);
+  // A slice that does not fit the vocabulary.
+  EXPECT_THROW(ops::embedding_forward(out, token_ids({1, 2}), table, {5, 10}), Error);
 }

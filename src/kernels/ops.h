@@ -25,11 +25,17 @@ void add(Tensor out, const Tensor& a, const Tensor& b);
 double sum_of_squares(const Tensor& x);
 void fill_zero(Tensor x);
 
-// ---- embedding ------------------------------------------------------------------------------
-// out (N, d) = table[tokens]; tokens I32 (N), every id must be < rows of table.
-void embedding_forward(Tensor out, const Tensor& tokens, const Tensor& table);
-// dtable[tokens[n]] += dout[n].
-void embedding_backward(Tensor dtable, const Tensor& dout, const Tensor& tokens);
+// ---- embedding, with the vocabulary possibly split over TP ranks ------------------------------
+// `table` holds rows [first_row, first_row + rows) of the full (vocab_size, d) table; one rank holds
+// all of it (first_row 0, vocab_size = rows). Every id in tokens (I32, N) must be < vocab_size.
+struct VocabSlice {
+  int64_t first_row = 0;
+  int64_t vocab_size = 0;  // 0: the local table's rows (no split)
+};
+// out (N, d) = table[tokens], zero where the id is another rank's (the ranks' outputs sum to the lookup).
+void embedding_forward(Tensor out, const Tensor& tokens, const Tensor& table, VocabSlice slice = {});
+// dtable[tokens[n] − first_row] += dout[n] for the ids in this slice.
+void embedding_backward(Tensor dtable, const Tensor& dout, const Tensor& tokens, VocabSlice slice = {});
 
 // ---- RMSNorm without weight (T6_SPEC.md 2) --------------------------------------------------
 inline constexpr double kRmsNormEps = 1.1920928955078125e-07;  // fp32 machine epsilon, in every precision
@@ -86,12 +92,25 @@ void swiglu_forward(Tensor out, const Tensor& a, const Tensor& b);
 // da = dout ⊙ b ⊙ silu'(a), db = dout ⊙ silu(a), with silu'(a) = σ(a)(1 + a(1 − σ(a))).
 void swiglu_backward(Tensor da, Tensor db, const Tensor& dout, const Tensor& a, const Tensor& b);
 
-// ---- cross-entropy --------------------------------------------------------------------------
-// losses (N) = logsumexp(logits[n]) − logits[n, targets[n]]; logits (N, V), targets I32 (N).
-void cross_entropy_forward(Tensor losses, const Tensor& logits, const Tensor& targets);
-// Forward and backward in one pass: losses as above, and logits replaced in place by
-// dlogits = dloss · (softmax(logits) − onehot(target)).
-void cross_entropy_forward_backward(Tensor losses, Tensor logits, const Tensor& targets, float dloss);
+// ---- cross-entropy, with the vocabulary possibly split over TP ranks ----------------------------
+// Megatron's vocab-parallel cross-entropy with an online softmax: logits (N, Vl) are the columns
+// [first_row, first_row + Vl) of the full vocabulary (VocabSlice as for the embedding). Each rank
+// exponentiates against its own row maxima in one pass; the caller then takes row_max = MAX of the
+// local maxima over the ranks, rescales its sums to that maximum, and SUMs sum_exp and
+// target_logit over the ranks. One rank runs the same ops with no reduction (row_max = local_max).
+// Pass 1: local_max (N) = each row's largest logit; logits ← exp(logits − local_max) in place;
+// sum_exp (N) = their row sums (accumulated in double); target_logit (N) = the target's logit where
+// this slice holds it, else 0.
+void cross_entropy_exp_sum(Tensor local_max, Tensor sum_exp, Tensor target_logit, Tensor logits, const Tensor& targets,
+                           VocabSlice slice = {});
+// sum_exp ← sum_exp · exp(local_max − row_max): the sums against the maximum over all ranks.
+void cross_entropy_rescale(Tensor sum_exp, const Tensor& local_max, const Tensor& row_max);
+// losses (N) = row_max + log(sum_exp) − target_logit (= logsumexp − target logit), all reduced.
+void cross_entropy_losses(Tensor losses, const Tensor& row_max, const Tensor& sum_exp, const Tensor& target_logit);
+// For training: exp_logits (pass 1's output) ← dloss · (softmax − onehot(target)), with the reduced
+// row_max and sum_exp.
+void cross_entropy_gradient(Tensor exp_logits, const Tensor& targets, const Tensor& local_max, const Tensor& row_max,
+                            const Tensor& sum_exp, float dloss, VocabSlice slice = {});
 
 // ---- AdamW, torch semantics (T6_SPEC.md 4) --------------------------------------------------
 struct AdamWStep {

@@ -10,7 +10,7 @@ namespace t6 {
 namespace {
 // Rows of logits computed at once: bounds the head's memory (chunk × vocab floats) independently of
 // the batch, while keeping each GEMM large enough to run at full speed.
-constexpr int64_t kLogitsChunkElements = int64_t(1) << 23;
+constexpr int64_t kLogitsChunkElements = int64_t(1) << 24;
 }  // namespace
 
 LanguageModel::LanguageModel(const ModelConfig& config, int64_t micro_batch, int64_t seq_len, Communicator* tp,
@@ -21,7 +21,9 @@ LanguageModel::LanguageModel(const ModelConfig& config, int64_t micro_batch, int
     attention_.push_back(make_attention_layer(weights_, layer));
     mlp_.emplace_back(weights_, layer);
   }
-  chunk_rows_ = std::clamp<int64_t>(kLogitsChunkElements / config.vocab_size, 1, batch_ * seq_len_);
+  const LocalParam& embedding = weights_.table().find("transformer.wte.weight");
+  vocab_slice_ = {embedding.axis_offset, config.vocab_size};
+  chunk_rows_ = std::clamp<int64_t>(kLogitsChunkElements / embedding.local_shape[0], 1, batch_ * seq_len_);
   activations_ = Arena([this](Arena& arena) { plan(arena); });
   context_ = {batch_, seq_len_, rope_cos_, rope_sin_, scratch_, tp};
   ops::rope_tables(rope_cos_, rope_sin_);
@@ -48,8 +50,9 @@ void LanguageModel::plan(Arena& arena) {
   branch_out_ = arena.take({N, d});
   d_residual_ = arena.take({N, d});
   d_norm_ = arena.take({N, d});
-  logits_chunk_ = arena.take({chunk_rows_, config().vocab_size});
+  logits_chunk_ = arena.take({chunk_rows_, weights_.table().find("transformer.wte.weight").local_shape[0]});
   row_losses_ = arena.take({N});
+  row_stats_ = arena.take({4, chunk_rows_});
   scratch_ = arena.take({scratch_elements});
   rope_cos_ = arena.take({seq_len_, config().head_dim / 2});
   rope_sin_ = arena.take({seq_len_, config().head_dim / 2});
@@ -57,7 +60,8 @@ void LanguageModel::plan(Arena& arena) {
 
 void LanguageModel::forward_blocks(const Tensor& inputs) {
   T6_CHECK(inputs.numel() == batch_ * seq_len_, "model: expected a batch of ", batch_, " × ", seq_len_, " tokens");
-  ops::embedding_forward(residual_[0], inputs, weights_.param("transformer.wte.weight"));
+  ops::embedding_forward(residual_[0], inputs, weights_.param("transformer.wte.weight"), vocab_slice_);
+  reduce_over_tp(context_, residual_[0]);  // each rank looked up only the tokens of its rows
   for (size_t layer = 0; layer < mlp_.size(); ++layer) {
     ops::rmsnorm_forward(norm1_[layer], rstd1_[layer], residual_[layer]);
     attention_[layer]->forward(context_, norm1_[layer], branch_out_);
@@ -75,19 +79,33 @@ float LanguageModel::head_loss(const Tensor& targets, bool train, float loss_sca
   const int64_t N = batch_ * seq_len_;
   const Tensor head = weights_.param("transformer.wte.weight");
   const Tensor head_grad = weights_.grad("transformer.wte.weight");
+  const bool vocab_split = context_.tp && context_.tp->size() > 1;
   const float dloss = loss_scale / float(N);  // the loss is the mean over the micro-batch's rows
   for (int64_t begin = 0; begin < N; begin += chunk_rows_) {
     const int64_t end = std::min(N, begin + chunk_rows_), rows = end - begin;
     const Tensor logits = logits_chunk_.rows(0, rows), x = final_norm_.rows(begin, end);
-    const Tensor losses = row_losses_.rows(begin, end), chunk_targets = targets.view({N}).rows(begin, end);
+    const Tensor chunk_targets = targets.view({N}).rows(begin, end);
+    // Per row: this rank's maximum, the maximum over all ranks, and (side by side, so that one
+    // reduction carries both) the exp sums and the target logit.
+    const Tensor local_max = Tensor(row_stats_.raw(), {rows}, DType::F32);
+    const Tensor row_max = vocab_split ? Tensor(row_stats_.data<float>() + chunk_rows_, {rows}, DType::F32) : local_max;
+    const Tensor sums = Tensor(row_stats_.data<float>() + 2 * chunk_rows_, {2, rows}, DType::F32);
+    const Tensor sum_exp = sums.rows(0, 1).view({rows}), target_logit = sums.rows(1, 2).view({rows});
     linear_forward(logits, x, head, rows);
-    if (!train) {
-      ops::cross_entropy_forward(losses, logits, chunk_targets);
-      continue;
+    ops::cross_entropy_exp_sum(local_max, sum_exp, target_logit, logits, chunk_targets, vocab_slice_);
+    if (vocab_split) {
+      std::copy_n(local_max.data<float>(), rows, row_max.data<float>());
+      context_.tp->all_reduce(row_max, ReduceOp::Max);
+      ops::cross_entropy_rescale(sum_exp, local_max, row_max);
+      context_.tp->all_reduce(sums, ReduceOp::Sum);
     }
-    ops::cross_entropy_forward_backward(losses, logits, chunk_targets, dloss);  // logits now hold dlogits
+    ops::cross_entropy_losses(row_losses_.rows(begin, end), row_max, sum_exp, target_logit);
+    if (!train) continue;
+    // logits → dlogits, then this rank's columns' share of the input gradient and the head gradient.
+    ops::cross_entropy_gradient(logits, chunk_targets, local_max, row_max, sum_exp, dloss, vocab_slice_);
     linear_backward(d_norm_.rows(begin, end), head_grad, logits, x, head, rows, false);
   }
+  if (train) reduce_over_tp(context_, d_norm_);  // each rank's head columns gave a partial input gradient
   double total = 0;
   for (int64_t n = 0; n < N; ++n) total += row_losses_.data<float>()[n];
   return float(total / double(N));
@@ -105,7 +123,7 @@ void LanguageModel::backward_blocks(const Tensor& inputs) {
     reduce_over_tp(context_, d_norm_);
     ops::rmsnorm_backward(d_residual_, d_norm_, residual_[layer], rstd1_[layer]);
   }
-  ops::embedding_backward(weights_.grad("transformer.wte.weight"), d_residual_, inputs);
+  ops::embedding_backward(weights_.grad("transformer.wte.weight"), d_residual_, inputs, vocab_slice_);
 }
 
 float LanguageModel::forward_backward(const Tensor& inputs, const Tensor& targets, float loss_scale) {
@@ -121,6 +139,7 @@ float LanguageModel::forward_loss(const Tensor& inputs, const Tensor& targets) {
 }
 
 void LanguageModel::forward_logits(const Tensor& inputs, const Tensor& logits) {
+  T6_CHECK(!context_.tp || context_.tp->size() == 1, "forward_logits returns whole rows of logits: run it with tp = 1");
   forward_blocks(inputs);
   linear_forward(logits, final_norm_, weights_.param("transformer.wte.weight"), batch_ * seq_len_);
 }

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/arena.h"
+#include "kernels/ops.h"
 #include "model/attention_layer.h"
 #include "model/layer_context.h"
 #include "model/mlp.h"
@@ -41,7 +42,8 @@ class LanguageModel {
   void forward_blocks(const Tensor& inputs);
   void backward_blocks(const Tensor& inputs);
   // Runs the LM head over row chunks of the final normed states; with `train`, also the loss
-  // gradient back into d_final_ and the head (= embedding) weight gradient.
+  // gradient back into d_norm_ and the head (= embedding) weight gradient. Vocab-parallel: each TP
+  // rank computes its columns' logits, and the cross-entropy phases reduce row statistics over TP.
   float head_loss(const Tensor& targets, bool train, float loss_scale);
   void plan(Arena& arena);
 
@@ -59,7 +61,9 @@ class LanguageModel {
   // Buffers reused by every layer: branch outputs, gradients of the residual and of a norm output,
   // one chunk of logits, per-row losses, and the scratch space of the layers' backward.
   Tensor branch_out_, d_residual_, d_norm_, logits_chunk_, row_losses_, scratch_, rope_cos_, rope_sin_;
+  Tensor row_stats_;  // (4, chunk rows): local maximum, maximum over TP, exp sum, target logit
   int64_t chunk_rows_ = 0;
+  ops::VocabSlice vocab_slice_;  // this rank's rows of the embedding = columns of the logits
 };
 
 }  // namespace t6

@@ -103,8 +103,10 @@ std::vector<ParamSpec> model_param_specs(const ModelConfig& config, int tp_size)
   const int64_t d = config.n_embd, hidden = config.mlp_hidden();
   const float linear_bound = float(1.0 / std::sqrt(double(d)));
   std::vector<ParamSpec> specs;
-  // Tied with lm_head.weight; replicated on every TP rank (see DESIGN.md, Parallelism).
-  specs.push_back({"transformer.wte.weight", {config.vocab_size, d}, ShardRule::replicated(), InitKind::Uniform, linear_bound});
+  // Tied with lm_head.weight and vocab-parallel (Megatron): each TP rank holds a block of rows, looks
+  // up the tokens it owns and computes the logits of its columns (see LanguageModel).
+  specs.push_back({"transformer.wte.weight", {config.vocab_size, d}, ShardRule::split(0, 1, config.vocab_size),
+                   InitKind::Uniform, linear_bound});
   for (int64_t layer = 0; layer < config.n_layer; ++layer) {
     add_attention_specs(config, layer, kv_replicated, specs);
     const std::string mlp = layer_prefix(layer) + "mlp.";
@@ -121,6 +123,7 @@ ParamTable::ParamTable(const ModelConfig& config, int tp_rank, int tp_size) : tp
   T6_CHECK(tp_size <= config.n_head, "parallel.tp = ", tp_size, " is larger than model.n_head = ", config.n_head,
            ": every tensor-parallel rank needs at least one attention head");
   T6_CHECK(tp_size <= config.mlp_hidden(), "parallel.tp = ", tp_size, " is larger than the MLP hidden size ", config.mlp_hidden());
+  T6_CHECK(tp_size <= config.vocab_size, "parallel.tp = ", tp_size, " is larger than model.vocab_size = ", config.vocab_size);
   heads_ = head_layout(config, tp_rank, tp_size);
   for (const ParamSpec& spec : model_param_specs(config, tp_size)) {
     LocalParam local{spec, spec.global_shape, 0, local_numel_};

@@ -1,64 +1,81 @@
+// Cross-entropy in the passes of ops.h, so that a vocabulary split over TP ranks needs only two
+// small reductions per row. One exp per logit: pass 1 finds the row maximum and exponentiates while
+// the row is in cache, and the gradient reuses the exps.
 #include <cmath>
 
 #include "kernels/cpu/cpu_dispatch.h"
+#include "kernels/cpu/vocab_slice.h"
 #include "kernels/ops.h"
 
 namespace t6::ops {
 using namespace cpu;
 
 namespace {
-// Checks one loss and one valid I32 target id per row of logits; returns the ids.
-const int32_t* checked_targets(const char* op, const Tensor& losses, const Tensor& logits, const Tensor& targets) {
-  const int64_t rows = matrix_rows(logits), vocab = matrix_cols(logits);
-  T6_CHECK(losses.numel() == rows, op, ": one loss per row expected");
-  T6_CHECK(targets.dtype() == DType::I32 && targets.numel() == rows, op, ": expected ", rows, " I32 targets");
-  const int32_t* ids = targets.data<int32_t>();
-  for (int64_t n = 0; n < rows; ++n)
-    T6_CHECK(ids[n] >= 0 && ids[n] < vocab, op, ": target id ", ids[n], " is outside the vocabulary of ", vocab);
-  return ids;
-}
-
-template <class T>
-T row_max(const T* row, int64_t vocab) {
-  T max_logit = row[0];
-  for (int64_t j = 1; j < vocab; ++j) max_logit = std::max(max_logit, row[j]);
-  return max_logit;
+void require_per_row(const char* op, int64_t rows, std::initializer_list<const Tensor*> statistics) {
+  for (const Tensor* statistic : statistics)
+    T6_CHECK(statistic->numel() == rows, op, ": one statistic per row expected (", rows, "), got ", statistic->numel());
 }
 }  // namespace
 
-void cross_entropy_forward(Tensor losses, const Tensor& logits, const Tensor& targets) {
-  for_float_type("cross_entropy_forward", {&losses, &logits}, [&](auto zero) {
+void cross_entropy_exp_sum(Tensor local_max, Tensor sum_exp, Tensor target_logit, Tensor logits, const Tensor& targets,
+                           VocabSlice slice) {
+  for_float_type("cross_entropy_exp_sum", {&local_max, &sum_exp, &target_logit, &logits}, [&](auto zero) {
     using T = decltype(zero);
     const int64_t vocab = matrix_cols(logits), rows = matrix_rows(logits);
-    const int32_t* ids = checked_targets("cross_entropy_forward", losses, logits, targets);
+    require_per_row("cross_entropy_exp_sum", rows, {&local_max, &sum_exp, &target_logit});
+    const VocabRange range = checked_vocab_range("cross_entropy_exp_sum", slice, vocab);
+    const int32_t* ids = checked_token_ids("cross_entropy_exp_sum", targets, rows, range.vocab_size);
 #pragma omp parallel for schedule(static)
     for (int64_t n = 0; n < rows; ++n) {
-      const T* row = logits.data<T>() + n * vocab;
-      const T max_logit = row_max(row, vocab);
-      double sum = 0;  // in double: the fp32 path sums 50k terms
-      for (int64_t j = 0; j < vocab; ++j) sum += double(std::exp(row[j] - max_logit));
-      losses.data<T>()[n] = T(double(max_logit) + std::log(sum) - double(row[ids[n]]));
+      T* row = logits.data<T>() + n * vocab;
+      T largest = row[0];
+      for (int64_t j = 1; j < vocab; ++j) largest = std::max(largest, row[j]);
+      const int64_t target = ids[n] - range.first;
+      target_logit.data<T>()[n] = target >= 0 && target < vocab ? row[target] : T(0);
+      double sum = 0;  // in double: the fp32 path sums up to 50k terms
+      for (int64_t j = 0; j < vocab; ++j) sum += double(row[j] = std::exp(row[j] - largest));
+      local_max.data<T>()[n] = largest;
+      sum_exp.data<T>()[n] = T(sum);
     }
   });
 }
 
-void cross_entropy_forward_backward(Tensor losses, Tensor logits, const Tensor& targets, float dloss) {
-  for_float_type("cross_entropy_forward_backward", {&losses, &logits}, [&](auto zero) {
+void cross_entropy_rescale(Tensor sum_exp, const Tensor& local_max, const Tensor& row_max) {
+  for_float_type("cross_entropy_rescale", {&sum_exp, &local_max, &row_max}, [&](auto zero) {
     using T = decltype(zero);
-    const int64_t vocab = matrix_cols(logits), rows = matrix_rows(logits);
-    const int32_t* ids = checked_targets("cross_entropy_forward_backward", losses, logits, targets);
+    require_per_row("cross_entropy_rescale", sum_exp.numel(), {&local_max, &row_max});
+    for (int64_t n = 0; n < sum_exp.numel(); ++n)
+      sum_exp.data<T>()[n] *= std::exp(local_max.data<T>()[n] - row_max.data<T>()[n]);
+  });
+}
+
+void cross_entropy_losses(Tensor losses, const Tensor& row_max, const Tensor& sum_exp, const Tensor& target_logit) {
+  for_float_type("cross_entropy_losses", {&losses, &row_max, &sum_exp, &target_logit}, [&](auto zero) {
+    using T = decltype(zero);
+    require_per_row("cross_entropy_losses", losses.numel(), {&row_max, &sum_exp, &target_logit});
+    for (int64_t n = 0; n < losses.numel(); ++n)
+      losses.data<T>()[n] = T(double(row_max.data<T>()[n]) + std::log(double(sum_exp.data<T>()[n])) -
+                              double(target_logit.data<T>()[n]));
+  });
+}
+
+void cross_entropy_gradient(Tensor exp_logits, const Tensor& targets, const Tensor& local_max, const Tensor& row_max,
+                            const Tensor& sum_exp, float dloss, VocabSlice slice) {
+  for_float_type("cross_entropy_gradient", {&exp_logits, &local_max, &row_max, &sum_exp}, [&](auto zero) {
+    using T = decltype(zero);
+    const int64_t vocab = matrix_cols(exp_logits), rows = matrix_rows(exp_logits);
+    require_per_row("cross_entropy_gradient", rows, {&local_max, &row_max, &sum_exp});
+    const VocabRange range = checked_vocab_range("cross_entropy_gradient", slice, vocab);
+    const int32_t* ids = checked_token_ids("cross_entropy_gradient", targets, rows, range.vocab_size);
 #pragma omp parallel for schedule(static)
     for (int64_t n = 0; n < rows; ++n) {
-      // One exp per logit: the row becomes exp(x − max), summed in double, then scaled to dloss·softmax.
-      T* row = logits.data<T>() + n * vocab;
-      const T max_logit = row_max(row, vocab);
-      const T target_logit = row[ids[n]];
-      double sum = 0;
-      for (int64_t j = 0; j < vocab; ++j) sum += double(row[j] = std::exp(row[j] - max_logit));
-      losses.data<T>()[n] = T(double(max_logit) + std::log(sum) - double(target_logit));
-      const T factor = T(double(dloss) / sum);
+      T* row = exp_logits.data<T>() + n * vocab;
+      // softmax = exp(l − local_max) · exp(local_max − row_max) / sum_exp
+      const T factor = T(double(dloss) * std::exp(double(local_max.data<T>()[n]) - double(row_max.data<T>()[n])) /
+                         double(sum_exp.data<T>()[n]));
       for (int64_t j = 0; j < vocab; ++j) row[j] *= factor;
-      row[ids[n]] -= T(dloss);
+      const int64_t target = ids[n] - range.first;
+      if (target >= 0 && target < vocab) row[target] -= T(dloss);
     }
   });
 }
