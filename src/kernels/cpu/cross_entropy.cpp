@@ -1,6 +1,7 @@
 // Cross-entropy in the passes of ops.h, so that a vocabulary split over TP ranks needs only two
 // small reductions per row. One exp per logit: pass 1 finds the row maximum and exponentiates while
 // the row is in cache, and the gradient reuses the exps.
+#include <algorithm>
 #include <cmath>
 
 #include "kernels/cpu/cpu_dispatch.h"
