@@ -2,6 +2,7 @@
 
 #include "checkpoint/checkpoint_reader.h"
 #include "core/error.h"
+#include "train/distributed_optimizer.h"
 #include "train/train_checkpoint.h"
 
 namespace t6::checkpoint {
@@ -34,11 +35,10 @@ std::filesystem::path reshard_checkpoint(const ResumePoint& source, const std::f
     ModelWeights weights(model, tp_rank, layout.tp, zero1 ? layout.dp : 1);
     for (int dp_rank = 0; dp_rank < layout.dp; ++dp_rank) {
       if (!rank_writes_shard(dp_rank, zero1)) continue;
-      const int64_t chunk = zero1 ? weights.padded_numel() / layout.dp : weights.table().local_numel();
-      const int64_t begin = zero1 ? chunk * dp_rank : 0;
-      HostBuffer first(size_t(chunk) * sizeof(float)), second(size_t(chunk) * sizeof(float));
-      const OptimizerShard optimizer{first.as({chunk}, DType::F32), second.as({chunk}, DType::F32), begin,
-                                     begin + chunk};
+      const Range state = optimizer_state_range(weights, dp_rank, layout.dp, zero1);
+      HostBuffer first(size_t(state.size()) * sizeof(float)), second(size_t(state.size()) * sizeof(float));
+      const OptimizerShard optimizer{first.as({state.size()}, DType::F32), second.as({state.size()}, DType::F32),
+                                     state.begin, state.end};
       read_rank_tensors(reader, weights, optimizer);
       ShardFileWriter writer(store.staging_dir(manifest.step) / shard_file_name(tp_rank, dp_rank));
       write_rank_tensors(writer, weights, optimizer);

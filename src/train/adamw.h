@@ -15,8 +15,6 @@ struct AdamWSettings {
 class AdamW {
  public:
   AdamW(int64_t numel, const AdamWSettings& settings);
-  AdamW(AdamW&&) = default;
-  AdamW& operator=(AdamW&&) = default;
 
   // One update of params from grads (same numel as the optimizer); grad_scale is the clip factor.
   void step(const Tensor& params, const Tensor& grads, float lr, float grad_scale);

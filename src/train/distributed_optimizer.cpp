@@ -15,23 +15,21 @@ constexpr int64_t kBucketElements = int64_t(1) << 24;
 bool spans_ranks(Communicator* communicator) { return communicator && communicator->size() > 1; }
 }  // namespace
 
+Range optimizer_state_range(const ModelWeights& weights, int dp_rank, int dp_size, bool zero1) {
+  if (!zero1 || dp_size <= 1) return {0, weights.table().local_numel()};
+  T6_ASSERT(weights.padded_numel() % dp_size == 0);
+  const int64_t shard = weights.padded_numel() / dp_size;
+  return {shard * dp_rank, shard * (dp_rank + 1)};
+}
+
 DistributedOptimizer::DistributedOptimizer(ModelWeights& weights, const AdamWSettings& settings, Communicator* tp,
                                            Communicator* dp, bool zero1)
     : weights_(weights),
       tp_(tp),
       dp_(dp),
       zero1_(zero1 && spans_ranks(dp)),
-      state_begin_(0),
-      state_end_(weights.table().local_numel()),
-      adamw_(0, settings) {
-  if (zero1_) {
-    T6_ASSERT(weights.padded_numel() % dp->size() == 0);
-    const int64_t shard = weights.padded_numel() / dp->size();
-    state_begin_ = shard * dp->rank();
-    state_end_ = state_begin_ + shard;
-  }
-  adamw_ = AdamW(state_end_ - state_begin_, settings);
-}
+      state_(optimizer_state_range(weights, dp ? dp->rank() : 0, dp ? dp->size() : 1, zero1_)),
+      adamw_(state_.size(), settings) {}
 
 void DistributedOptimizer::reduce_partial_gradients_over_tp() {
   if (!spans_ranks(tp_)) return;
@@ -44,7 +42,7 @@ void DistributedOptimizer::average_gradients_over_dp() {
   const Tensor grads = weights_.padded_grads();
   if (zero1_) {
     // Chunk r of the padded buffer ends up reduced on DP rank r, in place.
-    dp_->reduce_scatter(grads, grads.rows(state_begin_, state_end_), ReduceOp::Avg);
+    dp_->reduce_scatter(grads, grads.rows(state_.begin, state_.end), ReduceOp::Avg);
     return;
   }
   for (int64_t begin = 0; begin < grads.numel(); begin += kBucketElements)
@@ -54,7 +52,7 @@ void DistributedOptimizer::average_gradients_over_dp() {
 double DistributedOptimizer::grad_norm_of_state_range() {
   if (!zero1_) return global_grad_norm(weights_, weights_.grads(), tp_);
   // Each DP rank holds the reduced gradient of its range only: sum over DP, then over TP.
-  double total = grad_square_sum(weights_, weights_.grads(), state_begin_, state_end_);
+  double total = grad_square_sum(weights_, weights_.grads(), state_.begin, state_.end);
   dp_->all_reduce(Tensor(&total, {1}, DType::F64), ReduceOp::Sum);
   if (spans_ranks(tp_)) tp_->all_reduce(Tensor(&total, {1}, DType::F64), ReduceOp::Sum);
   return std::sqrt(total);
@@ -66,8 +64,8 @@ double DistributedOptimizer::step(float lr, double max_norm) {
   const double norm = grad_norm_of_state_range();
   const float scale = clip_scale(norm, max_norm);
   const Tensor params = weights_.padded_params(), grads = weights_.padded_grads();
-  adamw_.step(params.rows(state_begin_, state_end_), grads.rows(state_begin_, state_end_), lr, scale);
-  if (zero1_) dp_->all_gather(params.rows(state_begin_, state_end_), params);
+  adamw_.step(params.rows(state_.begin, state_.end), grads.rows(state_.begin, state_.end), lr, scale);
+  if (zero1_) dp_->all_gather(params.rows(state_.begin, state_.end), params);
   return norm;
 }
 

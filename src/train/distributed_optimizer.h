@@ -10,6 +10,11 @@
 
 namespace t6 {
 
+// The flat range [begin, end) of a rank's local parameter buffer whose AdamW state it holds: all of
+// it without ZeRO-1 (or with one DP rank), else chunk dp_rank of the buffer padded to dp_size chunks.
+// Shared by the trainer and the offline reshard, so both lay the state out the same way.
+Range optimizer_state_range(const ModelWeights& weights, int dp_rank, int dp_size, bool zero1);
+
 class DistributedOptimizer {
  public:
   // tp, dp may be null (size 1). With zero1 the weights must be padded to a multiple of dp size.
@@ -20,8 +25,8 @@ class DistributedOptimizer {
   double step(float lr, double max_norm);
 
   // The flat range of the local parameter buffer whose AdamW state this rank holds.
-  int64_t state_begin() const { return state_begin_; }
-  int64_t state_end() const { return state_end_; }
+  int64_t state_begin() const { return state_.begin; }
+  int64_t state_end() const { return state_.end; }
   bool zero1() const { return zero1_; }
   AdamW& adamw() { return adamw_; }
 
@@ -33,7 +38,7 @@ class DistributedOptimizer {
   ModelWeights& weights_;
   Communicator *tp_, *dp_;
   bool zero1_;
-  int64_t state_begin_, state_end_;
+  Range state_;
   AdamW adamw_;
 };
 
