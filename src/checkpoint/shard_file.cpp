@@ -7,46 +7,16 @@
 #include <type_traits>
 #include <utility>
 
-#include "core/durable_file.h"
 #include "checkpoint/file_checksum.h"
+#include "core/durable_file.h"
 #include "core/error.h"
+#include "core/hdf5_util.h"
 
 namespace t6::checkpoint {
 
 static_assert(std::is_same_v<hid_t, int64_t>, "shard_file.h stores hid_t as int64_t");
 
 namespace {
-
-// Owns one HDF5 identifier and closes it with the matching H5*close.
-class Hdf5Id {
- public:
-  Hdf5Id(hid_t id, herr_t (*close)(hid_t)) : id_(id), close_(close) {}
-  ~Hdf5Id() {
-    if (id_ >= 0) close_(id_);
-  }
-  Hdf5Id(const Hdf5Id&) = delete;
-  Hdf5Id& operator=(const Hdf5Id&) = delete;
-  hid_t get() const { return id_; }
-  bool valid() const { return id_ >= 0; }
-
- private:
-  hid_t id_;
-  herr_t (*close_)(hid_t);
-};
-
-// HDF5 prints its error stack to stderr by default; t6 reports its own one-line errors instead.
-class QuietHdf5Errors {
- public:
-  QuietHdf5Errors() {
-    H5Eget_auto2(H5E_DEFAULT, &saved_function_, &saved_data_);
-    H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
-  }
-  ~QuietHdf5Errors() { H5Eset_auto2(H5E_DEFAULT, saved_function_, saved_data_); }
-
- private:
-  H5E_auto2_t saved_function_ = nullptr;
-  void* saved_data_ = nullptr;
-};
 
 hid_t native_type(DType dtype) {
   switch (dtype) {
@@ -82,43 +52,6 @@ std::vector<hsize_t> chunk_shape(const Extents& shape, DType dtype) {
   return to_hsize(chunk);
 }
 
-void write_string_attribute(hid_t object, const char* name, const std::string& value, const std::string& where) {
-  Hdf5Id type(H5Tcopy(H5T_C_S1), H5Tclose);
-  H5Tset_size(type.get(), std::max<size_t>(1, value.size()));
-  Hdf5Id space(H5Screate(H5S_SCALAR), H5Sclose);
-  Hdf5Id attribute(H5Acreate2(object, name, type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
-  T6_CHECK(attribute.valid() && H5Awrite(attribute.get(), type.get(), value.c_str()) >= 0, where,
-           ": cannot write attribute '", name, "'");
-}
-
-void write_extents_attribute(hid_t object, const char* name, const Extents& value, const std::string& where) {
-  hsize_t count = value.size();
-  Hdf5Id space(H5Screate_simple(1, &count, nullptr), H5Sclose);
-  Hdf5Id attribute(H5Acreate2(object, name, H5T_STD_I64LE, space.get(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
-  T6_CHECK(attribute.valid() && H5Awrite(attribute.get(), H5T_NATIVE_INT64, value.data()) >= 0, where,
-           ": cannot write attribute '", name, "'");
-}
-
-std::string read_string_attribute(hid_t object, const char* name, const std::string& where) {
-  Hdf5Id attribute(H5Aopen(object, name, H5P_DEFAULT), H5Aclose);
-  T6_CHECK(attribute.valid(), where, ": missing attribute '", name, "'");
-  Hdf5Id type(H5Aget_type(attribute.get()), H5Tclose);
-  std::string value(H5Tget_size(type.get()), '\0');
-  T6_CHECK(H5Aread(attribute.get(), type.get(), value.data()) >= 0, where, ": cannot read attribute '", name, "'");
-  value.resize(value.find('\0') == std::string::npos ? value.size() : value.find('\0'));
-  return value;
-}
-
-Extents read_extents_attribute(hid_t object, const char* name, const std::string& where) {
-  Hdf5Id attribute(H5Aopen(object, name, H5P_DEFAULT), H5Aclose);
-  T6_CHECK(attribute.valid(), where, ": missing attribute '", name, "'");
-  Hdf5Id space(H5Aget_space(attribute.get()), H5Sclose);
-  Extents value(size_t(H5Sget_simple_extent_npoints(space.get())));
-  T6_CHECK(H5Aread(attribute.get(), H5T_NATIVE_INT64, value.data()) >= 0, where, ": cannot read attribute '", name,
-           "'");
-  return value;
-}
-
 nlohmann::json index_to_json(const ShardSummary& summary) {
   nlohmann::json tensors = nlohmann::json::array();
   for (const TensorInfo& tensor : summary.tensors) tensors.push_back(to_json(tensor));
@@ -149,7 +82,7 @@ ShardSummary read_shard_index(const std::filesystem::path& index_path) {
 }
 
 ShardFileWriter::ShardFileWriter(std::filesystem::path path) : path_(std::move(path)) {
-  QuietHdf5Errors quiet;
+  Hdf5QuietErrors quiet;
   file_id_ = H5Fcreate(path_.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
   T6_CHECK(file_id_ >= 0, "cannot create checkpoint shard ", path_.string());
   summary_.record.file = path_.filename().string();
@@ -174,7 +107,7 @@ void ShardFileWriter::write(const std::string& tensor, const TensorRegion& regio
   }
   if (!known) summary_.tensors.push_back(info);
 
-  QuietHdf5Errors quiet;
+  Hdf5QuietErrors quiet;
   const size_t element_bytes = dtype_size(data.dtype());
   for (const StoredBox& stored : decompose(region)) {
     char dataset_name[32];
@@ -182,21 +115,20 @@ void ShardFileWriter::write(const std::string& tensor, const TensorRegion& regio
     const std::string where = str(path_.string(), " dataset ", dataset_name, " (tensor '", tensor, "')");
     std::vector<hsize_t> dims = to_hsize(stored.box.shape);
     std::vector<hsize_t> chunk = chunk_shape(stored.box.shape, data.dtype());
-    Hdf5Id space(H5Screate_simple(int(dims.size()), dims.data(), nullptr), H5Sclose);
-    Hdf5Id properties(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
+    Hdf5Handle space(H5Screate_simple(int(dims.size()), dims.data(), nullptr));
+    Hdf5Handle properties(H5Pcreate(H5P_DATASET_CREATE));
     H5Pset_chunk(properties.get(), int(chunk.size()), chunk.data());
     H5Pset_fletcher32(properties.get());
-    Hdf5Id dataset(H5Dcreate2(file_id_, dataset_name, native_type(data.dtype()), space.get(), H5P_DEFAULT,
-                              properties.get(), H5P_DEFAULT),
-                   H5Dclose);
+    Hdf5Handle dataset(H5Dcreate2(file_id_, dataset_name, native_type(data.dtype()), space.get(), H5P_DEFAULT,
+                                  properties.get(), H5P_DEFAULT));
     T6_CHECK(dataset.valid(), where, ": cannot create dataset");
     const auto* source = static_cast<const unsigned char*>(data.raw()) + size_t(stored.storage_offset) * element_bytes;
     T6_CHECK(H5Dwrite(dataset.get(), native_type(data.dtype()), H5S_ALL, H5S_ALL, H5P_DEFAULT, source) >= 0, where,
              ": write failed (disk full?)");
     write_string_attribute(dataset.get(), "tensor", tensor, where);
     write_string_attribute(dataset.get(), "dtype", dtype_name(data.dtype()), where);
-    write_extents_attribute(dataset.get(), "global_shape", region.global_shape, where);
-    write_extents_attribute(dataset.get(), "global_offset", stored.box.offset, where);
+    write_int64_list_attribute(dataset.get(), "global_shape", region.global_shape, where);
+    write_int64_list_attribute(dataset.get(), "global_offset", stored.box.offset, where);
     summary_.record.slices.push_back({tensor, dataset_name, stored.box});
   }
 }
@@ -215,7 +147,7 @@ ShardSummary ShardFileWriter::finish() {
 }
 
 ShardFileReader::ShardFileReader(std::filesystem::path path) : path_(std::move(path)) {
-  QuietHdf5Errors quiet;
+  Hdf5QuietErrors quiet;
   T6_CHECK(std::filesystem::exists(path_), "checkpoint shard ", path_.string(), " is missing");
   file_id_ = H5Fopen(path_.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
   T6_CHECK(file_id_ >= 0, "cannot open checkpoint shard ", path_.string(), " (not HDF5, or truncated)");
@@ -227,17 +159,17 @@ ShardFileReader::~ShardFileReader() {
 
 void ShardFileReader::read(const SliceRecord& slice, DType dtype, const Box& part, void* destination,
                            const Box& destination_frame) const {
-  QuietHdf5Errors quiet;
+  Hdf5QuietErrors quiet;
   const std::string where = str(path_.string(), " dataset ", slice.dataset, " (tensor '", slice.tensor, "')");
-  Hdf5Id dataset(H5Dopen2(file_id_, slice.dataset.c_str(), H5P_DEFAULT), H5Dclose);
+  Hdf5Handle dataset(H5Dopen2(file_id_, slice.dataset.c_str(), H5P_DEFAULT));
   T6_CHECK(dataset.valid(), where, ": dataset is missing");
-  Hdf5Id file_space(H5Dget_space(dataset.get()), H5Sclose);
+  Hdf5Handle file_space(H5Dget_space(dataset.get()));
   std::vector<hsize_t> stored_dims(slice.box.shape.size());
   T6_CHECK(H5Sget_simple_extent_ndims(file_space.get()) == int(stored_dims.size()) &&
                H5Sget_simple_extent_dims(file_space.get(), stored_dims.data(), nullptr) >= 0 &&
                stored_dims == to_hsize(slice.box.shape),
            where, ": dataset shape differs from the manifest's ", extents_to_string(slice.box.shape));
-  Hdf5Id stored_type(H5Dget_type(dataset.get()), H5Tclose);
+  Hdf5Handle stored_type(H5Dget_type(dataset.get()));
   T6_CHECK(H5Tget_size(stored_type.get()) == dtype_size(dtype), where, ": stored element size differs from dtype ",
            dtype_name(dtype));
 
@@ -245,7 +177,7 @@ void ShardFileReader::read(const SliceRecord& slice, DType dtype, const Box& par
   std::vector<hsize_t> file_start = to_hsize(relative(part.offset, slice.box.offset));
   std::vector<hsize_t> memory_start = to_hsize(relative(part.offset, destination_frame.offset));
   std::vector<hsize_t> memory_dims = to_hsize(destination_frame.shape);
-  Hdf5Id memory_space(H5Screate_simple(int(memory_dims.size()), memory_dims.data(), nullptr), H5Sclose);
+  Hdf5Handle memory_space(H5Screate_simple(int(memory_dims.size()), memory_dims.data(), nullptr));
   T6_ASSERT(H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, file_start.data(), nullptr, count.data(), nullptr) >= 0);
   T6_ASSERT(H5Sselect_hyperslab(memory_space.get(), H5S_SELECT_SET, memory_start.data(), nullptr, count.data(),
                                 nullptr) >= 0);
@@ -255,7 +187,7 @@ void ShardFileReader::read(const SliceRecord& slice, DType dtype, const Box& par
 }
 
 ShardSummary ShardFileReader::read_contents() const {
-  QuietHdf5Errors quiet;
+  Hdf5QuietErrors quiet;
   ShardSummary summary;
   summary.record.file = path_.filename().string();
   H5G_info_t group_info;
@@ -265,15 +197,15 @@ ShardSummary ShardFileReader::read_contents() const {
     T6_CHECK(H5Lget_name_by_idx(file_id_, ".", H5_INDEX_NAME, H5_ITER_INC, index, name, sizeof name, H5P_DEFAULT) >= 0,
              path_.string(), ": cannot list datasets");
     const std::string where = str(path_.string(), " dataset ", name);
-    Hdf5Id dataset(H5Dopen2(file_id_, name, H5P_DEFAULT), H5Dclose);
+    Hdf5Handle dataset(H5Dopen2(file_id_, name, H5P_DEFAULT));
     T6_CHECK(dataset.valid(), where, ": cannot open");
     SliceRecord slice{read_string_attribute(dataset.get(), "tensor", where), name, {}};
-    slice.box.offset = read_extents_attribute(dataset.get(), "global_offset", where);
-    Hdf5Id space(H5Dget_space(dataset.get()), H5Sclose);
+    slice.box.offset = read_int64_list_attribute(dataset.get(), "global_offset", where);
+    Hdf5Handle space(H5Dget_space(dataset.get()));
     std::vector<hsize_t> dims(size_t(std::max(0, H5Sget_simple_extent_ndims(space.get()))));
     H5Sget_simple_extent_dims(space.get(), dims.data(), nullptr);
     slice.box.shape.assign(dims.begin(), dims.end());
-    TensorInfo tensor{slice.tensor, read_extents_attribute(dataset.get(), "global_shape", where),
+    TensorInfo tensor{slice.tensor, read_int64_list_attribute(dataset.get(), "global_shape", where),
                       dtype_from_name(read_string_attribute(dataset.get(), "dtype", where))};
     bool known = false;
     for (const TensorInfo& seen : summary.tensors) known = known || seen.name == tensor.name;

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "data/hdf5_util.h"
+#include "core/hdf5_util.h"
 #include "data/shard_format.h"
 
 namespace t6 {

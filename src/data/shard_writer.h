@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "data/hdf5_util.h"
+#include "core/hdf5_util.h"
 
 namespace t6 {
 

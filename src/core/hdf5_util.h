@@ -1,6 +1,6 @@
-// Small RAII and error helpers over the HDF5 C API for the token shards: handles that close
-// themselves, HDF5's own error text folded into t6::Error messages that name the file, and typed
-// attribute access.
+// Small RAII and error helpers over the HDF5 C API, shared by the token shards and the checkpoint
+// shards: handles that close themselves, HDF5's own error text folded into t6::Error messages that
+// name the file, and typed attribute access.
 #pragma once
 #include <hdf5.h>
 
@@ -52,8 +52,11 @@ void write_string_attribute(hid_t object, const std::string& name, const std::st
 void write_int64_attribute(hid_t object, const std::string& name, int64_t value, const std::string& path);
 void write_string_list_attribute(hid_t object, const std::string& name, const std::vector<std::string>& values,
                                  const std::string& path);
+void write_int64_list_attribute(hid_t object, const std::string& name, const std::vector<int64_t>& values,
+                                const std::string& path);
 std::string read_string_attribute(hid_t object, const std::string& name, const std::string& path);
 int64_t read_int64_attribute(hid_t object, const std::string& name, const std::string& path);
+std::vector<int64_t> read_int64_list_attribute(hid_t object, const std::string& name, const std::string& path);
 std::vector<std::string> read_string_list_attribute(hid_t object, const std::string& name, const std::string& path);
 
 }  // namespace t6

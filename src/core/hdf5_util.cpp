@@ -1,4 +1,6 @@
-#include "data/hdf5_util.h"
+#include "core/hdf5_util.h"
+
+#include <algorithm>
 
 #include "core/error.h"
 
@@ -72,6 +74,16 @@ void write_int64_attribute(hid_t object, const std::string& name, int64_t value,
   hdf5_check(H5Awrite(attribute.get(), H5T_NATIVE_INT64, &value), path, "write attribute " + name);
 }
 
+void write_int64_list_attribute(hid_t object, const std::string& name, const std::vector<int64_t>& values,
+                                const std::string& path) {
+  const hsize_t count = values.size();
+  Hdf5Handle space(hdf5_check(H5Screate_simple(1, &count, nullptr), path, "create a dataspace"));
+  Hdf5Handle attribute(hdf5_check(
+      H5Acreate2(object, name.c_str(), H5T_STD_I64LE, space.get(), H5P_DEFAULT, H5P_DEFAULT), path,
+      "create attribute " + name));
+  hdf5_check(H5Awrite(attribute.get(), H5T_NATIVE_INT64, values.data()), path, "write attribute " + name);
+}
+
 void write_string_list_attribute(hid_t object, const std::string& name, const std::vector<std::string>& values,
                                  const std::string& path) {
   Hdf5Handle type(hdf5_check(H5Tcopy(H5T_C_S1), path, "create a string type"));
@@ -110,6 +122,14 @@ int64_t read_int64_attribute(hid_t object, const std::string& name, const std::s
   int64_t value = 0;
   hdf5_check(H5Aread(attribute.get(), H5T_NATIVE_INT64, &value), path, "read attribute " + name);
   return value;
+}
+
+std::vector<int64_t> read_int64_list_attribute(hid_t object, const std::string& name, const std::string& path) {
+  Hdf5Handle attribute = open_attribute(object, name, path);
+  Hdf5Handle space(hdf5_check(H5Aget_space(attribute.get()), path, "read the shape of attribute " + name));
+  std::vector<int64_t> values(size_t(std::max<hssize_t>(0, H5Sget_simple_extent_npoints(space.get()))));
+  hdf5_check(H5Aread(attribute.get(), H5T_NATIVE_INT64, values.data()), path, "read attribute " + name);
+  return values;
 }
 
 std::vector<std::string> read_string_list_attribute(hid_t object, const std::string& name, const std::string& path) {
