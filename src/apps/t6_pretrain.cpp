@@ -4,7 +4,6 @@
 #include <omp.h>
 
 #include <CLI/CLI.hpp>
-#include <cstdlib>
 #include <thread>
 
 #include <cblas.h>
@@ -20,8 +19,7 @@ namespace {
 void set_cpu_threads(int64_t configured) {
   int64_t threads = configured;
   if (threads == 0) {
-    const char* local_size = std::getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
-    const int64_t ranks_on_node = local_size ? std::max(1, std::atoi(local_size)) : 1;
+    const int64_t ranks_on_node = t6::node_placement().ranks_on_node;
     threads = std::max<int64_t>(1, int64_t(std::thread::hardware_concurrency()) / ranks_on_node);
   }
   omp_set_num_threads(int(threads));

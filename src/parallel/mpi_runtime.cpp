@@ -67,13 +67,14 @@ int world_size() {
   return size;
 }
 
-int node_local_rank() {
+NodePlacement node_placement() {
   MPI_Comm node = MPI_COMM_NULL;
   T6_MPI_CHECK(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, world_rank(), MPI_INFO_NULL, &node));
-  int local_rank = 0;
-  T6_MPI_CHECK(MPI_Comm_rank(node, &local_rank));
+  NodePlacement placement;
+  T6_MPI_CHECK(MPI_Comm_rank(node, &placement.local_rank));
+  T6_MPI_CHECK(MPI_Comm_size(node, &placement.ranks_on_node));
   T6_MPI_CHECK(MPI_Comm_free(&node));
-  return local_rank;
+  return placement;
 }
 
 }  // namespace t6

@@ -27,7 +27,13 @@ int run_on_every_rank(const char* tool_name, const std::function<int()>& body);
 int world_rank();
 int world_size();
 
-// This rank's index among the ranks on its node (collective over MPI_COMM_WORLD): picks its GPU.
-int node_local_rank();
+// This rank's place on its node (collective over MPI_COMM_WORLD, from an MPI_COMM_TYPE_SHARED split,
+// so it works under mpirun and srun alike): its index there picks its GPU, and the count of ranks
+// there shares out the node's CPU cores.
+struct NodePlacement {
+  int local_rank = 0;
+  int ranks_on_node = 1;
+};
+NodePlacement node_placement();
 
 }  // namespace t6

@@ -16,6 +16,6 @@ ProcessGrid::ProcessGrid(std::unique_ptr<Communicator> world, int tp, int local_
   dp_ = world_->split(/*color=*/rank % tp, /*key=*/rank);
 }
 
-ProcessGrid make_mpi_process_grid(int tp) { return ProcessGrid(make_mpi_world_communicator(), tp, node_local_rank()); }
+ProcessGrid make_mpi_process_grid(int tp) { return ProcessGrid(make_mpi_world_communicator(), tp, node_placement().local_rank); }
 
 }  // namespace t6
