@@ -16,7 +16,7 @@
 #include "checkpoint/model_export.h"
 #include "checkpoint/reshard.h"
 #include "core/error.h"
-#include "data/progress_bar.h"
+#include "core/progress_bar.h"
 
 namespace {
 

@@ -10,7 +10,7 @@
 #include "core/error.h"
 #include "data/corpus_index.h"
 #include "data/corpus_inputs.h"
-#include "data/progress_bar.h"
+#include "core/progress_bar.h"
 #include "data/shard_format.h"
 #include "data/sha256.h"
 #include "data/shard_writer.h"

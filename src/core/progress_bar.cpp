@@ -1,4 +1,4 @@
-#include "data/progress_bar.h"
+#include "core/progress_bar.h"
 
 #include <algorithm>
 
