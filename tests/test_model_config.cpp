@@ -229,3 +229,14 @@ TEST(ParamTable, GqaReplicatesKvWhenRanksOutnumberKvHeadsElseSplitsThemWithTheir
     EXPECT_EQ(proj.axis_offset, 3 * 16 * rank);
   }
 }
+
+TEST(ModelConfigDifferences, NameEachDifferingKeyWithBothValues) {
+  const ModelConfig t6 = fixture_model_config(ModelKind::T6);
+  EXPECT_EQ(model_config_differences(t6, "checkpoint", t6, "run"), "");
+  ModelConfig deeper = t6;
+  deeper.n_layer = 3;
+  EXPECT_EQ(model_config_differences(t6, "checkpoint", deeper, "run"), "model.n_layer (checkpoint 2, run 3)");
+  const std::string kinds = model_config_differences(t6, "file", fixture_model_config(ModelKind::llama_mha), "given");
+  EXPECT_NE(kinds.find("model.kind (file T6, given llama_mha)"), std::string::npos) << kinds;
+  EXPECT_NE(kinds.find("model.n_head (file 6, given 4)"), std::string::npos) << kinds;
+}

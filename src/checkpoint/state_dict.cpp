@@ -16,8 +16,9 @@ ModelConfig config_of_state_dict(const SafetensorsReader& file, const ModelConfi
   }
   const ModelConfig stored = ModelConfig::from_metadata(file.metadata(), file.path());
   if (given) {
-    T6_CHECK(given->to_metadata() == stored.to_metadata(), file.path(),
-             ": the model config in the file's metadata differs from the given config");
+    const std::string differences = model_config_differences(stored, "file", *given, "given");
+    T6_CHECK(differences.empty(), file.path(), ": the model config in the file's metadata differs from the given config: ",
+             differences);
   }
   return stored;
 }

@@ -72,6 +72,20 @@ std::map<std::string, std::string> ModelConfig::to_metadata() const {
   return metadata;
 }
 
+std::string model_config_differences(const ModelConfig& first, const std::string& first_name,
+                                     const ModelConfig& second, const std::string& second_name) {
+  const auto first_values = first.to_metadata(), second_values = second.to_metadata();
+  std::string differences;
+  for (const auto& [key, value] : first_values) {
+    const std::string& other = second_values.at(key);
+    if (value == other) continue;
+    // The metadata calls the kind "model" (as the fixtures do); the config key is model.kind.
+    differences += str(differences.empty() ? "" : ", ", "model.", key == "model" ? "kind" : key, " (", first_name, " ",
+                       value, ", ", second_name, " ", other, ")");
+  }
+  return differences;
+}
+
 ModelConfig ModelConfig::from_metadata(const std::map<std::string, std::string>& metadata, const std::string& source) {
   auto integer = [&](const std::string& key, bool required, int64_t fallback) -> int64_t {
     auto found = metadata.find(key);

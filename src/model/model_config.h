@@ -39,4 +39,9 @@ struct ModelConfig {
   static ModelConfig from_metadata(const std::map<std::string, std::string>& metadata, const std::string& source);
 };
 
+// The keys in which two configs differ, for an error message: "model.n_layer (checkpoint 2, run 3),
+// ..." with the two configs named as given; empty when they describe the same model.
+std::string model_config_differences(const ModelConfig& first, const std::string& first_name,
+                                     const ModelConfig& second, const std::string& second_name);
+
 }  // namespace t6

@@ -46,12 +46,6 @@ TensorRegion region_of(const LocalParam& entry, int64_t begin, int64_t end) {
   return TensorRegion::flat_of_slice(extents_of(entry.spec.global_shape), box.offset, box.shape, begin, end);
 }
 
-nlohmann::json model_json(const ModelConfig& config) {
-  RunConfig run;
-  run.model = config;
-  return run.to_json()["model"];
-}
-
 }  // namespace
 
 nlohmann::json to_json(const TrainState& state) {
@@ -119,15 +113,8 @@ ModelConfig model_config_of(const checkpoint::Manifest& manifest, const std::fil
 
 void check_same_model(const checkpoint::Manifest& manifest, const std::filesystem::path& dir,
                       const ModelConfig& config) {
-  const nlohmann::json saved = manifest.config.value("model", nlohmann::json::object());
-  const nlohmann::json wanted = model_json(config);
-  std::string differing;
-  for (const auto& [key, value] : wanted.items()) {
-    if (saved.contains(key) && saved[key] == value) continue;
-    differing += str(differing.empty() ? "" : ", ", "model.", key, " (checkpoint ",
-                     saved.contains(key) ? saved[key].dump() : "absent", ", run ", value.dump(), ")");
-  }
-  T6_CHECK(differing.empty(), dir.string(), " holds another model than this run: ", differing);
+  const std::string differences = model_config_differences(model_config_of(manifest, dir), "checkpoint", config, "run");
+  T6_CHECK(differences.empty(), dir.string(), " holds another model than this run: ", differences);
 }
 
 }  // namespace t6
