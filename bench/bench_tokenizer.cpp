@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "core/build_paths.h"
 #include "data/tokenizer.h"
 
 namespace {
@@ -60,14 +61,14 @@ double all_threads_mb_s(const t6::Tokenizer& tokenizer, const std::string& text,
 
 // Runs the node encoder; returns its MB/s, or 0 if node or npm is unavailable.
 double node_mb_s(const fs::path& file, long& node_tokens) {
-  const fs::path node_dir = fs::path(T6_SOURCE_DIR) / "data_tools/cache/bench_node";
+  const fs::path node_dir = t6::build_source_dir() / "data_tools/cache/bench_node";
   if (!fs::exists(node_dir / "node_modules/gpt-tokenizer/package.json")) {
     fs::create_directories(node_dir);
     const std::string install = "npm install --silent --no-audit --no-fund --prefix " + node_dir.string() +
                                 " gpt-tokenizer@4.0.0 >&2";
     if (std::system(install.c_str()) != 0) return 0.0;
   }
-  const std::string command = "node " + (fs::path(T6_SOURCE_DIR) / "bench/bench_tokenizer_node.js").string() + " " +
+  const std::string command = "node " + (t6::build_source_dir() / "bench/bench_tokenizer_node.js").string() + " " +
                               (node_dir / "node_modules").string() + " " + file.string() + " 5";
   FILE* pipe = popen(command.c_str(), "r");
   if (!pipe) return 0.0;
@@ -80,7 +81,7 @@ double node_mb_s(const fs::path& file, long& node_tokens) {
 }  // namespace
 
 int main() {
-  const fs::path file = fs::path(T6_SOURCE_DIR) / "data_tools/corpora/tinyshakespeare.txt";
+  const fs::path file = t6::build_source_dir() / "data_tools/corpora/tinyshakespeare.txt";
   std::ifstream input(file, std::ios::binary);
   std::stringstream contents;
   contents << input.rdbuf();

@@ -19,6 +19,7 @@
 #include <random>
 #include <string>
 
+#include "core/build_paths.h"
 #include "core/error.h"
 #include "model/language_model.h"
 #include "train/adamw.h"
@@ -47,7 +48,7 @@ std::map<std::string, std::string> parse_arguments(int argc, char** argv) {
 double run_reference(const std::map<std::string, std::string>& arguments) {
   const char* configured = std::getenv("T6_REFERENCE_BENCH");
   const std::filesystem::path script =
-      configured ? configured : std::filesystem::path(T6_SOURCE_DIR) / "../shared/anchors/bench_reference_cpu.py";
+      configured ? configured : build_source_dir() / "../shared/anchors/bench_reference_cpu.py";
   if (!std::filesystem::exists(script)) return -1;
   // Debian's python3-torch lives under /usr/bin/python3, which a pyenv or venv python3 may hide.
   std::string python;

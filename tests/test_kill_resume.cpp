@@ -56,7 +56,7 @@ fs::path write_config(const fs::path& dir) {
 pid_t start_pretrain(const fs::path& config, const fs::path& run_dir, const fs::path& log, bool resume) {
   const pid_t pid = fork();
   if (pid == 0) {
-    const std::string binary = str(T6_BIN_DIR, "/t6_pretrain");
+    const std::string binary = (t6::testing::bin_dir() / "t6_pretrain").string();
     std::freopen(log.c_str(), "w", stdout);
     std::freopen(log.c_str(), "a", stderr);
     if (resume)

@@ -43,7 +43,7 @@ std::string read_text(const fs::path& path) {
 
 ToolResult t6_ckpt(const std::string& arguments) {
   static const fs::path scratch = scratch_dir("t6_ckpt_output");
-  const std::string command = str(T6_BIN_DIR, "/t6_ckpt ", arguments, " >", (scratch / "out").string(), " 2>",
+  const std::string command = str((t6::testing::bin_dir() / "t6_ckpt").string(), " ", arguments, " >", (scratch / "out").string(), " 2>",
                                   (scratch / "err").string());
   const int status = std::system(command.c_str());
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, read_text(scratch / "out"), read_text(scratch / "err")};

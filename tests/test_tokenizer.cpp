@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "common/test_paths.h"
+#include "core/build_paths.h"
 #include "core/error.h"
 #include "data/bpe_merge.h"
 #include "data/pretokenizer.h"
@@ -241,7 +242,7 @@ TEST(Tokenizer, RefusesAFileWithAnotherHash) {
 
 TEST(Tokenizer, PathLookupOrder) {
   unsetenv("T6_TOKENIZER");
-  EXPECT_EQ(resolve_tokenizer_path(""), T6_DEFAULT_TOKENIZER);
+  EXPECT_EQ(resolve_tokenizer_path(""), default_tokenizer_path().string());
   setenv("T6_TOKENIZER", "/from/environment", 1);
   EXPECT_EQ(resolve_tokenizer_path(""), "/from/environment");
   EXPECT_EQ(resolve_tokenizer_path("/from/flag"), "/from/flag");

@@ -7,6 +7,7 @@
 #include <sstream>
 #include <unordered_map>
 
+#include "core/build_paths.h"
 #include "core/error.h"
 #include "data/bpe_merge.h"
 #include "data/pretokenizer.h"
@@ -55,7 +56,7 @@ std::string resolve_tokenizer_path(const std::string& cli_path) {
   if (!cli_path.empty()) return cli_path;
   if (const char* from_environment = std::getenv("T6_TOKENIZER"); from_environment && *from_environment)
     return from_environment;
-  return T6_DEFAULT_TOKENIZER;
+  return default_tokenizer_path().string();
 }
 
 struct Tokenizer::Vocab {

@@ -17,7 +17,7 @@ inline constexpr const char* kTokenizerName = "r50k_base";
 inline constexpr const char* kTokenizerSha256 = "306cd27f03c1a714eca7108e03d66b7dc042abe8c258b44c199a7ed9838dd930";
 
 // Which tokenizer file to use: `cli_path` when non-empty, else $T6_TOKENIZER, else the path compiled
-// in as T6_DEFAULT_TOKENIZER (where data_tools/fetch_tokenizer.sh puts it).
+// in as default_tokenizer_path() (where data_tools/fetch_tokenizer.sh puts it).
 std::string resolve_tokenizer_path(const std::string& cli_path);
 
 // Per-thread memo of piece → ids. Encoding is a pure function of the text, so a cache changes only

@@ -5,6 +5,8 @@
 #include <cstdlib>
 #include <vector>
 
+#include "core/build_paths.h"
+
 namespace t6::testing {
 
 std::filesystem::path fixture_dir() {
@@ -12,7 +14,7 @@ std::filesystem::path fixture_dir() {
   return T6_TEST_FIXTURE_DIR;
 }
 
-std::filesystem::path source_dir() { return T6_SOURCE_DIR; }
+std::filesystem::path source_dir() { return build_source_dir(); }
 std::filesystem::path bin_dir() { return T6_BIN_DIR; }
 std::string mpiexec() { return MPIEXEC_EXECUTABLE; }
 
