@@ -11,7 +11,7 @@
 #include "checkpoint/checkpoint_store.h"
 #include "core/error.h"
 #include "train/run_config.h"
-#include "train/train_checkpoint.h"
+#include "train_state/train_checkpoint.h"
 
 using namespace t6;
 namespace fs = std::filesystem;

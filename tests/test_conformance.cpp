@@ -10,7 +10,7 @@
 #include <sstream>
 
 #include "checkpoint/safetensors.h"
-#include "checkpoint/state_dict.h"
+#include "train_state/state_dict.h"
 #include "common/test_paths.h"
 #include "common/weight_comparison.h"
 #include "model/language_model.h"

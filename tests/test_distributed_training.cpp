@@ -14,7 +14,7 @@
 #include "common/test_paths.h"
 #include "common/training_setup.h"
 #include "common/weight_comparison.h"
-#include "train/trainer.h"
+#include "run/trainer.h"
 
 T6_MPI_TEST_ENVIRONMENT();
 

@@ -11,13 +11,13 @@
 #include <cstring>
 #include <fstream>
 
-#include "checkpoint/reshard.h"
+#include "train_state/reshard.h"
 #include "common/mpi_environment.h"
 #include "common/mpi_training.h"
 #include "common/test_paths.h"
 #include "common/training_setup.h"
 #include "parallel/mpi_communicator.h"
-#include "train/trainer.h"
+#include "run/trainer.h"
 
 T6_MPI_TEST_ENVIRONMENT();
 

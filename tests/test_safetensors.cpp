@@ -1,5 +1,5 @@
 // safetensors files (src/checkpoint/safetensors.*) and the reference state dict on top of them
-// (src/checkpoint/state_dict.*, T6_SPEC.md 2.1): round trips in F32 and BF16, the layout of the
+// (src/train_state/state_dict.*, T6_SPEC.md 2.1): round trips in F32 and BF16, the layout of the
 // written file checked byte by byte, every kind of malformed file refused with a message naming the
 // file and the problem, and import/export of whole models, tied weights and TP slices of a fixture.
 #include <gtest/gtest.h>
@@ -19,7 +19,7 @@
 #include <vector>
 
 #include "checkpoint/safetensors.h"
-#include "checkpoint/state_dict.h"
+#include "train_state/state_dict.h"
 #include "common/training_setup.h"
 #include "common/error_expectations.h"
 #include "common/test_paths.h"

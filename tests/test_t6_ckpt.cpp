@@ -14,13 +14,13 @@
 #include <sstream>
 
 #include "checkpoint/checkpoint_reader.h"
-#include "checkpoint/reshard.h"
+#include "train_state/reshard.h"
 #include "checkpoint/safetensors.h"
-#include "checkpoint/state_dict.h"
+#include "train_state/state_dict.h"
 #include "common/file_damage.h"
 #include "common/test_paths.h"
 #include "model/language_model.h"
-#include "train/train_checkpoint.h"
+#include "train_state/train_checkpoint.h"
 
 using namespace t6;
 using namespace t6::checkpoint;

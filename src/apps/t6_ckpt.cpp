@@ -13,8 +13,8 @@
 #include <iostream>
 
 #include "checkpoint/checkpoint_verify.h"
-#include "checkpoint/model_export.h"
-#include "checkpoint/reshard.h"
+#include "train_state/model_export.h"
+#include "train_state/reshard.h"
 #include "core/error.h"
 #include "core/progress_bar.h"
 

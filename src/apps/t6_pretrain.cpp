@@ -10,7 +10,7 @@
 
 #include "parallel/mpi_runtime.h"
 #include "train/run_config.h"
-#include "train/trainer.h"
+#include "run/trainer.h"
 
 namespace {
 

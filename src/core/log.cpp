@@ -1,6 +1,6 @@
 #include "core/log.h"
 
-#include "parallel/mpi_c.h"
+#include "core/mpi_c.h"
 
 #include <cstdio>
 

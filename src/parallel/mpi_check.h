@@ -2,7 +2,7 @@
 // line, and MPI's own description. Works only on communicators whose error handler is
 // MPI_ERRORS_RETURN (ours are); under the default handler MPI aborts before returning.
 #pragma once
-#include "parallel/mpi_c.h"
+#include "core/mpi_c.h"
 
 namespace t6 {
 

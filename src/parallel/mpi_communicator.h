@@ -2,7 +2,7 @@
 // by the multi-rank tests (mpirun -np 4 --oversubscribe). BF16 buffers can be moved (broadcast,
 // all_gather) but not reduced: the CPU backend reduces in fp32.
 #pragma once
-#include "parallel/mpi_c.h"
+#include "core/mpi_c.h"
 
 #include <memory>
 

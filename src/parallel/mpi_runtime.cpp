@@ -1,6 +1,6 @@
 #include "parallel/mpi_runtime.h"
 
-#include "parallel/mpi_c.h"
+#include "core/mpi_c.h"
 
 #include <algorithm>
 #include <cstdio>

@@ -1,7 +1,7 @@
 #include "common/mpi_environment.h"
 
 #include <gtest/gtest.h>
-#include "parallel/mpi_c.h"
+#include "core/mpi_c.h"
 
 #include <cstdio>
 #include <cstdlib>

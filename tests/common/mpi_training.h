@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "parallel/communicator.h"
-#include "parallel/mpi_c.h"
+#include "core/mpi_c.h"
 
 namespace t6::testing {
 

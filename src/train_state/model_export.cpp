@@ -1,9 +1,9 @@
-#include "checkpoint/model_export.h"
+#include "train_state/model_export.h"
 
 #include "checkpoint/checkpoint_reader.h"
-#include "checkpoint/state_dict.h"
+#include "train_state/state_dict.h"
 #include "core/error.h"
-#include "train/train_checkpoint.h"
+#include "train_state/train_checkpoint.h"
 
 namespace t6::checkpoint {
 

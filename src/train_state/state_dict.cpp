@@ -1,4 +1,4 @@
-#include "checkpoint/state_dict.h"
+#include "train_state/state_dict.h"
 
 #include <vector>
 

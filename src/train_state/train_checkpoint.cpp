@@ -1,4 +1,4 @@
-#include "train/train_checkpoint.h"
+#include "train_state/train_checkpoint.h"
 
 #include <algorithm>
 

@@ -1,9 +1,9 @@
-#include "checkpoint/reshard.h"
+#include "train_state/reshard.h"
 
 #include "checkpoint/checkpoint_reader.h"
 #include "core/error.h"
 #include "train/distributed_optimizer.h"
-#include "train/train_checkpoint.h"
+#include "train_state/train_checkpoint.h"
 
 namespace t6::checkpoint {
 

@@ -1,4 +1,4 @@
-#include "train/trainer.h"
+#include "run/trainer.h"
 
 #include <chrono>
 #include <cmath>
@@ -7,7 +7,7 @@
 #include <filesystem>
 
 #include "core/log.h"
-#include "train/train_checkpoint.h"
+#include "train_state/train_checkpoint.h"
 
 namespace t6 {
 
