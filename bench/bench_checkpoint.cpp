@@ -1,8 +1,9 @@
 // Checkpoint save and load throughput for a t6-small model (weights + AdamW m, v in fp32) in one
 // process, next to `cp` + `sync` of the same shard file on the same disk. Save and cp both end
 // durable (fsync); load and cp read a file just written, so both read from the page cache.
-//   build/bin/bench_checkpoint [configs/t6-small.toml] [scratch dir]
+//   build/bin/bench_checkpoint [--config configs/t6-small.toml] [--scratch DIR]
 // Prints one line: RESULT bench_checkpoint save_gb_s=... load_gb_s=... cp_gb_s=... bytes=...
+#include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -25,9 +26,19 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  CLI::App app{"Checkpoint save and load throughput of a model's weights and AdamW state, next to cp + sync"};
+  std::string config_path = "configs/t6-small.toml", scratch_path = "bench_checkpoint_scratch";
+  app.add_option("--config", config_path, "run config whose model is saved")->capture_default_str()->check(CLI::ExistingFile);
+  app.add_option("--scratch", scratch_path, "directory for the checkpoint and the copy (removed before and after)")
+      ->capture_default_str();
   try {
-    const RunConfig config = load_run_config(argc > 1 ? argv[1] : "configs/t6-small.toml");
-    const fs::path scratch = fs::path(argc > 2 ? argv[2] : "bench_checkpoint_scratch");
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& error) {
+    return app.exit(error);
+  }
+  try {
+    const RunConfig config = load_run_config(config_path);
+    const fs::path scratch = fs::path(scratch_path);
     fs::remove_all(scratch);
     ModelWeights weights(config.model, 0, 1);
     weights.initialise(1);

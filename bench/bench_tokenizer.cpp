@@ -1,9 +1,11 @@
 // Tokenizer throughput: t6's r50k_base encoder on tinyshakespeare, one thread and all threads, next
 // to the npm gpt-tokenizer encoder run by node on the same file in the same run. Installs
 // gpt-tokenizer 4.0.0 under data_tools/cache/bench_node (git-ignored) on first use.
+//   build/bin/bench_tokenizer [--input FILE] [--repeats N]
 // Prints: RESULT bench_tokenizer t6_mb_s=... t6_mb_s_all_threads=... node_mb_s=... ratio=...
 #include <omp.h>
 
+#include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -60,7 +62,7 @@ double all_threads_mb_s(const t6::Tokenizer& tokenizer, const std::string& text,
 }
 
 // Runs the node encoder; returns its MB/s, or 0 if node or npm is unavailable.
-double node_mb_s(const fs::path& file, long& node_tokens) {
+double node_mb_s(const fs::path& file, int repeats, long& node_tokens) {
   const fs::path node_dir = t6::build_source_dir() / "data_tools/cache/bench_node";
   if (!fs::exists(node_dir / "node_modules/gpt-tokenizer/package.json")) {
     fs::create_directories(node_dir);
@@ -69,7 +71,7 @@ double node_mb_s(const fs::path& file, long& node_tokens) {
     if (std::system(install.c_str()) != 0) return 0.0;
   }
   const std::string command = "node " + (t6::build_source_dir() / "bench/bench_tokenizer_node.js").string() + " " +
-                              (node_dir / "node_modules").string() + " " + file.string() + " 5";
+                              (node_dir / "node_modules").string() + " " + file.string() + " " + std::to_string(repeats);
   FILE* pipe = popen(command.c_str(), "r");
   if (!pipe) return 0.0;
   double mb_s = 0.0;
@@ -80,8 +82,18 @@ double node_mb_s(const fs::path& file, long& node_tokens) {
 
 }  // namespace
 
-int main() {
-  const fs::path file = t6::build_source_dir() / "data_tools/corpora/tinyshakespeare.txt";
+int main(int argc, char** argv) {
+  CLI::App app{"GPT-2 BPE encode throughput of t6's tokenizer, next to npm gpt-tokenizer on node"};
+  std::string input_path = (t6::build_source_dir() / "data_tools/corpora/tinyshakespeare.txt").string();
+  int repeats = 5;
+  app.add_option("--input", input_path, "text file to encode")->capture_default_str()->check(CLI::ExistingFile);
+  app.add_option("--repeats", repeats, "single-thread passes (the best is reported)")->capture_default_str()->check(CLI::PositiveNumber);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& error) {
+    return app.exit(error);
+  }
+  const fs::path file = input_path;
   std::ifstream input(file, std::ios::binary);
   std::stringstream contents;
   contents << input.rdbuf();
@@ -89,13 +101,13 @@ int main() {
   const t6::Tokenizer tokenizer = t6::Tokenizer::load(t6::resolve_tokenizer_path(""));
 
   size_t t6_tokens = 0;
-  const double t6_single = single_thread_mb_s(tokenizer, text, 5, t6_tokens);
+  const double t6_single = single_thread_mb_s(tokenizer, text, repeats, t6_tokens);
   const int threads = omp_get_max_threads();
   const double t6_all = all_threads_mb_s(tokenizer, text, 4 * threads);
   long node_tokens = -1;
-  const double node = node_mb_s(file, node_tokens);
-  std::printf("tinyshakespeare.txt: %.2f MB, t6 %zu tokens, node gpt-tokenizer %ld tokens, %d threads\n",
-              double(text.size()) / 1e6, t6_tokens, node_tokens, threads);
+  const double node = node_mb_s(file, repeats, node_tokens);
+  std::printf("%s: %.2f MB, t6 %zu tokens, node gpt-tokenizer %ld tokens, %d threads\n",
+              file.filename().string().c_str(), double(text.size()) / 1e6, t6_tokens, node_tokens, threads);
   std::printf("RESULT bench_tokenizer t6_mb_s=%.2f t6_mb_s_all_threads=%.2f threads=%d node_mb_s=%.2f ratio=%.2f "
               "tokens_match=%d\n",
               t6_single, t6_all, threads, node, node > 0 ? t6_single / node : 0.0, int(long(t6_tokens) == node_tokens));

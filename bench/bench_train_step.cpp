@@ -2,19 +2,19 @@
 // tokens, in one process. With PyTorch installed it then runs the official reference model's CPU
 // benchmark (bench_reference_cpu.py beside the project, or $T6_REFERENCE_BENCH) on the same config
 // in the same run, so both figures come from the same machine and moment.
-//   bench_train_step [n_layer=4 n_embd=256 n_head=8 head_dim=64 q_rank=6 rank=2 vocab_size=50304
-//                     batch=8 seq=256 steps=5 threads=2 kind=T6]
-//   bench_train_step config=configs/t6-demo.toml [steps=5 threads=2]   (model, micro-batch, seq_len of a run config)
+//   bench_train_step [--kind T6 --n-layer 4 --n-embd 256 --n-head 8 --head-dim 64 --q-rank 6 --rank 2
+//                     --vocab-size 50304 --batch 8 --seq 256] [--steps 5 --threads 2]
+//   bench_train_step --config configs/t6-demo.toml [--steps 5 --threads 2]   (model, micro-batch, seq_len of a run config)
 // Last line: RESULT bench_train_step kind=... params_m=... t6_ms=... t6_tok_s=... t6_gflop_s=...
 //            [reference_tok_s=... ratio=...]
 #include <omp.h>
 
 #include <cblas.h>
 
+#include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
-#include <map>
 #include <cstring>
 #include <random>
 #include <string>
@@ -30,22 +30,14 @@ using namespace t6;
 
 namespace {
 
-std::map<std::string, std::string> parse_arguments(int argc, char** argv) {
-  std::map<std::string, std::string> arguments = {
-      {"n_layer", "4"}, {"n_embd", "256"}, {"n_head", "8"}, {"head_dim", "64"}, {"q_rank", "6"}, {"rank", "2"},
-      {"group_size", "1"}, {"vocab_size", "50304"}, {"batch", "8"}, {"seq", "256"}, {"steps", "5"}, {"threads", "2"},
-      {"kind", "T6"}, {"config", ""}};
-  for (int i = 1; i < argc; ++i) {
-    const std::string text = argv[i];
-    const size_t equals = text.find('=');
-    T6_CHECK(equals != std::string::npos && arguments.count(text.substr(0, equals)), "unknown argument '", text, "'");
-    arguments[text.substr(0, equals)] = text.substr(equals + 1);
-  }
-  return arguments;
-}
+// What to measure: a model and micro-batch shape, how many steps, on how many threads.
+struct BenchShape {
+  ModelConfig model{ModelKind::T6, 4, 256, 8, 64, 6, 2, 1, 50304};
+  int64_t batch = 8, seq = 256, steps = 5, threads = 2;
+};
 
 // tokens/s of the reference, parsed from its output, or a negative value when it cannot run.
-double run_reference(const std::map<std::string, std::string>& arguments) {
+double run_reference(const BenchShape& shape) {
   const char* configured = std::getenv("T6_REFERENCE_BENCH");
   const std::filesystem::path script =
       configured ? configured : build_source_dir() / "../shared/anchors/bench_reference_cpu.py";
@@ -59,9 +51,12 @@ double run_reference(const std::map<std::string, std::string>& arguments) {
     }
   }
   if (python.empty()) return -1;
-  std::string command = python + " " + script.string();
-  for (const char* key : {"n_layer", "n_embd", "n_head", "head_dim", "q_rank", "rank", "vocab_size", "batch", "seq", "steps", "threads", "kind"})
-    command += str(" ", key, "=", arguments.at(key));
+  // The reference script's own key=value arguments.
+  const ModelConfig& m = shape.model;
+  const std::string command = str(python, " ", script.string(), " n_layer=", m.n_layer, " n_embd=", m.n_embd, " n_head=", m.n_head,
+                                  " head_dim=", m.head_dim, " q_rank=", m.q_rank, " rank=", m.rank, " vocab_size=", m.vocab_size,
+                                  " batch=", shape.batch, " seq=", shape.seq, " steps=", shape.steps, " threads=", shape.threads,
+                                  " kind=", model_kind_name(m.kind));
   std::printf("reference: %s\n", command.c_str());
   FILE* pipe = popen((command + " 2>&1").c_str(), "r");
   if (!pipe) return -1;
@@ -81,32 +76,48 @@ double run_reference(const std::map<std::string, std::string>& arguments) {
 }  // namespace
 
 int main(int argc, char** argv) try {
-  auto arguments = parse_arguments(argc, argv);
-  if (!arguments.at("config").empty()) {
-    // Take the model and the per-rank micro-batch from a run config, in the reference's key names.
-    const RunConfig run = load_run_config(arguments.at("config"));
-    const ModelConfig& m = run.model;
-    for (const auto& [key, value] : std::map<std::string, int64_t>{
-             {"n_layer", m.n_layer}, {"n_embd", m.n_embd}, {"n_head", m.n_head}, {"head_dim", m.head_dim},
-             {"q_rank", m.q_rank}, {"rank", m.rank}, {"group_size", m.group_size}, {"vocab_size", m.vocab_size},
-             {"batch", run.train.micro_batch_size}, {"seq", run.train.seq_len}})
-      arguments[key] = std::to_string(value);
-    arguments["kind"] = model_kind_name(m.kind);
+  CLI::App app{"Training-step throughput of the CPU backend, next to the PyTorch reference when it is installed"};
+  BenchShape shape;
+  ModelConfig& m = shape.model;
+  std::string kind = model_kind_name(m.kind), config_path;
+  CLI::Option* config_option =
+      app.add_option("--config", config_path, "take the model, micro-batch and seq_len from this run config")
+          ->check(CLI::ExistingFile);
+  const std::vector<CLI::Option*> shape_options = {
+      app.add_option("--kind", kind, "model kind")->capture_default_str(),
+      app.add_option("--n-layer", m.n_layer, "transformer blocks")->capture_default_str(),
+      app.add_option("--n-embd", m.n_embd, "model width")->capture_default_str(),
+      app.add_option("--n-head", m.n_head, "attention heads")->capture_default_str(),
+      app.add_option("--head-dim", m.head_dim, "head dimension (llama_mha: n_embd / n_head)")->capture_default_str(),
+      app.add_option("--q-rank", m.q_rank, "query rank (T6)")->capture_default_str(),
+      app.add_option("--rank", m.rank, "K and V rank (T6, T6_kvonly)")->capture_default_str(),
+      app.add_option("--group-size", m.group_size, "query heads per KV head (llama_gqa)")->capture_default_str(),
+      app.add_option("--vocab-size", m.vocab_size, "vocabulary rows")->capture_default_str(),
+      app.add_option("--batch", shape.batch, "sequences per step")->capture_default_str(),
+      app.add_option("--seq", shape.seq, "tokens per sequence")->capture_default_str(),
+  };
+  for (CLI::Option* option : shape_options) option->excludes(config_option);
+  app.add_option("--steps", shape.steps, "timed steps (after one warm-up step)")->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--threads", shape.threads, "OpenMP and OpenBLAS threads")->capture_default_str()->check(CLI::PositiveNumber);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& error) {
+    return app.exit(error);
   }
-  auto integer = [&](const char* key) { return std::stoll(arguments.at(key)); };
-  ModelConfig config;
-  config.kind = model_kind_from_name(arguments.at("kind"));
-  config.n_layer = integer("n_layer");
-  config.n_embd = integer("n_embd");
-  config.n_head = integer("n_head");
-  config.head_dim = config.kind == ModelKind::llama_mha ? config.n_embd / config.n_head : integer("head_dim");
-  config.q_rank = integer("q_rank");
-  config.rank = integer("rank");
-  config.group_size = integer("group_size");
-  config.vocab_size = integer("vocab_size");
-  const int64_t batch = integer("batch"), seq = integer("seq"), steps = integer("steps");
-  omp_set_num_threads(int(integer("threads")));
-  openblas_set_num_threads(int(integer("threads")));
+  if (!config_path.empty()) {
+    const RunConfig run = load_run_config(config_path);
+    m = run.model;
+    shape.batch = run.train.micro_batch_size;
+    shape.seq = run.train.seq_len;
+  } else {
+    m.kind = model_kind_from_name(kind);
+    if (m.kind == ModelKind::llama_mha) m.head_dim = m.n_embd / m.n_head;
+    m.validate();
+  }
+  const ModelConfig& config = m;
+  const int64_t batch = shape.batch, seq = shape.seq, steps = shape.steps;
+  omp_set_num_threads(int(shape.threads));
+  openblas_set_num_threads(int(shape.threads));
 
   LanguageModel model(config, batch, seq);
   model.weights().initialise(0);
@@ -131,11 +142,11 @@ int main(int argc, char** argv) try {
   // The spec's cost model (6N + 12·L·H·D·T per token), comparable with the machine's GEMM peak.
   const double gflop_s = config.training_flops_per_token(seq) * tokens_per_s / 1e9;
   std::printf("t6 CPU fp32: %s %.1fM params, batch %lld x %lld: %.1f ms/step, %.0f tokens/s, %.1f GFLOP/s\n",
-              arguments.at("kind").c_str(), double(config.parameter_count()) / 1e6, (long long)batch, (long long)seq,
+              model_kind_name(config.kind), double(config.parameter_count()) / 1e6, (long long)batch, (long long)seq,
               seconds * 1e3, tokens_per_s, gflop_s);
-  const double reference = run_reference(arguments);
+  const double reference = run_reference(shape);
   std::printf("RESULT bench_train_step kind=%s params_m=%.2f t6_ms=%.1f t6_tok_s=%.0f t6_gflop_s=%.1f",
-              arguments.at("kind").c_str(), double(config.parameter_count()) / 1e6, seconds * 1e3, tokens_per_s, gflop_s);
+              model_kind_name(config.kind), double(config.parameter_count()) / 1e6, seconds * 1e3, tokens_per_s, gflop_s);
   if (reference > 0) std::printf(" reference_tok_s=%.0f ratio=%.2f", reference, tokens_per_s / reference);
   std::printf("\n");
   return 0;
