@@ -119,6 +119,21 @@ TEST_F(PretrainCli, MissingCorpusIsAClearError) {
   EXPECT_NE(result.output.find((workdir_ / "nowhere").string()), std::string::npos) << result.output;
 }
 
+TEST_F(PretrainCli, EmptyDataPathSaysSoAndWhereItWasSet) {
+  const CommandResult result = run(pretrain(2, (workdir_ / "empty_path").string(), "--set data.path='\"\"'"));
+  EXPECT_NE(result.exit_code, 0);
+  EXPECT_NE(result.output.find("data.path is empty"), std::string::npos) << result.output;
+  EXPECT_NE(result.output.find("data.path: --set data.path=\"\""), std::string::npos) << result.output;
+}
+
+TEST_F(PretrainCli, BatchThatDoesNotSplitNamesTheKeysAndTheirSources) {
+  const CommandResult result = run(pretrain(2, (workdir_ / "bad_batch").string(), "--set parallel.tp=1 --set train.global_batch_size=6"));
+  EXPECT_NE(result.exit_code, 0);
+  EXPECT_NE(result.exit_code, 124) << "timed out: a rank hung";
+  EXPECT_NE(result.output.find("train.global_batch_size: --set train.global_batch_size=6"), std::string::npos) << result.output;
+  EXPECT_NE(result.output.find("train.micro_batch_size: " + config_.string()), std::string::npos) << result.output;
+}
+
 TEST_F(PretrainCli, NonFiniteLossSavesTheLastFiniteStateAndStops) {
   // An absurd learning rate without clipping blows the weights up within a few steps.
   const std::string run_dir = (workdir_ / "diverges").string();

@@ -4,11 +4,14 @@
 #include <omp.h>
 
 #include <CLI/CLI.hpp>
+#include <cstdio>
+#include <optional>
 #include <thread>
 
 #include <cblas.h>
 
 #include "parallel/mpi_runtime.h"
+#include "train/config_report.h"
 #include "train/run_config.h"
 #include "run/trainer.h"
 
@@ -33,24 +36,44 @@ int main(int argc, char** argv) {
     CLI::App app{"Pretrain a T6 language model (tensor and data parallel over MPI ranks)"};
     std::string config_path, run_dir = "runs/default";
     std::vector<std::string> overrides;
-    app.add_option("--config", config_path, "TOML run config (configs/*.toml)")->required()->check(CLI::ExistingFile);
+    CLI::Option* config_option =
+        app.add_option("--config", config_path, "TOML run config (configs/*.toml)")->check(CLI::ExistingFile);
     app.add_option("--set", overrides, "override a config key: --set train.lr=3e-4 (repeatable)");
     app.add_option("--run-dir", run_dir, "where metrics.jsonl and checkpoints/ go");
     bool resume = false;
     app.add_flag("--resume", resume,
                  "continue from RUN_DIR/checkpoints/latest (an error if there is none); checkpoint.resume = "
                  "\"auto\" does the same but starts afresh when there is no checkpoint");
+    bool print_config = false, print_config_doc = false;
+    app.add_flag("--print-config", print_config,
+                 "print the resolved config (defaults, file, --set) as TOML, each value with its source, and exit");
+    app.add_flag("--print-config-doc", print_config_doc,
+                 "print the reference of every config key (docs/CONFIG.md) and exit")
+        ->excludes(config_option);
     try {
       app.parse(argc, argv);
+      if (!print_config_doc && config_path.empty()) throw CLI::RequiredError("--config");
     } catch (const CLI::ParseError& error) {
       return app.exit(error);
+    }
+    if (print_config_doc || print_config) {
+      const std::string text =
+          print_config_doc ? t6::config_reference_markdown() : t6::resolved_config_toml(t6::load_run_config(config_path, overrides));
+      if (t6::world_rank() == 0) std::fputs(text.c_str(), stdout);
+      return 0;
     }
     const t6::RunConfig config = t6::load_run_config(config_path, overrides);
     set_cpu_threads(config.parallel.threads);
     t6::ProcessGrid grid = t6::make_mpi_process_grid(int(config.parallel.tp));
     t6::install_stop_signal_handlers();
-    t6::Trainer trainer(config, grid, run_dir, resume ? t6::ResumeMode::latest : t6::ResumeMode::from_config);
-    trainer.run();
+    std::optional<t6::Trainer> trainer;
+    try {
+      trainer.emplace(config, grid, run_dir, resume ? t6::ResumeMode::latest : t6::ResumeMode::from_config);
+    } catch (const t6::Error& error) {
+      // A value that does not fit the world or the data: say where it was set.
+      throw t6::Error(config.with_sources(error.what()));
+    }
+    trainer->run();
     return 0;
   });
 }

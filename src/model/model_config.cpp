@@ -16,10 +16,48 @@ const char* model_kind_name(ModelKind kind) {
   return "?";
 }
 
+namespace {
+constexpr ModelKind kModelKinds[] = {ModelKind::T6, ModelKind::T6_kvonly, ModelKind::llama_mha, ModelKind::llama_gqa};
+}
+
+std::vector<std::string> model_kind_names() {
+  std::vector<std::string> names;
+  for (ModelKind kind : kModelKinds) names.push_back(model_kind_name(kind));
+  return names;
+}
+
 ModelKind model_kind_from_name(const std::string& name) {
-  for (ModelKind kind : {ModelKind::T6, ModelKind::T6_kvonly, ModelKind::llama_mha, ModelKind::llama_gqa})
+  for (ModelKind kind : kModelKinds)
     if (name == model_kind_name(kind)) return kind;
-  fail(str("model.kind '", name, "' is not one of T6, T6_kvonly, llama_mha, llama_gqa"));
+  std::string accepted;
+  for (const std::string& known : model_kind_names()) accepted += (accepted.empty() ? "" : ", ") + known;
+  fail(str("model.kind '", name, "' is not one of ", accepted));
+}
+
+const std::vector<ConfigKey<ModelConfig>>& model_config_keys() {
+  static const std::vector<ConfigKey<ModelConfig>> keys = {
+      {"model.kind", ConfigType::string, one_of(model_kind_names()),
+       "attention variant: T6 (TPA), T6_kvonly (TPA for K and V only), llama_mha, llama_gqa (MQA: group_size = n_head)",
+       [](const ModelConfig& config) -> ConfigValue { return std::string(model_kind_name(config.kind)); },
+       [](ModelConfig& config, const ConfigValue& value) { config.kind = model_kind_from_name(std::get<std::string>(value)); }},
+      config_key<ModelConfig>("model.n_layer", at_least(1), "transformer blocks (L)", [](auto& c) -> auto& { return c.n_layer; }),
+      config_key<ModelConfig>("model.n_embd", at_least(2), "model width (d); the MLP hidden size is floor(8/3 d)",
+                              [](auto& c) -> auto& { return c.n_embd; }),
+      config_key<ModelConfig>("model.n_head", at_least(1), "attention (query) heads (H)", [](auto& c) -> auto& { return c.n_head; }),
+      config_key<ModelConfig>("model.head_dim", at_least(2),
+                              "dimension of one head (D); even (RoPE rotates halves); llama_mha: n_embd / n_head",
+                              [](auto& c) -> auto& { return c.head_dim; }),
+      config_key<ModelConfig>("model.q_rank", at_least(1), "rank of the factorised query (Rq; used by T6)",
+                              [](auto& c) -> auto& { return c.q_rank; }),
+      config_key<ModelConfig>("model.rank", at_least(1), "rank of the factorised K and V (R; used by T6 and T6_kvonly)",
+                              [](auto& c) -> auto& { return c.rank; }),
+      config_key<ModelConfig>("model.group_size", at_least(1), "query heads per KV head (used by llama_gqa; divides n_head)",
+                              [](auto& c) -> auto& { return c.group_size; }),
+      config_key<ModelConfig>("model.vocab_size", at_least(1),
+                              "embedding rows; at least the tokenizer's vocabulary (GPT-2: 50257, padded to 50304)",
+                              [](auto& c) -> auto& { return c.vocab_size; }),
+  };
+  return keys;
 }
 
 int64_t ModelConfig::mlp_hidden() const { return int64_t(std::floor(8.0 / 3.0 * double(n_embd))); }
@@ -44,21 +82,15 @@ double ModelConfig::training_flops_per_token(int64_t seq_len) const {
 }
 
 void ModelConfig::validate() const {
-  T6_CHECK(n_layer >= 1, "model.n_layer must be at least 1, got ", n_layer);
-  T6_CHECK(n_embd >= 2, "model.n_embd must be at least 2, got ", n_embd);
-  T6_CHECK(n_head >= 1, "model.n_head must be at least 1, got ", n_head);
-  T6_CHECK(vocab_size >= 1, "model.vocab_size must be at least 1, got ", vocab_size);
+  for (const ConfigKey<ModelConfig>& key : model_config_keys()) key.check_range(*this);
   if (kind == ModelKind::llama_mha)
     T6_CHECK(n_embd % n_head == 0, "model.n_head (", n_head, ") must divide model.n_embd (", n_embd,
              ") for llama_mha, whose head_dim is n_embd / n_head");
-  T6_CHECK(head_dim >= 2 && head_dim % 2 == 0, "model.head_dim must be even and positive (RoPE rotates halves), got ", head_dim);
+  T6_CHECK(head_dim % 2 == 0, "model.head_dim must be even (RoPE rotates halves), got ", head_dim);
   if (kind == ModelKind::llama_mha)
     T6_CHECK(head_dim * n_head == n_embd, "model.head_dim must be n_embd / n_head (", n_embd / n_head, ") for llama_mha, got ", head_dim);
-  if (factorised_query()) T6_CHECK(q_rank >= 1, "model.q_rank must be at least 1, got ", q_rank);
-  if (factorised_kv()) T6_CHECK(rank >= 1, "model.rank must be at least 1, got ", rank);
   if (kind == ModelKind::llama_gqa)
-    T6_CHECK(group_size >= 1 && n_head % group_size == 0, "model.group_size (", group_size,
-             ") must be at least 1 and divide model.n_head (", n_head, ")");
+    T6_CHECK(n_head % group_size == 0, "model.group_size (", group_size, ") must divide model.n_head (", n_head, ")");
   T6_CHECK(mlp_hidden() >= 1, "model.n_embd too small for an MLP");
 }
 

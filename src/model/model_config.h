@@ -3,6 +3,9 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <vector>
+
+#include "core/config_key.h"
 
 namespace t6 {
 
@@ -10,6 +13,7 @@ namespace t6 {
 enum class ModelKind { T6, T6_kvonly, llama_mha, llama_gqa };
 const char* model_kind_name(ModelKind kind);
 ModelKind model_kind_from_name(const std::string& name);  // throws naming the accepted values
+std::vector<std::string> model_kind_names();              // every kind, in enum order
 
 struct ModelConfig {
   ModelKind kind = ModelKind::T6;
@@ -30,14 +34,17 @@ struct ModelConfig {
   int64_t parameter_count() const;
   // FLOPs of one training token (forward + backward), T6_SPEC.md section 5, at sequence length T.
   double training_flops_per_token(int64_t seq_len) const;
-  // Impossible values (odd head_dim, rank 0, group size that does not divide the heads, ...)
-  // throw an error naming the key (as "model.<key>").
+  // Values outside a key's range (model_config_keys()) and impossible combinations (odd head_dim,
+  // a group size that does not divide the heads, ...) throw an error naming the key ("model.<key>").
   void validate() const;
 
   // The fixtures' and exports' string metadata (T6_SPEC.md 2.1) and back.
   std::map<std::string, std::string> to_metadata() const;
   static ModelConfig from_metadata(const std::map<std::string, std::string>& metadata, const std::string& source);
 };
+
+// The [model] rows of the run config's key table (train/run_config.h adds the other sections).
+const std::vector<ConfigKey<ModelConfig>>& model_config_keys();
 
 // The keys in which two configs differ, for an error message: "model.n_layer (checkpoint 2, run 3),
 // ..." with the two configs named as given; empty when they describe the same model.

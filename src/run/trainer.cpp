@@ -38,6 +38,12 @@ int64_t checked_local_sequences(const RunConfig& config, int dp_size) {
   return train.global_batch_size / dp_size;
 }
 
+const std::string& checked_data_path(const RunConfig& config) {
+  T6_CHECK(!config.data.path.empty(), "data.path is empty: set it to a corpus directory written by t6_preprocess, in the "
+           "config's [data] section or with --set data.path=DIR");
+  return config.data.path;
+}
+
 AdamWSettings adamw_settings(const TrainConfig& train) {
   return {float(train.beta1), float(train.beta2), float(train.eps), float(train.weight_decay)};
 }
@@ -60,7 +66,7 @@ Trainer::Trainer(const RunConfig& config, ProcessGrid& grid, const std::string& 
       local_sequences_(checked_local_sequences(config, grid.dp_size())),
       micro_steps_(local_sequences_ / config.train.micro_batch_size),
       eval_batches_(0),
-      loader_(config.data.path, config.train.seq_len, config.train.seed),
+      loader_(checked_data_path(config), config.train.seq_len, config.train.seed),
       model_(config.model, config.train.micro_batch_size, config.train.seq_len, &grid.tp(),
              config.parallel.zero1 ? grid.dp_size() : 1),
       optimizer_(model_.weights(), adamw_settings(config.train), &grid.tp(), &grid.dp(), config.parallel.zero1),

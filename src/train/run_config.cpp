@@ -1,7 +1,7 @@
 #include "train/run_config.h"
 
 #include <algorithm>
-#include <functional>
+#include <cctype>
 #include <toml++/toml.h>
 
 #include "core/error.h"
@@ -10,125 +10,157 @@ namespace t6 {
 
 namespace {
 
-// One settable key: its name and how to read it from a TOML node and write it to JSON.
-struct Key {
-  std::string section, name;
-  std::function<void(const toml::node&, const std::string& where)> assign;
-  std::function<nlohmann::json()> value;
-};
-
-template <class Integer>
-Key integer_key(const char* section, const char* name, Integer* target) {
-  return {section, name,
-          [=](const toml::node& node, const std::string& where) {
-            auto value = node.value<int64_t>();
-            T6_CHECK(node.is_integer() && value, where, ": ", section, ".", name, " must be an integer");
-            *target = Integer(*value);
-          },
-          [=] { return nlohmann::json(*target); }};
+template <class Field>
+ConfigKey<RunConfig> key(std::string name, ValueRange range, std::string meaning, Field field) {
+  return config_key<RunConfig>(std::move(name), std::move(range), std::move(meaning), field);
 }
 
-Key real_key(const char* section, const char* name, double* target) {
-  return {section, name,
-          [=](const toml::node& node, const std::string& where) {
-            auto value = node.value<double>();
-            T6_CHECK((node.is_floating_point() || node.is_integer()) && value, where, ": ", section, ".", name, " must be a number");
-            *target = *value;
-          },
-          [=] { return nlohmann::json(*target); }};
-}
-
-Key bool_key(const char* section, const char* name, bool* target) {
-  return {section, name,
-          [=](const toml::node& node, const std::string& where) {
-            T6_CHECK(node.is_boolean(), where, ": ", section, ".", name, " must be true or false");
-            *target = *node.value<bool>();
-          },
-          [=] { return nlohmann::json(*target); }};
-}
-
-Key string_key(const char* section, const char* name, std::string* target) {
-  return {section, name,
-          [=](const toml::node& node, const std::string& where) {
-            T6_CHECK(node.is_string(), where, ": ", section, ".", name, " must be a string");
-            *target = *node.value<std::string>();
-          },
-          [=] { return nlohmann::json(*target); }};
-}
-
-// Every key of a run config, bound to `config`'s fields.
-std::vector<Key> keys_of(RunConfig& config) {
-  ModelConfig& m = config.model;
-  TrainConfig& t = config.train;
-  return {
-      {"model", "kind",
-       [&m](const toml::node& node, const std::string& where) {
-         T6_CHECK(node.is_string(), where, ": model.kind must be a string");
-         try {
-           m.kind = model_kind_from_name(*node.value<std::string>());
-         } catch (const Error& error) {
-           fail(str(where, ": ", error.what()));
-         }
-       },
-       [&m] { return nlohmann::json(model_kind_name(m.kind)); }},
-      integer_key("model", "n_layer", &m.n_layer), integer_key("model", "n_embd", &m.n_embd),
-      integer_key("model", "n_head", &m.n_head), integer_key("model", "head_dim", &m.head_dim),
-      integer_key("model", "q_rank", &m.q_rank), integer_key("model", "rank", &m.rank),
-      integer_key("model", "group_size", &m.group_size), integer_key("model", "vocab_size", &m.vocab_size),
-      integer_key("train", "seed", &t.seed), integer_key("train", "seq_len", &t.seq_len),
-      integer_key("train", "micro_batch_size", &t.micro_batch_size),
-      integer_key("train", "global_batch_size", &t.global_batch_size), integer_key("train", "max_steps", &t.max_steps),
-      real_key("train", "lr", &t.lr), real_key("train", "min_lr", &t.min_lr),
-      integer_key("train", "warmup_steps", &t.warmup_steps), integer_key("train", "lr_decay_steps", &t.lr_decay_steps),
-      real_key("train", "weight_decay", &t.weight_decay), real_key("train", "grad_clip", &t.grad_clip),
-      real_key("train", "beta1", &t.beta1), real_key("train", "beta2", &t.beta2), real_key("train", "eps", &t.eps),
-      string_key("data", "path", &config.data.path),
-      integer_key("parallel", "tp", &config.parallel.tp), bool_key("parallel", "zero1", &config.parallel.zero1),
-      integer_key("parallel", "threads", &config.parallel.threads),
-      integer_key("eval", "interval", &config.eval.interval), integer_key("eval", "batches", &config.eval.batches),
-      integer_key("checkpoint", "interval", &config.checkpoint.interval),
-      integer_key("checkpoint", "keep", &config.checkpoint.keep),
-      string_key("checkpoint", "resume", &config.checkpoint.resume),
-      integer_key("log", "interval", &config.log.interval),
+std::vector<ConfigKey<RunConfig>> make_run_config_keys() {
+  std::vector<ConfigKey<RunConfig>> keys;
+  for (const ConfigKey<ModelConfig>& model_key : model_config_keys())
+    keys.push_back({model_key.name, model_key.type, model_key.range, model_key.meaning,
+                    [get = model_key.get](const RunConfig& config) { return get(config.model); },
+                    [set = model_key.set](RunConfig& config, const ConfigValue& value) { set(config.model, value); }});
+  const std::vector<ConfigKey<RunConfig>> others = {
+      key("train.seed", at_least(0), "seed of the weight initialisation and of the batch order",
+          [](auto& c) -> auto& { return c.train.seed; }),
+      key("train.seq_len", at_least(1), "tokens per training window (T)", [](auto& c) -> auto& { return c.train.seq_len; }),
+      key("train.micro_batch_size", at_least(1), "sequences per forward/backward on one rank",
+          [](auto& c) -> auto& { return c.train.micro_batch_size; }),
+      key("train.global_batch_size", at_least(1),
+          "sequences per optimizer step over all DP ranks; a multiple of micro_batch_size x DP",
+          [](auto& c) -> auto& { return c.train.global_batch_size; }),
+      key("train.max_steps", at_least(1), "optimizer steps of the run", [](auto& c) -> auto& { return c.train.max_steps; }),
+      key("train.lr", at_least(0), "peak learning rate, reached after the warmup", [](auto& c) -> auto& { return c.train.lr; }),
+      key("train.min_lr", at_least(0), "learning rate at the end of the cosine decay; at most train.lr",
+          [](auto& c) -> auto& { return c.train.min_lr; }),
+      key("train.warmup_steps", at_least(0), "steps of linear warmup from 0 (lr * step / warmup_steps)",
+          [](auto& c) -> auto& { return c.train.warmup_steps; }),
+      key("train.lr_decay_steps", at_least(0),
+          "step at which the cosine reaches min_lr; 0: train.max_steps (stored in checkpoints, kept on resume); "
+          "not below warmup_steps",
+          [](auto& c) -> auto& { return c.train.lr_decay_steps; }),
+      key("train.weight_decay", at_least(0), "decoupled AdamW weight decay, on every parameter",
+          [](auto& c) -> auto& { return c.train.weight_decay; }),
+      key("train.grad_clip", at_least(0), "clip of the global gradient norm; 0 disables clipping",
+          [](auto& c) -> auto& { return c.train.grad_clip; }),
+      key("train.beta1", from_up_to_below(0, 1), "AdamW first-moment decay", [](auto& c) -> auto& { return c.train.beta1; }),
+      key("train.beta2", from_up_to_below(0, 1), "AdamW second-moment decay", [](auto& c) -> auto& { return c.train.beta2; }),
+      key("train.eps", above(0), "AdamW epsilon", [](auto& c) -> auto& { return c.train.eps; }),
+      key("data.path", any_value(), "corpus directory written by t6_preprocess (t6_pretrain needs one)",
+          [](auto& c) -> auto& { return c.data.path; }),
+      key("parallel.tp", at_least(1), "tensor-parallel ranks per model replica; DP = world size / tp",
+          [](auto& c) -> auto& { return c.parallel.tp; }),
+      key("parallel.zero1", any_value(), "shard the AdamW state and master weights over DP (ZeRO-1)",
+          [](auto& c) -> auto& { return c.parallel.zero1; }),
+      key("parallel.threads", at_least(0), "CPU threads per rank; 0: the node's cores / ranks on the node",
+          [](auto& c) -> auto& { return c.parallel.threads; }),
+      key("eval.interval", at_least(0), "steps between validation passes; 0: never",
+          [](auto& c) -> auto& { return c.eval.interval; }),
+      key("eval.batches", at_least(1), "global batches of validation windows per pass (lowered to what the split holds)",
+          [](auto& c) -> auto& { return c.eval.batches; }),
+      key("checkpoint.interval", at_least(0), "steps between checkpoints; 0: only at the end (and on a stop signal)",
+          [](auto& c) -> auto& { return c.checkpoint.interval; }),
+      key("checkpoint.keep", at_least(0), "newest checkpoints kept; 0: all", [](auto& c) -> auto& { return c.checkpoint.keep; }),
+      key("checkpoint.resume", one_of({"never", "auto"}),
+          "auto: continue from the newest complete checkpoint of the run directory if there is one",
+          [](auto& c) -> auto& { return c.checkpoint.resume; }),
+      key("log.interval", at_least(1), "steps between log lines (metrics.jsonl gets every step)",
+          [](auto& c) -> auto& { return c.log.interval; }),
   };
+  keys.insert(keys.end(), others.begin(), others.end());
+  return keys;
 }
 
-Key& find_key(std::vector<Key>& keys, const std::string& section, const std::string& name, const std::string& where) {
-  for (Key& key : keys)
-    if (key.section == section && key.name == name) return key;
-  fail(str(where, ": unknown key '", section, section.empty() ? "" : ".", name, "'"));
+const ConfigKey<RunConfig>* find_key(const std::string& name) {
+  for (const ConfigKey<RunConfig>& key : run_config_keys())
+    if (key.name == name) return &key;
+  return nullptr;
 }
 
-void apply_table(std::vector<Key>& keys, const toml::table& root, const std::string& where) {
+bool is_section(const std::string& section) {
+  const auto& keys = run_config_keys();
+  return std::any_of(keys.begin(), keys.end(), [&](const ConfigKey<RunConfig>& key) { return key.section() == section; });
+}
+
+// The node's value as the key's type, or an error naming where it was given and the type wanted.
+ConfigValue value_of(const toml::node& node, const ConfigKey<RunConfig>& key, const std::string& where) {
+  switch (key.type) {
+    case ConfigType::integer:
+      T6_CHECK(node.is_integer(), where, ": ", key.name, " must be an integer");
+      return *node.value<int64_t>();
+    case ConfigType::real:
+      T6_CHECK(node.is_floating_point() || node.is_integer(), where, ": ", key.name, " must be a number");
+      return *node.value<double>();
+    case ConfigType::boolean:
+      T6_CHECK(node.is_boolean(), where, ": ", key.name, " must be true or false");
+      return *node.value<bool>();
+    case ConfigType::string:
+      T6_CHECK(node.is_string(), where, ": ", key.name, " must be a string");
+      return *node.value<std::string>();
+  }
+  fail("internal error: unknown config type");
+}
+
+// Sets `name` from a TOML node; `where` names the source in errors and is recorded as the source.
+void assign(RunConfig& config, const std::string& name, const toml::node& node, const std::string& where) {
+  const ConfigKey<RunConfig>* key = find_key(name);
+  T6_CHECK(key, where, ": unknown key '", name, "'");
+  const ConfigValue value = value_of(node, *key, where);
+  try {
+    key->set(config, value);
+  } catch (const Error& error) {
+    fail(str(where, ": ", error.what()));
+  }
+  config.sources[name] = where;
+}
+
+void apply_table(RunConfig& config, const toml::table& root, const std::string& where) {
   for (const auto& [section_name, section] : root) {
     const std::string section_key(section_name.str());
     T6_CHECK(section.is_table(), where, ": '", section_key, "' must be a [section]");
     // Checked here too, so that an empty misspelt section is not ignored.
-    T6_CHECK(std::any_of(keys.begin(), keys.end(), [&](const Key& key) { return key.section == section_key; }), where,
-             ": unknown section [", section_key, "]");
-    for (const auto& [name, node] : *section.as_table()) find_key(keys, section_key, std::string(name.str()), where).assign(node, where);
+    T6_CHECK(is_section(section_key), where, ": unknown section [", section_key, "]");
+    for (const auto& [name, node] : *section.as_table()) assign(config, section_key + "." + std::string(name.str()), node, where);
   }
 }
 
 // "train.lr=3e-4" → the key and a TOML node holding the value (a bare word becomes a string).
-void apply_override(std::vector<Key>& keys, const std::string& text) {
+void apply_override(RunConfig& config, const std::string& text) {
   const std::string where = str("--set ", text);
   const size_t equals = text.find('='), dot = text.find('.');
   T6_CHECK(equals != std::string::npos && dot != std::string::npos && dot < equals, where,
            ": expected section.key=value");
-  const std::string section = text.substr(0, dot), name = text.substr(dot + 1, equals - dot - 1);
-  const std::string value = text.substr(equals + 1);
-  Key& key = find_key(keys, section, name, where);
+  const std::string name = text.substr(0, equals), value = text.substr(equals + 1);
   toml::table parsed;
   try {
     parsed = toml::parse("value = " + value);
   } catch (const toml::parse_error&) {
     parsed = toml::table{{"value", value}};  // an unquoted string such as data.path=/data/x
   }
-  key.assign(*parsed.get("value"), where);
+  assign(config, name, *parsed.get("value"), where);
+}
+
+bool is_name_character(char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.'; }
+
+// Whether `message` names `key` as a whole word ("train.lr" is not named by "train.lr_decay_steps").
+bool names_key(const std::string& message, const std::string& key) {
+  for (size_t at = message.find(key); at != std::string::npos; at = message.find(key, at + 1)) {
+    const size_t end = at + key.size();
+    const bool starts = at == 0 || !is_name_character(message[at - 1]);
+    const bool ends = end == message.size() || !is_name_character(message[end]) ||
+                      (message[end] == '.' && (end + 1 == message.size() || !is_name_character(message[end + 1])));
+    if (starts && ends) return true;
+  }
+  return false;
 }
 
 }  // namespace
+
+const std::vector<ConfigKey<RunConfig>>& run_config_keys() {
+  static const std::vector<ConfigKey<RunConfig>> keys = make_run_config_keys();
+  return keys;
+}
 
 LrSchedule RunConfig::lr_schedule() const {
   return {train.lr, train.min_lr, train.warmup_steps, train.lr_decay_steps > 0 ? train.lr_decay_steps : train.max_steps};
@@ -136,39 +168,34 @@ LrSchedule RunConfig::lr_schedule() const {
 
 void RunConfig::validate() const {
   model.validate();
-  T6_CHECK(train.seq_len >= 1, "train.seq_len must be positive, got ", train.seq_len);
-  T6_CHECK(train.micro_batch_size >= 1, "train.micro_batch_size must be positive, got ", train.micro_batch_size);
-  T6_CHECK(train.global_batch_size >= 1, "train.global_batch_size must be positive, got ", train.global_batch_size);
-  T6_CHECK(train.max_steps >= 1, "train.max_steps must be positive, got ", train.max_steps);
-  T6_CHECK(train.lr >= 0 && train.min_lr >= 0 && train.min_lr <= train.lr, "train.min_lr (", train.min_lr,
-           ") must be between 0 and train.lr (", train.lr, ")");
-  T6_CHECK(train.warmup_steps >= 0, "train.warmup_steps must not be negative");
-  T6_CHECK(train.lr_decay_steps >= 0, "train.lr_decay_steps must not be negative");
+  for (const ConfigKey<RunConfig>& key : run_config_keys())
+    if (key.section() != "model") key.check_range(*this);
+  T6_CHECK(train.min_lr <= train.lr, "train.min_lr (", train.min_lr, ") must be between 0 and train.lr (", train.lr, ")");
   T6_CHECK(lr_schedule().lr_decay_steps >= train.warmup_steps, "train.lr_decay_steps (", lr_schedule().lr_decay_steps,
            ") must not be below train.warmup_steps (", train.warmup_steps, ")");
-  T6_CHECK(train.weight_decay >= 0, "train.weight_decay must not be negative");
-  T6_CHECK(train.grad_clip >= 0, "train.grad_clip must not be negative (0 disables clipping)");
-  T6_CHECK(train.beta1 >= 0 && train.beta1 < 1 && train.beta2 >= 0 && train.beta2 < 1, "train.beta1 and train.beta2 must be in [0, 1)");
-  T6_CHECK(train.eps > 0, "train.eps must be positive");
-  T6_CHECK(parallel.tp >= 1, "parallel.tp must be at least 1, got ", parallel.tp);
-  T6_CHECK(parallel.threads >= 0, "parallel.threads must not be negative");
-  T6_CHECK(eval.interval >= 0 && eval.batches >= 1, "eval.interval must not be negative and eval.batches must be positive");
-  T6_CHECK(checkpoint.interval >= 0 && checkpoint.keep >= 0, "checkpoint.interval and checkpoint.keep must not be negative");
-  T6_CHECK(checkpoint.resume == "never" || checkpoint.resume == "auto", "checkpoint.resume must be \"never\" or \"auto\", got \"",
-           checkpoint.resume, "\"");
-  T6_CHECK(log.interval >= 1, "log.interval must be at least 1");
+}
+
+std::string RunConfig::source_of(const std::string& key) const {
+  const auto found = sources.find(key);
+  return found == sources.end() ? "default" : found->second;
+}
+
+std::string RunConfig::with_sources(const std::string& message) const {
+  std::string named;
+  for (const ConfigKey<RunConfig>& key : run_config_keys())
+    if (names_key(message, key.name)) named += str(named.empty() ? "" : "; ", key.name, ": ", source_of(key.name));
+  return named.empty() ? message : str(message, " (", named, ")");
 }
 
 nlohmann::json RunConfig::to_json() const {
-  RunConfig copy = *this;
   nlohmann::json json = nlohmann::json::object();
-  for (const Key& key : keys_of(copy)) json[key.section][key.name] = key.value();
+  for (const ConfigKey<RunConfig>& key : run_config_keys())
+    std::visit([&](const auto& value) { json[key.section()][key.key()] = value; }, key.get(*this));
   return json;
 }
 
 RunConfig RunConfig::from_json(const nlohmann::json& json) {
   RunConfig config;
-  std::vector<Key> keys = keys_of(config);
   T6_CHECK(json.is_object(), "run config: expected a JSON object of sections");
   for (const auto& [section, entries] : json.items()) {
     T6_CHECK(entries.is_object(), "run config: section '", section, "' is not an object");
@@ -179,28 +206,28 @@ RunConfig RunConfig::from_json(const nlohmann::json& json) {
       else if (value.is_number()) holder.insert("v", value.get<double>());
       else if (value.is_string()) holder.insert("v", value.get<std::string>());
       else fail(str("run config: ", section, ".", name, " has an unsupported JSON type"));
-      find_key(keys, section, name, "run config").assign(*holder.get("v"), "run config");
+      assign(config, section + "." + name, *holder.get("v"), "run config");
     }
   }
+  config.sources.clear();  // stored values, not a user's file
   config.validate();
   return config;
 }
 
 RunConfig load_run_config(const std::string& path, const std::vector<std::string>& overrides) {
   RunConfig config;
-  std::vector<Key> keys = keys_of(config);
   toml::table root;
   try {
     root = toml::parse_file(path);
   } catch (const toml::parse_error& error) {
     fail(str(path, ":", error.source().begin.line, ": ", error.description()));
   }
-  apply_table(keys, root, path);
-  for (const std::string& text : overrides) apply_override(keys, text);
+  apply_table(config, root, path);
+  for (const std::string& text : overrides) apply_override(config, text);
   try {
     config.validate();
   } catch (const Error& error) {
-    fail(str(path, ": ", error.what()));
+    fail(str(path, ": ", config.with_sources(error.what())));
   }
   return config;
 }

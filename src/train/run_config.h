@@ -1,8 +1,12 @@
 // A run's whole configuration: TOML sections [model] [train] [data] [parallel] [eval] [checkpoint]
-// [log], every key settable from the command line with --set section.key=value. Unknown keys,
-// wrong types and impossible values are errors naming the file and key, raised at start-up.
+// [log], every key settable from the command line with --set section.key=value. One table of keys
+// (run_config_keys(): name, type, range, meaning; the default is the field's initialiser below) is
+// what the parser validates against, what --print-config prints and what docs/CONFIG.md is
+// generated from. Unknown keys, wrong types and impossible values are errors raised at start-up
+// that name the key and where its value came from (the default, the file or --set).
 #pragma once
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -59,14 +63,26 @@ struct RunConfig {
   EvalConfig eval;
   CheckpointConfig checkpoint;
   LogConfig log;
+  // Where each key's value came from, "FILE" or "--set KEY=VALUE", by key name ("train.lr"); a key
+  // not listed has its default. Not part of the config itself (to_json leaves it out).
+  std::map<std::string, std::string> sources;
 
   LrSchedule lr_schedule() const;
   // Checks every value that does not depend on the world size or the data (those are checked by
-  // the trainer). Throws naming the key.
+  // the trainer): each key's range, then the rules between keys. Throws naming the key.
   void validate() const;
+  // "default", "FILE" or "--set KEY=VALUE".
+  std::string source_of(const std::string& key) const;
+  // `message` followed by the source of every key it names: "... (train.min_lr: --set
+  // train.min_lr=1e-3; train.lr: configs/x.toml)", so that a user knows which value to change.
+  std::string with_sources(const std::string& message) const;
   nlohmann::json to_json() const;
   static RunConfig from_json(const nlohmann::json& json);
 };
+
+// Every key of a run config, in the order of the sections above; the [model] rows are
+// model_config_keys().
+const std::vector<ConfigKey<RunConfig>>& run_config_keys();
 
 // Reads a TOML file and applies overrides ("section.key=value", value in TOML syntax or a bare
 // string). Validates. Errors name the file (or "--set") and the key.
