@@ -251,8 +251,8 @@ TEST(ConfigErrors, ImpossibleValuesNameFileAndKey) {
   const std::vector<Case> cases = {
       {{"train.min_lr=1e-3"}, {"train.min_lr", "train.lr"}},
       {{"train.lr_decay_steps=50"}, {"train.lr_decay_steps", "train.warmup_steps"}},
-      // lr_decay_steps = 0 means max_steps, which is then below the warmup.
-      {{"train.max_steps=50"}, {"train.lr_decay_steps", "train.warmup_steps"}},
+      {{"train.max_skipped_steps=0"}, {"train.max_skipped_steps"}},
+      {{"parallel.timeout_s=0"}, {"parallel.timeout_s"}},
       {{"checkpoint.resume=sometimes"}, {"checkpoint.resume", "sometimes"}},
       {{"model.head_dim=15"}, {"model.head_dim"}},
       {{"parallel.tp=0"}, {"parallel.tp"}},
@@ -294,13 +294,21 @@ TEST(RunConfigSchedule, LrDecayStepsZeroMeansMaxSteps) {
   EXPECT_EQ(raised.lr_schedule().lr_decay_steps, 700);
 }
 
+TEST(RunConfigSchedule, ShortRunOfAnyConfigDecaysAfterTheWarmup) {
+  // max_steps below the warmup (100): the default horizon is the warmup, so the run is valid and
+  // its whole curve is the warmup ramp.
+  const RunConfig short_run = load_base({"train.max_steps=2"});
+  EXPECT_EQ(short_run.lr_schedule().lr_decay_steps, 100);
+  EXPECT_DOUBLE_EQ(short_run.lr_schedule().at(2), 6e-4 * 2 / 100);
+}
+
 TEST(RunConfigJson, RoundTripKeepsEveryKey) {
   // Non-default values in every section, so a key dropped by to_json or from_json shows.
   const RunConfig original = load_base({
       "model.kind=llama_gqa", "model.group_size=3", "train.seed=42", "train.seq_len=48", "train.micro_batch_size=3",
       "train.global_batch_size=12", "train.lr_decay_steps=900", "train.weight_decay=0.05", "train.grad_clip=0.5",
       "train.beta1=0.8", "train.beta2=0.9", "train.eps=1e-6", "data.path=/corpus", "parallel.tp=2", "parallel.zero1=true",
-      "parallel.threads=3", "eval.interval=7", "eval.batches=2", "checkpoint.interval=11", "checkpoint.keep=0",
+      "parallel.threads=3", "parallel.timeout_s=2.5", "train.max_skipped_steps=2", "eval.interval=7", "eval.batches=2", "checkpoint.interval=11", "checkpoint.keep=0",
       "checkpoint.resume=auto", "log.interval=5",
   });
   const nlohmann::json json = original.to_json();

@@ -4,6 +4,8 @@
 #include <cstring>
 
 #include "parallel/collective_checks.h"
+#include "core/dtype.h"
+#include "core/error.h"
 #include "parallel/mpi_check.h"
 
 namespace t6 {
@@ -58,7 +60,7 @@ void finish_average(const Tensor& buffer, ReduceOp op, int group_size) {
 
 }  // namespace
 
-MpiCommunicator::MpiCommunicator(MPI_Comm comm) : comm_(comm) {
+MpiCommunicator::MpiCommunicator(MPI_Comm comm) : comm_(comm), probes_(comm) {
   T6_MPI_CHECK(MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN));
   T6_MPI_CHECK(MPI_Comm_rank(comm_, &rank_));
   T6_MPI_CHECK(MPI_Comm_size(comm_, &size_));
@@ -74,7 +76,10 @@ MpiCommunicator::~MpiCommunicator() {
 void MpiCommunicator::all_reduce(Tensor buffer, ReduceOp op) {
   check_all_reduce(kMpiBackend, buffer, op);
   const MPI_Datatype datatype = mpi_reduction_datatype(buffer.dtype(), "all_reduce");
-  T6_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, buffer.raw(), mpi_count(buffer, "all_reduce"), datatype, mpi_op(op), comm_));
+  MPI_Request request;
+  T6_MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, buffer.raw(), mpi_count(buffer, "all_reduce"), datatype, mpi_op(op), comm_,
+                              &request));
+  probes_.wait(request, describe("all_reduce", buffer, reduce_op_name(op)));
   finish_average(buffer, op, size_);
 }
 
@@ -83,14 +88,13 @@ void MpiCommunicator::reduce_scatter(const Tensor& input, Tensor output, ReduceO
   const MPI_Datatype datatype = mpi_reduction_datatype(input.dtype(), "reduce_scatter");
   mpi_count(input, "reduce_scatter");
   const int chunk_count = mpi_count(output, "reduce_scatter");
-  if (is_chunk_of(output, input, rank_) && output.numel() > 0) {
-    // MPI's in-place reduce-scatter reads all of input and leaves the result in chunk 0.
-    T6_MPI_CHECK(MPI_Reduce_scatter_block(MPI_IN_PLACE, input.raw(), chunk_count, datatype, mpi_op(op), comm_));
-    std::memmove(output.raw(), input.raw(), output.bytes());
-  } else {
-    T6_MPI_CHECK(
-        MPI_Reduce_scatter_block(input.raw(), output.raw(), chunk_count, datatype, mpi_op(op), comm_));
-  }
+  const bool in_place = is_chunk_of(output, input, rank_) && output.numel() > 0;
+  MPI_Request request;
+  // MPI's in-place reduce-scatter reads all of input and leaves the result in chunk 0.
+  T6_MPI_CHECK(MPI_Ireduce_scatter_block(in_place ? MPI_IN_PLACE : input.raw(), in_place ? input.raw() : output.raw(),
+                                         chunk_count, datatype, mpi_op(op), comm_, &request));
+  probes_.wait(request, describe("reduce_scatter", input, reduce_op_name(op)));
+  if (in_place) std::memmove(output.raw(), input.raw(), output.bytes());
   finish_average(output, op, size_);
 }
 
@@ -100,15 +104,29 @@ void MpiCommunicator::all_gather(const Tensor& input, Tensor output) {
   const int chunk_count = mpi_count(input, "all_gather");
   const MPI_Datatype datatype = mpi_datatype(input.dtype());
   const void* send = is_chunk_of(input, output, rank_) ? MPI_IN_PLACE : input.raw();
-  T6_MPI_CHECK(MPI_Allgather(send, chunk_count, datatype, output.raw(), chunk_count, datatype, comm_));
+  MPI_Request request;
+  T6_MPI_CHECK(MPI_Iallgather(send, chunk_count, datatype, output.raw(), chunk_count, datatype, comm_, &request));
+  probes_.wait(request, describe("all_gather", output));
 }
 
 void MpiCommunicator::broadcast(Tensor buffer, int root) {
   check_broadcast(kMpiBackend, buffer, root, size_);
-  T6_MPI_CHECK(MPI_Bcast(buffer.raw(), mpi_count(buffer, "broadcast"), mpi_datatype(buffer.dtype()), root, comm_));
+  MPI_Request request;
+  T6_MPI_CHECK(
+      MPI_Ibcast(buffer.raw(), mpi_count(buffer, "broadcast"), mpi_datatype(buffer.dtype()), root, comm_, &request));
+  probes_.wait(request, describe("broadcast", buffer));
 }
 
-void MpiCommunicator::barrier() { T6_MPI_CHECK(MPI_Barrier(comm_)); }
+void MpiCommunicator::barrier() {
+  MPI_Request request;
+  T6_MPI_CHECK(MPI_Ibarrier(comm_, &request));
+  probes_.wait(request, str("barrier over ", size_, " ranks"));
+}
+
+std::string MpiCommunicator::describe(const char* collective, const Tensor& buffer, const char* op) const {
+  return str(collective, op ? str(" (", op, ")") : "", " of ", buffer.numel(), " ", dtype_name(buffer.dtype()), " over ",
+             size_, " ranks");
+}
 
 std::unique_ptr<Communicator> MpiCommunicator::split(int color, int key) {
   MPI_Comm group = MPI_COMM_NULL;

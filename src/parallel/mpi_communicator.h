@@ -1,11 +1,13 @@
-// The MPI implementation of Communicator: host buffers, blocking collectives. Used by CPU runs and
-// by the multi-rank tests (mpirun -np 4 --oversubscribe). BF16 buffers can be moved (broadcast,
-// all_gather) but not reduced: the CPU backend reduces in fp32.
+// The MPI implementation of Communicator: host buffers. Used by CPU runs and by the multi-rank tests
+// (mpirun -np 4 --oversubscribe). BF16 buffers can be moved (broadcast, all_gather) but not reduced:
+// the CPU backend reduces in fp32. Each collective is started non-blocking and waited for against
+// parallel.timeout_s (collective_deadline.h), so a stuck peer ends the job, naming that peer.
 #pragma once
 #include "core/mpi_c.h"
 
 #include <memory>
 
+#include "parallel/mpi_probe_channel.h"
 #include "parallel/communicator.h"
 
 namespace t6 {
@@ -30,9 +32,13 @@ class MpiCommunicator final : public Communicator {
   std::unique_ptr<Communicator> split(int color, int key) override;
 
  private:
+  // "all_reduce (sum) of 4 F64 over 2 ranks", for timeout messages.
+  std::string describe(const char* collective, const Tensor& buffer, const char* op = nullptr) const;
+
   MPI_Comm comm_;
   int rank_ = 0;
   int size_ = 1;
+  ProbeChannel probes_;
 };
 
 // A duplicate of MPI_COMM_WORLD, so t6's messages never mix with other users of the world.

@@ -7,6 +7,7 @@
 #include <filesystem>
 
 #include "core/log.h"
+#include "parallel/collective_deadline.h"
 #include "train_state/train_checkpoint.h"
 
 namespace t6 {
@@ -74,6 +75,7 @@ Trainer::Trainer(const RunConfig& config, ProcessGrid& grid, const std::string& 
       targets_(size_t(local_sequences_ * config.train.seq_len)),
       store_(std::filesystem::path(run_dir) / "checkpoints", int(config.checkpoint.keep),
              broadcast_string(grid.world(), grid.world_rank() == 0 ? checkpoint::make_save_nonce() : "")) {
+  set_collective_timeout(config.parallel.timeout_s);
   T6_CHECK(loader_.vocab_size() <= config.model.vocab_size, config.data.path, ": the corpus' tokenizer has ",
            loader_.vocab_size(), " tokens but model.vocab_size is ", config.model.vocab_size);
   if (config.eval.interval > 0) {
@@ -140,6 +142,8 @@ void Trainer::resume_from(const checkpoint::ResumePoint& point) {
 }
 
 void Trainer::save_checkpoint() {
+  set_progress_label(str("saving the checkpoint of step ", step_));
+  check_state_is_finite();
   Communicator& world = grid_.world();
   if (grid_.world_rank() == 0) store_.begin_save(step_);
   world.barrier();
@@ -161,6 +165,49 @@ void Trainer::save_checkpoint() {
   }
   world.barrier();
   last_saved_step_ = step_;
+}
+
+void Trainer::count_skipped_step(const StepStats& stats) {
+  if (!stats.skipped) {
+    skipped_in_a_row_ = 0;
+    return;
+  }
+  ++skipped_in_a_row_;
+  const int64_t limit = config_.train.max_skipped_steps;
+  log_info("warning: step ", step_, " skipped: loss ", stats.loss, ", gradient norm ", stats.grad_norm,
+           "; weights and optimizer state unchanged (", skipped_in_a_row_, " in a row, train.max_skipped_steps = ", limit,
+           ")");
+  if (skipped_in_a_row_ < limit) return;
+  if (step_ != last_saved_step_) save_checkpoint();
+  fail(str("training diverged: the loss or gradient norm was not finite in ", limit, " steps in a row (steps ",
+           step_ - limit + 1, " to ", step_, "; lower train.lr or check the data); the state after step ",
+           step_ - limit, ", unchanged since, is saved in ", store_.dir().string(), " as step ", step_));
+}
+
+// Every rank checks its weights and AdamW moments, so a checkpoint never holds a NaN or inf.
+void Trainer::check_state_is_finite() {
+  const auto first_non_finite = [](const Tensor& tensor) {
+    const float* values = tensor.data<float>();
+    for (int64_t i = 0; i < tensor.numel(); ++i)
+      if (!std::isfinite(values[i])) return i;
+    return int64_t(-1);
+  };
+  std::string problem;
+  for (const LocalParam& entry : model_.weights().table().params())
+    if (first_non_finite(model_.weights().param(entry)) >= 0) {
+      problem = str(entry.spec.name, " holds a non-finite value");
+      break;
+    }
+  AdamW& adamw = optimizer_.adamw();
+  if (problem.empty() && (first_non_finite(adamw.first_moment()) >= 0 || first_non_finite(adamw.second_moment()) >= 0))
+    problem = "an AdamW moment holds a non-finite value";
+  // The highest rank that found a problem, plus one (0: none), so every rank's message names it.
+  int32_t bad_rank = problem.empty() ? 0 : grid_.world_rank() + 1;
+  grid_.world().all_reduce(Tensor(&bad_rank, {1}, DType::I32), ReduceOp::Max);
+  if (bad_rank == 0) return;
+  fail(str("refusing to save a checkpoint at step ", step_, ": ",
+           problem.empty() ? str("the state of rank ", bad_rank - 1, " holds non-finite values")
+                           : str(problem, " on rank ", grid_.world_rank())));
 }
 
 bool Trainer::stop_requested_on_any_rank() {
@@ -201,14 +248,18 @@ Trainer::StepStats Trainer::train_step() {
   }
   loss /= double(micro_steps_);
   grid_.dp().all_reduce(Tensor(&loss, {1}, DType::F64), ReduceOp::Avg);
+  if (gradient_hook_) gradient_hook_(step_ + 1, model_.weights());
+  const double grad_norm = optimizer_.reduce_gradients();
   const double lr = config_.lr_schedule().at(step_);
-  if (!std::isfinite(loss)) return {loss, 0, lr};  // no update: the state stays the last finite one
-  const double grad_norm = optimizer_.step(float(lr), config_.train.grad_clip);
+  // Both values are the same on every rank (all-reduced), so every rank skips the same steps.
+  const bool skipped = !std::isfinite(loss) || !std::isfinite(grad_norm);
+  if (!skipped) optimizer_.apply(float(lr), config_.train.grad_clip, grad_norm);
   ++step_;
-  return {loss, grad_norm, lr};
+  return {loss, grad_norm, lr, skipped};
 }
 
 double Trainer::evaluate() {
+  set_progress_label(str("validation after step ", step_));
   const int64_t T = config_.train.seq_len, B = config_.train.micro_batch_size;
   double loss = 0;
   for (int64_t batch = 0; batch < eval_batches_; ++batch) {
@@ -227,9 +278,12 @@ double Trainer::evaluate() {
 void Trainer::log_step(const StepStats& stats, double step_seconds) {
   const int64_t tokens = config_.train.global_batch_size * config_.train.seq_len;
   const double tokens_per_s = double(tokens) / step_seconds;
-  if (metrics_)
-    metrics_->write({{"step", step_}, {"loss", stats.loss}, {"lr", stats.lr}, {"grad_norm", stats.grad_norm},
-                     {"tokens_per_s", tokens_per_s}, {"elapsed_s", elapsed_seconds_}});
+  if (metrics_) {
+    nlohmann::json record = {{"step", step_}, {"loss", stats.loss}, {"lr", stats.lr}, {"grad_norm", stats.grad_norm},
+                             {"tokens_per_s", tokens_per_s}, {"elapsed_s", elapsed_seconds_}};
+    if (stats.skipped) record["skipped"] = true;
+    metrics_->write(record);
+  }
   if (step_ % config_.log.interval == 0 || step_ == config_.train.max_steps) {
     const double eta = elapsed_seconds_ / double(step_) * double(config_.train.max_steps - step_);
     log_info(str("step ", step_, "/", config_.train.max_steps, " | loss ", stats.loss, " | lr ", stats.lr, " | grad norm ",
@@ -249,16 +303,13 @@ void Trainer::run() {
   // The untrained model's validation loss, so the curve starts where training does.
   if (config_.eval.interval > 0 && step_ == 0) log_validation();
   while (step_ < config_.train.max_steps) {
+    set_progress_label(str("step ", step_ + 1));
     const auto start = clock::now();
     const StepStats stats = train_step();
     const double seconds = std::chrono::duration<double>(clock::now() - start).count();
     elapsed_seconds_ += seconds;
-    if (!std::isfinite(stats.loss)) {
-      if (step_ != last_saved_step_) save_checkpoint();
-      fail(str("the loss is ", stats.loss, " at step ", step_ + 1, ": training diverged (lower train.lr or check the "
-               "data); the state before that step is saved in ", store_.dir().string()));
-    }
     log_step(stats, seconds);
+    count_skipped_step(stats);
     const bool last = step_ == config_.train.max_steps;
     if (config_.eval.interval > 0 && (step_ % config_.eval.interval == 0 || last)) log_validation();
     const bool stop = stop_requested_on_any_rank();

@@ -3,10 +3,14 @@
 // averaged over them), and takes one distributed optimizer step; rank 0 logs a line and a
 // metrics.jsonl record per step and the validation loss every eval.interval steps. Checkpoints are
 // saved every checkpoint.interval steps, at the end, when a stop signal arrives and before stopping
-// on a non-finite loss; a run resumes from one (train_checkpoint.h says what one holds).
+// on divergence; a run resumes from one (train_checkpoint.h says what one holds).
+// A step whose loss or global gradient norm is not finite is skipped: its batch is consumed but
+// weights, AdamW moments and AdamW's step count stay as they were; it logs a warning and a
+// metrics record with "skipped": true. train.max_skipped_steps skips in a row end the run.
 #pragma once
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -40,8 +44,14 @@ class Trainer {
           ResumeMode resume = ResumeMode::from_config);
 
   // Trains from the current step to train.max_steps, or until a stop signal (then saves and
-  // returns). A non-finite loss saves the state before that step and throws.
+  // returns). After train.max_skipped_steps non-finite steps in a row it saves the unchanged
+  // (finite) state and throws.
   void run();
+
+  // Tests only: called on every rank after each step's backward, before the gradients are
+  // reduced, with the number of the step being taken (1-based); lets a test poison a gradient.
+  using GradientHook = std::function<void(int64_t step, ModelWeights& weights)>;
+  void set_gradient_hook(GradientHook hook) { gradient_hook_ = std::move(hook); }
 
   int64_t step() const { return step_; }
   LanguageModel& model() { return model_; }
@@ -52,6 +62,7 @@ class Trainer {
  private:
   struct StepStats {
     double loss, grad_norm, lr;
+    bool skipped;  // not finite: nothing was updated
   };
   StepStats train_step();
   void print_startup_table() const;
@@ -60,6 +71,8 @@ class Trainer {
   std::optional<checkpoint::ResumePoint> find_resume_point(ResumeMode resume) const;
   void resume_from(const checkpoint::ResumePoint& point);
   void save_checkpoint();
+  void check_state_is_finite();
+  void count_skipped_step(const StepStats& stats);
   bool stop_requested_on_any_rank();
 
   RunConfig config_;
@@ -77,6 +90,8 @@ class Trainer {
   int64_t step_ = 0;  // optimizer steps completed
   int64_t last_saved_step_ = -1;  // never saved twice: a resumed step is already on disk
   double elapsed_seconds_ = 0;
+  int64_t skipped_in_a_row_ = 0;
+  GradientHook gradient_hook_;
 };
 
 }  // namespace t6

@@ -58,15 +58,18 @@ double DistributedOptimizer::grad_norm_of_state_range() {
   return std::sqrt(total);
 }
 
-double DistributedOptimizer::step(float lr, double max_norm) {
+double DistributedOptimizer::reduce_gradients() {
   reduce_partial_gradients_over_tp();
   average_gradients_over_dp();
-  const double norm = grad_norm_of_state_range();
-  const float scale = clip_scale(norm, max_norm);
+  return grad_norm_of_state_range();
+}
+
+void DistributedOptimizer::apply(float lr, double max_norm, double grad_norm) {
+  T6_ASSERT(std::isfinite(grad_norm));
+  const float scale = clip_scale(grad_norm, max_norm);
   const Tensor params = weights_.padded_params(), grads = weights_.padded_grads();
   adamw_.step(params.rows(state_.begin, state_.end), grads.rows(state_.begin, state_.end), lr, scale);
   if (zero1_) dp_->all_gather(params.rows(state_.begin, state_.end), params);
-  return norm;
 }
 
 }  // namespace t6

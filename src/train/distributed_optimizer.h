@@ -20,9 +20,13 @@ class DistributedOptimizer {
   // tp, dp may be null (size 1). With zero1 the weights must be padded to a multiple of dp size.
   DistributedOptimizer(ModelWeights& weights, const AdamWSettings& settings, Communicator* tp, Communicator* dp, bool zero1);
 
-  // Reduces the accumulated gradients, clips to max_norm (<= 0: no clipping) and updates the
-  // weights. Returns the global gradient norm before clipping.
-  double step(float lr, double max_norm);
+  // Reduces the accumulated gradients (TP partial sums, DP mean) and returns their global norm,
+  // the same on every rank: a NaN or inf anywhere in the world makes it non-finite everywhere.
+  double reduce_gradients();
+  // After reduce_gradients: clips to max_norm (<= 0: no clipping) and updates the weights. Refuses
+  // a non-finite norm, which must skip the step instead (the clip factor min(1, c / NaN) is 1 and
+  // c / inf gives 0, and inf · 0 is NaN: either way the update would poison weights and moments).
+  void apply(float lr, double max_norm, double grad_norm);
 
   // The flat range of the local parameter buffer whose AdamW state this rank holds.
   int64_t state_begin() const { return state_.begin; }

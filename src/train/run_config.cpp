@@ -37,8 +37,8 @@ std::vector<ConfigKey<RunConfig>> make_run_config_keys() {
       key("train.warmup_steps", at_least(0), "steps of linear warmup from 0 (lr * step / warmup_steps)",
           [](auto& c) -> auto& { return c.train.warmup_steps; }),
       key("train.lr_decay_steps", at_least(0),
-          "step at which the cosine reaches min_lr; 0: train.max_steps (stored in checkpoints, kept on resume); "
-          "not below warmup_steps",
+          "step at which the cosine reaches min_lr; 0: max(train.max_steps, train.warmup_steps) (stored in "
+          "checkpoints, kept on resume); not below warmup_steps when set",
           [](auto& c) -> auto& { return c.train.lr_decay_steps; }),
       key("train.weight_decay", at_least(0), "decoupled AdamW weight decay, on every parameter",
           [](auto& c) -> auto& { return c.train.weight_decay; }),
@@ -47,6 +47,9 @@ std::vector<ConfigKey<RunConfig>> make_run_config_keys() {
       key("train.beta1", from_up_to_below(0, 1), "AdamW first-moment decay", [](auto& c) -> auto& { return c.train.beta1; }),
       key("train.beta2", from_up_to_below(0, 1), "AdamW second-moment decay", [](auto& c) -> auto& { return c.train.beta2; }),
       key("train.eps", above(0), "AdamW epsilon", [](auto& c) -> auto& { return c.train.eps; }),
+      key("train.max_skipped_steps", at_least(1),
+          "steps with a non-finite loss or gradient norm skipped in a row (nothing updated) before the run stops",
+          [](auto& c) -> auto& { return c.train.max_skipped_steps; }),
       key("data.path", any_value(), "corpus directory written by t6_preprocess (t6_pretrain needs one)",
           [](auto& c) -> auto& { return c.data.path; }),
       key("parallel.tp", at_least(1), "tensor-parallel ranks per model replica; DP = world size / tp",
@@ -55,6 +58,9 @@ std::vector<ConfigKey<RunConfig>> make_run_config_keys() {
           [](auto& c) -> auto& { return c.parallel.zero1; }),
       key("parallel.threads", at_least(0), "CPU threads per rank; 0: the node's cores / ranks on the node",
           [](auto& c) -> auto& { return c.parallel.threads; }),
+      key("parallel.timeout_s", above(0),
+          "seconds a collective waits for its slowest rank before the job ends, naming the late rank",
+          [](auto& c) -> auto& { return c.parallel.timeout_s; }),
       key("eval.interval", at_least(0), "steps between validation passes; 0: never",
           [](auto& c) -> auto& { return c.eval.interval; }),
       key("eval.batches", at_least(1), "global batches of validation windows per pass (lowered to what the split holds)",
@@ -163,7 +169,10 @@ const std::vector<ConfigKey<RunConfig>>& run_config_keys() {
 }
 
 LrSchedule RunConfig::lr_schedule() const {
-  return {train.lr, train.min_lr, train.warmup_steps, train.lr_decay_steps > 0 ? train.lr_decay_steps : train.max_steps};
+  // The default never falls below the warmup, so a short run of any config (--set train.max_steps=2)
+  // is valid; only an explicit lr_decay_steps below the warmup is an error.
+  const int64_t decay = train.lr_decay_steps > 0 ? train.lr_decay_steps : std::max(train.max_steps, train.warmup_steps);
+  return {train.lr, train.min_lr, train.warmup_steps, decay};
 }
 
 void RunConfig::validate() const {
@@ -172,7 +181,8 @@ void RunConfig::validate() const {
     if (key.section() != "model") key.check_range(*this);
   T6_CHECK(train.min_lr <= train.lr, "train.min_lr (", train.min_lr, ") must be between 0 and train.lr (", train.lr, ")");
   T6_CHECK(lr_schedule().lr_decay_steps >= train.warmup_steps, "train.lr_decay_steps (", lr_schedule().lr_decay_steps,
-           ") must not be below train.warmup_steps (", train.warmup_steps, ")");
+           ") must not be below train.warmup_steps (", train.warmup_steps,
+           "); leave it unset for max(max_steps, warmup_steps)");
 }
 
 std::string RunConfig::source_of(const std::string& key) const {

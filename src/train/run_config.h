@@ -25,9 +25,10 @@ struct TrainConfig {
   int64_t max_steps = 100000;
   double lr = 6e-4, min_lr = 3e-5;
   int64_t warmup_steps = 2000;
-  int64_t lr_decay_steps = 0;       // 0: max_steps
+  int64_t lr_decay_steps = 0;       // 0: max(max_steps, warmup_steps)
   double weight_decay = 0.1, grad_clip = 1.0;
   double beta1 = 0.9, beta2 = 0.95, eps = 1e-8;
+  int64_t max_skipped_steps = 5;    // steps with a non-finite gradient skipped in a row before stopping
 };
 
 struct DataConfig {
@@ -38,6 +39,7 @@ struct ParallelConfig {
   int64_t tp = 1;          // DP = world size / tp
   bool zero1 = false;      // shard AdamW state (and master weights) over DP
   int64_t threads = 0;     // CPU threads per rank; 0: the node's cores / ranks on the node
+  double timeout_s = 600;  // a collective that waits longer for a rank ends the job naming that rank
 };
 
 struct EvalConfig {

@@ -1,0 +1,60 @@
+// ctest-labels: mpi
+// ctest-timeout: 200
+// A stuck peer ends the job: under mpirun -np 2, rank 1 is stopped with SIGSTOP in the middle of
+// training; rank 0, waiting for it in a collective, ends the job within parallel.timeout_s (plus
+// mpirun's teardown) with one line naming the step, the operation and rank 1.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <chrono>
+#include <iostream>
+#include <regex>
+#include <thread>
+
+#include "common/child_process.h"
+#include "common/mpi_training.h"
+#include "common/test_paths.h"
+#include "common/training_setup.h"
+
+using namespace t6;
+using namespace t6::testing;
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr double kTimeout = 4;
+
+TEST(StuckPeer, StoppedRankEndsTheJobNamingStepOperationAndRank) {
+  const fs::path dir = scratch_dir("stuck");
+  RunConfig config = tiny_run_config(ModelKind::T6, write_shakespeare_corpus((dir / "corpus").string()));
+  config.train.max_steps = 1000;
+  config.parallel.timeout_s = kTimeout;
+  const fs::path toml = write_run_toml(config, dir / "run.toml");
+  const fs::path run_dir = dir / "run", log = dir / "run.log";
+  const pid_t launcher = start_mpi_pretrain(2, {"--config", toml.string(), "--run-dir", run_dir.string()}, log);
+  const pid_t rank1 = mpi_rank_pid(launcher, 1);
+  ASSERT_GT(rank1, 0) << read_text(log);
+  const auto started = std::chrono::steady_clock::now();
+  while (read_step_records(run_dir.string()).steps.size() < 2) {
+    ASSERT_FALSE(wait_exit_code(launcher, 0.01)) << read_text(log);
+    ASSERT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(90)) << read_text(log);
+  }
+  kill(rank1, SIGSTOP);
+  const auto stopped = std::chrono::steady_clock::now();
+  const std::optional<int> exit_code = wait_exit_code(launcher, kTimeout + 60);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - stopped).count();
+  kill(rank1, SIGKILL);  // in case mpirun left it behind
+  kill(-launcher, SIGKILL);
+  ASSERT_TRUE(exit_code) << "the job hung with a stopped rank\n" << read_text(log);
+  EXPECT_NE(*exit_code, 0);
+  // The timeout itself, plus the step in flight and mpirun's teardown of a stopped process.
+  EXPECT_LT(seconds, kTimeout + 30) << read_text(log);
+  const std::string text = read_text(log);
+  std::smatch error_line;
+  if (std::regex_search(text, error_line, std::regex("rank \\d+: t6_pretrain: error: .*"))) std::cout << error_line[0] << "\n";
+  EXPECT_TRUE(std::regex_search(text, std::regex("rank 0: t6_pretrain: error: step \\d+: \\w+ .*waited 4 s: rank 1 "
+                                                 "did not reach it")))
+      << text;
+}
+
+}  // namespace
