@@ -18,7 +18,7 @@
 #include "common/mpi_training.h"
 #include "common/test_paths.h"
 #include "common/training_setup.h"
-#include "train/trainer.h"
+#include "run/trainer.h"
 
 T6_MPI_TEST_ENVIRONMENT();
 

@@ -8,7 +8,7 @@
 #pragma once
 #include <string>
 
-#include "parallel/mpi_c.h"
+#include "core/mpi_c.h"
 
 namespace t6 {
 
