@@ -117,11 +117,11 @@ TEST(ConfigSources, ErrorsNameWhereTheBadValueCameFrom) {
   const fs::path good = write_file("good.toml", kSmallToml);
   expect_mentions(error_of([&] { load_run_config(good.string(), {"parallel.tp=0"}); }),
                   {"parallel.tp must be >= 1, got 0", "parallel.tp: --set parallel.tp=0"});
-  // The horizon defaults to max_steps, which --set lowered below the file's warmup.
-  expect_mentions(error_of([&] { load_run_config(good.string(), {"train.max_steps=50"}); }),
-                  {"train.lr_decay_steps: default", "train.warmup_steps: " + good.string()});
+  // An explicit horizon below the file's warmup (the default one never is).
+  expect_mentions(error_of([&] { load_run_config(good.string(), {"train.lr_decay_steps=50"}); }),
+                  {"train.lr_decay_steps: --set train.lr_decay_steps=50", "train.warmup_steps: " + good.string()});
   // A key named inside another's name is not reported: train.lr is not in train.lr_decay_steps.
-  const std::string message = error_of([&] { load_run_config(good.string(), {"train.max_steps=50"}); });
+  const std::string message = error_of([&] { load_run_config(good.string(), {"train.lr_decay_steps=50"}); });
   EXPECT_EQ(message.find("train.lr:"), std::string::npos) << message;
   expect_mentions(error_of([&] { load_run_config(good.string(), {"model.head_dim=15"}); }),
                   {"model.head_dim must be even", "model.head_dim: --set model.head_dim=15"});
