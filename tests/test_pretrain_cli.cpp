@@ -104,6 +104,17 @@ TEST_F(PretrainCli, WorldThatDoesNotFitTheLayoutAbortsEveryRank) {
       << result.output;
 }
 
+// This machine's build has CUDA or not, and no GPU, or a GPU without the CUDA training step: in
+// every case parallel.backend = "cuda" must be one clear error on every rank, never a hang or a
+// silent CPU run.
+TEST_F(PretrainCli, CudaBackendThatCannotRunIsOneClearErrorOnEveryRank) {
+  const CommandResult result = run(pretrain(2, (workdir_ / "cuda").string(), "--set parallel.backend=cuda"));
+  EXPECT_NE(result.exit_code, 0);
+  EXPECT_NE(result.exit_code, 124) << "timed out: a rank hung";
+  EXPECT_NE(result.output.find("parallel.backend = \"cuda\""), std::string::npos) << result.output;
+  EXPECT_EQ(result.output.find("step 1/"), std::string::npos) << "trained anyway:\n" << result.output;
+}
+
 TEST_F(PretrainCli, VocabLargerThanTheModelIsRefusedNamingTheData) {
   const CommandResult result = run(pretrain(2, (workdir_ / "bad_vocab").string(), "--set model.vocab_size=1000"));
   EXPECT_NE(result.exit_code, 0);

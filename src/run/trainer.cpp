@@ -49,6 +49,11 @@ AdamWSettings adamw_settings(const TrainConfig& train) {
   return {float(train.beta1), float(train.beta2), float(train.eps), float(train.weight_decay)};
 }
 
+// The training step, model and optimizer run on host memory only: the CUDA ops exist and are tested,
+// the device arenas for weights, gradients, AdamW state and activations are not written yet, so
+// parallel.backend = "cuda" is refused and "auto" stays on the CPU.
+constexpr bool kTrainingStepRunsOnCuda = false;
+
 std::string format_duration(double seconds) {
   const int64_t total = int64_t(seconds);
   return str(total / 3600, "h", (total / 60) % 60 < 10 ? "0" : "", (total / 60) % 60, "m");
@@ -63,6 +68,8 @@ void install_stop_signal_handlers() {
 Trainer::Trainer(const RunConfig& config, ProcessGrid& grid, const std::string& run_dir, ResumeMode resume)
     : config_(config),
       grid_(grid),
+      backend_(choose_backend({config.parallel.backend, config.parallel.communicator}, grid.world(), grid.local_rank(),
+                              kTrainingStepRunsOnCuda)),
       run_dir_(run_dir),
       local_sequences_(checked_local_sequences(config, grid.dp_size())),
       micro_steps_(local_sequences_ / config.train.micro_batch_size),
@@ -224,7 +231,8 @@ void Trainer::print_startup_table() const {
            m.kind == ModelKind::llama_gqa ? str(" group", m.group_size) : "", " V", m.vocab_size, " | ",
            double(m.parameter_count()) / 1e6, "M parameters");
   log_info("  layout      world ", grid_.world_size(), " = TP ", grid_.tp_size(), " × DP ", grid_.dp_size(),
-           config_.parallel.zero1 ? " (ZeRO-1)" : "", ", backend CPU fp32");
+           config_.parallel.zero1 ? " (ZeRO-1)" : "");
+  log_info("  backend     ", backend_.describe());
   log_info("  batch       ", t.global_batch_size, " × ", t.seq_len, " = ", t.global_batch_size * t.seq_len,
            " tokens/step; ", micro_steps_, " micro-batches of ", t.micro_batch_size, " per rank");
   log_info("  optimizer   AdamW lr ", t.lr, " → ", t.min_lr, ", warmup ", t.warmup_steps, ", decay to step ",

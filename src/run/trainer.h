@@ -19,6 +19,7 @@
 #include "data/token_loader.h"
 #include "checkpoint/checkpoint_store.h"
 #include "model/language_model.h"
+#include "parallel/backend_choice.h"
 #include "parallel/process_grid.h"
 #include "train/distributed_optimizer.h"
 #include "train/metrics_log.h"
@@ -77,6 +78,7 @@ class Trainer {
 
   RunConfig config_;
   ProcessGrid& grid_;
+  BackendChoice backend_;
   std::string run_dir_;
   int64_t local_sequences_;  // this DP rank's share of the global batch
   int64_t micro_steps_;

@@ -40,6 +40,8 @@ struct ParallelConfig {
   bool zero1 = false;      // shard AdamW state (and master weights) over DP
   int64_t threads = 0;     // CPU threads per rank; 0: the node's cores / ranks on the node
   double timeout_s = 600;  // a collective that waits longer for a rank ends the job naming that rank
+  std::string backend = "auto";       // "auto" | "cpu" | "cuda" (parallel/backend_choice.h)
+  std::string communicator = "auto";  // "auto" | "nccl" | "mpi"
 };
 
 struct EvalConfig {

@@ -1,0 +1,101 @@
+#include "parallel/backend_choice.h"
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "core/error.h"
+#include "kernels/device.h"
+
+namespace t6 {
+
+const char* backend_name(Backend backend) { return backend == Backend::cuda ? "CUDA" : "CPU"; }
+
+const char* communicator_name(CommunicatorKind kind) { return kind == CommunicatorKind::nccl ? "NCCL" : "MPI"; }
+
+std::string BackendChoice::describe() const {
+  const std::string device =
+      backend == Backend::cuda
+          ? str("CUDA bf16 on GPU ", cuda_device, " (", device_name, ", ", double(device_bytes) / double(1ull << 30), " GiB)")
+          : std::string("CPU fp32");
+  return str(device, ", communicator ", communicator_name(communicator), note.empty() ? "" : " (" + note + ")");
+}
+
+BackendChoice resolve_backend(const BackendRequest& request, const RankHardware& hardware) {
+  BackendChoice choice;
+  const bool gpu_for_rank = hardware.local_rank < hardware.visible_gpus;
+  if (request.backend == "cuda") {
+    T6_CHECK(hardware.build_has_cuda,
+             "parallel.backend = \"cuda\", but this t6 was built without CUDA: rebuild with -DT6_CUDA=ON on a machine "
+             "with the CUDA toolkit, or set parallel.backend = \"cpu\"");
+    T6_CHECK(gpu_for_rank, "parallel.backend = \"cuda\", but node-local rank ", hardware.local_rank, " has no GPU: ",
+             hardware.visible_gpus == 0 ? std::string("this process sees none")
+                                        : str("this node shows ", hardware.visible_gpus, " and t6 runs one rank per GPU"),
+             "; start at most as many ranks per node as GPUs, or set parallel.backend = \"cpu\"");
+    T6_CHECK(hardware.caller_runs_on_cuda,
+             "parallel.backend = \"cuda\": this build's CUDA ops exist (tests/test_cuda_ops.cpp) but the training "
+             "step does not run on them yet (device arenas for the model are not written); set parallel.backend = "
+             "\"cpu\" or \"auto\"");
+    choice.backend = Backend::cuda;
+  } else if (request.backend == "auto") {
+    if (hardware.build_has_cuda && gpu_for_rank && hardware.caller_runs_on_cuda) choice.backend = Backend::cuda;
+    else if (hardware.build_has_cuda && gpu_for_rank)
+      choice.note = "auto chose the CPU: the training step has no CUDA path yet";
+  } else {
+    T6_CHECK(request.backend == "cpu", "parallel.backend must be \"auto\", \"cpu\" or \"cuda\", got \"",
+             request.backend, "\"");
+  }
+  if (request.communicator == "nccl") {
+    T6_CHECK(choice.backend == Backend::cuda, "parallel.communicator = \"nccl\" needs the CUDA backend (NCCL moves ",
+             "device buffers), but this rank runs on the CPU; set parallel.communicator = \"mpi\" or \"auto\"");
+    choice.communicator = CommunicatorKind::nccl;
+  } else if (request.communicator == "auto") {
+    choice.communicator = choice.backend == Backend::cuda ? CommunicatorKind::nccl : CommunicatorKind::mpi;
+  } else {
+    T6_CHECK(request.communicator == "mpi", "parallel.communicator must be \"auto\", \"nccl\" or \"mpi\", got \"",
+             request.communicator, "\"");
+  }
+  if (choice.backend == Backend::cuda) choice.cuda_device = hardware.local_rank;
+  return choice;
+}
+
+namespace {
+
+// Root's message on every rank of world, in fixed-size words (it is short).
+std::string broadcast_message(Communicator& world, const std::string& message, int root) {
+  std::vector<int32_t> words(128, 0);
+  std::memcpy(words.data(), message.data(), std::min(message.size(), words.size() * 4 - 1));
+  world.broadcast(Tensor(words.data(), {int64_t(words.size())}, DType::I32), root);
+  return std::string(reinterpret_cast<const char*>(words.data()));
+}
+
+}  // namespace
+
+BackendChoice choose_backend(const BackendRequest& request, Communicator& world, int local_rank,
+                             bool caller_runs_on_cuda) {
+  const RankHardware hardware{build_has_cuda(), local_rank, cuda_device_count(), caller_runs_on_cuda};
+  BackendChoice choice;
+  std::string failure;
+  try {
+    choice = resolve_backend(request, hardware);
+  } catch (const Error& error) {
+    failure = error.what();
+  }
+  // The lowest failing rank r as the maximum of size − r over the ranks (0 where a rank is fine).
+  int32_t failing = failure.empty() ? 0 : world.size() - world.rank();
+  world.all_reduce(Tensor(&failing, {1}, DType::I32), ReduceOp::Max);
+  if (failing > 0) {
+    const int root = world.size() - failing;
+    const std::string message = broadcast_message(world, failure, root);
+    fail(world.size() > 1 ? str("rank ", root, ": ", message) : message);
+  }
+  if (choice.backend == Backend::cuda) {
+    cuda_select_device(choice.cuda_device);
+    const CudaDeviceInfo info = cuda_device_info(choice.cuda_device);
+    choice.device_name = info.name;
+    choice.device_bytes = info.total_bytes;
+  }
+  return choice;
+}
+
+}  // namespace t6
