@@ -2,10 +2,15 @@
 
 namespace t6 {
 
-Arena::Arena(const std::function<void(Arena&)>& plan) {
+Arena::Arena(const std::function<void(Arena&)>& plan, Device device) : device_(device) {
   plan(*this);
-  buffer_ = HostBuffer(offset_);
-  base_ = static_cast<char*>(buffer_.data());
+  if (device == Device::CUDA) {
+    device_buffer_ = DeviceBuffer(offset_);
+    base_ = static_cast<char*>(device_buffer_.data());
+  } else {
+    buffer_ = HostBuffer(offset_);
+    base_ = static_cast<char*>(buffer_.data());
+  }
   offset_ = 0;
   plan(*this);
 }
@@ -14,9 +19,9 @@ Tensor Arena::take(Shape shape, DType dtype) {
   const size_t bytes = size_t(shape.numel()) * dtype_size(dtype);
   const size_t start = offset_;
   offset_ += (bytes + kAlignment - 1) / kAlignment * kAlignment;
-  T6_ASSERT(!base_ || offset_ <= buffer_.bytes() + kAlignment);
+  T6_ASSERT(!base_ || offset_ <= this->bytes() + kAlignment);
   // While measuring, hand out a non-null dummy pointer so callers cannot mistake it for empty.
-  return Tensor(base_ ? base_ + start : reinterpret_cast<char*>(kAlignment), shape, dtype);
+  return Tensor(base_ ? base_ + start : reinterpret_cast<char*>(kAlignment), shape, dtype, device_);
 }
 
 Tensor ScratchCursor::take(Shape shape) {

@@ -1,27 +1,33 @@
 // Arena: one allocation per kind of buffer, with every tensor's offset planned up front (llm.c).
 // Owners describe their buffers once in a planning function that calls take(); the function runs
 // first against a measuring arena (no memory) and then against the real one, so the layout is
-// written in one place and nothing is allocated inside a training step.
+// written in one place and nothing is allocated inside a training step. A device arena is one
+// cudaMalloc (core/device_memory.h) planned the same way.
 #pragma once
 #include <cstddef>
 #include <functional>
 
+#include "core/device_memory.h"
 #include "core/tensor.h"
 
 namespace t6 {
 
 class Arena {
  public:
-  // Runs `plan` twice: once to measure, once to hand out views into a single zeroed buffer.
-  explicit Arena(const std::function<void(Arena&)>& plan);
+  // Runs `plan` twice: once to measure, once to hand out views into a single zeroed buffer on
+  // `device` (the current GPU for Device::CUDA).
+  explicit Arena(const std::function<void(Arena&)>& plan, Device device = Device::CPU);
   Arena() = default;
 
   Tensor take(Shape shape, DType dtype = DType::F32);
-  size_t bytes() const { return buffer_.bytes(); }
+  size_t bytes() const { return device_ == Device::CUDA ? device_buffer_.bytes() : buffer_.bytes(); }
+  Device device() const { return device_; }
 
  private:
   static constexpr size_t kAlignment = 64;
+  Device device_ = Device::CPU;
   HostBuffer buffer_;
+  DeviceBuffer device_buffer_;
   char* base_ = nullptr;  // null while measuring
   size_t offset_ = 0;
 };

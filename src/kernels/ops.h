@@ -119,6 +119,8 @@ struct AdamWStep {
   float grad_scale = 1.0f;   // the clipping factor, applied to every gradient element
 };
 // param ← param·(1 − lr·wd); m, v updated with g·grad_scale; param −= lr · m̂ / (sqrt(v̂) + eps).
-void adamw_update(Tensor param, const Tensor& grad, Tensor m, Tensor v, const AdamWStep& hyper);
+// param_bf16, when given (BF16, param's shape), receives the updated param rounded to bf16: the
+// copy the CUDA backend's matmuls read, written in the same pass.
+void adamw_update(Tensor param, const Tensor& grad, Tensor m, Tensor v, const AdamWStep& hyper, Tensor param_bf16 = {});
 
 }  // namespace t6::ops

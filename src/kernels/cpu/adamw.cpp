@@ -1,15 +1,24 @@
 #include <cmath>
 
+#include "core/bf16.h"
+
 #include "kernels/cpu/cpu_dispatch.h"
 #include "kernels/ops.h"
 
 namespace t6::ops {
 using namespace cpu;
 
-void adamw_update(Tensor param, const Tensor& grad, Tensor m, Tensor v, const AdamWStep& hyper) {
+void adamw_update(Tensor param, const Tensor& grad, Tensor m, Tensor v, const AdamWStep& hyper, Tensor param_bf16) {
+  T6_CUDA_TWIN(param, adamw_update(param, grad, m, v, hyper, param_bf16));
   require_same_shape("adamw_update", param, grad);
   require_same_shape("adamw_update", param, m);
   require_same_shape("adamw_update", param, v);
+  if (!param_bf16.empty()) {
+    require_same_shape("adamw_update", param, param_bf16);
+    require_host("adamw_update", {&param_bf16});
+    T6_CHECK(param_bf16.dtype() == DType::BF16, "adamw_update: the bf16 copy must be BF16, got ",
+             dtype_name(param_bf16.dtype()));
+  }
   for_float_type("adamw_update", {&param, &grad, &m, &v}, [&](auto zero) {
     using T = decltype(zero);
     // The order of torch.optim.AdamW (single-tensor path): decay, moments, bias-corrected step.
@@ -28,6 +37,11 @@ void adamw_update(Tensor param, const Tensor& grad, Tensor m, Tensor v, const Ad
       m1[i] += (gi - m1[i]) * (T(1) - beta1);
       m2[i] = m2[i] * beta2 + (T(1) - beta2) * gi * gi;
       p[i] -= step_size * (m1[i] / (std::sqrt(m2[i]) / bias_correction2_sqrt + eps));
+    }
+    if (!param_bf16.empty()) {
+      uint16_t* copy = param_bf16.data<uint16_t>();
+#pragma omp parallel for simd schedule(static)
+      for (int64_t i = 0; i < n; ++i) copy[i] = float_to_bf16_bits(float(p[i]));
     }
   });
 }

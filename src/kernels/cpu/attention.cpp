@@ -136,12 +136,14 @@ void backward(Tensor dq, Tensor dk, Tensor dv, const Tensor& dy, const Tensor& q
 }  // namespace
 
 void attention_forward(Tensor y, Tensor lse, const Tensor& q, const Tensor& k, const Tensor& v, HeadMap heads) {
+  T6_CUDA_TWIN(y, attention_forward(y, lse, q, k, v, heads));
   for_float_type("attention_forward", {&y, &lse, &q, &k, &v},
                  [&](auto zero) { forward<decltype(zero)>(y, lse, q, k, v, heads); });
 }
 
 void attention_backward(Tensor dq, Tensor dk, Tensor dv, const Tensor& dy, const Tensor& q, const Tensor& k,
                         const Tensor& v, const Tensor& y, const Tensor& lse, HeadMap heads) {
+  T6_CUDA_TWIN(dq, attention_backward(dq, dk, dv, dy, q, k, v, y, lse, heads));
   for_float_type("attention_backward", {&dq, &dk, &dv, &dy, &q, &k, &v, &y, &lse},
                  [&](auto zero) { backward<decltype(zero)>(dq, dk, dv, dy, q, k, v, y, lse, heads); });
 }

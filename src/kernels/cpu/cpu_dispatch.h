@@ -1,10 +1,22 @@
-// Helpers shared by the CPU ops: run a templated body for the tensors' float type (fp32 for the
-// model, fp64 for finite-difference tests), and refuse tensors that live on another device.
+// Helpers shared by the CPU ops: hand tensors on a GPU to the op's CUDA twin, run a templated body
+// for the tensors' float type (fp32 for the model, fp64 for finite-difference tests), and refuse
+// tensors that live on another device.
 #pragma once
 #include <initializer_list>
 
 #include "core/error.h"
 #include "core/tensor.h"
+
+// The first line of every op: where `probe` (the op's main output) lives on a GPU, the op is its
+// CUDA twin of kernels/cuda/cuda_ops.h, e.g. T6_CUDA_TWIN(out, add(out, a, b)). Without CUDA there
+// are no device tensors, and the host checks below refuse any that claim to be one.
+#ifdef T6_WITH_CUDA
+#include "kernels/cuda/cuda_ops.h"
+#define T6_CUDA_TWIN(probe, call) \
+  if ((probe).device() == ::t6::Device::CUDA) return ::t6::ops::cuda::call
+#else
+#define T6_CUDA_TWIN(probe, call) static_assert(true)
+#endif
 
 namespace t6::ops::cpu {
 

@@ -8,6 +8,7 @@ using namespace cpu;
 
 
 void matmul(Tensor out, const Tensor& a, const Tensor& b, bool transpose_a, bool transpose_b, float alpha, float beta) {
+  T6_CUDA_TWIN(out, matmul(out, a, b, transpose_a, transpose_b, alpha, beta));
   for_float_type("matmul", {&out, &a, &b}, [&](auto zero) {
     using T = decltype(zero);
     const int64_t M = transpose_a ? matrix_cols(a) : matrix_rows(a);
@@ -23,6 +24,7 @@ void matmul(Tensor out, const Tensor& a, const Tensor& b, bool transpose_a, bool
 }
 
 void add(Tensor out, const Tensor& a, const Tensor& b) {
+  T6_CUDA_TWIN(out, add(out, a, b));
   require_same_shape("add", out, a);
   require_same_shape("add", out, b);
   for_float_type("add", {&out, &a, &b}, [&](auto zero) {
@@ -36,6 +38,7 @@ void add(Tensor out, const Tensor& a, const Tensor& b) {
 }
 
 double sum_of_squares(const Tensor& x) {
+  T6_CUDA_TWIN(x, sum_of_squares(x));
   double total = 0;
   for_float_type("sum_of_squares", {&x}, [&](auto zero) {
     using T = decltype(zero);
@@ -48,6 +51,7 @@ double sum_of_squares(const Tensor& x) {
 }
 
 void fill_zero(Tensor x) {
+  T6_CUDA_TWIN(x, fill_zero(x));
   for_float_type("fill_zero", {&x}, [&](auto zero) {
     using T = decltype(zero);
     T* data = x.data<T>();

@@ -7,6 +7,7 @@ namespace t6::ops {
 using namespace cpu;
 
 void rmsnorm_forward(Tensor out, Tensor rstd, const Tensor& x) {
+  T6_CUDA_TWIN(out, rmsnorm_forward(out, rstd, x));
   require_same_shape("rmsnorm_forward", out, x);
   for_float_type("rmsnorm_forward", {&out, &rstd, &x}, [&](auto zero) {
     using T = decltype(zero);
@@ -26,6 +27,7 @@ void rmsnorm_forward(Tensor out, Tensor rstd, const Tensor& x) {
 }
 
 void rmsnorm_backward(Tensor dx, const Tensor& dout, const Tensor& x, const Tensor& rstd) {
+  T6_CUDA_TWIN(dx, rmsnorm_backward(dx, dout, x, rstd));
   require_same_shape("rmsnorm_backward", dx, x);
   require_same_shape("rmsnorm_backward", dout, x);
   for_float_type("rmsnorm_backward", {&dx, &dout, &x, &rstd}, [&](auto zero) {

@@ -8,6 +8,7 @@ namespace t6::ops {
 using namespace cpu;
 
 void rope_tables(Tensor cos, Tensor sin) {
+  T6_CUDA_TWIN(cos, rope_tables(cos, sin));
   require_same_shape("rope_tables", cos, sin);
   for_float_type("rope_tables", {&cos, &sin}, [&](auto zero) {
     using T = decltype(zero);
@@ -55,10 +56,12 @@ void rotate(Tensor x, const Tensor& cos, const Tensor& sin, bool transpose) {
 }  // namespace
 
 void rope_forward(Tensor x, const Tensor& cos, const Tensor& sin) {
+  T6_CUDA_TWIN(x, rope_forward(x, cos, sin));
   for_float_type("rope_forward", {&x, &cos, &sin}, [&](auto zero) { rotate<decltype(zero)>(x, cos, sin, false); });
 }
 
 void rope_backward(Tensor dx, const Tensor& cos, const Tensor& sin) {
+  T6_CUDA_TWIN(dx, rope_backward(dx, cos, sin));
   for_float_type("rope_backward", {&dx, &cos, &sin}, [&](auto zero) { rotate<decltype(zero)>(dx, cos, sin, true); });
 }
 

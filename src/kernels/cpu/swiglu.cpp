@@ -7,6 +7,7 @@ namespace t6::ops {
 using namespace cpu;
 
 void swiglu_forward(Tensor out, const Tensor& a, const Tensor& b) {
+  T6_CUDA_TWIN(out, swiglu_forward(out, a, b));
   require_same_shape("swiglu_forward", out, a);
   require_same_shape("swiglu_forward", out, b);
   for_float_type("swiglu_forward", {&out, &a, &b}, [&](auto zero) {
@@ -20,6 +21,7 @@ void swiglu_forward(Tensor out, const Tensor& a, const Tensor& b) {
 }
 
 void swiglu_backward(Tensor da, Tensor db, const Tensor& dout, const Tensor& a, const Tensor& b) {
+  T6_CUDA_TWIN(da, swiglu_backward(da, db, dout, a, b));
   require_same_shape("swiglu_backward", da, a);
   require_same_shape("swiglu_backward", db, b);
   require_same_shape("swiglu_backward", dout, a);

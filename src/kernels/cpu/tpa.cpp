@@ -23,6 +23,7 @@ ContractDims check_contract(const char* op, const Tensor& out, const Tensor& A, 
 }  // namespace
 
 void tpa_contract_forward(Tensor out, const Tensor& A, const Tensor& factor_B) {
+  T6_CUDA_TWIN(out, tpa_contract_forward(out, A, factor_B));
   for_float_type("tpa_contract_forward", {&out, &A, &factor_B}, [&](auto zero) {
     using T = decltype(zero);
     const ContractDims s = check_contract("tpa_contract_forward", out, A, factor_B);
@@ -48,6 +49,7 @@ void tpa_contract_forward(Tensor out, const Tensor& A, const Tensor& factor_B) {
 }
 
 void tpa_contract_backward(Tensor dA, Tensor dB, const Tensor& dout, const Tensor& A, const Tensor& factor_B) {
+  T6_CUDA_TWIN(dA, tpa_contract_backward(dA, dB, dout, A, factor_B));
   require_same_shape("tpa_contract_backward", dA, A);
   require_same_shape("tpa_contract_backward", dB, factor_B);
   for_float_type("tpa_contract_backward", {&dA, &dB, &dout, &A, &factor_B}, [&](auto zero) {

@@ -1,0 +1,135 @@
+// Causal attention forward on the GPU, FlashAttention-style: one block per (batch, head, 64-query
+// tile) walks the key tiles up to the diagonal, scores on the tensor cores (WMMA, bf16 in, fp32
+// accumulate), an online softmax in fp32 whose row maximum and sum are kept per query row, and the
+// output accumulated in fp32 shared memory. Saves only y and the log-sum-exp of each row; the
+// T × T scores never reach global memory. GQA: the block reads the KV head its query head maps to.
+#include <cmath>
+
+#include "core/cuda/cuda_check.h"
+#include "kernels/cuda/attention_tiles.cuh"
+#include "kernels/cuda/cuda_context.h"
+#include "kernels/cuda/cuda_ops.h"
+
+namespace t6::ops::cuda {
+
+namespace {
+
+struct ForwardLayout {
+  size_t q, k, v, scores, probabilities, out, row_max, row_sum, row_correction;
+  SharedLayout plan;
+  __host__ __device__ explicit ForwardLayout(int padded_dim) {
+    q = plan.add<__nv_bfloat16>(size_t(kTile) * bf16_stride(padded_dim));
+    k = plan.add<__nv_bfloat16>(size_t(kTile) * bf16_stride(padded_dim));
+    v = plan.add<__nv_bfloat16>(size_t(kTile) * bf16_stride(padded_dim));
+    scores = plan.add<float>(size_t(kTile) * kScoreStride);
+    probabilities = plan.add<__nv_bfloat16>(size_t(kTile) * kProbabilityStride);
+    out = plan.add<float>(size_t(kTile) * f32_stride(padded_dim));
+    row_max = plan.add<float>(kTile);
+    row_sum = plan.add<float>(kTile);
+    row_correction = plan.add<float>(kTile);
+  }
+};
+
+// The warp's 16 rows of the score tile (key tile starting at k0) become bf16 probabilities against
+// the running row maxima, which are updated with the row sums; row_correction gets the factor
+// by which the rows' earlier output must shrink.
+__device__ void online_softmax_rows(const float* scores, __nv_bfloat16* probabilities, float* row_max, float* row_sum,
+                                    float* row_correction, int64_t q0, int64_t k0, int64_t T, float scale) {
+  const int lane = threadIdx.x % 32, first_row = (threadIdx.x / 32) * 16;
+  for (int r = first_row; r < first_row + 16; ++r) {
+    const int64_t q = q0 + r;
+    float s[2];
+    float largest = -INFINITY;
+    for (int half = 0; half < 2; ++half) {
+      const int c = lane + 32 * half;
+      const int64_t key = k0 + c;
+      s[half] = key <= q && key < T ? scores[r * kScoreStride + c] * scale : -INFINITY;
+      largest = fmaxf(largest, s[half]);
+    }
+    largest = warp_max(largest);
+    const float old_max = row_max[r];
+    const float new_max = fmaxf(old_max, largest);
+    float sum = 0;
+    for (int half = 0; half < 2; ++half) {
+      const float p = new_max == -INFINITY ? 0.0f : expf(s[half] - new_max);
+      probabilities[r * kProbabilityStride + lane + 32 * half] = __float2bfloat16(p);
+      sum += p;
+    }
+    sum = warp_sum(sum);
+    if (lane == 0) {
+      const float correction = old_max == -INFINITY ? 0.0f : expf(old_max - new_max);
+      row_correction[r] = correction;
+      row_sum[r] = row_sum[r] * correction + sum;
+      row_max[r] = new_max;
+    }
+  }
+}
+
+__global__ void __launch_bounds__(kAttentionThreads) attention_forward_kernel(HeadTensor y, float* lse, HeadTensor q,
+                                                                               HeadTensor k, HeadTensor v,
+                                                                               AttentionShape shape) {
+  extern __shared__ __align__(128) char shared[];
+  const int padded_dim = shape.padded_dim, stride = bf16_stride(padded_dim), out_stride = f32_stride(padded_dim);
+  const ForwardLayout layout(padded_dim);
+  __nv_bfloat16* q_tile = shared_region<__nv_bfloat16>(shared, layout.q);
+  __nv_bfloat16* k_tile = shared_region<__nv_bfloat16>(shared, layout.k);
+  __nv_bfloat16* v_tile = shared_region<__nv_bfloat16>(shared, layout.v);
+  float* scores = shared_region<float>(shared, layout.scores);
+  __nv_bfloat16* probabilities = shared_region<__nv_bfloat16>(shared, layout.probabilities);
+  float* out = shared_region<float>(shared, layout.out);
+  float* row_max = shared_region<float>(shared, layout.row_max);
+  float* row_sum = shared_region<float>(shared, layout.row_sum);
+  float* row_correction = shared_region<float>(shared, layout.row_correction);
+
+  const int64_t q0 = int64_t(blockIdx.x) * kTile, h = blockIdx.y, b = blockIdx.z, kv = shape.kv_head(h);
+  const int warp_row = (threadIdx.x / 32) * 16, lane = threadIdx.x % 32, d_blocks = padded_dim / 16;
+  load_tile(q_tile, q, b, q0, h, padded_dim);
+  zero_f32_tile(out, out_stride, padded_dim);
+  for (int r = threadIdx.x; r < kTile; r += blockDim.x) {
+    row_max[r] = -INFINITY;
+    row_sum[r] = 0.0f;
+  }
+  const int64_t last_key = min(q0 + kTile, shape.T);  // keys past the tile's last query are masked
+  for (int64_t k0 = 0; k0 < last_key; k0 += kTile) {
+    __syncthreads();  // the previous tile's k and v are no longer read
+    load_tile(k_tile, k, b, k0, kv, padded_dim);
+    load_tile(v_tile, v, b, k0, kv, padded_dim);
+    __syncthreads();
+    warp_product_abt(q_tile + warp_row * stride, stride, k_tile, stride, scores + warp_row * kScoreStride,
+                     kScoreStride, kTile / 16, d_blocks);
+    __syncwarp();
+    online_softmax_rows(scores, probabilities, row_max, row_sum, row_correction, q0, k0, shape.T, shape.scale);
+    __syncwarp();
+    for (int r = warp_row; r < warp_row + 16; ++r)
+      for (int c = lane; c < padded_dim; c += 32) out[r * out_stride + c] *= row_correction[r];
+    __syncwarp();
+    warp_accumulate_ab<wmma::row_major>(probabilities + warp_row * kProbabilityStride, kProbabilityStride, v_tile,
+                                        stride, out + warp_row * out_stride, out_stride, d_blocks, kTile / 16);
+  }
+  __syncthreads();
+  for (int e = threadIdx.x; e < kTile * shape.D; e += blockDim.x) {
+    const int r = e / int(shape.D), c = e % int(shape.D);
+    if (q0 + r < shape.T) y.data.store(y.offset(b, q0 + r, h) + c, out[r * out_stride + c] / row_sum[r]);
+  }
+  for (int r = threadIdx.x; r < kTile; r += blockDim.x)
+    if (q0 + r < shape.T) lse[(b * shape.H + h) * shape.T + q0 + r] = row_max[r] + logf(row_sum[r]);
+}
+
+}  // namespace
+
+void attention_forward(Tensor y, Tensor lse, const Tensor& q, const Tensor& k, const Tensor& v, HeadMap heads) {
+  const char* op = "attention_forward";
+  const AttentionShape shape = check_attention(op, q, k, v, y, lse, heads);
+  if (shape.B * shape.T * shape.H == 0) return;
+  const size_t shared_bytes = ForwardLayout(shape.padded_dim).plan.bytes;
+  T6_CUDA_CHECK(cudaFuncSetAttribute(attention_forward_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                     int(shared_bytes)));
+  const dim3 grid(unsigned((shape.T + kTile - 1) / kTile), unsigned(shape.H), unsigned(shape.B));
+  attention_forward_kernel<<<grid, kAttentionThreads, shared_bytes, cuda_context().stream()>>>(
+      HeadTensor{float_ref(op, y), shape.T, shape.H, shape.D}, lse.data<float>(),
+      HeadTensor{float_ref(op, q), shape.T, shape.H, shape.D}, HeadTensor{float_ref(op, k), shape.T, shape.Hkv, shape.D},
+      HeadTensor{float_ref(op, v), shape.T, shape.Hkv, shape.D}, shape);
+  T6_CUDA_CHECK_LAUNCH("attention_forward_kernel");
+}
+
+}  // namespace t6::ops::cuda

@@ -1,0 +1,49 @@
+// The CUDA twins of the ops in kernels/ops.h, same names and signatures. Callers never use this
+// header: each op of ops.h (defined in kernels/cpu/) hands tensors that live on a GPU to its twin
+// here (T6_CUDA_TWIN in kernels/cpu/cpu_dispatch.h), so model, trainer and optimizer code never
+// branch on the backend. Plain C++: the CPU files that dispatch include it.
+//
+// Precision (DESIGN.md): every tensor may be F32 or BF16 unless an op says otherwise; arithmetic,
+// accumulation and statistics (rstd, row maxima and sums, lse, losses) are fp32. Token ids are I32
+// device tensors. Kernels run on the calling thread's stream (kernels/cuda/cuda_context.h) and do
+// not synchronise, except the ops that return a host value (sum_of_squares).
+#pragma once
+#include "kernels/ops.h"
+
+namespace t6::ops::cuda {
+
+void matmul(Tensor out, const Tensor& a, const Tensor& b, bool transpose_a, bool transpose_b, float alpha, float beta);
+void add(Tensor out, const Tensor& a, const Tensor& b);
+double sum_of_squares(const Tensor& x);
+void fill_zero(Tensor x);
+
+void embedding_forward(Tensor out, const Tensor& tokens, const Tensor& table, VocabSlice slice);
+void embedding_backward(Tensor dtable, const Tensor& dout, const Tensor& tokens, VocabSlice slice);
+
+void rmsnorm_forward(Tensor out, Tensor rstd, const Tensor& x);
+void rmsnorm_backward(Tensor dx, const Tensor& dout, const Tensor& x, const Tensor& rstd);
+
+void rope_tables(Tensor cos, Tensor sin);
+void rope_forward(Tensor x, const Tensor& cos, const Tensor& sin);
+void rope_backward(Tensor dx, const Tensor& cos, const Tensor& sin);
+
+void tpa_contract_forward(Tensor out, const Tensor& A, const Tensor& factor_B);
+void tpa_contract_backward(Tensor dA, Tensor dB, const Tensor& dout, const Tensor& A, const Tensor& factor_B);
+
+void attention_forward(Tensor y, Tensor lse, const Tensor& q, const Tensor& k, const Tensor& v, HeadMap heads);
+void attention_backward(Tensor dq, Tensor dk, Tensor dv, const Tensor& dy, const Tensor& q, const Tensor& k,
+                        const Tensor& v, const Tensor& y, const Tensor& lse, HeadMap heads);
+
+void swiglu_forward(Tensor out, const Tensor& a, const Tensor& b);
+void swiglu_backward(Tensor da, Tensor db, const Tensor& dout, const Tensor& a, const Tensor& b);
+
+void cross_entropy_exp_sum(Tensor local_max, Tensor sum_exp, Tensor target_logit, Tensor logits, const Tensor& targets,
+                           VocabSlice slice);
+void cross_entropy_rescale(Tensor sum_exp, const Tensor& local_max, const Tensor& row_max);
+void cross_entropy_losses(Tensor losses, const Tensor& row_max, const Tensor& sum_exp, const Tensor& target_logit);
+void cross_entropy_gradient(Tensor exp_logits, const Tensor& targets, const Tensor& local_max, const Tensor& row_max,
+                            const Tensor& sum_exp, float dloss, VocabSlice slice);
+
+void adamw_update(Tensor param, const Tensor& grad, Tensor m, Tensor v, const AdamWStep& hyper, Tensor param_bf16);
+
+}  // namespace t6::ops::cuda

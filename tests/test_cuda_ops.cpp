@@ -1,0 +1,441 @@
+// ctest-labels: gpu
+// Every CUDA op (kernels/cuda/) against its CPU twin on random inputs with odd shapes, through the
+// one op set of kernels/ops.h: the same call runs on the GPU because its tensors live there.
+// Skips itself where there is no GPU (and in a build without CUDA).
+//
+// How the tolerances are set: the inputs are rounded to bf16 once on the host, and both backends
+// get the same rounded values (the CPU reference in fp32 on them), so the differences measured are
+// the kernels' own: fp32 summation order (relative 1e-5 and below), outputs stored as bf16 (half a
+// bf16 ulp, 2^-9 relative, per element), and in attention the bf16 probabilities and dS fed to the
+// tensor cores (relative errors of a few 2^-9 summed over a row). Errors are measured as
+// ‖gpu − cpu‖ / ‖cpu‖ over the whole tensor (METHOD.md: bf16 operands land between 1e-3 and 1e-2)
+// plus, where the value is exact arithmetic, bit equality. Every output starts as NaN (0xFF bytes),
+// so an element a kernel forgets to write fails the test.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "core/arena.h"
+#include "core/bf16.h"
+#include "core/device_memory.h"
+#include "kernels/device.h"
+#include "kernels/ops.h"
+
+using namespace t6;
+
+namespace {
+
+constexpr double kFp32Order = 1e-5;       // fp32 results that differ only in summation order
+constexpr double kBf16Output = 4e-3;      // results stored as bf16: 2^-9 per element, margin for order
+constexpr double kAttention = 1.5e-2;     // bf16 P and dS on the tensor cores (see the header)
+
+std::mt19937_64& rng() {
+  static std::mt19937_64 generator(20261201);
+  return generator;
+}
+
+// Host fp32 values uniform in [-scale, scale], rounded to bf16 so both backends see the same inputs.
+HostTensor random_values(Shape shape, float scale = 1.0f) {
+  HostTensor x(shape, DType::F32);
+  std::uniform_real_distribution<float> uniform(-scale, scale);
+  for (int64_t i = 0; i < x.numel(); ++i) x.data<float>()[i] = round_to_bf16(uniform(rng()));
+  return x;
+}
+
+HostTensor ids(int64_t count, int64_t vocab) {
+  HostTensor x({count}, DType::I32);
+  std::uniform_int_distribution<int32_t> pick(0, int32_t(vocab - 1));
+  for (int64_t i = 0; i < count; ++i) x.data<int32_t>()[i] = pick(rng());
+  return x;
+}
+
+HostTensor copy_of(const Tensor& host) {
+  HostTensor copy(host.shape(), host.dtype());
+  std::memcpy(copy.view().raw(), host.raw(), host.bytes());
+  return copy;
+}
+
+// A device tensor owning its memory.
+struct DeviceTensor {
+  DeviceBuffer buffer;
+  Tensor view;
+  operator const Tensor&() const { return view; }
+};
+
+// x (host, F32 or I32) on the GPU as `dtype` (F32, BF16 or I32).
+DeviceTensor upload(const HostTensor& x, DType dtype = DType::F32) {
+  DeviceTensor device{DeviceBuffer(size_t(x.numel()) * dtype_size(dtype)), {}};
+  device.view = device.buffer.as(x.shape(), dtype);
+  if (dtype == DType::BF16) {
+    HostTensor bits(x.shape(), DType::U16);
+    for (int64_t i = 0; i < x.numel(); ++i) bits.data<uint16_t>()[i] = float_to_bf16_bits(x.data<float>()[i]);
+    copy_tensor(device.view, Tensor(bits.view().raw(), x.shape(), DType::BF16));
+  } else {
+    copy_tensor(device.view, x);
+  }
+  return device;
+}
+
+// An output on the GPU whose every byte is 0xFF (NaN in F32 and BF16).
+DeviceTensor poisoned(Shape shape, DType dtype = DType::F32) {
+  DeviceTensor device{DeviceBuffer(size_t(shape.numel()) * dtype_size(dtype)), {}};
+  device.view = device.buffer.as(shape, dtype);
+  std::vector<unsigned char> bytes(device.view.bytes(), 0xFF);
+  copy_tensor(device.view, Tensor(bytes.data(), shape, dtype));
+  return device;
+}
+
+// A device F32 or BF16 tensor as host F32.
+HostTensor download(const Tensor& device) {
+  HostTensor out(device.shape(), DType::F32);
+  if (device.dtype() == DType::BF16) {
+    HostTensor bits(device.shape(), DType::U16);
+    copy_tensor(Tensor(bits.view().raw(), device.shape(), DType::BF16), device);
+    for (int64_t i = 0; i < out.numel(); ++i) out.data<float>()[i] = bf16_bits_to_float(bits.data<uint16_t>()[i]);
+  } else {
+    copy_tensor(out.view(), device);
+  }
+  return out;
+}
+
+// ‖a − b‖ / ‖b‖ (b the CPU reference); NaN anywhere in a gives NaN, which fails every bound.
+double relative_error(const Tensor& a, const Tensor& b) {
+  double diff = 0, norm = 0;
+  for (int64_t i = 0; i < b.numel(); ++i) {
+    const double x = a.data<float>()[i], y = b.data<float>()[i];
+    diff += (x - y) * (x - y);
+    norm += y * y;
+  }
+  return std::sqrt(diff) / std::max(std::sqrt(norm), 1e-30);
+}
+
+#define EXPECT_CLOSE(gpu_device, cpu_host, tolerance)                                \
+  do {                                                                               \
+    const HostTensor t6_gpu = download(gpu_device);                                  \
+    const double t6_error = relative_error(t6_gpu, cpu_host);                        \
+    EXPECT_LE(t6_error, tolerance) << #gpu_device " vs the CPU twin";                \
+  } while (0)
+
+bool bitwise_equal(const Tensor& a, const Tensor& b) {
+  return a.bytes() == b.bytes() && std::memcmp(a.raw(), b.raw(), a.bytes()) == 0;
+}
+
+class CudaOps : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (cuda_device_count() == 0) GTEST_SKIP() << "no GPU (or a build without CUDA): the CUDA ops are not run";
+    cuda_select_device(0);
+  }
+};
+
+}  // namespace
+
+// ---- matmul (cuBLASLt) ---------------------------------------------------------------------------
+
+TEST_F(CudaOps, MatmulAllTransposesBf16InputsFp32AndBf16OutputsWithBeta) {
+  const int64_t M = 17, K = 33, N = 24;
+  for (bool ta : {false, true}) {
+    for (bool tb : {false, true}) {
+      SCOPED_TRACE(::testing::Message() << "transpose_a " << ta << ", transpose_b " << tb);
+      const HostTensor a = random_values(ta ? Shape{K, M} : Shape{M, K});
+      const HostTensor b = random_values(tb ? Shape{N, K} : Shape{K, N});
+      const HostTensor c0 = random_values({M, N});
+      // beta = 1 onto an fp32 gradient: the micro-batch accumulation of a linear layer's dW.
+      HostTensor expected = copy_of(c0);
+      ops::matmul(expected.view(), a, b, ta, tb, 0.5f, 1.0f);
+      DeviceTensor out = upload(c0);
+      ops::matmul(out.view, upload(a, DType::BF16), upload(b, DType::BF16), ta, tb, 0.5f, 1.0f);
+      EXPECT_CLOSE(out.view, expected, kFp32Order);
+      // bf16 output, beta = 0: the forward of a layer writing a bf16 activation.
+      HostTensor plain({M, N}, DType::F32);
+      ops::matmul(plain.view(), a, b, ta, tb, 1.0f, 0.0f);
+      DeviceTensor bf16_out = poisoned({M, N}, DType::BF16);
+      ops::matmul(bf16_out.view, upload(a, DType::BF16), upload(b, DType::BF16), ta, tb, 1.0f, 0.0f);
+      EXPECT_CLOSE(bf16_out.view, plain, kBf16Output);
+      // fp32 × fp32 (no TF32: fp32 accumulation of fp32 products).
+      DeviceTensor fp32_out = poisoned({M, N});
+      ops::matmul(fp32_out.view, upload(a), upload(b), ta, tb, 1.0f, 0.0f);
+      EXPECT_CLOSE(fp32_out.view, plain, kFp32Order);
+    }
+  }
+}
+
+TEST_F(CudaOps, MatmulRepeatsBitForBit) {
+  const HostTensor a = random_values({256, 384}), b = random_values({512, 384});
+  const DeviceTensor da = upload(a, DType::BF16), db = upload(b, DType::BF16);
+  DeviceTensor first = poisoned({256, 512}), second = poisoned({256, 512});
+  ops::matmul(first.view, da, db, false, true);
+  ops::matmul(second.view, da, db, false, true);
+  EXPECT_TRUE(bitwise_equal(download(first.view), download(second.view))) << "the algorithm must be fixed per shape";
+}
+
+// ---- element-wise and reductions ------------------------------------------------------------------
+
+TEST_F(CudaOps, AddAndSwigluForwardBackward) {
+  const Shape shape{7, 151};  // an odd element count, not a multiple of any block
+  const HostTensor a = random_values(shape, 3.0f), b = random_values(shape), dout = random_values(shape);
+  HostTensor sum(shape, DType::F32), out(shape, DType::F32), da(shape, DType::F32), db(shape, DType::F32);
+  ops::add(sum.view(), a, b);
+  ops::swiglu_forward(out.view(), a, b);
+  ops::swiglu_backward(da.view(), db.view(), dout, a, b);
+  const DeviceTensor ga = upload(a, DType::BF16), gb = upload(b, DType::BF16), gdout = upload(dout, DType::BF16);
+  DeviceTensor gsum = poisoned(shape), gout = poisoned(shape, DType::BF16), gda = poisoned(shape), gdb = poisoned(shape);
+  ops::add(gsum.view, ga, gb);
+  ops::swiglu_forward(gout.view, ga, gb);
+  ops::swiglu_backward(gda.view, gdb.view, gdout, ga, gb);
+  EXPECT_TRUE(bitwise_equal(download(gsum.view), sum)) << "a sum of two bf16 values is exact in fp32";
+  EXPECT_CLOSE(gout.view, out, kBf16Output);
+  EXPECT_CLOSE(gda.view, da, kFp32Order);  // fp32 outputs: only expf differs
+  EXPECT_CLOSE(gdb.view, db, kFp32Order);
+}
+
+TEST_F(CudaOps, SumOfSquaresMatchesInDoubleAndRepeats) {
+  const HostTensor x = random_values({1000003});
+  const DeviceTensor gx = upload(x);
+  const double cpu = ops::sum_of_squares(x), gpu = ops::sum_of_squares(gx);
+  EXPECT_NEAR(gpu, cpu, 1e-12 * cpu) << "both sum exact squares of fp32 values in double";
+  EXPECT_EQ(gpu, ops::sum_of_squares(gx)) << "no atomics: the same bits every time";
+}
+
+TEST_F(CudaOps, FillZero) {
+  DeviceTensor x = poisoned({5, 97}, DType::BF16);
+  ops::fill_zero(x.view);
+  const HostTensor back = download(x.view);
+  for (int64_t i = 0; i < back.numel(); ++i) ASSERT_EQ(back.data<float>()[i], 0.0f);
+}
+
+// ---- RMSNorm, RoPE ----------------------------------------------------------------------------------
+
+TEST_F(CudaOps, RmsNormForwardBackwardFp32Statistics) {
+  for (int64_t d : {97, 768}) {
+    SCOPED_TRACE(::testing::Message() << "d " << d);
+    const int64_t rows = 17;
+    const HostTensor x = random_values({rows, d}, 2.0f), dout = random_values({rows, d}), dx0 = random_values({rows, d});
+    HostTensor out({rows, d}, DType::F32), rstd({rows}, DType::F32), dx = copy_of(dx0);
+    ops::rmsnorm_forward(out.view(), rstd.view(), x);
+    ops::rmsnorm_backward(dx.view(), dout, x, rstd);
+    const DeviceTensor gx = upload(x, DType::BF16);
+    DeviceTensor gout = poisoned({rows, d}, DType::BF16), grstd = poisoned({rows}), gdx = upload(dx0);
+    ops::rmsnorm_forward(gout.view, grstd.view, gx);
+    ops::rmsnorm_backward(gdx.view, upload(dout, DType::BF16), gx, grstd.view);
+    EXPECT_CLOSE(gout.view, out, kBf16Output);
+    EXPECT_CLOSE(grstd.view, rstd, kFp32Order);
+    EXPECT_CLOSE(gdx.view, dx, kFp32Order);  // accumulated onto dx0 in fp32
+  }
+}
+
+TEST_F(CudaOps, RopeForwardAndTransposeWithBf16Tables) {
+  for (int64_t D : {8, 64}) {
+    SCOPED_TRACE(::testing::Message() << "D " << D);
+    const int64_t B = 2, T = 17, R = 3;
+    HostTensor cos({T, D / 2}, DType::F32), sin({T, D / 2}, DType::F32);
+    ops::rope_tables(cos.view(), sin.view());
+    DeviceTensor gcos = poisoned({T, D / 2}, DType::BF16), gsin = poisoned({T, D / 2}, DType::BF16);
+    ops::rope_tables(gcos.view, gsin.view);
+    EXPECT_TRUE(bitwise_equal(download(gcos.view), cos)) << "the reference's tables are bf16 values";
+    EXPECT_TRUE(bitwise_equal(download(gsin.view), sin));
+    const HostTensor x = random_values({B, T, R, D});
+    HostTensor forward = copy_of(x), backward = copy_of(x);
+    ops::rope_forward(forward.view(), cos, sin);
+    ops::rope_backward(backward.view(), cos, sin);
+    DeviceTensor gforward = upload(x), gbackward = upload(x, DType::BF16);
+    ops::rope_forward(gforward.view, gcos.view, gsin.view);
+    ops::rope_backward(gbackward.view, gcos.view, gsin.view);
+    EXPECT_CLOSE(gforward.view, forward, kFp32Order);
+    EXPECT_CLOSE(gbackward.view, backward, kBf16Output);
+  }
+}
+
+// ---- embedding and cross-entropy, vocabulary split over TP ---------------------------------------
+
+TEST_F(CudaOps, VocabParallelEmbeddingForwardBackwardIsExactAndDeterministic) {
+  const int64_t vocab = 97, first_row = 40, local_rows = 57, d = 24, N = 2 * 17;
+  const ops::VocabSlice slice{first_row, vocab};
+  const HostTensor tokens = ids(N, vocab), table = random_values({local_rows, d});
+  const HostTensor dout = random_values({N, d}), dtable0 = random_values({local_rows, d});
+  HostTensor out({N, d}, DType::F32), dtable = copy_of(dtable0);
+  ops::embedding_forward(out.view(), tokens, table, slice);
+  ops::embedding_backward(dtable.view(), dout, tokens, slice);
+  const DeviceTensor gtokens = upload(tokens, DType::I32), gtable = upload(table, DType::BF16);
+  DeviceTensor gout = poisoned({N, d}, DType::BF16);
+  ops::embedding_forward(gout.view, gtokens, gtable, slice);
+  EXPECT_TRUE(bitwise_equal(download(gout.view), out)) << "a lookup copies bf16 values";
+  const DeviceTensor gdout = upload(dout, DType::BF16);
+  DeviceTensor first = upload(dtable0), second = upload(dtable0);
+  ops::embedding_backward(first.view, gdout, gtokens, slice);
+  ops::embedding_backward(second.view, gdout, gtokens, slice);
+  // Sorted by id, equal ids in position order: the CPU's order of additions, so the same bits.
+  EXPECT_TRUE(bitwise_equal(download(first.view), dtable));
+  EXPECT_TRUE(bitwise_equal(download(first.view), download(second.view)));
+}
+
+TEST_F(CudaOps, VocabParallelCrossEntropyPassesOverFp32Logits) {
+  const int64_t vocab = 97, first_row = 40, local_vocab = 57, N = 17;
+  const ops::VocabSlice slice{first_row, vocab};
+  const HostTensor targets = ids(N, vocab), logits = random_values({N, local_vocab}, 8.0f);
+  const HostTensor other_max = random_values({N}, 8.0f);  // a row maximum "from the other rank"
+  HostTensor exp_logits = copy_of(logits), local_max({N}, DType::F32), sum_exp({N}, DType::F32);
+  HostTensor target_logit({N}, DType::F32), row_max({N}, DType::F32), losses({N}, DType::F32);
+  ops::cross_entropy_exp_sum(local_max.view(), sum_exp.view(), target_logit.view(), exp_logits.view(), targets, slice);
+  for (int64_t n = 0; n < N; ++n)
+    row_max.data<float>()[n] = std::max(local_max.data<float>()[n], other_max.data<float>()[n]);
+  HostTensor rescaled = copy_of(sum_exp);
+  ops::cross_entropy_rescale(rescaled.view(), local_max, row_max);
+  ops::cross_entropy_losses(losses.view(), row_max, rescaled, target_logit);
+  HostTensor gradient = copy_of(exp_logits);
+  ops::cross_entropy_gradient(gradient.view(), targets, local_max, row_max, rescaled, 0.25f, slice);
+
+  const DeviceTensor gtargets = upload(targets, DType::I32), grow_max = upload(row_max);
+  DeviceTensor gexp = upload(logits), glocal_max = poisoned({N}), gsum = poisoned({N}), gtarget = poisoned({N});
+  ops::cross_entropy_exp_sum(glocal_max.view, gsum.view, gtarget.view, gexp.view, gtargets, slice);
+  EXPECT_TRUE(bitwise_equal(download(glocal_max.view), local_max));
+  EXPECT_TRUE(bitwise_equal(download(gtarget.view), target_logit)) << "0 where another rank holds the target";
+  EXPECT_CLOSE(gexp.view, exp_logits, kFp32Order);
+  EXPECT_CLOSE(gsum.view, sum_exp, kFp32Order);
+  ops::cross_entropy_rescale(gsum.view, glocal_max.view, grow_max);
+  EXPECT_CLOSE(gsum.view, rescaled, kFp32Order);
+  DeviceTensor glosses = poisoned({N});
+  ops::cross_entropy_losses(glosses.view, grow_max, gsum.view, gtarget.view);
+  EXPECT_CLOSE(glosses.view, losses, kFp32Order);
+  ops::cross_entropy_gradient(gexp.view, gtargets, glocal_max.view, grow_max, gsum.view, 0.25f, slice);
+  EXPECT_CLOSE(gexp.view, gradient, kFp32Order);
+}
+
+// ---- TPA contraction, AdamW ----------------------------------------------------------------------
+
+TEST_F(CudaOps, TpaContractionForwardBackwardForRanks1And3) {
+  for (int64_t R : {1, 3}) {
+    for (int64_t D : {8, 64}) {
+      SCOPED_TRACE(::testing::Message() << "R " << R << ", D " << D);
+      const int64_t B = 2, T = 17, H = 5;
+      const HostTensor A = random_values({B, T, H, R}), factor_B = random_values({B, T, R, D});
+      const HostTensor dout = random_values({B, T, H, D});
+      HostTensor out({B, T, H, D}, DType::F32), dA({B, T, H, R}, DType::F32), dB({B, T, R, D}, DType::F32);
+      ops::tpa_contract_forward(out.view(), A, factor_B);
+      ops::tpa_contract_backward(dA.view(), dB.view(), dout, A, factor_B);
+      const DeviceTensor gA = upload(A, DType::BF16), gB = upload(factor_B, DType::BF16);
+      DeviceTensor gout = poisoned({B, T, H, D}, DType::BF16), gdA = poisoned({B, T, H, R}), gdB = poisoned({B, T, R, D});
+      ops::tpa_contract_forward(gout.view, gA, gB);
+      ops::tpa_contract_backward(gdA.view, gdB.view, upload(dout, DType::BF16), gA, gB);
+      EXPECT_CLOSE(gout.view, out, kBf16Output);
+      EXPECT_CLOSE(gdA.view, dA, kFp32Order);
+      EXPECT_CLOSE(gdB.view, dB, kFp32Order);
+    }
+  }
+}
+
+TEST_F(CudaOps, AdamWUpdatesFp32StateAndWritesTheBf16Copy) {
+  const int64_t n = 1001;
+  const HostTensor param0 = random_values({n}), grad = random_values({n}), m0 = random_values({n}, 0.1f);
+  HostTensor v0 = random_values({n}, 0.01f);
+  for (int64_t i = 0; i < n; ++i) v0.data<float>()[i] = std::abs(v0.data<float>()[i]);
+  const ops::AdamWStep hyper{3e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, 7, 0.5f};
+  HostTensor param = copy_of(param0), m = copy_of(m0), v = copy_of(v0), copy({n}, DType::BF16);
+  ops::adamw_update(param.view(), grad, m.view(), v.view(), hyper, copy.view());
+  DeviceTensor gparam = upload(param0), gm = upload(m0), gv = upload(v0), gcopy = poisoned({n}, DType::BF16);
+  ops::adamw_update(gparam.view, upload(grad), gm.view, gv.view, hyper, gcopy.view);
+  EXPECT_CLOSE(gparam.view, param, 1e-6);  // element-wise fp32: rounding only
+  EXPECT_CLOSE(gm.view, m, 1e-6);
+  EXPECT_CLOSE(gv.view, v, 1e-6);
+  const HostTensor params_back = download(gparam.view), copy_back = download(gcopy.view);
+  for (int64_t i = 0; i < n; ++i)
+    ASSERT_EQ(copy_back.data<float>()[i], round_to_bf16(params_back.data<float>()[i])) << "element " << i;
+}
+
+// ---- attention ------------------------------------------------------------------------------------
+
+struct AttentionCase {
+  int64_t B, T, H, Hkv, D;
+  ops::HeadMap heads;
+};
+
+class CudaAttention : public CudaOps, public ::testing::WithParamInterface<AttentionCase> {};
+
+// Forward and backward against the CPU twin, inputs bf16, outputs fp32 (so only the kernel's own
+// rounding is measured), and the backward twice to the bit.
+TEST_P(CudaAttention, ForwardBackwardMatchTheCpuAndRepeat) {
+  const AttentionCase c = GetParam();
+  const Shape q_shape{c.B, c.T, c.H, c.D}, kv_shape{c.B, c.T, c.Hkv, c.D};
+  const HostTensor q = random_values(q_shape), k = random_values(kv_shape), v = random_values(kv_shape);
+  const HostTensor dy = random_values(q_shape);
+  HostTensor y(q_shape, DType::F32), lse({c.B, c.H, c.T}, DType::F32);
+  HostTensor dq(q_shape, DType::F32), dk(kv_shape, DType::F32), dv(kv_shape, DType::F32);
+  ops::attention_forward(y.view(), lse.view(), q, k, v, c.heads);
+  ops::attention_backward(dq.view(), dk.view(), dv.view(), dy, q, k, v, y, lse, c.heads);
+
+  const DeviceTensor gq = upload(q, DType::BF16), gk = upload(k, DType::BF16), gv = upload(v, DType::BF16);
+  DeviceTensor gy = poisoned(q_shape), glse = poisoned({c.B, c.H, c.T});
+  ops::attention_forward(gy.view, glse.view, gq, gk, gv, c.heads);
+  EXPECT_CLOSE(gy.view, y, kAttention);
+  EXPECT_CLOSE(glse.view, lse, 1e-5);  // fp32 scores of bf16 inputs: exact products, fp32 sums
+  // The backward gets the CPU's y (as bf16) so that its error is its own.
+  const DeviceTensor gdy = upload(dy, DType::BF16), gy_in = upload(y, DType::BF16);
+  DeviceTensor gdq = poisoned(q_shape), gdk = poisoned(kv_shape), gdv = poisoned(kv_shape);
+  ops::attention_backward(gdq.view, gdk.view, gdv.view, gdy, gq, gk, gv, gy_in, glse.view, c.heads);
+  EXPECT_CLOSE(gdq.view, dq, kAttention);
+  EXPECT_CLOSE(gdk.view, dk, kAttention);
+  EXPECT_CLOSE(gdv.view, dv, kAttention);
+  DeviceTensor again = poisoned(kv_shape), again_dq = poisoned(q_shape), again_dv = poisoned(kv_shape);
+  ops::attention_backward(again_dq.view, again.view, again_dv.view, gdy, gq, gk, gv, gy_in, glse.view, c.heads);
+  EXPECT_TRUE(bitwise_equal(download(again.view), download(gdk.view))) << "dK: no atomics, fixed order";
+  EXPECT_TRUE(bitwise_equal(download(again_dq.view), download(gdq.view))) << "dQ in its own pass";
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, CudaAttention,
+    ::testing::Values(AttentionCase{2, 17, 5, 5, 8, {}},            // T below one tile, D 8 padded to 16
+                      AttentionCase{1, 130, 4, 2, 64, {0, 2, 0}},   // GQA groups of 2, T past two tiles
+                      AttentionCase{2, 65, 3, 1, 40, {0, 3, 0}},    // MQA, D not a multiple of 16
+                      AttentionCase{1, 77, 3, 2, 128, {3, 2, 1}},   // a TP rank's heads 3..5 over KV heads 1..2
+                      AttentionCase{1, 64, 2, 2, 64, {}}));         // exactly one tile
+
+TEST_F(CudaOps, TpaAttentionMaterialisedPathOnDeviceTensors) {
+  const int64_t B = 2, T = 17, H = 5, Rq = 3, R = 1, D = 8;
+  const HostTensor A_q = random_values({B, T, H, Rq}), B_q = random_values({B, T, Rq, D});
+  const HostTensor A_k = random_values({B, T, H, R}), B_k = random_values({B, T, R, D});
+  const HostTensor A_v = random_values({B, T, H, R}), B_v = random_values({B, T, R, D});
+  const int64_t workspace_elements = ops::tpa_attention_workspace_elements(B, T, H, D);
+  HostTensor y({B, T, H, D}, DType::F32), lse({B, H, T}, DType::F32), workspace({workspace_elements}, DType::F32);
+  ops::tpa_attention_forward(y.view(), lse.view(), {A_q, B_q, A_k, B_k, A_v, B_v}, workspace.view());
+  DeviceTensor gfactors[6] = {upload(A_q, DType::BF16), upload(B_q, DType::BF16), upload(A_k, DType::BF16),
+                              upload(B_k, DType::BF16), upload(A_v, DType::BF16), upload(B_v, DType::BF16)};
+  DeviceTensor gy = poisoned({B, T, H, D}), glse = poisoned({B, H, T});
+  DeviceTensor gworkspace = poisoned({workspace_elements}, DType::BF16);
+  ops::tpa_attention_forward(gy.view, glse.view,
+                             {gfactors[0], gfactors[1], gfactors[2], gfactors[3], gfactors[4], gfactors[5]},
+                             gworkspace.view);
+  EXPECT_CLOSE(gy.view, y, kAttention);  // q, k, v also rounded to bf16 in the workspace
+}
+
+// ---- memory and errors -------------------------------------------------------------------------
+
+TEST_F(CudaOps, DeviceArenaHandsOutZeroedDeviceViews) {
+  Tensor activations, statistics;
+  Arena arena(
+      [&](Arena& plan) {
+        activations = plan.take({3, 5}, DType::BF16);
+        statistics = plan.take({7});
+      },
+      Device::CUDA);
+  EXPECT_EQ(activations.device(), Device::CUDA);
+  EXPECT_EQ(statistics.device(), Device::CUDA);
+  EXPECT_GE(arena.bytes(), size_t(3 * 5 * 2 + 7 * 4));
+  for (const Tensor* view : {&activations, &statistics}) {
+    const HostTensor back = download(*view);
+    for (int64_t i = 0; i < back.numel(); ++i) ASSERT_EQ(back.data<float>()[i], 0.0f) << "arenas start zeroed";
+  }
+}
+
+TEST_F(CudaOps, HostTensorMixedIntoADeviceOpIsAClearError) {
+  const HostTensor host = random_values({4, 4});
+  DeviceTensor out = poisoned({4, 4});
+  try {
+    ops::add(out.view, host, host);
+    FAIL() << "no error";
+  } catch (const Error& error) {
+    EXPECT_NE(std::string(error.what()).find("add: a tensor on the CPU"), std::string::npos) << error.what();
+  }
+}
