@@ -403,11 +403,11 @@ TEST_F(CudaOps, TpaAttentionMaterialisedPathOnDeviceTensors) {
   DeviceTensor gfactors[6] = {upload(A_q, DType::BF16), upload(B_q, DType::BF16), upload(A_k, DType::BF16),
                               upload(B_k, DType::BF16), upload(A_v, DType::BF16), upload(B_v, DType::BF16)};
   DeviceTensor gy = poisoned({B, T, H, D}), glse = poisoned({B, H, T});
-  DeviceTensor gworkspace = poisoned({workspace_elements}, DType::BF16);
+  DeviceTensor gworkspace = poisoned({workspace_elements});  // F32 q, k, v: the scalar tile loads
   ops::tpa_attention_forward(gy.view, glse.view,
                              {gfactors[0], gfactors[1], gfactors[2], gfactors[3], gfactors[4], gfactors[5]},
                              gworkspace.view);
-  EXPECT_CLOSE(gy.view, y, kAttention);  // q, k, v also rounded to bf16 in the workspace
+  EXPECT_CLOSE(gy.view, y, kAttention);  // q, k, v rounded to bf16 in the shared-memory tiles
 }
 
 // ---- memory and errors -------------------------------------------------------------------------

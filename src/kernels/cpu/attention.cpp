@@ -14,26 +14,6 @@ using namespace cpu;
 
 namespace {
 
-struct AttentionDims {
-  int64_t B, T, H, Hkv, D;
-};
-
-AttentionDims check_dims(const char* op, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& y, const Tensor& lse,
-                         const HeadMap& heads) {
-  T6_CHECK(q.ndim() == 4 && k.ndim() == 4, op, ": q and k must be (B, T, H, D)");
-  AttentionDims dims{q.size(0), q.size(1), q.size(2), k.size(2), q.size(3)};
-  require_same_shape(op, k, v);
-  require_same_shape(op, y, q);
-  T6_CHECK(k.size(0) == dims.B && k.size(1) == dims.T && k.size(3) == dims.D, op, ": k ", k.shape().to_string(),
-           " does not fit q ", q.shape().to_string());
-  T6_CHECK(lse.numel() == dims.B * dims.H * dims.T, op, ": lse must be (B, H, T)");
-  for (int64_t h = 0; h < dims.H; ++h) {
-    const int64_t kv = (heads.first_head + h) / heads.group_size - heads.first_kv_head;
-    T6_CHECK(kv >= 0 && kv < dims.Hkv, op, ": head ", h, " maps to KV head ", kv, " of ", dims.Hkv);
-  }
-  return dims;
-}
-
 int64_t kv_head_of(const HeadMap& heads, int64_t h) { return (heads.first_head + h) / heads.group_size - heads.first_kv_head; }
 
 // Per (batch, head): the T×T score matrix through BLAS (full square, masked after: BLAS on the
@@ -62,7 +42,7 @@ HeadViews<T> head_views(const AttentionDims& s, const Tensor& q, const Tensor& k
 
 template <class T>
 void forward(Tensor y, Tensor lse, const Tensor& q, const Tensor& k, const Tensor& v, const HeadMap& heads) {
-  const AttentionDims s = check_dims("attention_forward", q, k, v, y, lse, heads);
+  const AttentionDims s = check_attention_dims("attention_forward", q, k, v, y, lse, heads);
   const T scale = T(1) / std::sqrt(T(s.D));
   T* scores = score_buffer<T>(s.T * s.T).data();
   for (int64_t b = 0; b < s.B; ++b) {
@@ -91,7 +71,7 @@ void forward(Tensor y, Tensor lse, const Tensor& q, const Tensor& k, const Tenso
 template <class T>
 void backward(Tensor dq, Tensor dk, Tensor dv, const Tensor& dy, const Tensor& q, const Tensor& k, const Tensor& v,
               const Tensor& y, const Tensor& lse, const HeadMap& heads) {
-  const AttentionDims s = check_dims("attention_backward", q, k, v, y, lse, heads);
+  const AttentionDims s = check_attention_dims("attention_backward", q, k, v, y, lse, heads);
   require_same_shape("attention_backward", dq, q);
   require_same_shape("attention_backward", dk, k);
   require_same_shape("attention_backward", dv, v);

@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "core/tensor.h"
+#include "kernels/shape_checks.h"
 
 // The first line of every op: where `probe` (the op's main output) lives on a GPU, the op is its
 // CUDA twin of kernels/cuda/cuda_ops.h, e.g. T6_CUDA_TWIN(out, add(out, a, b)). Without CUDA there
@@ -39,14 +40,6 @@ void for_float_type(const char* op, std::initializer_list<const Tensor*> tensors
   } else {
     fail(str(op, ": the CPU backend takes F32 or F64 tensors, got ", dtype_name(dtype)));
   }
-}
-
-// Rows and columns of a tensor seen as a matrix (leading dims flattened).
-inline int64_t matrix_cols(const Tensor& x) { return x.size(x.ndim() - 1); }
-inline int64_t matrix_rows(const Tensor& x) { return x.numel() / matrix_cols(x); }
-
-inline void require_same_shape(const char* op, const Tensor& a, const Tensor& b) {
-  T6_CHECK(a.shape() == b.shape(), op, ": shape ", a.shape().to_string(), " does not match ", b.shape().to_string());
 }
 
 }  // namespace t6::ops::cpu

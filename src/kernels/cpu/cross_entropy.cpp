@@ -37,10 +37,6 @@ double exp_row(double* row, int64_t count, double* sum) {
   return largest;
 }
 
-void require_per_row(const char* op, int64_t rows, std::initializer_list<const Tensor*> statistics) {
-  for (const Tensor* statistic : statistics)
-    T6_CHECK(statistic->numel() == rows, op, ": one statistic per row expected (", rows, "), got ", statistic->numel());
-}
 }  // namespace
 
 void cross_entropy_exp_sum(Tensor local_max, Tensor sum_exp, Tensor target_logit, Tensor logits, const Tensor& targets,

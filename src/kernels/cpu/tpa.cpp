@@ -6,22 +6,6 @@
 namespace t6::ops {
 using namespace cpu;
 
-namespace {
-struct ContractDims {
-  int64_t N, H, R, D;
-};
-
-ContractDims check_contract(const char* op, const Tensor& out, const Tensor& A, const Tensor& factor_B) {
-  T6_CHECK(out.ndim() == 4 && A.ndim() == 4 && factor_B.ndim() == 4, op, ": expected 4-d tensors");
-  const ContractDims dims{out.size(0) * out.size(1), out.size(2), A.size(3), out.size(3)};
-  T6_CHECK(A.size(0) * A.size(1) == dims.N && A.size(2) == dims.H, op, ": A ", A.shape().to_string(),
-           " does not fit ", out.shape().to_string());
-  T6_CHECK(factor_B.size(0) * factor_B.size(1) == dims.N && factor_B.size(2) == dims.R && factor_B.size(3) == dims.D,
-           op, ": B ", factor_B.shape().to_string(), " does not fit A ", A.shape().to_string());
-  return dims;
-}
-}  // namespace
-
 void tpa_contract_forward(Tensor out, const Tensor& A, const Tensor& factor_B) {
   T6_CUDA_TWIN(out, tpa_contract_forward(out, A, factor_B));
   for_float_type("tpa_contract_forward", {&out, &A, &factor_B}, [&](auto zero) {

@@ -2,7 +2,6 @@
 // one block per row for the passes over the vocabulary (maximum, exp in place and the sum in
 // double, in a fixed order), one thread per row for the per-row statistics.
 #include "core/cuda/cuda_check.h"
-#include "kernels/cpu/vocab_slice.h"
 #include "kernels/cuda/block_reduce.cuh"
 #include "kernels/cuda/cuda_context.h"
 #include "kernels/cuda/cuda_ops.h"
@@ -58,11 +57,6 @@ __global__ void gradient_kernel(FloatRef exp_logits, const int32_t* targets, Flo
   }
 }
 
-void require_per_row(const char* op, int64_t rows, std::initializer_list<const Tensor*> statistics) {
-  for (const Tensor* statistic : statistics)
-    T6_CHECK(statistic->numel() == rows, op, ": one statistic per row expected (", rows, "), got ", statistic->numel());
-}
-
 }  // namespace
 
 void cross_entropy_exp_sum(Tensor local_max, Tensor sum_exp, Tensor target_logit, Tensor logits, const Tensor& targets,
@@ -70,7 +64,7 @@ void cross_entropy_exp_sum(Tensor local_max, Tensor sum_exp, Tensor target_logit
   const char* op = "cross_entropy_exp_sum";
   const int64_t vocab = matrix_cols(logits), rows = matrix_rows(logits);
   require_per_row(op, rows, {&local_max, &sum_exp, &target_logit});
-  const cpu::VocabRange range = cpu::checked_vocab_range(op, slice, vocab);
+  const VocabRange range = checked_vocab_range(op, slice, vocab);
   const int32_t* ids = token_ids(op, targets, rows);
   if (rows == 0) return;
   exp_sum_kernel<<<unsigned(rows), kThreads, 0, cuda_context().stream()>>>(
@@ -104,7 +98,7 @@ void cross_entropy_gradient(Tensor exp_logits, const Tensor& targets, const Tens
   const char* op = "cross_entropy_gradient";
   const int64_t vocab = matrix_cols(exp_logits), rows = matrix_rows(exp_logits);
   require_per_row(op, rows, {&local_max, &row_max, &sum_exp});
-  const cpu::VocabRange range = cpu::checked_vocab_range(op, slice, vocab);
+  const VocabRange range = checked_vocab_range(op, slice, vocab);
   const int32_t* ids = token_ids(op, targets, rows);
   if (rows == 0) return;
   gradient_kernel<<<unsigned(rows), kThreads, 0, cuda_context().stream()>>>(

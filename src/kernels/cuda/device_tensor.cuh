@@ -10,6 +10,7 @@
 
 #include "core/error.h"
 #include "core/tensor.h"
+#include "kernels/shape_checks.h"
 
 namespace t6::ops::cuda {
 
@@ -44,13 +45,6 @@ inline const int32_t* token_ids(const char* op, const Tensor& tokens, int64_t ro
            tokens.numel(), " ", dtype_name(tokens.dtype()));
   return tokens.data<int32_t>();
 }
-
-inline void require_same_shape(const char* op, const Tensor& a, const Tensor& b) {
-  T6_CHECK(a.shape() == b.shape(), op, ": shape ", a.shape().to_string(), " does not match ", b.shape().to_string());
-}
-
-inline int64_t matrix_cols(const Tensor& x) { return x.size(x.ndim() - 1); }
-inline int64_t matrix_rows(const Tensor& x) { return x.numel() / matrix_cols(x); }
 
 // Blocks for a grid-stride loop over n elements with `threads` per block.
 inline unsigned grid_for(int64_t n, int threads) {

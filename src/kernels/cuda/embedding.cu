@@ -6,7 +6,6 @@
 #include <cub/device/device_radix_sort.cuh>
 
 #include "core/cuda/cuda_check.h"
-#include "kernels/cpu/vocab_slice.h"
 #include "kernels/cuda/cuda_context.h"
 #include "kernels/cuda/cuda_ops.h"
 #include "kernels/cuda/device_tensor.cuh"
@@ -52,7 +51,7 @@ void embedding_forward(Tensor out, const Tensor& tokens, const Tensor& table, Vo
   const char* op = "embedding_forward";
   const int64_t d = matrix_cols(table), rows = matrix_rows(out), local_rows = matrix_rows(table);
   T6_CHECK(matrix_cols(out) == d, op, ": width mismatch");
-  const cpu::VocabRange range = cpu::checked_vocab_range(op, slice, local_rows);
+  const VocabRange range = checked_vocab_range(op, slice, local_rows);
   const int32_t* ids = token_ids(op, tokens, rows);
   if (rows == 0) return;
   embedding_forward_kernel<<<grid_for(rows * d, 256), 256, 0, cuda_context().stream()>>>(
@@ -64,7 +63,7 @@ void embedding_backward(Tensor dtable, const Tensor& dout, const Tensor& tokens,
   const char* op = "embedding_backward";
   const int64_t d = matrix_cols(dtable), rows = matrix_rows(dout), local_rows = matrix_rows(dtable);
   T6_CHECK(matrix_cols(dout) == d, op, ": width mismatch");
-  const cpu::VocabRange range = cpu::checked_vocab_range(op, slice, local_rows);
+  const VocabRange range = checked_vocab_range(op, slice, local_rows);
   const int32_t* ids = token_ids(op, tokens, rows);
   if (rows == 0) return;
   T6_CHECK(rows < (int64_t(1) << 31), op, ": more than 2^31 positions");

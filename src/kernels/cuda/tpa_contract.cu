@@ -13,20 +13,6 @@ namespace {
 
 constexpr int kThreads = 256;
 
-struct ContractDims {
-  int64_t N, H, R, D;
-};
-
-ContractDims check_contract(const char* op, const Tensor& out, const Tensor& A, const Tensor& factor_B) {
-  T6_CHECK(out.ndim() == 4 && A.ndim() == 4 && factor_B.ndim() == 4, op, ": expected 4-d tensors");
-  const ContractDims dims{out.size(0) * out.size(1), out.size(2), A.size(3), out.size(3)};
-  T6_CHECK(A.size(0) * A.size(1) == dims.N && A.size(2) == dims.H, op, ": A ", A.shape().to_string(),
-           " does not fit ", out.shape().to_string());
-  T6_CHECK(factor_B.size(0) * factor_B.size(1) == dims.N && factor_B.size(2) == dims.R && factor_B.size(3) == dims.D,
-           op, ": B ", factor_B.shape().to_string(), " does not fit A ", A.shape().to_string());
-  return dims;
-}
-
 __global__ void contract_forward_kernel(FloatRef out, FloatRef A, FloatRef B, ContractDims s, float inv_rank) {
   const int64_t n = blockIdx.x;
   for (int64_t e = threadIdx.x; e < s.H * s.D; e += blockDim.x) {

@@ -1,0 +1,133 @@
+// GPU kernel throughput: the bf16 GEMM rate of cuBLASLt through ops::matmul (the ceiling MFU is
+// measured against in the same run), and t6's causal attention forward and backward on device
+// tensors. scripts/bench_sdpa.py times PyTorch's SDPA on the same shapes for comparison.
+//   bench_cuda_kernels [batch=16 seq=1024 heads=34 kv_heads=34 head_dim=64 gemm=8192 repeats=20]
+// Last line: RESULT bench_cuda_kernels gemm_tflops=... attention_forward_ms=... attention_forward_tflops=...
+//            attention_backward_ms=... attention_backward_tflops=...   (or skipped=no_gpu)
+// Each figure is the median of `repeats` timed runs after 3 warm-ups, each run bracketed by device
+// synchronisations (host clock); inputs are random (never zeros, METHOD.md).
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <functional>
+#include <map>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "core/bf16.h"
+#include "core/device_memory.h"
+#include "core/error.h"
+#include "kernels/device.h"
+#include "kernels/ops.h"
+
+#ifdef T6_WITH_CUDA
+#include <cuda_runtime.h>
+#endif
+
+using namespace t6;
+
+namespace {
+
+std::map<std::string, int64_t> parse_arguments(int argc, char** argv) {
+  std::map<std::string, int64_t> arguments = {{"batch", 16},    {"seq", 1024},  {"heads", 34},   {"kv_heads", 34},
+                                              {"head_dim", 64}, {"gemm", 8192}, {"repeats", 20}};
+  for (int i = 1; i < argc; ++i) {
+    const std::string text = argv[i];
+    const size_t equals = text.find('=');
+    T6_CHECK(equals != std::string::npos && arguments.count(text.substr(0, equals)), "unknown argument '", text, "'");
+    arguments[text.substr(0, equals)] = std::stoll(text.substr(equals + 1));
+  }
+  return arguments;
+}
+
+void synchronize() {
+#ifdef T6_WITH_CUDA
+  cudaDeviceSynchronize();
+#endif
+}
+
+// Median seconds of `repeats` runs of body after 3 warm-ups.
+double median_seconds(int64_t repeats, const std::function<void()>& body) {
+  for (int i = 0; i < 3; ++i) body();
+  synchronize();
+  std::vector<double> seconds;
+  for (int64_t i = 0; i < repeats; ++i) {
+    const auto start = std::chrono::steady_clock::now();
+    body();
+    synchronize();
+    seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  }
+  std::sort(seconds.begin(), seconds.end());
+  return seconds[seconds.size() / 2];
+}
+
+// A device buffer of `shape` filled with random bf16 values in [-1, 1] (or zeros for outputs).
+DeviceBuffer random_bf16(Shape shape, std::mt19937_64& rng, bool random = true) {
+  std::vector<uint16_t> bits(size_t(shape.numel()), 0);
+  std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
+  if (random)
+    for (uint16_t& value : bits) value = float_to_bf16_bits(uniform(rng));
+  DeviceBuffer buffer(bits.size() * 2);
+  copy_tensor(buffer.as(shape, DType::BF16), Tensor(bits.data(), shape, DType::BF16));
+  return buffer;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    const auto arguments = parse_arguments(argc, argv);
+    if (cuda_device_count() == 0) {
+      std::printf("no GPU: nothing to measure\nRESULT bench_cuda_kernels skipped=no_gpu\n");
+      return 0;
+    }
+    cuda_select_device(0);
+    const CudaDeviceInfo device = cuda_device_info(0);
+    std::mt19937_64 rng(7);
+    const int64_t repeats = arguments.at("repeats");
+
+    const int64_t n = arguments.at("gemm");
+    DeviceBuffer a = random_bf16({n, n}, rng), b = random_bf16({n, n}, rng), c = random_bf16({n, n}, rng, false);
+    const double gemm_seconds = median_seconds(repeats, [&] {
+      ops::matmul(c.as({n, n}, DType::BF16), a.as({n, n}, DType::BF16), b.as({n, n}, DType::BF16), false, true);
+    });
+    const double gemm_tflops = 2.0 * double(n) * double(n) * double(n) / gemm_seconds / 1e12;
+
+    const int64_t B = arguments.at("batch"), T = arguments.at("seq"), H = arguments.at("heads");
+    const int64_t Hkv = arguments.at("kv_heads"), D = arguments.at("head_dim");
+    const Shape q_shape{B, T, H, D}, kv_shape{B, T, Hkv, D};
+    DeviceBuffer q = random_bf16(q_shape, rng), k = random_bf16(kv_shape, rng), v = random_bf16(kv_shape, rng);
+    DeviceBuffer dy = random_bf16(q_shape, rng), y = random_bf16(q_shape, rng, false);
+    DeviceBuffer dq = random_bf16(q_shape, rng, false), dk = random_bf16(kv_shape, rng, false);
+    DeviceBuffer dv = random_bf16(kv_shape, rng, false), lse(size_t(B * H * T) * 4);
+    const ops::HeadMap heads{0, H / Hkv, 0};
+    auto bf16 = [](const DeviceBuffer& buffer, Shape shape) { return buffer.as(shape, DType::BF16); };
+    const Tensor lse_view = lse.as({B, H, T}, DType::F32);
+    const double forward_seconds = median_seconds(repeats, [&] {
+      ops::attention_forward(bf16(y, q_shape), lse_view, bf16(q, q_shape), bf16(k, kv_shape), bf16(v, kv_shape), heads);
+    });
+    const double backward_seconds = median_seconds(repeats, [&] {
+      ops::attention_backward(bf16(dq, q_shape), bf16(dk, kv_shape), bf16(dv, kv_shape), bf16(dy, q_shape),
+                              bf16(q, q_shape), bf16(k, kv_shape), bf16(v, kv_shape), bf16(y, q_shape), lse_view, heads);
+    });
+    // Causal: half of the T × T scores. Forward 2 products (QKᵀ, PV), backward 5 (QKᵀ, dO·Vᵀ, dV, dK, dQ);
+    // the FLOP counts of FlashAttention's papers, which SDPA's figures also use.
+    const double forward_flop = 2.0 * 2.0 * double(B * H) * double(T) * double(T) * double(D) / 2.0;
+    const double backward_flop = 2.5 * forward_flop;
+    std::printf("GPU %s, %d SMs\n", device.name.c_str(), device.multiprocessors);
+    std::printf("bf16 GEMM %lld^3: %.3f ms, %.1f TFLOP/s\n", (long long)n, gemm_seconds * 1e3, gemm_tflops);
+    std::printf("attention B %lld T %lld H %lld Hkv %lld D %lld: forward %.3f ms (%.1f TFLOP/s), backward %.3f ms "
+                "(%.1f TFLOP/s)\n",
+                (long long)B, (long long)T, (long long)H, (long long)Hkv, (long long)D, forward_seconds * 1e3,
+                forward_flop / forward_seconds / 1e12, backward_seconds * 1e3, backward_flop / backward_seconds / 1e12);
+    std::printf("RESULT bench_cuda_kernels gemm_tflops=%.1f attention_forward_ms=%.3f attention_forward_tflops=%.1f "
+                "attention_backward_ms=%.3f attention_backward_tflops=%.1f\n",
+                gemm_tflops, forward_seconds * 1e3, forward_flop / forward_seconds / 1e12, backward_seconds * 1e3,
+                backward_flop / backward_seconds / 1e12);
+    return 0;
+  } catch (const Error& error) {
+    std::fprintf(stderr, "bench_cuda_kernels: error: %s\n", error.what());
+    return 1;
+  }
+}

@@ -1,0 +1,75 @@
+// The shape checks of the ops, shared by the CPU and CUDA backends so that both refuse the same
+// mistakes with the same messages: matrices seen as (rows, last dim), equal shapes, one statistic
+// per row, vocabulary slices, and the shapes of the TPA contraction and of attention.
+#pragma once
+#include <cstdint>
+#include <initializer_list>
+
+#include "core/error.h"
+#include "core/tensor.h"
+#include "kernels/ops.h"
+
+namespace t6::ops {
+
+// Rows and columns of a tensor seen as a matrix (leading dims flattened).
+inline int64_t matrix_cols(const Tensor& x) { return x.size(x.ndim() - 1); }
+inline int64_t matrix_rows(const Tensor& x) { return x.numel() / matrix_cols(x); }
+
+inline void require_same_shape(const char* op, const Tensor& a, const Tensor& b) {
+  T6_CHECK(a.shape() == b.shape(), op, ": shape ", a.shape().to_string(), " does not match ", b.shape().to_string());
+}
+
+inline void require_per_row(const char* op, int64_t rows, std::initializer_list<const Tensor*> statistics) {
+  for (const Tensor* statistic : statistics)
+    T6_CHECK(statistic->numel() == rows, op, ": one statistic per row expected (", rows, "), got ", statistic->numel());
+}
+
+struct VocabRange {
+  int64_t first, vocab_size;
+};
+
+// The slice with vocab_size filled in (0 means: the local size, no split), checked to fit.
+inline VocabRange checked_vocab_range(const char* op, const VocabSlice& slice, int64_t local_size) {
+  const int64_t vocab_size = slice.vocab_size > 0 ? slice.vocab_size : local_size;
+  T6_CHECK(slice.first_row >= 0 && slice.first_row + local_size <= vocab_size, op, ": vocabulary slice [",
+           slice.first_row, ", ", slice.first_row + local_size, ") does not fit a vocabulary of ", vocab_size);
+  return {slice.first_row, vocab_size};
+}
+
+// out (B, T, H, D) = contraction of A (B, T, H, R) with B (B, T, R, D): N = B·T tokens.
+struct ContractDims {
+  int64_t N, H, R, D;
+};
+
+inline ContractDims check_contract(const char* op, const Tensor& out, const Tensor& A, const Tensor& factor_B) {
+  T6_CHECK(out.ndim() == 4 && A.ndim() == 4 && factor_B.ndim() == 4, op, ": expected 4-d tensors");
+  const ContractDims dims{out.size(0) * out.size(1), out.size(2), A.size(3), out.size(3)};
+  T6_CHECK(A.size(0) * A.size(1) == dims.N && A.size(2) == dims.H, op, ": A ", A.shape().to_string(),
+           " does not fit ", out.shape().to_string());
+  T6_CHECK(factor_B.size(0) * factor_B.size(1) == dims.N && factor_B.size(2) == dims.R && factor_B.size(3) == dims.D,
+           op, ": B ", factor_B.shape().to_string(), " does not fit A ", A.shape().to_string());
+  return dims;
+}
+
+struct AttentionDims {
+  int64_t B, T, H, Hkv, D;
+};
+
+// q, y (B, T, H, D), k, v (B, T, Hkv, D), lse B·H·T elements, and every local head mapped to a KV head.
+inline AttentionDims check_attention_dims(const char* op, const Tensor& q, const Tensor& k, const Tensor& v,
+                                          const Tensor& y, const Tensor& lse, const HeadMap& heads) {
+  T6_CHECK(q.ndim() == 4 && k.ndim() == 4, op, ": q and k must be (B, T, H, D)");
+  AttentionDims dims{q.size(0), q.size(1), q.size(2), k.size(2), q.size(3)};
+  require_same_shape(op, k, v);
+  require_same_shape(op, y, q);
+  T6_CHECK(k.size(0) == dims.B && k.size(1) == dims.T && k.size(3) == dims.D, op, ": k ", k.shape().to_string(),
+           " does not fit q ", q.shape().to_string());
+  T6_CHECK(lse.numel() == dims.B * dims.H * dims.T, op, ": lse must be (B, H, T)");
+  for (int64_t h = 0; h < dims.H; ++h) {
+    const int64_t kv = (heads.first_head + h) / heads.group_size - heads.first_kv_head;
+    T6_CHECK(kv >= 0 && kv < dims.Hkv, op, ": head ", h, " maps to KV head ", kv, " of ", dims.Hkv);
+  }
+  return dims;
+}
+
+}  // namespace t6::ops
