@@ -1,16 +1,17 @@
 // GPU kernel throughput: the bf16 GEMM rate of cuBLASLt through ops::matmul (the ceiling MFU is
 // measured against in the same run), and t6's causal attention forward and backward on device
 // tensors. scripts/bench_sdpa.py times PyTorch's SDPA on the same shapes for comparison.
-//   bench_cuda_kernels [batch=16 seq=1024 heads=34 kv_heads=34 head_dim=64 gemm=8192 repeats=20]
+//   bench_cuda_kernels [--batch 16 --seq 1024 --heads 34 --kv-heads 34 --head-dim 64 --gemm 8192 --repeats 20]
 // Last line: RESULT bench_cuda_kernels gemm_tflops=... attention_forward_ms=... attention_forward_tflops=...
 //            attention_backward_ms=... attention_backward_tflops=...   (or skipped=no_gpu)
 // Each figure is the median of `repeats` timed runs after 3 warm-ups, each run bracketed by device
 // synchronisations (host clock); inputs are random (never zeros, METHOD.md).
+#include <CLI/CLI.hpp>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <functional>
-#include <map>
 #include <random>
 #include <string>
 #include <vector>
@@ -28,18 +29,6 @@
 using namespace t6;
 
 namespace {
-
-std::map<std::string, int64_t> parse_arguments(int argc, char** argv) {
-  std::map<std::string, int64_t> arguments = {{"batch", 16},    {"seq", 1024},  {"heads", 34},   {"kv_heads", 34},
-                                              {"head_dim", 64}, {"gemm", 8192}, {"repeats", 20}};
-  for (int i = 1; i < argc; ++i) {
-    const std::string text = argv[i];
-    const size_t equals = text.find('=');
-    T6_CHECK(equals != std::string::npos && arguments.count(text.substr(0, equals)), "unknown argument '", text, "'");
-    arguments[text.substr(0, equals)] = std::stoll(text.substr(equals + 1));
-  }
-  return arguments;
-}
 
 void synchronize() {
 #ifdef T6_WITH_CUDA
@@ -76,8 +65,22 @@ DeviceBuffer random_bf16(Shape shape, std::mt19937_64& rng, bool random = true) 
 }  // namespace
 
 int main(int argc, char** argv) {
+  CLI::App app{"GPU kernel throughput: cuBLASLt bf16 GEMM rate and t6's causal attention forward/backward"};
+  int64_t B = 16, T = 1024, H = 34, Hkv = 34, D = 64, n = 8192, repeats = 20;
+  app.add_option("--batch", B, "sequences")->capture_default_str();
+  app.add_option("--seq", T, "sequence length")->capture_default_str();
+  app.add_option("--heads", H, "query heads")->capture_default_str();
+  app.add_option("--kv-heads", Hkv, "KV heads (a divisor of --heads; GQA when fewer)")->capture_default_str();
+  app.add_option("--head-dim", D, "head dimension, 1..128")->capture_default_str();
+  app.add_option("--gemm", n, "size of the square bf16 GEMM")->capture_default_str();
+  app.add_option("--repeats", repeats, "timed runs (the median is reported)")->capture_default_str();
   try {
-    const auto arguments = parse_arguments(argc, argv);
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& error) {
+    return app.exit(error);
+  }
+  try {
+    T6_CHECK(Hkv >= 1 && H % Hkv == 0, "--kv-heads ", Hkv, " does not divide --heads ", H);
     if (cuda_device_count() == 0) {
       std::printf("no GPU: nothing to measure\nRESULT bench_cuda_kernels skipped=no_gpu\n");
       return 0;
@@ -85,17 +88,12 @@ int main(int argc, char** argv) {
     cuda_select_device(0);
     const CudaDeviceInfo device = cuda_device_info(0);
     std::mt19937_64 rng(7);
-    const int64_t repeats = arguments.at("repeats");
-
-    const int64_t n = arguments.at("gemm");
     DeviceBuffer a = random_bf16({n, n}, rng), b = random_bf16({n, n}, rng), c = random_bf16({n, n}, rng, false);
     const double gemm_seconds = median_seconds(repeats, [&] {
       ops::matmul(c.as({n, n}, DType::BF16), a.as({n, n}, DType::BF16), b.as({n, n}, DType::BF16), false, true);
     });
     const double gemm_tflops = 2.0 * double(n) * double(n) * double(n) / gemm_seconds / 1e12;
 
-    const int64_t B = arguments.at("batch"), T = arguments.at("seq"), H = arguments.at("heads");
-    const int64_t Hkv = arguments.at("kv_heads"), D = arguments.at("head_dim");
     const Shape q_shape{B, T, H, D}, kv_shape{B, T, Hkv, D};
     DeviceBuffer q = random_bf16(q_shape, rng), k = random_bf16(kv_shape, rng), v = random_bf16(kv_shape, rng);
     DeviceBuffer dy = random_bf16(q_shape, rng), y = random_bf16(q_shape, rng, false);

@@ -91,7 +91,7 @@ note "NOT RUN t6-demo 100 steps on CUDA, bench_train_step backend=cuda: the mode
 # ---- 4. benchmarks -------------------------------------------------------------------------------
 for shape in "34 34" "12 12"; do
   read -r heads kv_heads <<<"$shape"
-  step 180 "$work/bin/bench_cuda_kernels" batch=16 seq=1024 heads=$heads kv_heads=$kv_heads head_dim=64
+  step 180 "$work/bin/bench_cuda_kernels" --batch 16 --seq 1024 --heads $heads --kv-heads $kv_heads --head-dim 64
   note "$(grep '^RESULT bench_cuda_kernels' "$last" || echo 'FAIL bench_cuda_kernels') heads=$heads"
   step 180 $python scripts/bench_sdpa.py 16 $heads $kv_heads 64 1024
   note "$(grep '^RESULT bench_sdpa' "$last" || echo 'FAIL bench_sdpa') heads=$heads"
