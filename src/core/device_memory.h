@@ -48,8 +48,9 @@ class PinnedHostBuffer {
 };
 
 // dst ← src, byte for byte (same dtype and element count), in either direction or device to device.
-// Synchronous: for setup, checkpoints and tests. Steps stage batches through a PinnedHostBuffer and
-// copy on the compute stream instead.
+// Synchronous and ordered with all work on the device (it synchronises the device before and
+// after): for setup, checkpoints and tests. Steps stage batches through a PinnedHostBuffer and copy
+// on the compute stream instead.
 void copy_tensor(Tensor dst, const Tensor& src);
 
 }  // namespace t6

@@ -18,6 +18,8 @@ DeviceBuffer::DeviceBuffer(size_t bytes) : bytes_(bytes) {
              double(free_bytes) / double(1 << 20), " of ", double(total_bytes) / double(1 << 20), " MiB free"));
   }
   T6_CUDA_CHECK(cudaMemset(data_, 0, bytes));
+  // cudaMemset runs on the legacy stream, which the ops' non-blocking streams do not wait for.
+  T6_CUDA_CHECK(cudaDeviceSynchronize());
 }
 
 DeviceBuffer::~DeviceBuffer() {
@@ -66,7 +68,12 @@ void copy_tensor(Tensor dst, const Tensor& src) {
   T6_CHECK(dst.dtype() == src.dtype() && dst.numel() == src.numel(), "copy_tensor: ", dtype_name(src.dtype()), " ",
            src.shape().to_string(), " does not fit ", dtype_name(dst.dtype()), " ", dst.shape().to_string());
   if (src.bytes() == 0) return;
+  // The ops run on non-blocking streams, which cudaMemcpy's legacy stream does not wait for (and a
+  // pageable host → device copy may still be in flight when it returns): synchronising the device
+  // on both sides makes the copy ordered after every op before it and before every op after it.
+  T6_CUDA_CHECK(cudaDeviceSynchronize());
   T6_CUDA_CHECK(cudaMemcpy(dst.raw(), src.raw(), src.bytes(), cudaMemcpyDefault));
+  T6_CUDA_CHECK(cudaDeviceSynchronize());
 }
 
 }  // namespace t6

@@ -3,6 +3,7 @@
 #include <vector>
 
 #include "core/bf16.h"
+#include "core/device_memory.h"
 #include "core/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_context.h"
 #include "kernels/cuda/cuda_ops.h"
@@ -48,11 +49,11 @@ void rope_tables(Tensor cos, Tensor sin) {
   ops::rope_tables(host_cos.view(), host_sin.view());  // the CPU op: one definition of the values
   for (auto [host, device] : {std::pair<const HostTensor*, Tensor*>{&host_cos, &cos}, {&host_sin, &sin}}) {
     if (device->dtype() == DType::F32) {
-      T6_CUDA_CHECK(cudaMemcpy(device->raw(), host->view().raw(), device->bytes(), cudaMemcpyHostToDevice));
+      copy_tensor(*device, host->view());
     } else {
       std::vector<uint16_t> bits(size_t(host->numel()));
       for (size_t i = 0; i < bits.size(); ++i) bits[i] = float_to_bf16_bits(host->data<float>()[i]);
-      T6_CUDA_CHECK(cudaMemcpy(device->raw(), bits.data(), device->bytes(), cudaMemcpyHostToDevice));
+      copy_tensor(*device, Tensor(bits.data(), device->shape(), DType::BF16));
     }
   }
 }
