@@ -61,7 +61,8 @@ for library in libcublasLt.so.13 libnccl.so.2 libmpi.so.40; do
   note "library $library: ${found:-NOT FOUND}"
   [[ -n "$found" ]] && library_dirs+=("$(dirname "$found")")
 done
-export LD_LIBRARY_PATH="$work/lib$(printf ':%s' "${library_dirs[@]}")${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+# The pack's libraries first, then this machine's CUDA/NCCL/MPI, then the pack's Open MPI fallback.
+export LD_LIBRARY_PATH="$work/lib$(printf ':%s' "${library_dirs[@]}"):$work/lib/mpi${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 say "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
 for binary in "$work"/bin/*; do
   missing=$(ldd "$binary" | grep 'not found' | awk '{print $1}' | tr '\n' ' ')

@@ -23,7 +23,7 @@ grep -q '^T6_CUDA:BOOL=ON' "$build/CMakeCache.txt" || {
 nice cmake --build "$build" -j2 --target $targets
 
 rm -rf "$pack/stage" "$pack/t6_gpu.tar.xz"
-mkdir -p "$pack/stage/bin" "$pack/stage/lib" "$pack/stage/anchors"
+mkdir -p "$pack/stage/bin" "$pack/stage/lib/mpi" "$pack/stage/anchors"
 for target in $targets; do
   cp "$build/bin/$target" "$pack/stage/bin/"
   strip --strip-unneeded "$pack/stage/bin/$target"
@@ -32,14 +32,18 @@ done
 # Shared libraries: everything ldd resolves, except glibc (it must be the GPU machine's own) and
 # the CUDA libraries found there (gpu_check.sh looks for them); libcudart is small and carried so
 # the runtime matches the one the kernels were built with.
+mpi_libraries='^(libmpi|libopen-pal|libopen-rte|libhwloc|libevent|libpmix|libfabric|libucp|libucs|libuct|libpsm|libibverbs|librdmacm|libnl)'
 not_carried='^(linux-vdso|ld-linux|libc\.so|libm\.so|libdl\.so|libpthread\.so|librt\.so|libresolv\.so|libcuda\.so|libcublas|libcublasLt|libnccl)'
 for binary in "$pack"/stage/bin/*; do
   ldd "$binary" | awk '$3 ~ /^\// {print $1, $3}'
 done | sort -u | while read -r name path; do
   if [[ "$name" =~ $not_carried ]]; then continue; fi
-  cp -L "$path" "$pack/stage/lib/$name"
+  # Open MPI's libraries load plugins of their own version from the system: the GPU machine's own
+  # Open MPI is preferred, these are the fallback (gpu_check.sh puts lib/mpi after its directory).
+  if [[ "$name" =~ $mpi_libraries ]]; then destination=lib/mpi; else destination=lib; fi
+  cp -L "$path" "$pack/stage/$destination/$name"
 done
-strip --strip-unneeded "$pack"/stage/lib/* 2>/dev/null || true
+strip --strip-unneeded "$pack"/stage/lib/*.so* "$pack"/stage/lib/mpi/*.so* 2>/dev/null || true
 
 for file in bench_reference.py T6.py llama_mha.py LICENSE.tensorgi-T6; do
   cp "$anchors/$file" "$pack/stage/anchors/"
@@ -49,7 +53,7 @@ git rev-parse HEAD > "$pack/stage/commit"
 tar -cJf "$pack/t6_gpu.tar.xz" -C "$pack/stage" .
 size=$(stat -c %s "$pack/t6_gpu.tar.xz")
 echo "gpu_pack: $pack/t6_gpu.tar.xz $((size / 1024)) KiB ($(du -sh "$pack/stage" | cut -f1) unpacked), commit $(cat "$pack/stage/commit")"
-ls "$pack/stage/bin" "$pack/stage/lib" | tr '\n' ' '; echo
+ls "$pack/stage/bin" "$pack/stage/lib" "$pack/stage/lib/mpi" | tr '\n' ' '; echo
 if (( size > limit_bytes )); then
   echo "gpu_pack: the pack is larger than $((limit_bytes / 1024 / 1024)) MiB" >&2
   exit 1
