@@ -73,7 +73,7 @@ done
 for test_binary in "$work"/bin/test_*; do
   name=$(basename "$test_binary")
   if step 300 "$test_binary" --gtest_color=no; then result=PASS; else result="FAIL (exit $?)"; fi
-  counts=$(grep -E '^\[  (PASSED|FAILED|SKIPPED) ' "$last" | tr '\n' ' ')
+  counts=$(grep -E '^\[  (PASSED|FAILED|SKIPPED) +\] [0-9]+ tests?[.,]' "$last" | tr '\n' ' ')
   note "test $name: $result $counts"
 done
 
