@@ -240,3 +240,121 @@ TEST(ModelConfigDifferences, NameEachDifferingKeyWithBothValues) {
   EXPECT_NE(kinds.find("model.kind (file T6, given llama_mha)"), std::string::npos) << kinds;
   EXPECT_NE(kinds.find("model.n_head (file 6, given 4)"), std::string::npos) << kinds;
 }
+
+// ---- MLA (T6_SPEC.md 3.1) --------------------------------------------------------------------------
+
+namespace {
+
+ModelConfig mla_small() {
+  ModelConfig config;  // the latent defaults are the paper's small settings: Dr 32, Cq 512, Ckv 256, Dv 64
+  config.kind = ModelKind::llama_mla;
+  config.n_layer = 12;
+  config.n_embd = 768;
+  config.n_head = 13;
+  config.head_dim = 64;
+  return config;
+}
+
+}  // namespace
+
+TEST(MlaConfig, SmallHasTheSpecsParameterCount) {
+  EXPECT_EQ(millions(mla_small().parameter_count()), "123.09");
+  // By hand, per layer: q_a_proj 512·768 + q_a_layernorm 512 + q_b_proj 13·96·512 + kv_a_proj_with_mqa
+  // 288·768 + kv_a_layernorm 256 + kv_b_proj 13·128·256 + c_proj 768·13·64, and the MLP 3·768·2048.
+  const int64_t attention = 393216 + 512 + 638976 + 221184 + 256 + 425984 + 638976;
+  EXPECT_EQ(mla_small().parameter_count(), 38633472 + 12 * (attention + 4718592));
+  // The table's shapes add up to the same count.
+  int64_t table_count = 0;
+  for (const ParamSpec& spec : model_param_specs(mla_small())) table_count += spec.global_shape.numel();
+  EXPECT_EQ(table_count, mla_small().parameter_count());
+}
+
+TEST(MlaConfig, ValidateRejectsImpossibleLatentValuesNamingTheKey) {
+  EXPECT_EQ(validation_error(mla_small()), "");
+  ModelConfig odd_nope = mla_small();
+  odd_nope.head_dim = 7;  // only the rope part is rotated: an odd head_dim is fine
+  EXPECT_EQ(validation_error(odd_nope), "");
+
+  const std::pair<const char*, int64_t ModelConfig::*> keys[] = {
+      {"model.qk_rope_head_dim", &ModelConfig::qk_rope_head_dim}, {"model.q_lora_rank", &ModelConfig::q_lora_rank},
+      {"model.kv_lora_rank", &ModelConfig::kv_lora_rank},        {"model.v_head_dim", &ModelConfig::v_head_dim},
+      {"model.head_dim", &ModelConfig::head_dim}};
+  for (const auto& [key, member] : keys) {
+    ModelConfig zero = mla_small();
+    zero.*member = 0;
+    EXPECT_NE(validation_error(zero).find(key), std::string::npos) << key << ": " << validation_error(zero);
+  }
+  ModelConfig odd_rope = mla_small();
+  odd_rope.qk_rope_head_dim = 31;  // RoPE rotates two halves
+  EXPECT_NE(validation_error(odd_rope).find("model.qk_rope_head_dim"), std::string::npos) << validation_error(odd_rope);
+}
+
+TEST(MlaConfig, MetadataCarriesTheLatentKeys) {
+  ModelConfig config = fixture_model_config(ModelKind::llama_mla);
+  config.v_head_dim = 12;
+  const auto metadata = config.to_metadata();
+  EXPECT_EQ(metadata.at("qk_rope_head_dim"), "8");
+  EXPECT_EQ(metadata.at("q_lora_rank"), "24");
+  EXPECT_EQ(metadata.at("kv_lora_rank"), "16");
+  EXPECT_EQ(metadata.at("v_head_dim"), "12");
+  const ModelConfig back = ModelConfig::from_metadata(metadata, "round trip");
+  EXPECT_EQ(back.to_metadata(), metadata);
+  EXPECT_EQ(back.v_head_dim, 12);
+  // Other kinds carry no latent keys.
+  EXPECT_EQ(fixture_model_config(ModelKind::T6).to_metadata().count("q_lora_rank"), 0u);
+
+  auto missing = metadata;
+  missing.erase("kv_lora_rank");
+  try {
+    ModelConfig::from_metadata(missing, "mla.safetensors");
+    ADD_FAILURE() << "a missing kv_lora_rank was accepted";
+  } catch (const Error& error) {
+    EXPECT_NE(std::string(error.what()).find("kv_lora_rank"), std::string::npos) << error.what();
+  }
+  ModelConfig other = config;
+  other.q_lora_rank = 32;
+  EXPECT_EQ(model_config_differences(config, "checkpoint", other, "run"), "model.q_lora_rank (checkpoint 24, run 32)");
+}
+
+TEST(MlaParamTable, ReferenceOrderAndTensorParallelRules) {
+  const ModelConfig config = mla_small();
+  const int64_t Dn = 64, Dr = 32, Dv = 64, Cq = 512, Ckv = 256;
+  std::vector<std::string> layer_names;
+  for (const ParamSpec& spec : model_param_specs(config))
+    if (spec.name.rfind("transformer.h.0.", 0) == 0) layer_names.push_back(spec.name.substr(16));
+  const std::vector<std::string> reference_order = {
+      "attn.q_a_proj.weight",  "attn.q_a_layernorm.weight", "attn.q_b_proj.weight", "attn.kv_a_layernorm.weight",
+      "attn.kv_a_proj_with_mqa.weight", "attn.kv_b_proj.weight", "attn.c_proj.weight", "mlp.c_fc1.weight",
+      "mlp.c_fc2.weight", "mlp.c_proj.weight"};
+  EXPECT_EQ(layer_names, reference_order);
+
+  const int64_t expected_heads[] = {4, 3, 3, 3};  // 13 heads on 4 ranks
+  int64_t first_head = 0;
+  for (int rank = 0; rank < 4; ++rank) {
+    SCOPED_TRACE(::testing::Message() << "tp rank " << rank);
+    const ParamTable table(config, rank, 4);
+    const int64_t heads = expected_heads[rank];
+    const std::string attn = "transformer.h.5.attn.";
+    const LocalParam& q_b = table.find(attn + "q_b_proj.weight");
+    EXPECT_EQ(q_b.local_shape, Shape({heads * (Dn + Dr), Cq}));
+    EXPECT_EQ(q_b.axis_offset, first_head * (Dn + Dr));
+    const LocalParam& kv_b = table.find(attn + "kv_b_proj.weight");
+    EXPECT_EQ(kv_b.local_shape, Shape({heads * (Dn + Dv), Ckv}));
+    EXPECT_EQ(kv_b.axis_offset, first_head * (Dn + Dv));
+    const LocalParam& proj = table.find(attn + "c_proj.weight");
+    EXPECT_EQ(proj.spec.rule.axis, 1);
+    EXPECT_EQ(proj.local_shape, Shape({768, heads * Dv}));
+    EXPECT_EQ(proj.axis_offset, first_head * Dv);
+    // The latents are computed in full on every rank; each rank's gradient holds its heads' share.
+    for (const char* name : {"q_a_proj", "q_a_layernorm", "kv_a_proj_with_mqa", "kv_a_layernorm"}) {
+      const LocalParam& shared = table.find(attn + name + ".weight");
+      EXPECT_EQ(shared.spec.rule.kind, ShardRule::Kind::Replicated) << name;
+      EXPECT_TRUE(shared.spec.rule.partial_gradient) << name;
+      EXPECT_EQ(shared.local_shape, shared.spec.global_shape) << name;
+    }
+    EXPECT_EQ(table.find(attn + "kv_a_proj_with_mqa.weight").local_shape, Shape({Ckv + Dr, 768}));
+    EXPECT_EQ(table.find(attn + "q_a_layernorm.weight").local_shape, Shape({Cq}));
+    first_head += heads;
+  }
+  EXPECT_EQ(first_head, 13);
+}

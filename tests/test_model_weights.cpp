@@ -24,6 +24,7 @@ ModelConfig t6_config() { return fixture_model_config(ModelKind::T6); }
 ModelConfig gqa_config() { return fixture_model_config(ModelKind::llama_gqa); }
 ModelConfig kvonly_config() { return fixture_model_config(ModelKind::T6_kvonly); }
 ModelConfig mha_config() { return fixture_model_config(ModelKind::llama_mha); }
+ModelConfig mla_config() { return fixture_model_config(ModelKind::llama_mla); }
 
 std::vector<float> values_of(const Tensor& tensor) {
   const float* data = tensor.data<float>();
@@ -50,6 +51,10 @@ double spec_bound(const ModelConfig& c, const std::string& name) {
   if (ends_with(name, "c_qkv.c_q.weight")) return std::sqrt(6 / (d + H * D));
   if (ends_with(name, "attn.c_q.weight") || ends_with(name, "attn.c_k.weight") || ends_with(name, "attn.c_v.weight"))
     return 1 / std::sqrt(d);
+  // MLA (T6_SPEC.md 3.1): torch's default Linear init, ±1/sqrt(fan_in).
+  if (ends_with(name, "attn.q_a_proj.weight") || ends_with(name, "attn.kv_a_proj_with_mqa.weight")) return 1 / std::sqrt(d);
+  if (ends_with(name, "attn.q_b_proj.weight")) return 1 / std::sqrt(double(c.q_lora_rank));
+  if (ends_with(name, "attn.kv_b_proj.weight")) return 1 / std::sqrt(double(c.kv_lora_rank));
   return -1;
 }
 
@@ -125,9 +130,13 @@ void expect_spec_initialisation(const ModelConfig& config) {
   weights.initialise(2024);
   for (const LocalParam& entry : weights.table().params()) {
     SCOPED_TRACE(entry.spec.name);
+    const std::vector<float> values = values_of(weights.param(entry));
+    if (ends_with(entry.spec.name, "layernorm.weight")) {  // MLA's latent norm weights start at one
+      EXPECT_TRUE(std::all_of(values.begin(), values.end(), [](float v) { return v == 1.0f; })) << "must be one";
+      continue;
+    }
     const double bound = spec_bound(config, entry.spec.name);
     ASSERT_GE(bound, 0) << "a parameter T6_SPEC.md does not name";
-    const std::vector<float> values = values_of(weights.param(entry));
     if (bound == 0) {
       EXPECT_TRUE(std::all_of(values.begin(), values.end(), [](float v) { return v == 0.0f; })) << "must be zero";
       continue;
@@ -165,11 +174,12 @@ TEST(ModelWeightsLayout, GqaSlicesEqualTheSingleRankModel) {
   }
 }
 
-TEST(ModelWeightsLayout, KvOnlyAndMhaSlicesEqualTheSingleRankModel) {
+TEST(ModelWeightsLayout, KvOnlyMhaAndMlaSlicesEqualTheSingleRankModel) {
   for (int tp : {2, 3, 4}) {
     SCOPED_TRACE("tp " + std::to_string(tp));
     expect_layout_independent(kvonly_config(), tp, 7);  // 5 heads: uneven splits
     expect_layout_independent(mha_config(), tp, 7);
+    expect_layout_independent(mla_config(), tp, 7);  // 4 heads on 3 ranks: 2, 1, 1
   }
 }
 
@@ -195,7 +205,7 @@ TEST(ModelWeightsInit, T6BoundsAndMomentsFollowTheSpec) {
 }
 
 TEST(ModelWeightsInit, BaselineBoundsAndMomentsFollowTheSpec) {
-  for (const ModelConfig& config : {kvonly_config(), mha_config(), gqa_config()}) {
+  for (const ModelConfig& config : {kvonly_config(), mha_config(), gqa_config(), mla_config()}) {
     SCOPED_TRACE(model_kind_name(config.kind));
     expect_spec_initialisation(config);
   }

@@ -201,6 +201,50 @@ TEST(RmsNorm, BackwardAccumulatesTheGradient) {
   EXPECT_TRUE(gradient_matches(difference(dx, dx_initial), x, loss, "dx"));
 }
 
+// ---- weighted RMSNorm (MLA's latent norms) ---------------------------------------------------------
+
+TEST(WeightedRmsNorm, ForwardUsesEps1e6AndScalesByTheWeight) {
+  const int64_t rows = 4, d = 7;
+  HostTensor x = random_tensor({rows, d}, rng());
+  HostTensor weight = random_tensor({d}, rng(), 0.5, 1.5);
+  // Row 1 is so small (mean x² ≈ 1e-9) that eps dominates: fp32 epsilon instead of 1e-6 would show.
+  for (int64_t j = 0; j < d; ++j) x.data<double>()[d + j] *= 1e-4;
+  HostTensor out({rows, d}, DType::F64), rstd({rows}, DType::F64);
+  ops::weighted_rmsnorm_forward(out, rstd, x, weight);
+
+  HostTensor expected_rstd({rows}, DType::F64), expected_out({rows, d}, DType::F64);
+  for (int64_t n = 0; n < rows; ++n) {
+    double mean_square = 0;
+    for (int64_t j = 0; j < d; ++j) mean_square += at(x, n * d + j) * at(x, n * d + j) / double(d);
+    expected_rstd.data<double>()[n] = 1.0 / std::sqrt(mean_square + 1e-6);
+    for (int64_t j = 0; j < d; ++j)
+      expected_out.data<double>()[n * d + j] = at(x, n * d + j) * at(expected_rstd, n) * at(weight, j);
+  }
+  EXPECT_TRUE(tensors_close(rstd, expected_rstd, kExact, "rstd"));
+  EXPECT_TRUE(tensors_close(out, expected_out, kExact, "weighted rmsnorm out"));
+}
+
+TEST(WeightedRmsNorm, GradientsOfInputAndWeightAccumulate) {
+  const int64_t d = 6;
+  HostTensor x = random_tensor({2, 5, d}, rng());
+  HostTensor weight = random_tensor({d}, rng(), 0.5, 1.5);
+  HostTensor w = random_tensor({2, 5, d}, rng());
+  HostTensor out({2, 5, d}, DType::F64), rstd({2, 5}, DType::F64);
+  ops::weighted_rmsnorm_forward(out, rstd, x, weight);
+
+  HostTensor scratch_out({2, 5, d}, DType::F64), scratch_rstd({2, 5}, DType::F64);
+  auto loss = [&] {
+    ops::weighted_rmsnorm_forward(scratch_out, scratch_rstd, x, weight);
+    return dot(w, scratch_out);
+  };
+  // Both add to what is there: dx like the unweighted norm's, dweight as every parameter gradient.
+  HostTensor dx_initial = random_tensor(x.shape(), rng()), dweight_initial = random_tensor(weight.shape(), rng());
+  HostTensor dx = copy_of(dx_initial), dweight = copy_of(dweight_initial);
+  ops::weighted_rmsnorm_backward(dx, dweight, w, x, rstd, weight);
+  EXPECT_TRUE(gradient_matches(difference(dx, dx_initial), x, loss, "dx"));
+  EXPECT_TRUE(gradient_matches(difference(dweight, dweight_initial), weight, loss, "dweight"));
+}
+
 // ---- RoPE ----------------------------------------------------------------------------------------
 
 namespace {
@@ -296,6 +340,33 @@ TEST(Rope, BackwardIsTheTransposeOfForward) {
   EXPECT_TRUE(gradient_matches(transposed_y, x, loss, "rope dx"));
 }
 
+// MLA rotates only the last Dr columns of each query head: the first columns stay as they are, the
+// rotated ones equal a plain rope of those columns, and the backward is still the transpose.
+TEST(Rope, FirstColumnRotatesOnlyTheTailOfEachRow) {
+  const int64_t B = 2, T = 5, R = 3, Dn = 5, Dr = 4;
+  RopeTables tables = rope_tables(T, Dr);
+  HostTensor x = random_tensor({B, T, R, Dn + Dr}, rng()), tail({B, T, R, Dr}, DType::F64);
+  for (int64_t row = 0; row < B * T * R; ++row)
+    for (int64_t j = 0; j < Dr; ++j) tail.data<double>()[row * Dr + j] = at(x, row * (Dn + Dr) + Dn + j);
+  HostTensor y = copy_of(x);
+  ops::rope_forward(y, tables.cos, tables.sin, Dn);
+  ops::rope_forward(tail, tables.cos, tables.sin);
+  for (int64_t row = 0; row < B * T * R; ++row) {
+    for (int64_t j = 0; j < Dn; ++j) ASSERT_EQ(at(y, row * (Dn + Dr) + j), at(x, row * (Dn + Dr) + j));
+    for (int64_t j = 0; j < Dr; ++j) ASSERT_EQ(at(y, row * (Dn + Dr) + Dn + j), at(tail, row * Dr + j));
+  }
+  HostTensor g = random_tensor(x.shape(), rng()), transposed_g = copy_of(g), scratch(x.shape(), DType::F64);
+  ops::rope_backward(transposed_g, tables.cos, tables.sin, Dn);
+  auto loss = [&] {
+    copy_into(scratch, x);
+    ops::rope_forward(scratch, tables.cos, tables.sin, Dn);
+    return dot(g, scratch);
+  };
+  EXPECT_TRUE(gradient_matches(transposed_g, x, loss, "rope dx of the tail"));
+  // The tables must cover exactly the rotated columns.
+  EXPECT_THROW(ops::rope_forward(y, tables.cos, tables.sin, Dn - 1), Error);
+}
+
 // ---- TPA contraction -----------------------------------------------------------------------------
 
 TEST(TpaContract, ForwardAndGradientsOfBothFactors) {
@@ -337,7 +408,7 @@ namespace {
 
 // softmax(q·kᵀ/√D + causal mask)·v and the row log-sum-exps, written out directly.
 void naive_attention(Tensor y, Tensor lse, const Tensor& q, const Tensor& k, const Tensor& v, ops::HeadMap heads) {
-  const int64_t B = q.size(0), T = q.size(1), H = q.size(2), D = q.size(3), Hkv = k.size(2);
+  const int64_t B = q.size(0), T = q.size(1), H = q.size(2), D = q.size(3), Hkv = k.size(2), Dv = v.size(3);
   for (int64_t b = 0; b < B; ++b)
     for (int64_t h = 0; h < H; ++h) {
       const int64_t kv = (heads.first_head + h) / heads.group_size - heads.first_kv_head;
@@ -351,10 +422,10 @@ void naive_attention(Tensor y, Tensor lse, const Tensor& q, const Tensor& k, con
           weights[s] = std::exp(score / std::sqrt(double(D)));
           total += weights[s];
         }
-        for (int64_t j = 0; j < D; ++j) {
+        for (int64_t j = 0; j < Dv; ++j) {
           double sum = 0;
-          for (int64_t s = 0; s <= t; ++s) sum += weights[s] / total * at(v, ((b * T + s) * Hkv + kv) * D + j);
-          y.data<double>()[((b * T + t) * H + h) * D + j] = sum;
+          for (int64_t s = 0; s <= t; ++s) sum += weights[s] / total * at(v, ((b * T + s) * Hkv + kv) * Dv + j);
+          y.data<double>()[((b * T + t) * H + h) * Dv + j] = sum;
         }
         lse.data<double>()[(b * H + h) * T + t] = std::log(total);
       }
@@ -365,6 +436,7 @@ struct AttentionCase {
   const char* name;
   int64_t H, Hkv;
   ops::HeadMap heads;
+  int64_t Dv = 8;  // value width; the query/key width is 8
 };
 
 }  // namespace
@@ -379,17 +451,19 @@ TEST(Attention, ForwardMatchesNaiveSoftmaxAndGradientsMatchFiniteDifferences) {
       {"TP rank: heads 2..3 of 6, group 3, all 2 KV heads local", 2, 2, {2, 3, 0}},
       // A rank holding heads 3..5 of 6 and only KV head 1, stored locally as KV head 0.
       {"TP rank: heads 3..5 of 6, group 3, KV head 1 local", 3, 1, {3, 3, 1}},
+      // MLA: query/key heads of Dn + Dr = 8 (scale 1/sqrt(8)), value heads of 5.
+      {"MLA, 3 heads, values narrower than keys", 3, 3, {}, 5},
   };
   for (const AttentionCase& c : cases) {
     SCOPED_TRACE(c.name);
     HostTensor q = random_tensor({B, T, c.H, D}, rng());
     HostTensor k = random_tensor({B, T, c.Hkv, D}, rng());
-    HostTensor v = random_tensor({B, T, c.Hkv, D}, rng());
-    HostTensor w = random_tensor({B, T, c.H, D}, rng());
-    HostTensor y({B, T, c.H, D}, DType::F64), lse({B, c.H, T}, DType::F64);
+    HostTensor v = random_tensor({B, T, c.Hkv, c.Dv}, rng());
+    HostTensor w = random_tensor({B, T, c.H, c.Dv}, rng());
+    HostTensor y({B, T, c.H, c.Dv}, DType::F64), lse({B, c.H, T}, DType::F64);
     ops::attention_forward(y, lse, q, k, v, c.heads);
 
-    HostTensor expected_y({B, T, c.H, D}, DType::F64), expected_lse({B, c.H, T}, DType::F64);
+    HostTensor expected_y({B, T, c.H, c.Dv}, DType::F64), expected_lse({B, c.H, T}, DType::F64);
     naive_attention(expected_y, expected_lse, q, k, v, c.heads);
     EXPECT_TRUE(tensors_close(y, expected_y, kExact, "attention y"));
     EXPECT_TRUE(tensors_close(lse, expected_lse, kExact, "attention lse"));
@@ -405,6 +479,37 @@ TEST(Attention, ForwardMatchesNaiveSoftmaxAndGradientsMatchFiniteDifferences) {
     EXPECT_TRUE(gradient_matches(dk, k, loss, "dk"));
     EXPECT_TRUE(gradient_matches(dv, v, loss, "dv"));
   }
+}
+
+// ---- MLA keys and values --------------------------------------------------------------------------
+
+// k = [k_nope, k_pe] with k_pe shared by every head, v the rest of each head's kv; the backward sums
+// k_pe's gradient over the heads.
+TEST(MlaSplitKv, KeysShareTheRopePartAndGradientsMatch) {
+  const int64_t B = 2, T = 3, H = 3, Dn = 4, Dr = 2, Dv = 5;
+  HostTensor kv = random_tensor({B, T, H, Dn + Dv}, rng()), k_pe = random_tensor({B, T, 1, Dr}, rng());
+  HostTensor k({B, T, H, Dn + Dr}, DType::F64), v({B, T, H, Dv}, DType::F64);
+  ops::mla_split_kv_forward(k, v, kv, k_pe);
+  for (int64_t n = 0; n < B * T; ++n)
+    for (int64_t h = 0; h < H; ++h) {
+      const int64_t head = n * H + h;
+      for (int64_t j = 0; j < Dn; ++j) ASSERT_EQ(at(k, head * (Dn + Dr) + j), at(kv, head * (Dn + Dv) + j));
+      for (int64_t j = 0; j < Dr; ++j) ASSERT_EQ(at(k, head * (Dn + Dr) + Dn + j), at(k_pe, n * Dr + j));
+      for (int64_t j = 0; j < Dv; ++j) ASSERT_EQ(at(v, head * Dv + j), at(kv, head * (Dn + Dv) + Dn + j));
+    }
+
+  HostTensor wk = random_tensor(k.shape(), rng()), wv = random_tensor(v.shape(), rng());
+  HostTensor scratch_k(k.shape(), DType::F64), scratch_v(v.shape(), DType::F64);
+  auto loss = [&] {
+    ops::mla_split_kv_forward(scratch_k, scratch_v, kv, k_pe);
+    return dot(wk, scratch_k) + dot(wv, scratch_v);
+  };
+  HostTensor dkv = filled_tensor(kv.shape(), NAN), dk_pe = filled_tensor(k_pe.shape(), NAN);
+  ops::mla_split_kv_backward(dkv, dk_pe, wk, wv);
+  EXPECT_TRUE(gradient_matches(dkv, kv, loss, "dkv"));
+  EXPECT_TRUE(gradient_matches(dk_pe, k_pe, loss, "dk_pe"));
+  HostTensor wrong_v({B, T, H, Dv + 1}, DType::F64);
+  EXPECT_THROW(ops::mla_split_kv_forward(k, wrong_v, kv, k_pe), Error);
 }
 
 // ---- TPA attention -------------------------------------------------------------------------------
@@ -643,6 +748,9 @@ TEST(OpErrors, MismatchedShapesThrow) {
   EXPECT_THROW(ops::rmsnorm_forward(wrong, rstd, x), Error);
   EXPECT_THROW(ops::rmsnorm_forward(HostTensor({4, 6}, DType::F64), short_rstd, x), Error);
   EXPECT_THROW(ops::rmsnorm_backward(wrong, x, x, rstd), Error);
+  HostTensor weight = random_tensor({6}, rng()), short_weight = random_tensor({5}, rng());
+  EXPECT_THROW(ops::weighted_rmsnorm_forward(HostTensor({4, 6}, DType::F64), rstd, x, short_weight), Error);
+  EXPECT_THROW(ops::weighted_rmsnorm_backward(wrong, weight, x, x, rstd, weight), Error);
 
   EXPECT_THROW(ops::swiglu_forward(wrong, x, x), Error);
   EXPECT_THROW(ops::swiglu_backward(wrong, x, x, x, x), Error);

@@ -88,6 +88,7 @@ const std::map<std::string, PaperConfig> kPaperConfigs = {
     {"gqa-small.toml", {ModelKind::llama_gqa, 12, 768, 22, 64, 0, 0, 11, 2048, "", 6e-4, 3e-5}},
     {"mqa-small.toml", {ModelKind::llama_gqa, 12, 768, 23, 64, 0, 0, 23, 2048, "", 6e-4, 3e-5}},
     {"kvonly-small.toml", {ModelKind::T6_kvonly, 12, 768, 22, 64, 0, 2, 1, 2048, "", 6e-4, 3e-5}},
+    {"mla-small.toml", {ModelKind::llama_mla, 12, 768, 13, 64, 0, 0, 1, 2048, "123.1", 6e-4, 3e-5}},
 };
 
 }  // namespace
@@ -115,6 +116,20 @@ TEST(ShippedConfigs, EveryConfigLoadsAndValidates) {
       EXPECT_EQ(one_decimal_millions(config.model.parameter_count()), claim[1].str()) << first_line;
     }
   }
+}
+
+// T6_SPEC.md 3.1: MLA small is H 13, Dn 64, Dr 32, Cq 512, Ckv 256, Dv 64, 123.09M parameters.
+TEST(ShippedConfigs, MlaSmallHasThePapersLatentSettings) {
+  const RunConfig config = load_run_config((t6::testing::source_dir() / "configs" / "mla-small.toml").string());
+  const ModelConfig& m = config.model;
+  EXPECT_EQ(m.kind, ModelKind::llama_mla);
+  EXPECT_EQ(m.qk_rope_head_dim, 32);
+  EXPECT_EQ(m.q_lora_rank, 512);
+  EXPECT_EQ(m.kv_lora_rank, 256);
+  EXPECT_EQ(m.v_head_dim, 64);
+  char count[32];
+  std::snprintf(count, sizeof count, "%.2f", double(m.parameter_count()) / 1e6);
+  EXPECT_STREQ(count, "123.09");
 }
 
 TEST(ShippedConfigs, PaperConfigsMatchTheSpecTablesAndRecipe) {
@@ -255,6 +270,10 @@ TEST(ConfigErrors, ImpossibleValuesNameFileAndKey) {
       {{"parallel.timeout_s=0"}, {"parallel.timeout_s"}},
       {{"checkpoint.resume=sometimes"}, {"checkpoint.resume", "sometimes"}},
       {{"model.head_dim=15"}, {"model.head_dim"}},
+      {{"model.kind=llama_mla", "model.qk_rope_head_dim=7"}, {"model.qk_rope_head_dim"}},
+      {{"model.kind=llama_mla", "model.kv_lora_rank=0"}, {"model.kv_lora_rank"}},
+      {{"model.kind=llama_mla", "model.q_lora_rank=0"}, {"model.q_lora_rank"}},
+      {{"model.kind=llama_mla", "model.v_head_dim=-1"}, {"model.v_head_dim"}},
       {{"parallel.tp=0"}, {"parallel.tp"}},
       {{"train.eps=0"}, {"train.eps"}},
       {{"train.beta2=1"}, {"train.beta2"}},

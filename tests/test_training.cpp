@@ -15,7 +15,8 @@ using namespace t6;
 namespace {
 
 void expect_learns_fixed_batch(ModelKind kind) {
-  ModelConfig config{kind, 2, 64, 4, 16, 4, 2, kind == ModelKind::llama_gqa ? 2 : 1, 128};
+  // MLA: Dn 16, Dr 8, Cq 24, Ckv 16, value heads of 12.
+  ModelConfig config{kind, 2, 64, 4, 16, 4, 2, kind == ModelKind::llama_gqa ? 2 : 1, 128, 8, 24, 16, 12};
   const int64_t batch = 4, seq_len = 16;
   LanguageModel model(config, batch, seq_len);
   model.weights().initialise(42);
@@ -55,3 +56,4 @@ TEST(Training, T6LearnsAFixedBatch) { expect_learns_fixed_batch(ModelKind::T6); 
 TEST(Training, KvOnlyLearnsAFixedBatch) { expect_learns_fixed_batch(ModelKind::T6_kvonly); }
 TEST(Training, MhaLearnsAFixedBatch) { expect_learns_fixed_batch(ModelKind::llama_mha); }
 TEST(Training, GqaLearnsAFixedBatch) { expect_learns_fixed_batch(ModelKind::llama_gqa); }
+TEST(Training, MlaLearnsAFixedBatch) { expect_learns_fixed_batch(ModelKind::llama_mla); }

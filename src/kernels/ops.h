@@ -44,13 +44,23 @@ void rmsnorm_forward(Tensor out, Tensor rstd, const Tensor& x);
 // dx (N, d) += rstd · (dout − x · rstd² · mean(dout · x)).
 void rmsnorm_backward(Tensor dx, const Tensor& dout, const Tensor& x, const Tensor& rstd);
 
+// ---- RMSNorm with a learned weight (MLA's latent norms, T6_SPEC.md 3.1) ------------------------
+inline constexpr double kWeightedRmsNormEps = 1e-6;  // the reference's RMSNorm module default
+// out (N, d) = (x · rstd) ⊙ weight (d), rstd (N) = 1 / sqrt(mean(x²) + 1e-6).
+void weighted_rmsnorm_forward(Tensor out, Tensor rstd, const Tensor& x, const Tensor& weight);
+// With g = dout ⊙ weight: dx (N, d) += rstd · (g − x · rstd² · mean(g · x)); dweight (d) += Σ_n dout ⊙ x · rstd.
+void weighted_rmsnorm_backward(Tensor dx, Tensor dweight, const Tensor& dout, const Tensor& x, const Tensor& rstd,
+                               const Tensor& weight);
+
 // ---- RoPE (T6_SPEC.md 1.1) ------------------------------------------------------------------
 // Tables cos/sin (T, D/2), F32 or F64, holding the reference's bf16-rounded values.
 void rope_tables(Tensor cos, Tensor sin);
-// x (B, T, R, D), in place: y1 = x1·cos + x2·sin, y2 = −x1·sin + x2·cos (a rotation by −θ).
-void rope_forward(Tensor x, const Tensor& cos, const Tensor& sin);
+// x (B, T, R, W), in place on columns [first_column, W) of each row, which must be as wide as the
+// tables cover (D = 2·tables' width): y1 = x1·cos + x2·sin, y2 = −x1·sin + x2·cos (a rotation by −θ).
+// first_column is 0 except for MLA's query heads, whose last qk_rope_head_dim columns rotate.
+void rope_forward(Tensor x, const Tensor& cos, const Tensor& sin, int64_t first_column = 0);
 // The transpose, in place on the gradient: dx1 = dy1·cos − dy2·sin, dx2 = dy1·sin + dy2·cos.
-void rope_backward(Tensor dx, const Tensor& cos, const Tensor& sin);
+void rope_backward(Tensor dx, const Tensor& cos, const Tensor& sin, int64_t first_column = 0);
 
 // ---- TPA factor contraction (T6_SPEC.md 1, steps 2 and 1.2) -------------------------------------
 // out (B, T, H, D) = (1/R) Σ_r A (B, T, H, R)[h, r] · factor_B (B, T, R, D)[r, :].
@@ -58,7 +68,7 @@ void tpa_contract_forward(Tensor out, const Tensor& A, const Tensor& factor_B);
 // dA = (1/R) dout · Bᵀ per token, dB = (1/R) Aᵀ · dout per token (both overwritten).
 void tpa_contract_backward(Tensor dA, Tensor dB, const Tensor& dout, const Tensor& A, const Tensor& factor_B);
 
-// ---- causal softmax attention, scale 1/sqrt(D) ----------------------------------------------
+// ---- causal softmax attention, scale 1/sqrt(D) of the query/key width D ------------------------
 // Which KV head serves each local query head: kv = (first_head + h) / group_size − first_kv_head.
 // Plain MHA and TPA use the default (kv = h).
 struct HeadMap {
@@ -66,11 +76,19 @@ struct HeadMap {
   int64_t group_size = 1;
   int64_t first_kv_head = 0;
 };
-// y (B, T, H, D), lse (B, H, T) the log-sum-exp of each score row; q (B, T, H, D), k, v (B, T, Hkv, D).
+// y (B, T, H, Dv), lse (B, H, T) the log-sum-exp of each score row; q (B, T, H, D), k (B, T, Hkv, D),
+// v (B, T, Hkv, Dv). Dv = D except for MLA.
 void attention_forward(Tensor y, Tensor lse, const Tensor& q, const Tensor& k, const Tensor& v, HeadMap heads = {});
 // dq, dk, dv overwritten.
 void attention_backward(Tensor dq, Tensor dk, Tensor dv, const Tensor& dy, const Tensor& q, const Tensor& k,
                         const Tensor& v, const Tensor& y, const Tensor& lse, HeadMap heads = {});
+
+// ---- MLA keys and values from the expanded latent (T6_SPEC.md 3.1, steps 2 and 5) ---------------
+// kv (B, T, H, Dn + Dv) as kv_b_proj gives it, k_pe (B, T, 1, Dr) the rotated key part shared by all
+// heads: k (B, T, H, Dn + Dr) = [kv[h, :Dn], k_pe] and v (B, T, H, Dv) = kv[h, Dn:] for every head h.
+void mla_split_kv_forward(Tensor k, Tensor v, const Tensor& kv, const Tensor& k_pe);
+// dkv = [dk[h, :Dn], dv[h]] per head and dk_pe = Σ_h dk[h, Dn:] (both overwritten).
+void mla_split_kv_backward(Tensor dkv, Tensor dk_pe, const Tensor& dk, const Tensor& dv);
 
 // ---- TPA attention: attention over the six factors (DESIGN.md, Principles) ------------------
 // The factors are (B, T, H, Rq) A_q, (B, T, Rq, D) B_q with RoPE applied, and likewise k and v (B_v

@@ -52,18 +52,21 @@ inline ContractDims check_contract(const char* op, const Tensor& out, const Tens
 }
 
 struct AttentionDims {
-  int64_t B, T, H, Hkv, D;
+  int64_t B, T, H, Hkv, D, Dv;  // D: query/key width, Dv: value width (they differ in MLA)
 };
 
-// q, y (B, T, H, D), k, v (B, T, Hkv, D), lse B·H·T elements, and every local head mapped to a KV head.
+// q (B, T, H, D), k (B, T, Hkv, D), v (B, T, Hkv, Dv), y (B, T, H, Dv), lse B·H·T elements, and every
+// local head mapped to a KV head.
 inline AttentionDims check_attention_dims(const char* op, const Tensor& q, const Tensor& k, const Tensor& v,
                                           const Tensor& y, const Tensor& lse, const HeadMap& heads) {
-  T6_CHECK(q.ndim() == 4 && k.ndim() == 4, op, ": q and k must be (B, T, H, D)");
-  AttentionDims dims{q.size(0), q.size(1), q.size(2), k.size(2), q.size(3)};
-  require_same_shape(op, k, v);
-  require_same_shape(op, y, q);
+  T6_CHECK(q.ndim() == 4 && k.ndim() == 4 && v.ndim() == 4 && y.ndim() == 4, op, ": q, k, v and y must be (B, T, H, D)");
+  AttentionDims dims{q.size(0), q.size(1), q.size(2), k.size(2), q.size(3), v.size(3)};
   T6_CHECK(k.size(0) == dims.B && k.size(1) == dims.T && k.size(3) == dims.D, op, ": k ", k.shape().to_string(),
            " does not fit q ", q.shape().to_string());
+  T6_CHECK(v.size(0) == dims.B && v.size(1) == dims.T && v.size(2) == dims.Hkv, op, ": v ", v.shape().to_string(),
+           " does not fit k ", k.shape().to_string());
+  T6_CHECK(y.size(0) == dims.B && y.size(1) == dims.T && y.size(2) == dims.H && y.size(3) == dims.Dv, op, ": y ",
+           y.shape().to_string(), " does not fit q ", q.shape().to_string(), " and v ", v.shape().to_string());
   T6_CHECK(lse.numel() == dims.B * dims.H * dims.T, op, ": lse must be (B, H, T)");
   for (int64_t h = 0; h < dims.H; ++h) {
     const int64_t kv = (heads.first_head + h) / heads.group_size - heads.first_kv_head;

@@ -1,4 +1,4 @@
-// The attention half of a block. Variants (TPA, TPA-KVonly, MHA/GQA) share this interface; under
+// The attention half of a block. Variants (TPA, TPA-KVonly, MHA/GQA, MLA) share this interface; under
 // tensor parallelism each holds only its rank's heads and returns partial sums that the block
 // reduces over TP.
 #pragma once

@@ -55,8 +55,8 @@ void LanguageModel::plan(Arena& arena) {
   row_losses_ = arena.take({N});
   row_stats_ = arena.take({4, chunk_rows_});
   scratch_ = arena.take({scratch_elements});
-  rope_cos_ = arena.take({seq_len_, config().head_dim / 2});
-  rope_sin_ = arena.take({seq_len_, config().head_dim / 2});
+  rope_cos_ = arena.take({seq_len_, config().rope_dim() / 2});
+  rope_sin_ = arena.take({seq_len_, config().rope_dim() / 2});
 }
 
 void LanguageModel::forward_blocks(const Tensor& inputs) {

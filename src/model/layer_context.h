@@ -12,7 +12,7 @@ namespace t6 {
 struct LayerContext {
   int64_t batch = 0;       // sequences in the micro-batch (B)
   int64_t seq_len = 0;     // T
-  Tensor rope_cos, rope_sin;  // (T, head_dim / 2)
+  Tensor rope_cos, rope_sin;  // (T, rope_dim / 2): head_dim, or MLA's qk_rope_head_dim
   Tensor scratch;          // flat F32 space for buffers that live within one layer call
   Communicator* tp = nullptr;  // null or size 1: no tensor parallelism
 

@@ -12,12 +12,14 @@ const char* model_kind_name(ModelKind kind) {
     case ModelKind::T6_kvonly: return "T6_kvonly";
     case ModelKind::llama_mha: return "llama_mha";
     case ModelKind::llama_gqa: return "llama_gqa";
+    case ModelKind::llama_mla: return "llama_mla";
   }
   return "?";
 }
 
 namespace {
-constexpr ModelKind kModelKinds[] = {ModelKind::T6, ModelKind::T6_kvonly, ModelKind::llama_mha, ModelKind::llama_gqa};
+constexpr ModelKind kModelKinds[] = {ModelKind::T6, ModelKind::T6_kvonly, ModelKind::llama_mha, ModelKind::llama_gqa,
+                                     ModelKind::llama_mla};
 }
 
 std::vector<std::string> model_kind_names() {
@@ -37,7 +39,8 @@ ModelKind model_kind_from_name(const std::string& name) {
 const std::vector<ConfigKey<ModelConfig>>& model_config_keys() {
   static const std::vector<ConfigKey<ModelConfig>> keys = {
       {"model.kind", ConfigType::string, one_of(model_kind_names()),
-       "attention variant: T6 (TPA), T6_kvonly (TPA for K and V only), llama_mha, llama_gqa (MQA: group_size = n_head)",
+       "attention variant: T6 (TPA), T6_kvonly (TPA for K and V only), llama_mha, llama_gqa (MQA: group_size = n_head), "
+       "llama_mla (latent attention)",
        [](const ModelConfig& config) -> ConfigValue { return std::string(model_kind_name(config.kind)); },
        [](ModelConfig& config, const ConfigValue& value) { config.kind = model_kind_from_name(std::get<std::string>(value)); }},
       config_key<ModelConfig>("model.n_layer", at_least(1), "transformer blocks (L)", [](auto& c) -> auto& { return c.n_layer; }),
@@ -45,7 +48,8 @@ const std::vector<ConfigKey<ModelConfig>>& model_config_keys() {
                               [](auto& c) -> auto& { return c.n_embd; }),
       config_key<ModelConfig>("model.n_head", at_least(1), "attention (query) heads (H)", [](auto& c) -> auto& { return c.n_head; }),
       config_key<ModelConfig>("model.head_dim", at_least(2),
-                              "dimension of one head (D); even (RoPE rotates halves); llama_mha: n_embd / n_head",
+                              "dimension of one head (D); even (RoPE rotates halves); llama_mha: n_embd / n_head; llama_mla: the "
+                              "query/key part without RoPE (may be odd)",
                               [](auto& c) -> auto& { return c.head_dim; }),
       config_key<ModelConfig>("model.q_rank", at_least(1), "rank of the factorised query (Rq; used by T6)",
                               [](auto& c) -> auto& { return c.q_rank; }),
@@ -56,6 +60,15 @@ const std::vector<ConfigKey<ModelConfig>>& model_config_keys() {
       config_key<ModelConfig>("model.vocab_size", at_least(1),
                               "embedding rows; at least the tokenizer's vocabulary (GPT-2: 50257, padded to 50304)",
                               [](auto& c) -> auto& { return c.vocab_size; }),
+      config_key<ModelConfig>("model.qk_rope_head_dim", at_least(2),
+                              "llama_mla: rotated part of each query/key head (Dr), one key part shared by all heads; even",
+                              [](auto& c) -> auto& { return c.qk_rope_head_dim; }),
+      config_key<ModelConfig>("model.q_lora_rank", at_least(1), "llama_mla: width of the normed query latent (Cq)",
+                              [](auto& c) -> auto& { return c.q_lora_rank; }),
+      config_key<ModelConfig>("model.kv_lora_rank", at_least(1), "llama_mla: width of the normed key/value latent (Ckv)",
+                              [](auto& c) -> auto& { return c.kv_lora_rank; }),
+      config_key<ModelConfig>("model.v_head_dim", at_least(1), "llama_mla: width of each value head (Dv)",
+                              [](auto& c) -> auto& { return c.v_head_dim; }),
   };
   return keys;
 }
@@ -72,13 +85,21 @@ int64_t ModelConfig::parameter_count() const {
     case ModelKind::T6_kvonly: attention = (H * D + H * 2 * R + D * 2 * R) * d + d * H * D; break;
     case ModelKind::llama_mha:
     case ModelKind::llama_gqa: attention = (H * D + 2 * kv_heads() * D) * d + d * H * D; break;
+    case ModelKind::llama_mla: {
+      const int64_t Dr = qk_rope_head_dim, Cq = q_lora_rank, Ckv = kv_lora_rank, Dv = v_head_dim;
+      // q_a_proj, q_a_layernorm, q_b_proj, kv_a_proj_with_mqa, kv_a_layernorm, kv_b_proj, c_proj.
+      attention = Cq * d + Cq + H * (D + Dr) * Cq + (Ckv + Dr) * d + Ckv + H * (D + Dv) * Ckv + d * H * Dv;
+      break;
+    }
   }
   const int64_t mlp = 3 * d * mlp_hidden();
   return vocab_size * d + n_layer * (attention + mlp);
 }
 
 double ModelConfig::training_flops_per_token(int64_t seq_len) const {
-  return 6.0 * double(parameter_count()) + 12.0 * double(n_layer * n_head * head_dim * seq_len);
+  // 12·L·H·D·T is 6·L·H·T·(score width + value width); MLA's scores are Dn + Dr wide, its values Dv.
+  const int64_t widths = latent_attention() ? head_dim + qk_rope_head_dim + v_head_dim : 2 * head_dim;
+  return 6.0 * double(parameter_count()) + 6.0 * double(n_layer * n_head * widths * seq_len);
 }
 
 void ModelConfig::validate() const {
@@ -86,7 +107,12 @@ void ModelConfig::validate() const {
   if (kind == ModelKind::llama_mha)
     T6_CHECK(n_embd % n_head == 0, "model.n_head (", n_head, ") must divide model.n_embd (", n_embd,
              ") for llama_mha, whose head_dim is n_embd / n_head");
-  T6_CHECK(head_dim % 2 == 0, "model.head_dim must be even (RoPE rotates halves), got ", head_dim);
+  if (latent_attention()) {
+    // MLA rotates only the qk_rope_head_dim part, so head_dim (the part without RoPE) may be odd.
+    T6_CHECK(qk_rope_head_dim % 2 == 0, "model.qk_rope_head_dim must be even (RoPE rotates halves), got ", qk_rope_head_dim);
+  } else {
+    T6_CHECK(head_dim % 2 == 0, "model.head_dim must be even (RoPE rotates halves), got ", head_dim);
+  }
   if (kind == ModelKind::llama_mha)
     T6_CHECK(head_dim * n_head == n_embd, "model.head_dim must be n_embd / n_head (", n_embd / n_head, ") for llama_mha, got ", head_dim);
   if (kind == ModelKind::llama_gqa)
@@ -101,6 +127,12 @@ std::map<std::string, std::string> ModelConfig::to_metadata() const {
       {"head_dim", std::to_string(head_dim)},    {"q_rank", std::to_string(q_rank)},
       {"rank", std::to_string(rank)},            {"group_size", std::to_string(group_size)},
       {"vocab_size", std::to_string(vocab_size)}};
+  if (latent_attention()) {
+    metadata["qk_rope_head_dim"] = std::to_string(qk_rope_head_dim);
+    metadata["q_lora_rank"] = std::to_string(q_lora_rank);
+    metadata["kv_lora_rank"] = std::to_string(kv_lora_rank);
+    metadata["v_head_dim"] = std::to_string(v_head_dim);
+  }
   return metadata;
 }
 
@@ -109,7 +141,10 @@ std::string model_config_differences(const ModelConfig& first, const std::string
   const auto first_values = first.to_metadata(), second_values = second.to_metadata();
   std::string differences;
   for (const auto& [key, value] : first_values) {
-    const std::string& other = second_values.at(key);
+    // Keys of one kind only (MLA's latent ranks) are absent from the other: the kinds differ already.
+    const auto other_entry = second_values.find(key);
+    if (other_entry == second_values.end()) continue;
+    const std::string& other = other_entry->second;
     if (value == other) continue;
     // The metadata calls the kind "model" (as the fixtures do); the config key is model.kind.
     differences += str(differences.empty() ? "" : ", ", "model.", key == "model" ? "kind" : key, " (", first_name, " ",
@@ -148,6 +183,12 @@ ModelConfig ModelConfig::from_metadata(const std::map<std::string, std::string>&
   config.rank = integer("rank", config.factorised_kv(), 2);
   config.group_size = integer("group_size", config.kind == ModelKind::llama_gqa, 1);
   if (config.kind != ModelKind::llama_gqa) config.group_size = 1;
+  if (config.latent_attention()) {
+    config.qk_rope_head_dim = integer("qk_rope_head_dim", true, 0);
+    config.q_lora_rank = integer("q_lora_rank", true, 0);
+    config.kv_lora_rank = integer("kv_lora_rank", true, 0);
+    config.v_head_dim = integer("v_head_dim", true, 0);
+  }
   config.validate();
   return config;
 }

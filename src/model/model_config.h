@@ -10,7 +10,7 @@
 namespace t6 {
 
 // The fixtures' `model` values; MQA is llama_gqa with group_size == n_head.
-enum class ModelKind { T6, T6_kvonly, llama_mha, llama_gqa };
+enum class ModelKind { T6, T6_kvonly, llama_mha, llama_gqa, llama_mla };
 const char* model_kind_name(ModelKind kind);
 ModelKind model_kind_from_name(const std::string& name);  // throws naming the accepted values
 std::vector<std::string> model_kind_names();              // every kind, in enum order
@@ -20,22 +20,30 @@ struct ModelConfig {
   int64_t n_layer = 12;
   int64_t n_embd = 768;
   int64_t n_head = 34;
-  int64_t head_dim = 64;    // llama_mha: always n_embd / n_head
+  int64_t head_dim = 64;    // llama_mha: always n_embd / n_head; llama_mla: the part without RoPE
   int64_t q_rank = 6;       // T6 only
   int64_t rank = 2;         // T6 and T6_kvonly: rank of the K and V factors
   int64_t group_size = 1;   // llama_gqa: query heads per KV head
   int64_t vocab_size = 50304;
+  // llama_mla only (T6_SPEC.md 3.1), defaults the paper's small settings.
+  int64_t qk_rope_head_dim = 32;  // Dr: the rotated part of each query head and the one shared key part
+  int64_t q_lora_rank = 512;      // Cq: width of the query latent
+  int64_t kv_lora_rank = 256;     // Ckv: width of the key/value latent
+  int64_t v_head_dim = 64;        // Dv: value head width (may differ from head_dim)
 
   // floor(8/3 · d) computed in double exactly as the reference's math.floor(8 / 3 * n_embd).
   int64_t mlp_hidden() const;
   int64_t kv_heads() const;  // n_head / group_size for GQA, n_head otherwise
   bool factorised_query() const { return kind == ModelKind::T6; }
   bool factorised_kv() const { return kind == ModelKind::T6 || kind == ModelKind::T6_kvonly; }
+  bool latent_attention() const { return kind == ModelKind::llama_mla; }
+  // Width RoPE rotates (its tables are (T, rope_dim / 2)): qk_rope_head_dim for MLA, head_dim otherwise.
+  int64_t rope_dim() const { return latent_attention() ? qk_rope_head_dim : head_dim; }
   int64_t parameter_count() const;
   // FLOPs of one training token (forward + backward), T6_SPEC.md section 5, at sequence length T.
   double training_flops_per_token(int64_t seq_len) const;
   // Values outside a key's range (model_config_keys()) and impossible combinations (odd head_dim,
-  // a group size that does not divide the heads, ...) throw an error naming the key ("model.<key>").
+  // a group size that does not divide the heads, an odd qk_rope_head_dim, ...) throw an error naming the key ("model.<key>").
   void validate() const;
 
   // The fixtures' and exports' string metadata (T6_SPEC.md 2.1) and back.

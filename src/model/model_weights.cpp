@@ -35,8 +35,9 @@ void copy_local_slice(const LocalParam& entry, const float* global, float* local
 void ModelWeights::initialise(uint64_t seed) {
   for (const LocalParam& entry : table_.params()) {
     float* data = param(entry).data<float>();
-    if (entry.spec.init == InitKind::Zero) {
-      for (int64_t i = 0; i < entry.numel(); ++i) data[i] = 0.0f;
+    if (entry.spec.init != InitKind::Uniform) {
+      const float value = entry.spec.init == InitKind::One ? 1.0f : 0.0f;
+      for (int64_t i = 0; i < entry.numel(); ++i) data[i] = value;
       continue;
     }
     const CounterRng rng(seed, entry.spec.name);

@@ -46,11 +46,30 @@ namespace {
 
 std::string layer_prefix(int64_t layer) { return str("transformer.h.", layer, "."); }
 
+// MLA (T6_SPEC.md 3.1) in the reference's order, c_proj excepted. The latent projections and norms
+// are computed in full on every TP rank, but each rank's gradient holds only its heads' share, so
+// they are replicated with TP-reduced gradients; q_b_proj and kv_b_proj give each head its own rows.
+// Linear layers have torch's default init, uniform ±1/sqrt(fan_in); norm weights start at one.
+void add_latent_attention_specs(const ModelConfig& config, const std::string& attn, std::vector<ParamSpec>& specs) {
+  const int64_t d = config.n_embd, H = config.n_head, Dn = config.head_dim, Dr = config.qk_rope_head_dim;
+  const int64_t Cq = config.q_lora_rank, Ckv = config.kv_lora_rank, Dv = config.v_head_dim;
+  auto bound = [](int64_t fan_in) { return float(1.0 / std::sqrt(double(fan_in))); };
+  const ShardRule shared = ShardRule::replicated(true);
+  specs.push_back({attn + "q_a_proj.weight", {Cq, d}, shared, InitKind::Uniform, bound(d)});
+  specs.push_back({attn + "q_a_layernorm.weight", {Cq}, shared, InitKind::One, 0.0f});
+  specs.push_back({attn + "q_b_proj.weight", {H * (Dn + Dr), Cq}, ShardRule::split(0, Dn + Dr, H), InitKind::Uniform, bound(Cq)});
+  specs.push_back({attn + "kv_a_layernorm.weight", {Ckv}, shared, InitKind::One, 0.0f});
+  specs.push_back({attn + "kv_a_proj_with_mqa.weight", {Ckv + Dr, d}, shared, InitKind::Uniform, bound(d)});
+  specs.push_back({attn + "kv_b_proj.weight", {H * (Dn + Dv), Ckv}, ShardRule::split(0, Dn + Dv, H), InitKind::Uniform,
+                   bound(Ckv)});
+}
+
 void add_attention_specs(const ModelConfig& config, int64_t layer, bool kv_replicated, std::vector<ParamSpec>& specs) {
   const int64_t d = config.n_embd, H = config.n_head, D = config.head_dim;
   const std::string attn = layer_prefix(layer) + "attn.";
   const float linear_bound = float(1.0 / std::sqrt(double(d)));
-  ShardRule output_rule = ShardRule::split(1, D, H);
+  const int64_t value_dim = config.latent_attention() ? config.v_head_dim : D;  // width of each head's output
+  ShardRule output_rule = ShardRule::split(1, value_dim, H);
   auto factor_A = [&](const std::string& name, int64_t rank) {
     // Xavier-uniform of the weight viewed as (d, H, rank): fan_in H·rank, fan_out d·rank.
     const float bound = float(std::sqrt(6.0 / double(rank * (H + d))));
@@ -92,8 +111,9 @@ void add_attention_specs(const ModelConfig& config, int64_t layer, bool kv_repli
       specs.push_back({attn + "c_v.weight", {kv_heads * D, d}, kv_rule, InitKind::Uniform, linear_bound});
       break;
     }
+    case ModelKind::llama_mla: add_latent_attention_specs(config, attn, specs); break;
   }
-  specs.push_back({attn + "c_proj.weight", {d, H * D}, output_rule, InitKind::Zero, 0.0f});
+  specs.push_back({attn + "c_proj.weight", {d, H * value_dim}, output_rule, InitKind::Zero, 0.0f});
 }
 
 }  // namespace

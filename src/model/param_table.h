@@ -37,7 +37,7 @@ struct ShardRule {
   std::string describe() const;  // "replicated", "split dim 0 by 34 heads of 6 rows", ...
 };
 
-enum class InitKind { Uniform, Zero };
+enum class InitKind { Uniform, Zero, One };
 
 struct ParamSpec {
   std::string name;

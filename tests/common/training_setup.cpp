@@ -21,6 +21,13 @@ ModelConfig fixture_model_config(ModelKind kind) {
   if (kind == ModelKind::T6_kvonly) config.n_head = 5;
   if (kind == ModelKind::llama_mha) config.n_head = 4;
   if (kind == ModelKind::llama_gqa) config.group_size = 3;
+  if (kind == ModelKind::llama_mla) {
+    config.n_head = 4;
+    config.qk_rope_head_dim = 8;
+    config.q_lora_rank = 24;
+    config.kv_lora_rank = 16;
+    config.v_head_dim = 16;
+  }
   config.validate();
   return config;
 }
@@ -29,6 +36,13 @@ RunConfig tiny_run_config(ModelKind kind, const std::string& corpus) {
   RunConfig config;
   config.model = {kind, 2, 64, 6, 16, 6, 2, kind == ModelKind::llama_gqa ? 3 : 1, 50304};
   if (kind == ModelKind::llama_mha) config.model.n_embd = 96;  // MHA's head_dim is n_embd / n_head = 16
+  if (kind == ModelKind::llama_mla) {
+    // Value heads narrower than the query/key heads (Dn + Dr = 24), as the layer allows.
+    config.model.qk_rope_head_dim = 8;
+    config.model.q_lora_rank = 24;
+    config.model.kv_lora_rank = 16;
+    config.model.v_head_dim = 12;
+  }
   config.train.seed = 7;
   config.train.seq_len = 16;
   config.train.micro_batch_size = 1;

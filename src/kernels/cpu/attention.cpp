@@ -27,17 +27,15 @@ std::vector<T>& score_buffer(int64_t elements) {
   return buffer;
 }
 
-template <class T>
-struct HeadViews {
-  const T *q, *k, *v;
-  int64_t q_stride, kv_stride;  // elements between consecutive positions
+// One head's rows in q, k, v and y (or their gradients), and the strides between positions.
+struct HeadOffsets {
+  int64_t q, k, v, y;
+  int64_t q_stride, k_stride, v_stride, y_stride;
 };
 
-template <class T>
-HeadViews<T> head_views(const AttentionDims& s, const Tensor& q, const Tensor& k, const Tensor& v, int64_t b, int64_t h,
-                        int64_t kv) {
-  return {q.data<T>() + (b * s.T * s.H + h) * s.D, k.data<T>() + (b * s.T * s.Hkv + kv) * s.D,
-          v.data<T>() + (b * s.T * s.Hkv + kv) * s.D, s.H * s.D, s.Hkv * s.D};
+HeadOffsets head_offsets(const AttentionDims& s, int64_t b, int64_t h, int64_t kv) {
+  return {(b * s.T * s.H + h) * s.D, (b * s.T * s.Hkv + kv) * s.D, (b * s.T * s.Hkv + kv) * s.Dv,
+          (b * s.T * s.H + h) * s.Dv, s.H * s.D, s.Hkv * s.D, s.Hkv * s.Dv, s.H * s.Dv};
 }
 
 template <class T>
@@ -47,8 +45,9 @@ void forward(Tensor y, Tensor lse, const Tensor& q, const Tensor& k, const Tenso
   T* scores = score_buffer<T>(s.T * s.T).data();
   for (int64_t b = 0; b < s.B; ++b) {
     for (int64_t h = 0; h < s.H; ++h) {
-      const HeadViews<T> view = head_views<T>(s, q, k, v, b, h, kv_head_of(heads, h));
-      gemm(false, true, s.T, s.T, s.D, scale, view.q, view.q_stride, view.k, view.kv_stride, T(0), scores, s.T);
+      const HeadOffsets at = head_offsets(s, b, h, kv_head_of(heads, h));
+      gemm(false, true, s.T, s.T, s.D, scale, q.data<T>() + at.q, at.q_stride, k.data<T>() + at.k, at.k_stride, T(0),
+           scores, s.T);
       T* row_lse = lse.data<T>() + (b * s.H + h) * s.T;
 #pragma omp parallel for schedule(static)
       for (int64_t t = 0; t < s.T; ++t) {
@@ -62,8 +61,8 @@ void forward(Tensor y, Tensor lse, const Tensor& q, const Tensor& k, const Tenso
         for (int64_t j = t + 1; j < s.T; ++j) row[j] = 0;  // the causal mask
         row_lse[t] = max_score + std::log(sum);
       }
-      gemm(false, false, s.T, s.D, s.T, T(1), scores, s.T, view.v, view.kv_stride, T(0),
-           y.data<T>() + (b * s.T * s.H + h) * s.D, view.q_stride);
+      gemm(false, false, s.T, s.Dv, s.T, T(1), scores, s.T, v.data<T>() + at.v, at.v_stride, T(0), y.data<T>() + at.y,
+           at.y_stride);
     }
   }
 }
@@ -83,32 +82,29 @@ void backward(Tensor dq, Tensor dk, Tensor dv, const Tensor& dy, const Tensor& q
   std::fill(dv.data<T>(), dv.data<T>() + dv.numel(), T(0));
   for (int64_t b = 0; b < s.B; ++b) {
     for (int64_t h = 0; h < s.H; ++h) {
-      const int64_t kv = kv_head_of(heads, h);
-      const HeadViews<T> view = head_views<T>(s, q, k, v, b, h, kv);
-      const int64_t q_offset = (b * s.T * s.H + h) * s.D, kv_offset = (b * s.T * s.Hkv + kv) * s.D;
-      const T *dy_head = dy.data<T>() + q_offset, *y_head = y.data<T>() + q_offset;
+      const HeadOffsets at = head_offsets(s, b, h, kv_head_of(heads, h));
+      const T *q_head = q.data<T>() + at.q, *k_head = k.data<T>() + at.k;
+      const T *dy_head = dy.data<T>() + at.y, *y_head = y.data<T>() + at.y;
       const T* row_lse = lse.data<T>() + (b * s.H + h) * s.T;
       // P is recomputed from the scores and the saved log-sum-exp.
-      gemm(false, true, s.T, s.T, s.D, scale, view.q, view.q_stride, view.k, view.kv_stride, T(0), probabilities, s.T);
-      gemm(false, true, s.T, s.T, s.D, T(1), dy_head, view.q_stride, view.v, view.kv_stride, T(0), dscores, s.T);
+      gemm(false, true, s.T, s.T, s.D, scale, q_head, at.q_stride, k_head, at.k_stride, T(0), probabilities, s.T);
+      gemm(false, true, s.T, s.T, s.Dv, T(1), dy_head, at.y_stride, v.data<T>() + at.v, at.v_stride, T(0), dscores, s.T);
 #pragma omp parallel for schedule(static)
       for (int64_t t = 0; t < s.T; ++t) {
         T* p = probabilities + t * s.T;
         T* ds = dscores + t * s.T;
         T dy_dot_y = 0;
-        for (int64_t i = 0; i < s.D; ++i) dy_dot_y += dy_head[t * view.q_stride + i] * y_head[t * view.q_stride + i];
+        for (int64_t i = 0; i < s.Dv; ++i) dy_dot_y += dy_head[t * at.y_stride + i] * y_head[t * at.y_stride + i];
         for (int64_t j = 0; j <= t; ++j) {
           p[j] = std::exp(p[j] - row_lse[t]);
           ds[j] = p[j] * (ds[j] - dy_dot_y) * scale;
         }
         for (int64_t j = t + 1; j < s.T; ++j) p[j] = ds[j] = 0;
       }
-      gemm(true, false, s.T, s.D, s.T, T(1), probabilities, s.T, dy_head, view.q_stride, T(1), dv.data<T>() + kv_offset,
-           view.kv_stride);
-      gemm(false, false, s.T, s.D, s.T, T(1), dscores, s.T, view.k, view.kv_stride, T(0), dq.data<T>() + q_offset,
-           view.q_stride);
-      gemm(true, false, s.T, s.D, s.T, T(1), dscores, s.T, view.q, view.q_stride, T(1), dk.data<T>() + kv_offset,
-           view.kv_stride);
+      gemm(true, false, s.T, s.Dv, s.T, T(1), probabilities, s.T, dy_head, at.y_stride, T(1), dv.data<T>() + at.v,
+           at.v_stride);
+      gemm(false, false, s.T, s.D, s.T, T(1), dscores, s.T, k_head, at.k_stride, T(0), dq.data<T>() + at.q, at.q_stride);
+      gemm(true, false, s.T, s.D, s.T, T(1), dscores, s.T, q_head, at.q_stride, T(1), dk.data<T>() + at.k, at.k_stride);
     }
   }
 }

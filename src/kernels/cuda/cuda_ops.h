@@ -24,8 +24,8 @@ void rmsnorm_forward(Tensor out, Tensor rstd, const Tensor& x);
 void rmsnorm_backward(Tensor dx, const Tensor& dout, const Tensor& x, const Tensor& rstd);
 
 void rope_tables(Tensor cos, Tensor sin);
-void rope_forward(Tensor x, const Tensor& cos, const Tensor& sin);
-void rope_backward(Tensor dx, const Tensor& cos, const Tensor& sin);
+void rope_forward(Tensor x, const Tensor& cos, const Tensor& sin, int64_t first_column);
+void rope_backward(Tensor dx, const Tensor& cos, const Tensor& sin, int64_t first_column);
 
 void tpa_contract_forward(Tensor out, const Tensor& A, const Tensor& factor_B);
 void tpa_contract_backward(Tensor dA, Tensor dB, const Tensor& dout, const Tensor& A, const Tensor& factor_B);
