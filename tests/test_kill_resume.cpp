@@ -1,4 +1,4 @@
-// ctest-timeout: 300
+// ctest-timeout: 600
 // t6_pretrain survives being killed: a child run killed with SIGKILL at seeded random moments (during
 // steps and during saves, every 2 steps) and restarted with checkpoint.resume = "auto" each time ends
 // with exactly the losses of an uninterrupted run, every step once in metrics.jsonl, and every restart
@@ -216,7 +216,12 @@ void expect_crash_at_save_point_resumes(const std::string& point, int ranks) {
   EXPECT_NE(final_log.find(str("at step ", committed ? 6 : 4)), std::string::npos) << final_log;
   const Metrics metrics = read_metrics(run_dir);
   EXPECT_EQ(metrics.steps, (std::vector<int64_t>{1, 2, 3, 4, 5, 6}));
-  EXPECT_EQ(metrics.losses, std::vector<double>(run.straight_losses.begin(), run.straight_losses.begin() + 6));
+  // Bit for bit at one rank; at DP 2 the reference's other reduction order allows 1e-5 (DESIGN.md).
+  ASSERT_EQ(metrics.losses.size(), 6u);
+  for (size_t index = 0; index < 6; ++index) {
+    if (ranks == 1) EXPECT_EQ(metrics.losses[index], run.straight_losses[index]) << "loss " << index;
+    else EXPECT_NEAR(metrics.losses[index], run.straight_losses[index], 1e-5 * run.straight_losses[index]) << "loss " << index;
+  }
   EXPECT_EQ(checkpoint::resolve_latest(run_dir / "checkpoints", checkpoint::ChecksumCheck::verify).manifest.step, 6);
 }
 
