@@ -98,7 +98,7 @@ Manifest save_tp2_dp2(const std::filesystem::path& dir) {
   std::vector<ShardSummary> summaries;
   for (int tp_rank = 0; tp_rank < 2; ++tp_rank) {
     for (int dp_rank = 0; dp_rank < 2; ++dp_rank) {
-      ShardFileWriter writer(dir / str("shard_tp", tp_rank, "_dp", dp_rank, ".h5"));
+      ShardFileWriter writer(dir / str("shard_tp", tp_rank, "_dp", dp_rank, ".h5"), "");
       for (const TestTensor& tensor : kTensors) {
         TensorRegion region = rank_region(tensor, 2, tp_rank, 2, dp_rank, true);
         bool sharded_over_dp = region.numel() != region.box.numel();
@@ -160,7 +160,7 @@ TEST(CheckpointReader, ReadsASubBoxAcrossFiles) {
 TEST(CheckpointReader, MissingCoverageNamesTensorAndRegion) {
   const auto dir = t6::testing::scratch_dir("reader_missing");
   const TestTensor& tensor = kTensors[0];
-  ShardFileWriter first(dir / "shard_tp0_dp0.h5"), second(dir / "shard_tp1_dp0.h5");
+  ShardFileWriter first(dir / "shard_tp0_dp0.h5", ""), second(dir / "shard_tp1_dp0.h5", "");
   TensorRegion top = TensorRegion::split(tensor.shape, 0, 0, 17), bottom = TensorRegion::split(tensor.shape, 0, 25, 34);
   first.write(tensor.name, top, values_of(tensor.id, top));
   second.write(tensor.name, bottom, values_of(tensor.id, bottom));
@@ -196,7 +196,7 @@ TEST(CheckpointReader, MismatchedTensorsAreErrors) {
 TEST(CheckpointReader, OverlappingSlicesAreRejected) {
   const auto dir = t6::testing::scratch_dir("reader_overlap");
   const TestTensor& tensor = kTensors[0];
-  ShardFileWriter first(dir / "a.h5"), second(dir / "b.h5");
+  ShardFileWriter first(dir / "a.h5", ""), second(dir / "b.h5", "");
   TensorRegion top = TensorRegion::split(tensor.shape, 0, 0, 18), bottom = TensorRegion::split(tensor.shape, 0, 17, 34);
   first.write(tensor.name, top, values_of(tensor.id, top));
   second.write(tensor.name, bottom, values_of(tensor.id, bottom));

@@ -26,7 +26,7 @@ float weight_value(int64_t step, int64_t index) { return float(step) + float(ind
 // Two TP ranks each write half of the weight's rows; rank 0 also a small replicated vector.
 void write_shards(const CheckpointStore& store, int64_t step) {
   for (int tp_rank = 0; tp_rank < 2; ++tp_rank) {
-    ShardFileWriter writer(store.staging_dir(step) / str("shard_tp", tp_rank, "_dp0.h5"));
+    ShardFileWriter writer(store.staging_dir(step) / str("shard_tp", tp_rank, "_dp0.h5"), store.save_id(step));
     TensorRegion rows = TensorRegion::split(kWeightShape, 0, 128 * tp_rank, 128 * (tp_rank + 1));
     HostTensor values({rows.numel()}, DType::F32);
     for (int64_t i = 0; i < rows.numel(); ++i) values.data<float>()[i] = weight_value(step, 128 * 64 * tp_rank + i);
@@ -124,7 +124,7 @@ TEST(CheckpointStore, CommitRefusesIncompleteSaves) {
   // Rank 1 never wrote its half of param/w.
   store.begin_save(200);
   {
-    ShardFileWriter writer(store.staging_dir(200) / "shard_tp0_dp0.h5");
+    ShardFileWriter writer(store.staging_dir(200) / "shard_tp0_dp0.h5", store.save_id(200));
     TensorRegion rows = TensorRegion::split(kWeightShape, 0, 0, 128);
     writer.write("param/w", rows, HostTensor({rows.numel()}, DType::F32));
     writer.write("param/b", TensorRegion::whole({4}), HostTensor({4}, DType::F32));
@@ -133,8 +133,11 @@ TEST(CheckpointStore, CommitRefusesIncompleteSaves) {
   std::string message = error_of([&] { store.commit_save(save_info(200)); });
   EXPECT_NE(message.find("tensor 'param/w': 8192 of 16384 elements are in no shard file"), std::string::npos) << message;
 
-  // A writer that did not finish.
-  { ShardFileWriter unfinished(store.staging_dir(200) / "shard_tp1_dp0.h5"); }
+  // A writer that did not finish writes nothing; a shard file without its index (a writer killed
+  // between the two) is refused.
+  { ShardFileWriter unfinished(store.staging_dir(200) / "shard_tp1_dp0.h5", store.save_id(200)); }
+  EXPECT_FALSE(fs::exists(store.staging_dir(200) / "shard_tp1_dp0.h5"));
+  fs::copy_file(store.staging_dir(200) / "shard_tp0_dp0.h5", store.staging_dir(200) / "shard_tp1_dp0.h5");
   message = error_of([&] { store.commit_save(save_info(200)); });
   EXPECT_NE(message.find("shard_tp1_dp0.h5: shard has no index"), std::string::npos) << message;
 

@@ -4,7 +4,10 @@
 // resumed reproduces the uninterrupted run's losses bit for bit (same layout, TP2×DP2 with and
 // without ZeRO-1) with every step once in metrics.jsonl; a TP2×DP2 checkpoint loads at TP4 (6 heads
 // split 2, 2, 1, 1), DP4 (± ZeRO-1) and TP1 and continues within 1e-5; the offline reshard loads to
-// the same weights and moments as resharding on load; a model mismatch is refused naming the keys.
+// the same weights and moments as resharding on load; a model mismatch is refused naming the keys;
+// another seed, batch, sequence length or corpus is refused naming the keys unless allowed, and
+// tokens seen are advanced across the change; a full disk on one rank fails the save on every rank,
+// leaves no staging directory and the run resumes once space is back.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -13,6 +16,7 @@
 
 #include "train_state/reshard.h"
 #include "common/mpi_environment.h"
+#include "common/error_expectations.h"
 #include "common/mpi_training.h"
 #include "common/test_paths.h"
 #include "common/training_setup.h"
@@ -39,9 +43,10 @@ RunConfig config_of(int tp, bool zero1, int64_t max_steps) {
   return config;
 }
 
-std::vector<double> run_to_end(const RunConfig& config, MPI_Comm comm, const std::string& run_dir, ResumeMode resume) {
+std::vector<double> run_to_end(const RunConfig& config, MPI_Comm comm, const std::string& run_dir, ResumeMode resume,
+                               const std::vector<std::string>& allowed_changes = {}) {
   ProcessGrid grid(communicator_of(comm), int(config.parallel.tp), 0);
-  Trainer trainer(config, grid, run_dir, resume);
+  Trainer trainer(config, grid, run_dir, resume, allowed_changes);
   trainer.run();
   return read_step_records(run_dir).losses;
 }
@@ -94,7 +99,13 @@ const SavedRun& saved_tp2_dp2(bool zero1) {
   return plain;
 }
 
-TEST(Resume, ExactAtTensorParallel2DataParallel2) { saved_tp2_dp2(false); }
+TEST(Resume, ExactAtTensorParallel2DataParallel2) {
+  // Without ZeRO-1 both DP replicas write a part of the state: four shard files, none empty.
+  const checkpoint::Manifest manifest = checkpoint::read_manifest(
+      fs::path(saved_tp2_dp2(false).stopped_dir) / "checkpoints" / checkpoint::step_dir_name(kStopStep) / "manifest.json");
+  ASSERT_EQ(manifest.shards.size(), 4u);
+  for (const checkpoint::ShardRecord& shard : manifest.shards) EXPECT_FALSE(shard.slices.empty()) << shard.file;
+}
 
 TEST(Resume, ExactAtTensorParallel2DataParallel2Zero1) { saved_tp2_dp2(true); }
 
@@ -165,6 +176,77 @@ TEST(Resume, ResumeWithoutCheckpointIsAnErrorAndAutoStartsAfresh) {
   config.checkpoint.resume = "auto";
   Trainer trainer(config, grid, shared_run_dir("auto"));
   EXPECT_EQ(trainer.step(), 0);
+}
+
+std::string error_of_resume(const RunConfig& config, const std::string& run_dir,
+                            const std::vector<std::string>& allowed = {}) {
+  ProcessGrid grid(communicator_of(MPI_COMM_WORLD), int(config.parallel.tp), 0);
+  try {
+    Trainer trainer(config, grid, run_dir, ResumeMode::latest, allowed);
+  } catch (const Error& error) {
+    return error.what();
+  }
+  return "";
+}
+
+TEST(Resume, AnotherSeedBatchLengthOrCorpusIsRefusedUnlessAllowed) {
+  const std::string run_dir = copy_of_checkpoints(saved_tp2_dp2(false).stopped_dir, "meaning", false);
+  RunConfig changed = config_of(2, false, kSteps);
+  changed.train.seed = 8;
+  changed.train.global_batch_size = 16;
+  changed.train.seq_len = 8;
+  const std::string message = error_of_resume(changed, run_dir);
+  expect_mentions(message, {"cannot resume", "train.seed (checkpoint 7, run 8)",
+                            "train.global_batch_size (checkpoint 8, run 16)", "train.seq_len (checkpoint 16, run 8)",
+                            "--allow-change"});
+  EXPECT_EQ(message.find("data.corpus"), std::string::npos) << message;
+  expect_mentions(error_of_resume(changed, run_dir, {"train.seed", "train.seq_len"}), {"train.global_batch_size"});
+  expect_mentions(error_of_resume(changed, run_dir, {"train.sed"}), {"--allow-change train.sed"});
+
+  // The same corpus elsewhere is the same corpus; another index.json is another corpus.
+  const std::string moved = shared_run_dir("moved_corpus") + "/corpus";
+  if (world_rank() == 0) fs::copy(shared_corpus(), moved, fs::copy_options::recursive);
+  MPI_Barrier(MPI_COMM_WORLD);
+  RunConfig same = config_of(2, false, kSteps);
+  same.data.path = moved;
+  ProcessGrid grid(communicator_of(MPI_COMM_WORLD), 2, 0);
+  EXPECT_NO_THROW(Trainer(same, grid, run_dir, ResumeMode::latest));
+  if (world_rank() == 0) std::ofstream(moved + "/index.json", std::ios::app) << "\n";
+  MPI_Barrier(MPI_COMM_WORLD);
+  expect_mentions(error_of_resume(same, run_dir), {"data.corpus", moved, "index.json"});
+
+  // Allowed: the run continues with the new batch, and tokens seen add up step by step.
+  RunConfig bigger = config_of(2, false, kSteps);
+  bigger.train.global_batch_size = 16;
+  run_to_end(bigger, MPI_COMM_WORLD, run_dir, ResumeMode::latest, {"train.global_batch_size"});
+  const auto latest = checkpoint::resolve_latest(fs::path(run_dir) / "checkpoints", checkpoint::ChecksumCheck::verify);
+  EXPECT_EQ(latest.manifest.step, kSteps);
+  EXPECT_EQ(latest.manifest.tokens_seen, kStopStep * 8 * 16 + (kSteps - kStopStep) * 16 * 16);
+}
+
+TEST(Resume, DiskFullOnOneRankFailsTheSaveEverywhereAndTheRunResumesLater) {
+  const std::string run_dir = copy_of_checkpoints(saved_tp2_dp2(false).stopped_dir, "disk_full", false);
+  const fs::path checkpoints = fs::path(run_dir) / "checkpoints";
+  RunConfig config = config_of(2, false, kStopStep + 1);
+  if (world_rank() == 1) setenv("T6_CKPT_DISK_FULL", "1", 1);
+  const std::string message = [&] {
+    ProcessGrid grid(communicator_of(MPI_COMM_WORLD), 2, 0);
+    Trainer trainer(config, grid, run_dir, ResumeMode::latest);
+    return error_of([&] { trainer.run(); });
+  }();
+  unsetenv("T6_CKPT_DISK_FULL");
+  if (world_rank() == 1) {
+    expect_mentions(message, {"shard_tp1_dp0.h5", "No space left on device", "staging directory removed"});
+  } else {
+    expect_mentions(message, {"rank 1 could not write its part", "earlier checkpoints are intact"});
+  }
+  EXPECT_EQ(message.find('\n'), std::string::npos) << message;
+  MPI_Barrier(MPI_COMM_WORLD);
+  for (const auto& entry : fs::directory_iterator(checkpoints))
+    EXPECT_EQ(entry.path().filename().string().find(".tmp-"), std::string::npos) << entry.path();
+  // Space is back: the run resumes from the last checkpoint and saves.
+  run_to_end(config, MPI_COMM_WORLD, run_dir, ResumeMode::latest);
+  EXPECT_EQ(checkpoint::resolve_latest(checkpoints, checkpoint::ChecksumCheck::verify).manifest.step, kStopStep + 1);
 }
 
 }  // namespace

@@ -238,16 +238,16 @@ TEST(SafetensorsRoundTrip, Bf16RoundsToNearestEvenAndStoresTheUpperHalf) {
 
 TEST(SafetensorsRoundTrip, ReadsIntegerAndF64TensorsOfOtherWriters) {
   // Fixtures carry I32 token ids; torch may save I64 or F64. The writer never makes these, so the
-  // file is built by hand.
+  // file is built by hand, the tensors back to back as the format requires (no padding between).
   const fs::path path = t6::testing::scratch_dir("safetensors") / "ints.safetensors";
   const std::vector<int32_t> i32 = {-5, 0, 2147483647};
   const std::vector<int64_t> i64 = {7, -8};
   const std::vector<double> f64 = {0.5, -1.0 / 3.0};
   const std::string header =
       R"({"a":{"dtype":"I32","shape":[3],"data_offsets":[0,12]},)"
-      R"("b":{"dtype":"I64","shape":[2],"data_offsets":[16,32]},)"
-      R"("c":{"dtype":"F64","shape":[2],"data_offsets":[32,48]}})";
-  write_raw_file(path, header, bytes_of(i32) + std::string(4, '\0') + bytes_of(i64) + bytes_of(f64));
+      R"("b":{"dtype":"I64","shape":[2],"data_offsets":[12,28]},)"
+      R"("c":{"dtype":"F64","shape":[2],"data_offsets":[28,44]}})";
+  write_raw_file(path, header, bytes_of(i32) + bytes_of(i64) + bytes_of(f64));
   const SafetensorsReader reader(path.string());
   EXPECT_EQ(reader.read_i32("a"), i32);
   EXPECT_EQ(reader.read_i32("b"), (std::vector<int32_t>{7, -8}));
@@ -557,4 +557,50 @@ TEST(StateDictFixture, TensorParallelRanksLoadTheirSlicesOfAFixture) {
     expect_same_bits(values_of(weights.param("transformer.h.0.attn.c_qkv.W_B_q.weight")),
                      reader.read_f32("param.transformer.h.0.attn.c_qkv.W_B_q.weight"), "W_B_q");
   }
+}
+
+// ---- strict import (load_state_dict(strict=True) of the reference) -----------------------------
+
+TEST_F(StateDict, ImportRefusesAnExtraTensorNamingIt) {
+  StateDictTensors state = state_dict_tensors(weights);
+  std::vector<float> extra(64, 0.5f);
+  state.tensors.push_back({"transformer.h.0.attn.extra.weight", DType::F32, {64}, extra.data()});
+  expect_mentions(load_error(state, "extra.safetensors"),
+                  {"extra.safetensors", "'transformer.h.0.attn.extra.weight'", "not a parameter of the model"});
+}
+
+TEST_F(StateDict, ImportRefusesTensorsOfMoreLayersThanTheMetadataSays) {
+  // A 2-layer state dict whose metadata says 1 layer: the second layer must not be dropped silently.
+  StateDictTensors state = state_dict_tensors(weights);
+  ModelConfig one_layer = config;
+  one_layer.n_layer = 1;
+  const fs::path path = dir / "layers.safetensors";
+  write_safetensors(path.string(), state.tensors, one_layer.to_metadata());
+  const SafetensorsReader reader(path.string());
+  ModelWeights loaded(config_of_state_dict(reader, nullptr), 0, 1);
+  expect_mentions(error_of([&] { load_state_dict(reader, loaded); }),
+                  {path.string(), "'transformer.h.1.", "not a parameter of the model", "n_layer 1"});
+}
+
+TEST_F(StateDict, ImportRefusesANonFiniteWeightNamingTheTensor) {
+  StateDictTensors state = state_dict_tensors(weights);
+  for (float bad : {std::nanf(""), INFINITY, -INFINITY}) {
+    StateDictTensors poisoned = state_dict_tensors(weights);
+    // storage[2] is the first tensor after the tied pair; element 5 of it.
+    poisoned.storage[2][5] = bad;
+    const std::string name = poisoned.tensors[2].name;
+    expect_mentions(load_error(poisoned, "nan.safetensors"), {"nan.safetensors", "'" + name + "'", "element 5", "non-finite"});
+  }
+}
+
+TEST(SafetensorsRead, TrailingBytesAfterTheDataAreAnError) {
+  const fs::path path = t6::testing::scratch_dir("safetensors_trailing") / "trailing.safetensors";
+  const std::vector<float> values = {1, 2};
+  write_raw_file(path, R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})", bytes_of(values) + "junk");
+  expect_mentions(error_of([&] { SafetensorsReader reader(path.string()); }),
+                  {path.string(), "4 trailing bytes after the last tensor's data"});
+  // A hole between tensors is the same defect.
+  write_raw_file(path, R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})", bytes_of(values));
+  expect_mentions(error_of([&] { SafetensorsReader reader(path.string()); }),
+                  {path.string(), "data bytes [0, 4) belong to no tensor"});
 }

@@ -77,7 +77,7 @@ TEST(ShardFile, WritesSlicesWithAttributesAndReadsThemBack) {
 
   ShardSummary summary;
   {
-    ShardFileWriter writer(path);
+    ShardFileWriter writer(path, "save-1");
     writer.write("param/transformer.h.0.attn.c_qkv.W_A_q.weight", TensorRegion::split({10, 4}, 0, 3, 7), rows);
     writer.write("adam_m/x", TensorRegion::flat({8, 5}, 7, 30), moments);
     writer.write("state/rng", TensorRegion::whole({3}), rng_state);
@@ -96,7 +96,9 @@ TEST(ShardFile, WritesSlicesWithAttributesAndReadsThemBack) {
   ShardSummary from_index = read_shard_index(shard_index_path(path));
   EXPECT_EQ(from_index.record, summary.record);
   EXPECT_EQ(from_index.tensors, summary.tensors);
+  EXPECT_EQ(from_index.save_id, "save-1");
   ShardFileReader reader(path);
+  EXPECT_EQ(reader.save_id(), "save-1");
   ShardSummary from_attributes = reader.read_contents();
   EXPECT_EQ(from_attributes.record.slices, summary.record.slices);
   EXPECT_EQ(from_attributes.tensors, summary.tensors);
@@ -120,7 +122,7 @@ TEST(ShardFile, WritesSlicesWithAttributesAndReadsThemBack) {
 
 TEST(ShardFile, RejectsBadWrites) {
   const auto dir = t6::testing::scratch_dir("shard_file_bad");
-  ShardFileWriter writer(dir / "shard.h5");
+  ShardFileWriter writer(dir / "shard.h5", "save-1");
   HostTensor data({4, 4}, DType::F32);
   EXPECT_THROW(writer.write("w", TensorRegion::split({10, 4}, 0, 3, 8), data), Error);  // 20 elements wanted
   EXPECT_THROW(writer.write("w", TensorRegion::split({10, 4}, 0, 8, 12), data), Error);  // outside

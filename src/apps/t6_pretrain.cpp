@@ -50,6 +50,10 @@ int main(int argc, char** argv) {
     app.add_flag("--print-config-doc", print_config_doc,
                  "print the reference of every config key (docs/CONFIG.md) and exit")
         ->excludes(config_option);
+    std::vector<std::string> allowed_changes;
+    app.add_option("--allow-change", allowed_changes,
+                   "resume although these keys differ from the checkpoint's: train.seed, train.global_batch_size, "
+                   "train.seq_len, data.corpus (otherwise an error)");
     try {
       app.parse(argc, argv);
       if (!print_config_doc && config_path.empty()) throw CLI::RequiredError("--config");
@@ -68,7 +72,8 @@ int main(int argc, char** argv) {
     t6::install_stop_signal_handlers();
     std::optional<t6::Trainer> trainer;
     try {
-      trainer.emplace(config, grid, run_dir, resume ? t6::ResumeMode::latest : t6::ResumeMode::from_config);
+      trainer.emplace(config, grid, run_dir, resume ? t6::ResumeMode::latest : t6::ResumeMode::from_config,
+                      allowed_changes);
     } catch (const t6::Error& error) {
       // A value that does not fit the world or the data: say where it was set.
       throw t6::Error(config.with_sources(error.what()));

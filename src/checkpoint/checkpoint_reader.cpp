@@ -29,7 +29,13 @@ CheckpointReader::CheckpointReader(std::filesystem::path checkpoint_dir, Manifes
 CheckpointReader::~CheckpointReader() = default;
 
 const ShardFileReader& CheckpointReader::open_shard(size_t shard) {
-  if (!open_files_[shard]) open_files_[shard] = std::make_unique<ShardFileReader>(dir_ / manifest_.shards[shard].file);
+  if (!open_files_[shard]) {
+    auto file = std::make_unique<ShardFileReader>(dir_ / manifest_.shards[shard].file);
+    const std::string file_save = file->save_id();
+    T6_CHECK(file_save == manifest_.save_id, file->path().string(), ": belongs to save '", file_save,
+             "' but the manifest is of save '", manifest_.save_id, "' (files of two saves mixed)");
+    open_files_[shard] = std::move(file);
+  }
   return *open_files_[shard];
 }
 

@@ -3,14 +3,17 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <map>
 #include <random>
 
-#include "core/durable_file.h"
+#include "checkpoint/save_faults.h"
 #include "checkpoint/shard_file.h"
+#include "core/durable_file.h"
 #include "core/error.h"
 
 namespace t6::checkpoint {
@@ -27,14 +30,38 @@ bool ends_with(const std::string& text, const std::string& suffix) {
   return text.size() >= suffix.size() && text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
-// A staging directory (".tmp-") or an older save being replaced (".old-") of any job.
-bool is_leftover_of_a_save(const std::string& name) {
-  return name.rfind("step_", 0) == 0 &&
-         (name.find(".tmp-") != std::string::npos || name.find(".old-") != std::string::npos);
+constexpr const char* kSetAsideName = "set_aside";
+
+// What a leftover directory name of the save protocol is: "step_N<marker><nonce>".
+constexpr const char* kStagingMarker = ".tmp-";   // a save in progress, never committed
+constexpr const char* kReplacedMarker = ".old-";  // a committed step set aside while a new save of it goes in
+constexpr const char* kPruneMarker = ".prune-";   // a pruned step being removed
+
+// The step directory name a leftover belongs to, when `name` is one with `marker`.
+std::optional<std::string> leftover_of(const std::string& name, const char* marker) {
+  const size_t at = name.find(marker);
+  if (at == std::string::npos || !parse_step_dir_name(name.substr(0, at))) return std::nullopt;
+  return name.substr(0, at);
+}
+
+// Bytes outside printable ASCII as \xNN, at most 80 characters: a garbage `latest` in a message.
+std::string escaped(const std::string& text) {
+  std::string shown;
+  for (unsigned char byte : text) {
+    if (shown.size() >= 80) return shown + "...";
+    if (byte >= 0x20 && byte < 0x7f && byte != '\\') {
+      shown += char(byte);
+    } else {
+      char code[5];
+      std::snprintf(code, sizeof code, "\\x%02x", byte);
+      shown += code;
+    }
+  }
+  return shown;
 }
 
 // The shard summaries in a staging directory; every shard file must have its index.
-std::vector<ShardSummary> read_shard_summaries(const fs::path& staging) {
+std::vector<ShardSummary> read_shard_summaries(const fs::path& staging, const std::string& save_id) {
   std::vector<ShardSummary> summaries;
   std::vector<std::string> shard_files;
   for (const fs::directory_entry& entry : fs::directory_iterator(staging)) {
@@ -48,6 +75,10 @@ std::vector<ShardSummary> read_shard_summaries(const fs::path& staging) {
   for (const std::string& file : shard_files) {
     T6_CHECK(fs::exists(shard_index_path(staging / file)), (staging / file).string(),
              ": shard has no index: its writer did not call finish()");
+  }
+  for (const ShardSummary& summary : summaries) {
+    T6_CHECK(summary.save_id == save_id, (staging / summary.record.file).string(), ": written by save '",
+             summary.save_id, "', not by this save '", save_id, "'");
   }
   std::sort(summaries.begin(), summaries.end(),
             [](const ShardSummary& a, const ShardSummary& b) { return a.record.file < b.record.file; });
@@ -95,22 +126,40 @@ std::string read_latest_name(const fs::path& checkpoints_dir) {
   if (fs::is_symlink(latest, error)) {
     name = fs::read_symlink(latest).filename().string();  // a relative symlink, as DESIGN.md allows
   } else {
-    std::ifstream in(latest);
+    std::ifstream in(latest, std::ios::binary);
     T6_CHECK(in, latest.string(), ": missing (no checkpoint was ever completed here)");
-    std::getline(in, name);
+    name.resize(128);
+    in.read(name.data(), std::streamsize(name.size()));
+    name.resize(size_t(in.gcount()));
+    if (!name.empty() && name.back() == '\n') name.pop_back();
   }
-  T6_CHECK(parse_step_dir_name(name), latest.string(), ": holds '", name, "', not a step directory name");
+  T6_CHECK(parse_step_dir_name(name), latest.string(), ": holds '", escaped(name), "', not a step directory name");
   return name;
 }
 
-void prune(const fs::path& checkpoints_dir, const fs::path& just_written, int keep_last) {
+// Renames before removing, so a crash mid-removal never leaves half a step directory behind.
+void remove_step_dir(const fs::path& dir, const std::string& nonce) {
+  fs::path doomed = dir;
+  doomed += kPruneMarker + nonce;
+  rename_durably(dir, doomed);
+  save_crash_point("pruning");
+  fs::remove_all(doomed);
+}
+
+void prune(const fs::path& checkpoints_dir, const fs::path& just_written, int keep_last, const std::string& nonce) {
   if (keep_last <= 0) return;
   std::vector<fs::path> others;
   for (const fs::path& dir : list_step_dirs(checkpoints_dir))
     if (dir.filename() != just_written.filename()) others.push_back(dir);
   // list_step_dirs is oldest first; the newest keep_last − 1 others stay beside the one just written.
   const size_t keep_others = size_t(keep_last - 1);
-  for (size_t index = 0; index + keep_others < others.size(); ++index) fs::remove_all(others[index]);
+  for (size_t index = 0; index + keep_others < others.size(); ++index) remove_step_dir(others[index], nonce);
+}
+
+std::string format_problems(const std::vector<CheckpointProblem>& problems) {
+  std::string message;
+  for (size_t index = 0; index < problems.size(); ++index) message += (index ? "; " : "") + problems[index].to_string();
+  return message;
 }
 
 }  // namespace
@@ -165,23 +214,30 @@ fs::path CheckpointStore::staging_dir(int64_t step) const {
   return checkpoints_dir_ / (step_dir_name(step) + ".tmp-" + save_nonce_);
 }
 
+std::string CheckpointStore::save_id(int64_t step) const { return str(save_nonce_, "-", step_dir_name(step)); }
+
 fs::path CheckpointStore::begin_save(int64_t step) const {
   fs::create_directories(checkpoints_dir_);
-  for (const fs::directory_entry& entry : fs::directory_iterator(checkpoints_dir_)) {
-    if (is_leftover_of_a_save(entry.path().filename().string())) fs::remove_all(entry.path());
-  }
+  recover_interrupted_saves(checkpoints_dir_);
   const fs::path staging = staging_dir(step);
   fs::create_directory(staging);
   fsync_directory(checkpoints_dir_);
+  save_crash_point("begin");
   return staging;
+}
+
+void CheckpointStore::abort_save(int64_t step) const {
+  std::error_code ignored;
+  fs::remove_all(staging_dir(step), ignored);
 }
 
 fs::path CheckpointStore::commit_save(const SaveInfo& info) const {
   const fs::path staging = staging_dir(info.step);
   T6_CHECK(fs::is_directory(staging), staging.string(), ": no save in progress (begin_save was not called)");
 
-  const std::vector<ShardSummary> summaries = read_shard_summaries(staging);
+  const std::vector<ShardSummary> summaries = read_shard_summaries(staging, save_id(info.step));
   Manifest manifest;
+  manifest.save_id = save_id(info.step);
   manifest.step = info.step;
   manifest.tokens_seen = info.tokens_seen;
   manifest.layout = info.layout;
@@ -193,62 +249,107 @@ fs::path CheckpointStore::commit_save(const SaveInfo& info) const {
   T6_CHECK(problems.empty(), "refusing to commit checkpoint of step ", info.step, ": ", problems.front().to_string(),
            problems.size() > 1 ? str(" (and ", problems.size() - 1, " more problems)") : std::string());
 
+  T6_CHECK(!disk_full_injected(), "cannot write ", (staging / kManifestName).string(), ": ", std::strerror(ENOSPC));
   write_manifest(manifest, staging / kManifestName);
+  save_crash_point("manifest_written");
   for (const ShardSummary& summary : summaries) fs::remove(shard_index_path(staging / summary.record.file));
   fsync_directory(staging);
+  save_crash_point("indexes_removed");
 
+  // The rename of the staging directory to step_N commits the save. An older save of the same step
+  // is set aside first (rename cannot replace a directory); a crash before the commit has it put
+  // back by recover_interrupted_saves.
   const fs::path final_dir = checkpoints_dir_ / step_dir_name(info.step);
-  const fs::path replaced = checkpoints_dir_ / (step_dir_name(info.step) + ".old-" + save_nonce_);
+  const fs::path replaced = checkpoints_dir_ / (step_dir_name(info.step) + kReplacedMarker + save_nonce_);
   const bool replacing = fs::exists(final_dir);
-  if (replacing) rename_durably(final_dir, replaced);
+  if (replacing) {
+    rename_durably(final_dir, replaced);
+    save_crash_point("old_set_aside");
+  }
   rename_durably(staging, final_dir);
+  save_crash_point("renamed");
   write_file_atomically(checkpoints_dir_ / kLatestName, final_dir.filename().string() + "\n");
+  save_crash_point("latest_written");
   if (replacing) fs::remove_all(replaced);
-  prune(checkpoints_dir_, final_dir, keep_last_);
+  prune(checkpoints_dir_, final_dir, keep_last_, save_nonce_);
   return final_dir;
+}
+
+void recover_interrupted_saves(const fs::path& checkpoints_dir) {
+  std::error_code error;
+  for (const fs::directory_entry& entry : fs::directory_iterator(checkpoints_dir, error)) {
+    const std::string name = entry.path().filename().string();
+    if (auto step_name = leftover_of(name, kReplacedMarker)) {
+      // Its replacement was committed (then this copy is stale) or not (then this is the checkpoint).
+      if (fs::exists(checkpoints_dir / *step_name)) {
+        fs::remove_all(entry.path());
+      } else {
+        rename_durably(entry.path(), checkpoints_dir / *step_name);
+      }
+    } else if (leftover_of(name, kStagingMarker) || leftover_of(name, kPruneMarker)) {
+      fs::remove_all(entry.path());
+    }
+  }
+}
+
+std::vector<fs::path> set_aside_newer_than(const fs::path& checkpoints_dir, int64_t step, const std::string& nonce) {
+  std::vector<fs::path> moved;
+  for (const fs::path& dir : list_step_dirs(checkpoints_dir)) {
+    if (*parse_step_dir_name(dir.filename().string()) <= step) continue;
+    fs::create_directories(checkpoints_dir / kSetAsideName);
+    const fs::path destination = checkpoints_dir / kSetAsideName / str(dir.filename().string(), "-", nonce);
+    rename_durably(dir, destination);
+    moved.push_back(destination);
+  }
+  return moved;
 }
 
 ResumePoint open_checkpoint(const fs::path& checkpoint_dir, ChecksumCheck checksums) {
   ResumePoint point{checkpoint_dir, read_manifest(checkpoint_dir / kManifestName), {}};
   const std::vector<CheckpointProblem> problems = find_checkpoint_problems(checkpoint_dir, point.manifest, checksums);
-  if (!problems.empty()) {
-    std::string message = str("checkpoint ", checkpoint_dir.string(), " is damaged: ");
-    for (size_t index = 0; index < problems.size(); ++index) message += (index ? "; " : "") + problems[index].to_string();
-    fail(message);
-  }
+  T6_CHECK(problems.empty(), "checkpoint ", checkpoint_dir.string(), " is damaged: ", format_problems(problems));
   return point;
 }
 
 ResumePoint resolve_latest(const fs::path& checkpoints_dir, ChecksumCheck checksums) {
-  return open_checkpoint(checkpoints_dir / read_latest_name(checkpoints_dir), checksums);
+  const std::string latest_name = read_latest_name(checkpoints_dir);
+  // A crash between committing a step directory and updating `latest` leaves a newer one behind.
+  const std::vector<fs::path> dirs = list_step_dirs(checkpoints_dir);
+  if (!dirs.empty() && *parse_step_dir_name(dirs.back().filename().string()) > *parse_step_dir_name(latest_name)) {
+    ResumePoint point = open_checkpoint(dirs.back(), checksums);
+    point.warnings.push_back(str("resuming from ", dirs.back().string(), ", newer than ", latest_name,
+                                 " that `latest` names (a save stopped before updating `latest`)"));
+    return point;
+  }
+  return open_checkpoint(checkpoints_dir / latest_name, checksums);
 }
 
 std::optional<ResumePoint> resolve_for_auto_resume(const fs::path& checkpoints_dir, ChecksumCheck checksums) {
   std::vector<std::string> warnings;
-  std::string latest_name;
+  std::optional<int64_t> latest_step;
   std::error_code ignored;
   if (fs::symlink_status(checkpoints_dir / kLatestName, ignored).type() != fs::file_type::not_found) {
     try {
-      latest_name = read_latest_name(checkpoints_dir);
-      return open_checkpoint(checkpoints_dir / latest_name, checksums);
+      latest_step = parse_step_dir_name(read_latest_name(checkpoints_dir));
     } catch (const Error& error) {
-      warnings.push_back(str("skipping the checkpoint `latest` names: ", error.what()));
+      warnings.push_back(str("ignoring `latest`: ", error.what()));
     }
   }
-  std::vector<fs::path> dirs = list_step_dirs(checkpoints_dir);
+  const std::vector<fs::path> dirs = list_step_dirs(checkpoints_dir);
   for (auto dir = dirs.rbegin(); dir != dirs.rend(); ++dir) {
-    if (dir->filename() == latest_name) continue;  // already tried
     try {
       ResumePoint point = open_checkpoint(*dir, checksums);
-      warnings.push_back(str("resuming from ", dir->string(), ", the newest complete checkpoint"));
+      if (!warnings.empty() || (latest_step && point.manifest.step != *latest_step))
+        warnings.push_back(str("resuming from ", dir->string(), ", the newest checkpoint that verifies"));
       point.warnings = std::move(warnings);
       return point;
     } catch (const Error& error) {
       warnings.push_back(str("skipping ", error.what()));
     }
   }
-  if (warnings.empty()) return std::nullopt;
+  if (warnings.empty() && !latest_step) return std::nullopt;
   std::string message = str("no complete checkpoint in ", checkpoints_dir.string(), ":");
+  if (warnings.empty()) warnings.push_back("`latest` names a step directory that is gone");
   for (const std::string& warning : warnings) message += "\n  " + warning;
   fail(message);
 }

@@ -2,13 +2,17 @@
 //   checkpoints/step_00012000/{manifest.json, shard_*.h5}   a complete checkpoint
 //   checkpoints/step_00012000.tmp-<nonce>/                  a save in progress (or a crashed one)
 //   checkpoints/latest                                      a file holding "step_00012000"
+//   checkpoints/set_aside/step_00014000-<nonce>/            a newer checkpoint of an abandoned branch
 // A save is two-phase so the caller can put barriers between the phases:
-//   rank 0: begin_save(step) → barrier → every writing rank: ShardFileWriter into staging_dir(step),
-//   finish() → barrier → rank 0: commit_save(info).
-// commit_save writes the manifest last, renames the staging directory to its final name, then
-// replaces `latest` atomically and prunes old checkpoints, so a crash at any moment leaves the
-// previous checkpoint and `latest` intact. Resume goes through resolve_latest (explicit --resume:
-// any problem is an error) or resolve_for_auto_resume (falls back to the newest complete checkpoint).
+//   rank 0: begin_save(step) → barrier → every rank: ShardFileWriter(staging_dir(step)/..., save_id(step)),
+//   finish() → barrier → rank 0: commit_save(info) (or abort_save(step) when a rank failed).
+// commit_save writes the manifest last and commits by renaming the staging directory to step_N;
+// then it replaces `latest` atomically and prunes old checkpoints (each renamed away before it is
+// removed). A crash at any point (save_faults.h names them) leaves the newest committed checkpoint
+// in place: recover_interrupted_saves puts back a step directory set aside for a re-save of its
+// step, and resume takes a step directory newer than `latest` (committed, `latest` not yet
+// updated). Resume goes through resolve_latest (explicit --resume: any problem is an error) or
+// resolve_for_auto_resume (falls back to the newest checkpoint that verifies).
 #pragma once
 #include <cstdint>
 #include <filesystem>
@@ -49,8 +53,9 @@ class CheckpointStore {
 
   const std::filesystem::path& dir() const { return checkpoints_dir_; }
 
-  // Every rank: where the shard files of the save of `step` go. Touches nothing.
+  // Every rank: where the shard files of the save of `step` go, and the id they carry. Touch nothing.
   std::filesystem::path staging_dir(int64_t step) const;
+  std::string save_id(int64_t step) const;
 
   // Rank 0, before the other ranks write: removes the staging directories of crashed saves and
   // creates a fresh staging_dir(step).
@@ -60,6 +65,9 @@ class CheckpointStore {
   // manifest.json, renames the staging directory to step_NNNNNNNN (replacing an older save of the
   // same step), points `latest` at it and prunes beyond keep_last. Returns the final directory.
   std::filesystem::path commit_save(const SaveInfo& info) const;
+
+  // Rank 0, when a rank failed to write its shard (disk full): removes the staging directory.
+  void abort_save(int64_t step) const;
 
  private:
   std::filesystem::path checkpoints_dir_;
@@ -73,16 +81,27 @@ struct ResumePoint {
   std::vector<std::string> warnings;  // why newer checkpoints were skipped (auto-resume only)
 };
 
+// Finishes what crashed saves left: a step directory set aside for a re-save of its step goes back
+// when the re-save never committed (else it is removed), staging and half-pruned directories go.
+void recover_interrupted_saves(const std::filesystem::path& checkpoints_dir);
+
+// After resuming from `step` when newer step directories exist (a fall-back past damaged ones, or an
+// abandoned branch): moves them to checkpoints/set_aside/<name>-<nonce>, where neither resume nor
+// pruning looks. Returns where they went.
+std::vector<std::filesystem::path> set_aside_newer_than(const std::filesystem::path& checkpoints_dir, int64_t step,
+                                                        const std::string& nonce);
+
 // One checkpoint directory, checked: manifest parses, every shard present with its size (and
 // checksum when asked), every tensor tiled. Throws t6::Error naming the files at fault.
 ResumePoint open_checkpoint(const std::filesystem::path& checkpoint_dir, ChecksumCheck checksums);
 
-// The checkpoint `latest` names; any problem (no `latest`, incomplete target) is an error.
+// The checkpoint `latest` names, or a newer step directory (a save that stopped before updating
+// `latest`; then with a warning); any problem (no `latest`, a damaged target) is an error.
 ResumePoint resolve_latest(const std::filesystem::path& checkpoints_dir, ChecksumCheck checksums);
 
-// For auto-resume: the checkpoint `latest` names or, when that is missing or broken, the newest
-// complete step directory, with warnings saying what was skipped. nullopt when there is no checkpoint
-// at all (a fresh run); an error when step directories exist but none is complete.
+// For auto-resume: the newest step directory that verifies, with warnings saying what was skipped
+// (and a garbage `latest`, shown escaped). nullopt when there is no checkpoint at all (a fresh run);
+// an error when step directories exist but none verifies.
 std::optional<ResumePoint> resolve_for_auto_resume(const std::filesystem::path& checkpoints_dir,
                                                    ChecksumCheck checksums);
 

@@ -44,6 +44,15 @@ void find_damaged_datasets(const std::filesystem::path& path, const ShardRecord&
   }
 }
 
+// The save id a shard file carries; "" when it cannot be read (a damaged file is named otherwise).
+std::string save_id_of(const std::filesystem::path& path) {
+  try {
+    return ShardFileReader(path).save_id();
+  } catch (const Error&) {
+    return "";
+  }
+}
+
 void check_shard_file(const std::filesystem::path& checkpoint_dir, const ShardRecord& shard, const Manifest& manifest,
                       ChecksumCheck checksums, std::vector<CheckpointProblem>& problems) {
   const std::filesystem::path path = checkpoint_dir / shard.file;
@@ -61,6 +70,11 @@ void check_shard_file(const std::filesystem::path& checkpoint_dir, const ShardRe
   if (checksums == ChecksumCheck::skip) return;
   const FileDigest digest = digest_file(path);
   if (digest.xxh3_128 == shard.xxh3_128) return;
+  if (std::string file_save = save_id_of(path); !file_save.empty() && file_save != manifest.save_id) {
+    problems.push_back({path.string(), "", str("belongs to save '", file_save, "' but the manifest is of save '",
+                                               manifest.save_id, "' (files of two saves mixed)")});
+    return;
+  }
   problems.push_back({path.string(), "", str("XXH3-128 checksum is ", digest.xxh3_128, " but the manifest records ",
                                              shard.xxh3_128, " (corrupted)")});
   find_damaged_datasets(path, shard, manifest, problems);

@@ -1,8 +1,11 @@
 // Whole-file checksums for checkpoint shards: XXH3-128 (libxxhash), streamed so a file of any size
-// is hashed in constant memory. Written into the manifest and checked by resume and `t6_ckpt verify`.
+// is hashed in constant memory, either while it is written (StreamingDigest) or by reading it back
+// (digest_file). Written into the manifest and checked by resume and `t6_ckpt verify`.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <string>
 
 namespace t6::checkpoint {
@@ -10,6 +13,20 @@ namespace t6::checkpoint {
 struct FileDigest {
   uint64_t bytes = 0;
   std::string xxh3_128;  // 32 lowercase hex digits, XXH128's canonical (big-endian) form
+};
+
+// The digest of bytes fed in order, as digest_file would compute it for a file of those bytes.
+class StreamingDigest {
+ public:
+  StreamingDigest();
+  ~StreamingDigest();
+  void update(const void* data, size_t bytes);
+  FileDigest finish() const;
+
+ private:
+  struct State;
+  std::unique_ptr<State> state_;
+  uint64_t bytes_ = 0;
 };
 
 // Throws t6::Error naming the file when it cannot be read.

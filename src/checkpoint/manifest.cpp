@@ -53,6 +53,7 @@ json to_json(const Manifest& manifest) {
   for (const ShardRecord& shard : manifest.shards) shards.push_back(to_json(shard));
   return {{"format", kFormatName},
           {"format_version", Manifest::kFormatVersion},
+          {"save_id", manifest.save_id},
           {"step", manifest.step},
           {"tokens_seen", manifest.tokens_seen},
           {"layout", {{"tp", manifest.layout.tp}, {"dp", manifest.layout.dp}, {"zero1", manifest.layout.zero1}}},
@@ -98,6 +99,7 @@ Manifest manifest_from_json(const json& value, const std::string& source) {
   T6_CHECK(version == Manifest::kFormatVersion, source, ": format version ", version, ", this t6 reads version ",
            Manifest::kFormatVersion);
   Manifest manifest;
+  manifest.save_id = required<std::string>(value, "save_id", source);
   manifest.step = required<int64_t>(value, "step", source);
   manifest.tokens_seen = required<int64_t>(value, "tokens_seen", source);
   const json layout = required<json>(value, "layout", source);

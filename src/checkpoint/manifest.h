@@ -1,5 +1,5 @@
 // manifest.json: the one file that makes a checkpoint directory a checkpoint. Rank 0 writes it last;
-// it records the run (step, tokens seen, config, layout, caller state such as RNG and data loader
+// it records the save's id, the run (step, tokens seen, config, layout, caller state such as RNG and data loader
 // positions), the tensor table, and every shard file with its size, checksum and the slices it holds,
 // so a reader knows which file holds which part of which tensor without opening any of them.
 #pragma once
@@ -46,8 +46,9 @@ struct CheckpointLayout {
 };
 
 struct Manifest {
-  static constexpr int kFormatVersion = 1;
+  static constexpr int kFormatVersion = 2;  // 2: save_id
 
+  std::string save_id;  // the save that wrote it; every shard file carries the same id
   int64_t step = 0;
   int64_t tokens_seen = 0;
   CheckpointLayout layout;

@@ -78,9 +78,17 @@ SafetensorsReader::SafetensorsReader(const std::string& path) : path_(path) {
       fail(str(path, ": tensor '", name, "': ", error.what()));
     }
   }
+  // Like the reference reader: the tensors cover the data section exactly, without overlaps, holes
+  // or bytes after the last one.
   std::sort(ranges.begin(), ranges.end());
-  for (size_t i = 1; i < ranges.size(); ++i)
-    T6_CHECK(ranges[i].first >= ranges[i - 1].second, path, ": tensors overlap in the data section");
+  uint64_t covered = 0;
+  for (const auto& [begin, end] : ranges) {
+    T6_CHECK(begin >= covered, path, ": tensors overlap in the data section");
+    T6_CHECK(begin == covered, path, ": data bytes [", covered, ", ", begin, ") belong to no tensor");
+    covered = end;
+  }
+  T6_CHECK(covered == data_bytes, path, ": ", data_bytes - covered, " trailing bytes after the last tensor's data (",
+           data_bytes, " data bytes, the tensors account for ", covered, ")");
 }
 
 const SafetensorsEntry& SafetensorsReader::entry(const std::string& name) const {

@@ -1,13 +1,18 @@
 #include "checkpoint/shard_file.h"
 
+#include <fcntl.h>
 #include <hdf5.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <type_traits>
 #include <utility>
 
 #include "checkpoint/file_checksum.h"
+#include "checkpoint/save_faults.h"
 #include "core/durable_file.h"
 #include "core/error.h"
 #include "core/hdf5_util.h"
@@ -55,7 +60,48 @@ std::vector<hsize_t> chunk_shape(const Extents& shape, DType dtype) {
 nlohmann::json index_to_json(const ShardSummary& summary) {
   nlohmann::json tensors = nlohmann::json::array();
   for (const TensorInfo& tensor : summary.tensors) tensors.push_back(to_json(tensor));
-  return {{"shard", to_json(summary.record)}, {"tensors", tensors}};
+  return {{"shard", to_json(summary.record)}, {"save_id", summary.save_id}, {"tensors", tensors}};
+}
+
+constexpr const char* kSaveIdAttribute = "save_id";
+
+// The file is built in memory (HDF5's core driver) and written here in one pass that hashes each
+// block as it goes out, so the shard is never read back to checksum it and a full disk shows up as
+// one failed write() instead of inside HDF5. HDF5 keeps the superblock of a file open for writing
+// marked as such (superblock versions 0 and 1: the 4-byte consistency flags at byte 20, see the
+// HDF5 file format spec); the image goes out with them cleared, as H5Fclose and H5Fget_file_image
+// leave them.
+void write_image_durably(const std::filesystem::path& path, const unsigned char* image, size_t bytes,
+                         StreamingDigest& digest) {
+  T6_ASSERT(bytes >= 24 && std::memcmp(image, "\x89HDF\r\n\x1a\n", 8) == 0 && image[8] <= 1);
+  unsigned char superblock_start[24];
+  std::memcpy(superblock_start, image, sizeof superblock_start);
+  std::memset(superblock_start + 20, 0, 4);
+
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  T6_CHECK(fd >= 0, "cannot create checkpoint shard ", path.string(), ": ", std::strerror(errno));
+  auto write_all = [&](const unsigned char* data, size_t size) {
+    digest.update(data, size);
+    while (size > 0) {
+      const ssize_t written = disk_full_injected() ? (errno = ENOSPC, -1) : ::write(fd, data, size);
+      if (written < 0 && errno == EINTR) continue;
+      if (written < 0) {
+        const int saved_errno = errno;
+        ::close(fd);
+        fail(str("cannot write checkpoint shard ", path.string(), ": ", std::strerror(saved_errno)));
+      }
+      data += written;
+      size -= size_t(written);
+    }
+  };
+  write_all(superblock_start, sizeof superblock_start);
+  constexpr size_t kBlockBytes = size_t(8) << 20;
+  for (size_t offset = sizeof superblock_start; offset < bytes; offset += kBlockBytes)
+    write_all(image + offset, std::min(kBlockBytes, bytes - offset));
+  const int synced = ::fsync(fd);
+  const int saved_errno = errno;
+  ::close(fd);
+  T6_CHECK(synced == 0, "cannot write checkpoint shard ", path.string(), ": fsync failed: ", std::strerror(saved_errno));
 }
 
 }  // namespace
@@ -74,6 +120,7 @@ ShardSummary read_shard_index(const std::filesystem::path& index_path) {
     nlohmann::json value = nlohmann::json::parse(in);
     ShardSummary summary;
     summary.record = shard_record_from_json(value.at("shard"), source);
+    summary.save_id = value.at("save_id").get<std::string>();
     for (const nlohmann::json& tensor : value.at("tensors")) summary.tensors.push_back(tensor_info_from_json(tensor, source));
     return summary;
   } catch (const nlohmann::json::exception& error) {
@@ -81,14 +128,20 @@ ShardSummary read_shard_index(const std::filesystem::path& index_path) {
   }
 }
 
-ShardFileWriter::ShardFileWriter(std::filesystem::path path) : path_(std::move(path)) {
+ShardFileWriter::ShardFileWriter(std::filesystem::path path, std::string save_id) : path_(std::move(path)) {
   Hdf5QuietErrors quiet;
-  file_id_ = H5Fcreate(path_.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-  T6_CHECK(file_id_ >= 0, "cannot create checkpoint shard ", path_.string());
+  // In memory only (backing store off); finish() writes the file. Grown 64 MiB at a time.
+  Hdf5Handle access(H5Pcreate(H5P_FILE_ACCESS));
+  T6_ASSERT(H5Pset_fapl_core(access.get(), size_t(64) << 20, false) >= 0);
+  file_id_ = H5Fcreate(path_.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, access.get());
+  T6_CHECK(file_id_ >= 0, "cannot create checkpoint shard ", path_.string(), " in memory");
+  write_string_attribute(file_id_, kSaveIdAttribute, save_id, path_.string());
   summary_.record.file = path_.filename().string();
+  summary_.save_id = std::move(save_id);
 }
 
 ShardFileWriter::~ShardFileWriter() {
+  Hdf5QuietErrors quiet;
   if (file_id_ >= 0) H5Fclose(file_id_);
 }
 
@@ -135,14 +188,25 @@ void ShardFileWriter::write(const std::string& tensor, const TensorRegion& regio
 
 ShardSummary ShardFileWriter::finish() {
   T6_CHECK(file_id_ >= 0, path_.string(), ": finish() called twice");
-  herr_t closed = H5Fclose(file_id_);
-  file_id_ = -1;
-  T6_CHECK(closed >= 0, "cannot close checkpoint shard ", path_.string(), " (disk full?)");
-  fsync_file(path_);
-  FileDigest digest = digest_file(path_);
-  summary_.record.bytes = digest.bytes;
-  summary_.record.xxh3_128 = digest.xxh3_128;
+  {
+    Hdf5QuietErrors quiet;
+    T6_CHECK(H5Fflush(file_id_, H5F_SCOPE_GLOBAL) >= 0, "cannot build checkpoint shard ", path_.string(), " in memory: ",
+             hdf5_error_text());
+    const ssize_t bytes = H5Fget_file_image(file_id_, nullptr, 0);
+    Hdf5Handle access(H5Fget_access_plist(file_id_));
+    void* handle = nullptr;
+    T6_ASSERT(bytes > 0 && H5Fget_vfd_handle(file_id_, access.get(), &handle) >= 0 && handle);
+    // The core driver's handle is the address of its memory buffer.
+    const auto* image = *static_cast<const unsigned char* const*>(handle);
+    StreamingDigest digest;
+    write_image_durably(path_, image, size_t(bytes), digest);
+    H5Fclose(file_id_);
+    file_id_ = -1;
+    summary_.record.bytes = digest.finish().bytes;
+    summary_.record.xxh3_128 = digest.finish().xxh3_128;
+  }
   write_file_atomically(shard_index_path(path_), index_to_json(summary_).dump(1) + "\n");
+  save_crash_point("shard_written");
   return summary_;
 }
 
@@ -151,6 +215,12 @@ ShardFileReader::ShardFileReader(std::filesystem::path path) : path_(std::move(p
   T6_CHECK(std::filesystem::exists(path_), "checkpoint shard ", path_.string(), " is missing");
   file_id_ = H5Fopen(path_.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
   T6_CHECK(file_id_ >= 0, "cannot open checkpoint shard ", path_.string(), " (not HDF5, or truncated)");
+}
+
+std::string ShardFileReader::save_id() const {
+  Hdf5QuietErrors quiet;
+  if (H5Aexists(file_id_, kSaveIdAttribute) <= 0) return "";
+  return read_string_attribute(file_id_, kSaveIdAttribute, path_.string());
 }
 
 ShardFileReader::~ShardFileReader() {
@@ -190,6 +260,7 @@ ShardSummary ShardFileReader::read_contents() const {
   Hdf5QuietErrors quiet;
   ShardSummary summary;
   summary.record.file = path_.filename().string();
+  summary.save_id = save_id();
   H5G_info_t group_info;
   T6_CHECK(H5Gget_info(file_id_, &group_info) >= 0, path_.string(), ": cannot list datasets");
   for (hsize_t index = 0; index < group_info.nlinks; ++index) {

@@ -3,7 +3,8 @@
 // with attributes `tensor` (the logical name, which may hold '/'), `dtype` (BF16 is stored as
 // uint16), `global_shape` and `global_offset`. Finishing a file writes `<file>.index.json` next to
 // it (its size, XXH3-128 and slice list), from which rank 0 assembles the manifest without
-// re-reading every shard.
+// re-reading every shard. The file attribute `save_id` names the save the file belongs to, so files
+// of two saves are never taken for one checkpoint.
 #pragma once
 #include <cstdint>
 #include <filesystem>
@@ -20,6 +21,7 @@ namespace t6::checkpoint {
 struct ShardSummary {
   ShardRecord record;
   std::vector<TensorInfo> tensors;
+  std::string save_id;
 };
 
 std::filesystem::path shard_index_path(const std::filesystem::path& shard_path);
@@ -27,8 +29,9 @@ ShardSummary read_shard_index(const std::filesystem::path& index_path);
 
 class ShardFileWriter {
  public:
-  explicit ShardFileWriter(std::filesystem::path path);  // creates or truncates the file
-  ~ShardFileWriter();                                    // an unfinished file gets no index
+  // Builds the file in memory; nothing reaches `path` before finish().
+  ShardFileWriter(std::filesystem::path path, std::string save_id);
+  ~ShardFileWriter();  // an unfinished file is never written
   ShardFileWriter(const ShardFileWriter&) = delete;
   ShardFileWriter& operator=(const ShardFileWriter&) = delete;
 
@@ -36,7 +39,8 @@ class ShardFileWriter {
   // region of global tensor `tensor`. A tensor may be written in several regions.
   void write(const std::string& tensor, const TensorRegion& region, const Tensor& data);
 
-  // Closes the file, fsyncs it, checksums it and writes its index next to it (durably).
+  // Writes the file, checksumming it on the way out, fsyncs it and writes its index next to it
+  // (durably). Throws naming the file when the disk is full; the caller removes the staging directory.
   ShardSummary finish();
 
  private:
@@ -56,6 +60,9 @@ class ShardFileReader {
   // a row-major array of `dtype` covering `destination_frame` (global coordinates, holding `part`).
   void read(const SliceRecord& slice, DType dtype, const Box& part, void* destination,
             const Box& destination_frame) const;
+
+  // The id of the save that wrote the file ("" for a file without one).
+  std::string save_id() const;
 
   // The slices and tensors the file's own attributes describe (bytes and checksum left empty).
   ShardSummary read_contents() const;

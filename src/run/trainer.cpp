@@ -3,7 +3,6 @@
 #include <chrono>
 #include <cmath>
 #include <csignal>
-#include <cstring>
 #include <filesystem>
 
 #include "core/log.h"
@@ -17,18 +16,6 @@ namespace {
 volatile std::sig_atomic_t stop_signal = 0;
 
 void on_stop_signal(int signal) { stop_signal = signal; }
-
-// Rank 0's string on every rank of `communicator`.
-std::string broadcast_string(Communicator& communicator, std::string text) {
-  int64_t length = int64_t(text.size());
-  communicator.broadcast(Tensor(&length, {1}, DType::I64), 0);
-  std::vector<int32_t> words(size_t(length + 3) / 4, 0);
-  std::memcpy(words.data(), text.data(), text.size());
-  if (!words.empty()) communicator.broadcast(Tensor(words.data(), {int64_t(words.size())}, DType::I32), 0);
-  text.resize(size_t(length));
-  std::memcpy(text.data(), words.data(), size_t(length));
-  return text;
-}
 
 int64_t checked_local_sequences(const RunConfig& config, int dp_size) {
   const TrainConfig& train = config.train;
@@ -65,7 +52,8 @@ void install_stop_signal_handlers() {
   for (int signal : {SIGTERM, SIGINT, SIGUSR1}) std::signal(signal, on_stop_signal);
 }
 
-Trainer::Trainer(const RunConfig& config, ProcessGrid& grid, const std::string& run_dir, ResumeMode resume)
+Trainer::Trainer(const RunConfig& config, ProcessGrid& grid, const std::string& run_dir, ResumeMode resume,
+                 const std::vector<std::string>& allowed_changes)
     : config_(config),
       grid_(grid),
       backend_(choose_backend({config.parallel.backend, config.parallel.communicator}, grid.world(), grid.local_rank(),
@@ -80,8 +68,7 @@ Trainer::Trainer(const RunConfig& config, ProcessGrid& grid, const std::string& 
       optimizer_(model_.weights(), adamw_settings(config.train), &grid.tp(), &grid.dp(), config.parallel.zero1),
       inputs_(size_t(local_sequences_ * config.train.seq_len)),
       targets_(size_t(local_sequences_ * config.train.seq_len)),
-      store_(std::filesystem::path(run_dir) / "checkpoints", int(config.checkpoint.keep),
-             broadcast_string(grid.world(), grid.world_rank() == 0 ? checkpoint::make_save_nonce() : "")) {
+      checkpointer_(std::filesystem::path(run_dir) / "checkpoints", int(config.checkpoint.keep), grid) {
   set_collective_timeout(config.parallel.timeout_s);
   T6_CHECK(loader_.vocab_size() <= config.model.vocab_size, config.data.path, ": the corpus' tokenizer has ",
            loader_.vocab_size(), " tokens but model.vocab_size is ", config.model.vocab_size);
@@ -98,48 +85,32 @@ Trainer::Trainer(const RunConfig& config, ProcessGrid& grid, const std::string& 
   model_.weights().initialise(config.train.seed);
   std::filesystem::create_directories(run_dir);
   const std::optional<checkpoint::ResumePoint> point = find_resume_point(resume);
-  if (point) resume_from(*point);
+  if (point) resume_from(*point, allowed_changes);
   if (grid.world_rank() == 0)
     metrics_ = std::make_unique<MetricsLog>(run_dir + "/metrics.jsonl", point ? step_ : -1);
   print_startup_table();
 }
 
-std::optional<checkpoint::ResumePoint> Trainer::find_resume_point(ResumeMode resume) const {
+std::optional<checkpoint::ResumePoint> Trainer::find_resume_point(ResumeMode resume) {
   if (resume == ResumeMode::from_config && config_.checkpoint.resume == "never") return std::nullopt;
-  // Rank 0 picks the checkpoint (its warnings printed once); the others read the same manifest.
-  // A failure there is sent to every rank (after kFailureMark) so that all of them throw it.
-  static constexpr char kFailureMark = '\1';
-  std::string chosen;
-  if (grid_.world_rank() == 0) {
-    try {
-      if (resume == ResumeMode::latest) {
-        chosen = checkpoint::resolve_latest(store_.dir(), checkpoint::ChecksumCheck::skip).dir.string();
-      } else if (auto point = checkpoint::resolve_for_auto_resume(store_.dir(), checkpoint::ChecksumCheck::skip)) {
-        for (const std::string& warning : point->warnings) log_info("warning: ", warning);
-        chosen = point->dir.string();
-      }
-    } catch (const Error& error) {
-      chosen = kFailureMark + std::string(error.what());
-    }
-  }
-  chosen = broadcast_string(grid_.world(), chosen);
-  if (!chosen.empty() && chosen[0] == kFailureMark) fail(str("cannot resume: ", chosen.substr(1)));
-  if (chosen.empty()) {
-    log_info("no checkpoint in ", store_.dir().string(), ": starting from step 0");
-    return std::nullopt;
-  }
-  return checkpoint::ResumePoint{chosen, checkpoint::read_manifest(std::filesystem::path(chosen) / "manifest.json"), {}};
+  auto point = checkpointer_.find_resume_point(resume == ResumeMode::latest);
+  if (!point) log_info("no checkpoint in ", checkpointer_.dir().string(), ": starting from step 0");
+  return point;
 }
 
-void Trainer::resume_from(const checkpoint::ResumePoint& point) {
-  check_same_model(point.manifest, point.dir, config_.model);
-  const TrainState state = train_state_from_json(point.manifest.state, (point.dir / "manifest.json").string());
-  checkpoint::CheckpointReader reader(point.dir, point.manifest);
+OptimizerShard Trainer::optimizer_shard() {
   AdamW& adamw = optimizer_.adamw();
-  read_rank_tensors(reader, model_.weights(),
-                    {adamw.first_moment(), adamw.second_moment(), optimizer_.state_begin(), optimizer_.state_end()});
-  adamw.set_steps_taken(state.adam_steps);
+  return {adamw.first_moment(), adamw.second_moment(), optimizer_.state_begin(), optimizer_.state_end()};
+}
+
+void Trainer::resume_from(const checkpoint::ResumePoint& point, const std::vector<std::string>& allowed_changes) {
+  TrainState run_state;
+  record_corpus(run_state, config_.data.path);
+  const TrainState state =
+      load_training_checkpoint(point, config_, run_state, allowed_changes, model_.weights(), optimizer_shard());
+  optimizer_.adamw().set_steps_taken(state.adam_steps);
   step_ = last_saved_step_ = state.step;
+  tokens_seen_ = point.manifest.tokens_seen;
   elapsed_seconds_ = state.elapsed_seconds;
   // DESIGN.md: the LR curve already run is kept when max_steps is raised, unless the user sets it.
   if (config_.train.lr_decay_steps == 0) config_.train.lr_decay_steps = state.lr_decay_steps;
@@ -151,26 +122,13 @@ void Trainer::resume_from(const checkpoint::ResumePoint& point) {
 void Trainer::save_checkpoint() {
   set_progress_label(str("saving the checkpoint of step ", step_));
   check_state_is_finite();
-  Communicator& world = grid_.world();
-  if (grid_.world_rank() == 0) store_.begin_save(step_);
-  world.barrier();
-  if (rank_writes_shard(grid_.dp_rank(), optimizer_.zero1())) {
-    checkpoint::ShardFileWriter writer(store_.staging_dir(step_) / shard_file_name(grid_.tp_rank(), grid_.dp_rank()));
-    AdamW& adamw = optimizer_.adamw();
-    write_rank_tensors(writer, model_.weights(),
-                       {adamw.first_moment(), adamw.second_moment(), optimizer_.state_begin(), optimizer_.state_end()});
-    writer.finish();
-  }
-  world.barrier();
-  if (grid_.world_rank() == 0) {
-    const TrainState state{step_, optimizer_.adamw().steps_taken(), config_.lr_schedule().lr_decay_steps,
-                           elapsed_seconds_};
-    const auto dir = store_.commit_save({step_, step_ * config_.train.global_batch_size * config_.train.seq_len,
-                                         {grid_.tp_size(), grid_.dp_size(), optimizer_.zero1()}, config_.to_json(),
-                                         to_json(state), train_checkpoint_tensors(config_.model)});
-    log_info("saved checkpoint ", dir.string());
-  }
-  world.barrier();
+  TrainState state{step_, optimizer_.adamw().steps_taken(), config_.lr_schedule().lr_decay_steps, elapsed_seconds_,
+                   "", ""};
+  record_corpus(state, config_.data.path);
+  const auto dir = checkpointer_.save({step_, tokens_seen_, {grid_.tp_size(), grid_.dp_size(), optimizer_.zero1()},
+                                       config_.to_json(), to_json(state), train_checkpoint_tensors(config_.model)},
+                                      model_.weights(), optimizer_shard(), optimizer_.zero1());
+  log_info("saved checkpoint ", dir.string());
   last_saved_step_ = step_;
 }
 
@@ -188,7 +146,7 @@ void Trainer::count_skipped_step(const StepStats& stats) {
   if (step_ != last_saved_step_) save_checkpoint();
   fail(str("training diverged: the loss or gradient norm was not finite in ", limit, " steps in a row (steps ",
            step_ - limit + 1, " to ", step_, "; lower train.lr or check the data); the state after step ",
-           step_ - limit, ", unchanged since, is saved in ", store_.dir().string(), " as step ", step_));
+           step_ - limit, ", unchanged since, is saved in ", checkpointer_.dir().string(), " as step ", step_));
 }
 
 // Every rank checks its weights and AdamW moments, so a checkpoint never holds a NaN or inf.
@@ -265,6 +223,7 @@ Trainer::StepStats Trainer::train_step() {
   const bool skipped = !std::isfinite(loss) || !std::isfinite(grad_norm);
   if (!skipped) optimizer_.apply(float(lr), config_.train.grad_clip, grad_norm);
   ++step_;
+  tokens_seen_ += config_.train.global_batch_size * T;
   return {loss, grad_norm, lr, skipped};
 }
 

@@ -17,13 +17,13 @@
 #include <vector>
 
 #include "data/token_loader.h"
-#include "checkpoint/checkpoint_store.h"
 #include "model/language_model.h"
 #include "parallel/backend_choice.h"
 #include "parallel/process_grid.h"
 #include "train/distributed_optimizer.h"
 #include "train/metrics_log.h"
 #include "train/run_config.h"
+#include "train_state/train_checkpointer.h"
 
 namespace t6 {
 
@@ -40,9 +40,11 @@ class Trainer {
  public:
   // Checks that the config fits the world (TP × DP, batch split) and the data (vocab), builds
   // everything and initialises the weights from train.seed, or loads them (and the optimizer
-  // state, saved at any layout) from a checkpoint of run_dir. Throws naming the key or file.
+  // state, saved at any layout) from a checkpoint of run_dir. Resuming with another seed, batch,
+  // sequence length or corpus is an error unless the key is in `allowed_changes`
+  // (train_checkpoint.h, resume_sensitive_keys). Throws naming the key or file.
   Trainer(const RunConfig& config, ProcessGrid& grid, const std::string& run_dir,
-          ResumeMode resume = ResumeMode::from_config);
+          ResumeMode resume = ResumeMode::from_config, const std::vector<std::string>& allowed_changes = {});
 
   // Trains from the current step to train.max_steps, or until a stop signal (then saves and
   // returns). After train.max_skipped_steps non-finite steps in a row it saves the unchanged
@@ -69,8 +71,9 @@ class Trainer {
   void print_startup_table() const;
   void log_step(const StepStats& stats, double step_seconds);
   void log_validation();  // evaluate(), then a log line and a metrics record
-  std::optional<checkpoint::ResumePoint> find_resume_point(ResumeMode resume) const;
-  void resume_from(const checkpoint::ResumePoint& point);
+  std::optional<checkpoint::ResumePoint> find_resume_point(ResumeMode resume);
+  void resume_from(const checkpoint::ResumePoint& point, const std::vector<std::string>& allowed_changes);
+  OptimizerShard optimizer_shard();
   void save_checkpoint();
   void check_state_is_finite();
   void count_skipped_step(const StepStats& stats);
@@ -88,8 +91,9 @@ class Trainer {
   DistributedOptimizer optimizer_;
   std::vector<int32_t> inputs_, targets_;  // local_sequences_ × seq_len
   std::unique_ptr<MetricsLog> metrics_;
-  checkpoint::CheckpointStore store_;
+  TrainCheckpointer checkpointer_;
   int64_t step_ = 0;  // optimizer steps completed
+  int64_t tokens_seen_ = 0;  // training tokens of the steps taken (kept in checkpoints, advanced per step)
   int64_t last_saved_step_ = -1;  // never saved twice: a resumed step is already on disk
   double elapsed_seconds_ = 0;
   int64_t skipped_in_a_row_ = 0;

@@ -1,5 +1,7 @@
 #include "train_state/reshard.h"
 
+#include <optional>
+
 #include "checkpoint/checkpoint_reader.h"
 #include "core/error.h"
 #include "train/distributed_optimizer.h"
@@ -29,19 +31,25 @@ std::filesystem::path reshard_checkpoint(const ResumePoint& source, const std::f
   CheckpointStore store(destination_checkpoints, 0, make_save_nonce());
   store.begin_save(manifest.step);
   CheckpointReader reader(source.dir, manifest);
-  const int64_t total = int64_t(layout.tp) * (zero1 ? layout.dp : 1);
+  const int64_t total = int64_t(layout.tp) * layout.dp;
   int64_t done = 0;
   for (int tp_rank = 0; tp_rank < layout.tp; ++tp_rank) {
     ModelWeights weights(model, tp_rank, layout.tp, zero1 ? layout.dp : 1);
+    std::optional<Range> loaded;  // the state range read; without ZeRO-1 every DP rank holds all of it
+    HostBuffer first, second;
+    OptimizerShard optimizer;
     for (int dp_rank = 0; dp_rank < layout.dp; ++dp_rank) {
-      if (!rank_writes_shard(dp_rank, zero1)) continue;
       const Range state = optimizer_state_range(weights, dp_rank, layout.dp, zero1);
-      HostBuffer first(size_t(state.size()) * sizeof(float)), second(size_t(state.size()) * sizeof(float));
-      const OptimizerShard optimizer{first.as({state.size()}, DType::F32), second.as({state.size()}, DType::F32),
-                                     state.begin, state.end};
-      read_rank_tensors(reader, weights, optimizer);
-      ShardFileWriter writer(store.staging_dir(manifest.step) / shard_file_name(tp_rank, dp_rank));
-      write_rank_tensors(writer, weights, optimizer);
+      if (!loaded || loaded->begin != state.begin || loaded->end != state.end) {
+        first = HostBuffer(size_t(state.size()) * sizeof(float));
+        second = HostBuffer(size_t(state.size()) * sizeof(float));
+        optimizer = {first.as({state.size()}, DType::F32), second.as({state.size()}, DType::F32), state.begin, state.end};
+        read_rank_tensors(reader, weights, optimizer);
+        loaded = state;
+      }
+      ShardFileWriter writer(store.staging_dir(manifest.step) / shard_file_name(tp_rank, dp_rank),
+                             store.save_id(manifest.step));
+      write_rank_tensors(writer, weights, optimizer, shard_range(weights, dp_rank, layout.dp, zero1));
       writer.finish();
       if (progress) progress(++done, total);
     }

@@ -1,5 +1,7 @@
 #include "train_state/state_dict.h"
 
+#include <cmath>
+#include <set>
 #include <vector>
 
 namespace t6 {
@@ -24,6 +26,7 @@ ModelConfig config_of_state_dict(const SafetensorsReader& file, const ModelConfi
 }
 
 void load_state_dict(const SafetensorsReader& file, ModelWeights& weights, const std::string& prefix) {
+  std::set<std::string> used;  // like load_state_dict(strict=True): every tensor under `prefix` is a parameter
   for (const LocalParam& entry : weights.table().params()) {
     const std::vector<int64_t> shape = entry.spec.global_shape.to_vector();
     std::string key = prefix + entry.spec.name;
@@ -36,10 +39,20 @@ void load_state_dict(const SafetensorsReader& file, ModelWeights& weights, const
         T6_CHECK(file.read_f32(key, &shape) == file.read_f32(head_key, &shape), file.path(), ": '", key, "' and '",
                  head_key, "' are tied in the model but differ in the file");
       }
+      used.insert(head_key);
     }
     T6_CHECK(file.has(key), file.path(), ": missing tensor '", key, "'");
+    used.insert(key);
     const std::vector<float> global = file.read_f32(key, &shape);
+    for (size_t index = 0; index < global.size(); ++index)
+      T6_CHECK(std::isfinite(global[index]), file.path(), ": tensor '", key, "' holds ", global[index], " at element ",
+               index, "; refusing to import non-finite weights");
     copy_local_slice(entry, global.data(), weights.param(entry).data<float>());
+  }
+  for (const auto& [name, entry] : file.entries()) {
+    T6_CHECK(name.rfind(prefix, 0) != 0 || used.count(name), file.path(), ": tensor '", name,
+             "' is not a parameter of the model (", model_kind_name(weights.config().kind), ", n_layer ",
+             weights.config().n_layer, ") that the file's metadata or the given config describes");
   }
 }
 

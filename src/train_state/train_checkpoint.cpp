@@ -1,8 +1,11 @@
 #include "train_state/train_checkpoint.h"
 
 #include <algorithm>
+#include <cmath>
 
+#include "checkpoint/file_checksum.h"
 #include "core/error.h"
+#include "train/distributed_optimizer.h"
 #include "train/run_config.h"
 
 namespace t6 {
@@ -49,14 +52,22 @@ TensorRegion region_of(const LocalParam& entry, int64_t begin, int64_t end) {
 }  // namespace
 
 nlohmann::json to_json(const TrainState& state) {
-  return {{"step", state.step}, {"adam_steps", state.adam_steps}, {"lr_decay_steps", state.lr_decay_steps},
-          {"elapsed_seconds", state.elapsed_seconds}};
+  return {{"step", state.step},
+          {"adam_steps", state.adam_steps},
+          {"lr_decay_steps", state.lr_decay_steps},
+          {"elapsed_seconds", state.elapsed_seconds},
+          {"corpus", {{"path", state.corpus_path}, {"index_xxh3_128", state.corpus_index_hash}}}};
 }
 
 TrainState train_state_from_json(const nlohmann::json& json, const std::string& source) {
   try {
-    return {json.at("step").get<int64_t>(), json.at("adam_steps").get<int64_t>(),
-            json.at("lr_decay_steps").get<int64_t>(), json.at("elapsed_seconds").get<double>()};
+    TrainState state{json.at("step").get<int64_t>(), json.at("adam_steps").get<int64_t>(),
+                     json.at("lr_decay_steps").get<int64_t>(), json.at("elapsed_seconds").get<double>(), "", ""};
+    if (json.contains("corpus")) {
+      state.corpus_path = json["corpus"].at("path").get<std::string>();
+      state.corpus_index_hash = json["corpus"].at("index_xxh3_128").get<std::string>();
+    }
+    return state;
   } catch (const nlohmann::json::exception& error) {
     fail(str(source, ": the manifest's training state is incomplete (", error.what(), ")"));
   }
@@ -72,13 +83,17 @@ std::vector<checkpoint::TensorInfo> train_checkpoint_tensors(const ModelConfig& 
 
 std::string shard_file_name(int tp_rank, int dp_rank) { return str("shard_tp", tp_rank, "_dp", dp_rank, ".h5"); }
 
-bool rank_writes_shard(int dp_rank, bool zero1) { return zero1 || dp_rank == 0; }
+Range shard_range(const ModelWeights& weights, int dp_rank, int dp_size, bool zero1) {
+  if (zero1 && dp_size > 1) return optimizer_state_range(weights, dp_rank, dp_size, true);
+  return balanced_range(weights.table().local_numel(), dp_size, dp_rank);
+}
 
 void write_rank_tensors(checkpoint::ShardFileWriter& writer, const ModelWeights& weights,
-                        const OptimizerShard& optimizer) {
+                        const OptimizerShard& optimizer, Range range) {
+  T6_ASSERT(range.begin >= optimizer.state_begin && range.end <= optimizer.state_end);
   const bool with_replicated = weights.table().tp_rank() == 0;
   const Tensor moments[] = {optimizer.first_moment, optimizer.second_moment};
-  for_each_piece(weights, optimizer.state_begin, optimizer.state_end, with_replicated,
+  for_each_piece(weights, range.begin, range.end, with_replicated,
                  [&](const LocalParam& entry, int64_t begin, int64_t end) {
                    const TensorRegion region = region_of(entry, begin, end);
                    writer.write("param/" + entry.spec.name, region, flat(weights.param(entry)).rows(begin, end));
@@ -90,14 +105,22 @@ void write_rank_tensors(checkpoint::ShardFileWriter& writer, const ModelWeights&
 }
 
 void read_rank_tensors(checkpoint::CheckpointReader& reader, ModelWeights& weights, const OptimizerShard& optimizer) {
+  // Reads a piece and refuses it when a value is not finite (a diverged or damaged save).
+  auto read_finite = [&](const std::string& tensor, const TensorRegion& region, const Tensor& out) {
+    reader.read(tensor, region, out);
+    const float* values = out.data<float>();
+    for (int64_t index = 0; index < out.numel(); ++index)
+      T6_CHECK(std::isfinite(values[index]), "checkpoint ", reader.dir().string(), ": tensor '", tensor, "' holds ",
+               values[index], " in region ", region.to_string(), " (element ", index, " of it); refusing to load it");
+  };
   for (const LocalParam& entry : weights.table().params())
-    reader.read("param/" + entry.spec.name, region_of(entry, 0, entry.numel()), flat(weights.param(entry)));
+    read_finite("param/" + entry.spec.name, region_of(entry, 0, entry.numel()), flat(weights.param(entry)));
   const Tensor moments[] = {optimizer.first_moment, optimizer.second_moment};
   for_each_piece(weights, optimizer.state_begin, optimizer.state_end, true,
                  [&](const LocalParam& entry, int64_t begin, int64_t end) {
                    const int64_t state_offset = entry.flat_offset - optimizer.state_begin;
                    for (int moment = 0; moment < 2; ++moment)
-                     reader.read(kMomentNames[moment] + entry.spec.name, region_of(entry, begin, end),
+                     read_finite(kMomentNames[moment] + entry.spec.name, region_of(entry, begin, end),
                                  moments[moment].rows(state_offset + begin, state_offset + end));
                  });
 }
@@ -115,6 +138,46 @@ void check_same_model(const checkpoint::Manifest& manifest, const std::filesyste
                       const ModelConfig& config) {
   const std::string differences = model_config_differences(model_config_of(manifest, dir), "checkpoint", config, "run");
   T6_CHECK(differences.empty(), dir.string(), " holds another model than this run: ", differences);
+}
+
+void record_corpus(TrainState& state, const std::string& corpus_dir) {
+  state.corpus_path = corpus_dir;
+  state.corpus_index_hash = checkpoint::digest_file(std::filesystem::path(corpus_dir) / "index.json").xxh3_128;
+}
+
+const std::vector<std::string>& resume_sensitive_keys() {
+  static const std::vector<std::string> keys = {"train.seed", "train.global_batch_size", "train.seq_len",
+                                                "data.corpus"};
+  return keys;
+}
+
+void check_resume_keeps_meaning(const checkpoint::Manifest& manifest, const std::filesystem::path& dir,
+                                const nlohmann::json& run_config, const TrainState& run_state,
+                                const std::vector<std::string>& allowed) {
+  for (const std::string& key : allowed)
+    T6_CHECK(std::find(resume_sensitive_keys().begin(), resume_sensitive_keys().end(), key) !=
+                 resume_sensitive_keys().end(),
+             "--allow-change ", key, ": not a key resume checks (train.seed, train.global_batch_size, train.seq_len, ",
+             "data.corpus)");
+  const TrainState saved = train_state_from_json(manifest.state, (dir / "manifest.json").string());
+  std::string differences;
+  auto compare = [&](const std::string& key, bool same, const std::string& saved_value, const std::string& run_value) {
+    if (same || std::find(allowed.begin(), allowed.end(), key) != allowed.end()) return;
+    differences += str(differences.empty() ? "" : ", ", key, " (checkpoint ", saved_value, ", run ", run_value, ")");
+  };
+  for (const char* key : {"seed", "global_batch_size", "seq_len"}) {
+    const nlohmann::json saved_value = manifest.config.value("train", nlohmann::json::object()).value(key, nlohmann::json());
+    const nlohmann::json& run_value = run_config.at("train").at(key);
+    compare(str("train.", key), saved_value == run_value, saved_value.dump(), run_value.dump());
+  }
+  // The corpus by its index.json's hash: a corpus moved elsewhere is the same corpus. Checkpoints
+  // written before the corpus was recorded carry no hash; nothing to compare then.
+  if (!saved.corpus_index_hash.empty())
+    compare("data.corpus", saved.corpus_index_hash == run_state.corpus_index_hash,
+            str(saved.corpus_path, " with index.json ", saved.corpus_index_hash),
+            str(run_state.corpus_path, " with index.json ", run_state.corpus_index_hash));
+  T6_CHECK(differences.empty(), "cannot resume from ", dir.string(), ": the run differs from the checkpoint in ",
+           differences, "; pass --allow-change KEY... to continue anyway");
 }
 
 }  // namespace t6
