@@ -18,18 +18,6 @@ volatile std::sig_atomic_t stop_signal = 0;
 
 void on_stop_signal(int signal) { stop_signal = signal; }
 
-// Rank 0's string on every rank of `communicator`.
-std::string broadcast_string(Communicator& communicator, std::string text) {
-  int64_t length = int64_t(text.size());
-  communicator.broadcast(Tensor(&length, {1}, DType::I64), 0);
-  std::vector<int32_t> words(size_t(length + 3) / 4, 0);
-  std::memcpy(words.data(), text.data(), text.size());
-  if (!words.empty()) communicator.broadcast(Tensor(words.data(), {int64_t(words.size())}, DType::I32), 0);
-  text.resize(size_t(length));
-  std::memcpy(text.data(), words.data(), size_t(length));
-  return text;
-}
-
 int64_t checked_local_sequences(const RunConfig& config, int dp_size) {
   const TrainConfig& train = config.train;
   const int64_t per_micro_step = train.micro_batch_size * dp_size;
@@ -64,6 +52,10 @@ Trainer::Trainer(const RunConfig& config, ProcessGrid& grid, const std::string& 
     : config_(config),
       grid_(grid),
       run_dir_(run_dir),
+      // A relaunch waits this long for a killed job's ranks to exit; the other ranks wait for rank 0
+      // meanwhile, so the wait stays well inside the collective timeout.
+      run_directory_(run_dir, grid.world(), resume == ResumeMode::from_config && config.checkpoint.resume == "never",
+                     std::min(30.0, 0.5 * config.parallel.timeout_s)),
       local_sequences_(checked_local_sequences(config, grid.dp_size())),
       micro_steps_(local_sequences_ / config.train.micro_batch_size),
       eval_batches_(0),
@@ -89,7 +81,6 @@ Trainer::Trainer(const RunConfig& config, ProcessGrid& grid, const std::string& 
                ": the validation split holds only that many global batches");
   }
   model_.weights().initialise(config.train.seed);
-  std::filesystem::create_directories(run_dir);
   const std::optional<checkpoint::ResumePoint> point = find_resume_point(resume);
   if (point) resume_from(*point);
   if (grid.world_rank() == 0)

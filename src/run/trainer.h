@@ -20,6 +20,7 @@
 #include "checkpoint/checkpoint_store.h"
 #include "model/language_model.h"
 #include "parallel/process_grid.h"
+#include "run/run_directory.h"
 #include "train/distributed_optimizer.h"
 #include "train/metrics_log.h"
 #include "train/run_config.h"
@@ -78,6 +79,7 @@ class Trainer {
   RunConfig config_;
   ProcessGrid& grid_;
   std::string run_dir_;
+  RunDirectory run_directory_;  // claimed (locked, checked) before anything reads or writes it
   int64_t local_sequences_;  // this DP rank's share of the global batch
   int64_t micro_steps_;
   int64_t eval_batches_;
