@@ -94,6 +94,15 @@ TEST(MpiToolChild, DISABLED_FailingRankAbortsTheWorld) {
   });
 }
 
+// Every rank finds the same bad input (a config error, say): one line, from rank 0.
+TEST(MpiToolChild, DISABLED_EveryRankFailsTheSame) {
+  run_on_every_rank("t6_test_tool", [] {
+    auto world = make_mpi_process_grid(1);
+    fail("the same failure on every rank");
+    return 0;
+  });
+}
+
 namespace {
 
 struct ChildRun {
@@ -115,25 +124,38 @@ ChildRun run_child(const std::string& command) {
 
 }  // namespace
 
+// Runs MpiToolChild.DISABLED_<child> under mpirun -np 2 and returns its error lines.
+std::vector<std::string> child_error_lines(const std::string& child_test) {
+  // The child job must not inherit this job's Open MPI/PMIx identity, so it starts from a clean
+  // environment; `timeout` turns a hang into exit status 124.
+  const std::string self = std::filesystem::read_symlink("/proc/self/exe").string();
+  const std::string command =
+      "env -i PATH=\"" + std::string(std::getenv("PATH") ? std::getenv("PATH") : "/usr/bin:/bin") +
+      "\" HOME=/tmp OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 timeout 30 " + t6::testing::mpiexec() +
+      " -np 2 --oversubscribe " + self + " --gtest_also_run_disabled_tests --gtest_filter=MpiToolChild.DISABLED_" +
+      child_test;
+  const ChildRun child = run_child(command);
+  EXPECT_NE(child.exit_status, 0) << child.output;
+  EXPECT_NE(child.exit_status, 124) << "the job hung until timeout killed it:\n" << child.output;
+  std::vector<std::string> error_lines;
+  std::istringstream lines(child.output);
+  for (std::string line; std::getline(lines, line);)
+    if (line.find("t6_test_tool: error:") != std::string::npos) error_lines.push_back(line);
+  return error_lines;
+}
+
 TEST(RunMpiTool, OneFailingRankEndsTheJobWithOneErrorLine) {
   if (t6::testing::world_rank() == 0) {
-    // The child job must not inherit this job's Open MPI/PMIx identity, so it starts from a clean
-    // environment; `timeout` turns a hang into exit status 124.
-    const std::string self = std::filesystem::read_symlink("/proc/self/exe").string();
-    const std::string command =
-        "env -i PATH=\"" + std::string(std::getenv("PATH") ? std::getenv("PATH") : "/usr/bin:/bin") +
-        "\" HOME=/tmp OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 timeout 30 " + t6::testing::mpiexec() +
-        " -np 2 --oversubscribe " + self +
-        " --gtest_also_run_disabled_tests --gtest_filter=MpiToolChild.DISABLED_FailingRankAbortsTheWorld";
-    const ChildRun child = run_child(command);
-    EXPECT_NE(child.exit_status, 0) << child.output;
-    EXPECT_NE(child.exit_status, 124) << "the job hung until timeout killed it:\n" << child.output;
-    std::vector<std::string> error_lines;
-    std::istringstream lines(child.output);
-    for (std::string line; std::getline(lines, line);)
-      if (line.find("t6_test_tool: error:") != std::string::npos) error_lines.push_back(line);
-    ASSERT_EQ(error_lines.size(), 1u) << child.output;
-    EXPECT_EQ(error_lines[0], "rank 1: t6_test_tool: error: deliberate failure on rank 1");
+    EXPECT_EQ(child_error_lines("FailingRankAbortsTheWorld"),
+              std::vector<std::string>{"rank 1: t6_test_tool: error: deliberate failure on rank 1"});
+  }
+  EXPECT_TRUE(t6::testing::all_ranks_agree(true));
+}
+
+TEST(RunMpiTool, AnErrorOfEveryRankIsPrintedOnceByRankZero) {
+  if (t6::testing::world_rank() == 0) {
+    EXPECT_EQ(child_error_lines("EveryRankFailsTheSame"),
+              std::vector<std::string>{"rank 0: t6_test_tool: error: the same failure on every rank"});
   }
   EXPECT_TRUE(t6::testing::all_ranks_agree(true));
 }

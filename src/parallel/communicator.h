@@ -4,6 +4,7 @@
 // order with matching sizes and dtypes, as with MPI.
 #pragma once
 #include <memory>
+#include <string>
 
 #include "core/tensor.h"
 
@@ -37,5 +38,8 @@ class Communicator {
   // Collective over this communicator. A negative color joins no group and gets nullptr.
   virtual std::unique_ptr<Communicator> split(int color, int key) = 0;
 };
+
+// Rank 0's string on every rank of `communicator` (collective).
+std::string broadcast_string(Communicator& communicator, std::string text);
 
 }  // namespace t6

@@ -2,7 +2,10 @@
 
 #include "core/mpi_c.h"
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <csignal>
 #include <cstdio>
 #include <exception>
 #include <string>
@@ -20,8 +23,20 @@ std::string one_line(std::string message) {
   return message;
 }
 
+// Under mpirun each error is printed once. Most errors (a bad config, a missing corpus) are found by
+// every rank at once: rank 0 prints and aborts the world at once, and the others hold their line
+// for a moment, in which rank 0's abort ends them. An error only one rank finds is printed by it
+// after that moment.
+constexpr unsigned kOtherRanksHoldSeconds = 2;
+
 int report_failure_and_abort(const char* tool_name, const std::string& message) {
   const int size = world_size();
+  if (size > 1 && world_rank() != 0) {
+    // The world's abort arrives as SIGTERM; the trainer's stop handler must not swallow it here.
+    std::signal(SIGTERM, SIG_DFL);
+    std::signal(SIGINT, SIG_DFL);
+    sleep(kOtherRanksHoldSeconds);
+  }
   const std::string rank_prefix = size > 1 ? "rank " + std::to_string(world_rank()) + ": " : "";
   std::fprintf(stderr, "%s%s: error: %s\n", rank_prefix.c_str(), tool_name, one_line(message).c_str());
   std::fflush(stderr);

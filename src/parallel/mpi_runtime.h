@@ -18,7 +18,8 @@ int run_mpi_tool(int argc, char** argv, const char* tool_name, const ToolBody& b
 // Runs body under an initialised MPI. A t6::Error or other exception prints one line to stderr,
 //   "tool_name: error: message"            (world of one rank; then returns 1)
 //   "rank R: tool_name: error: message"    (more ranks; then MPI_Abort(MPI_COMM_WORLD, 1))
-// so the other ranks, perhaps waiting in a collective, are ended instead of hanging. A body should
+// so the other ranks, perhaps waiting in a collective, are ended instead of hanging. Ranks other
+// than 0 hold their line for 2 s first: an error that every rank finds is printed once, by rank 0. A body should
 // return non-zero only where every rank does; a failure on some ranks must throw.
 int run_on_every_rank(const char* tool_name, const std::function<int()>& body);
 

@@ -59,6 +59,10 @@ Trainer::Trainer(const RunConfig& config, ProcessGrid& grid, const std::string& 
       backend_(choose_backend({config.parallel.backend, config.parallel.communicator}, grid.world(), grid.local_rank(),
                               kTrainingStepRunsOnCuda)),
       run_dir_(run_dir),
+      // A relaunch waits this long for a killed job's ranks to exit; the other ranks wait for rank 0
+      // meanwhile, so the wait stays well inside the collective timeout.
+      run_directory_(run_dir, grid.world(), resume == ResumeMode::from_config && config.checkpoint.resume == "never",
+                     std::min(30.0, 0.5 * config.parallel.timeout_s)),
       local_sequences_(checked_local_sequences(config, grid.dp_size())),
       micro_steps_(local_sequences_ / config.train.micro_batch_size),
       eval_batches_(0),
@@ -83,7 +87,6 @@ Trainer::Trainer(const RunConfig& config, ProcessGrid& grid, const std::string& 
                ": the validation split holds only that many global batches");
   }
   model_.weights().initialise(config.train.seed);
-  std::filesystem::create_directories(run_dir);
   const std::optional<checkpoint::ResumePoint> point = find_resume_point(resume);
   if (point) resume_from(*point, allowed_changes);
   if (grid.world_rank() == 0)

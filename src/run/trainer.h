@@ -20,6 +20,7 @@
 #include "model/language_model.h"
 #include "parallel/backend_choice.h"
 #include "parallel/process_grid.h"
+#include "run/run_directory.h"
 #include "train/distributed_optimizer.h"
 #include "train/metrics_log.h"
 #include "train/run_config.h"
@@ -83,6 +84,7 @@ class Trainer {
   ProcessGrid& grid_;
   BackendChoice backend_;
   std::string run_dir_;
+  RunDirectory run_directory_;  // claimed (locked, checked) before anything reads or writes it
   int64_t local_sequences_;  // this DP rank's share of the global batch
   int64_t micro_steps_;
   int64_t eval_batches_;
