@@ -15,6 +15,7 @@
 #include "data/sha256.h"
 #include "data/shard_writer.h"
 #include "data/tokenizer.h"
+#include "data/unicode_classes.h"
 
 namespace t6 {
 namespace {
@@ -122,7 +123,8 @@ class CorpusWriter {
 
  private:
   static ShardSpec spec(const Tokenizer& tokenizer, const std::string& split, const PreprocessOptions& options) {
-    return ShardSpec{tokenizer.name(), tokenizer.vocab_size(), tokenizer.eot_id(), split, options.gzip_level};
+    return ShardSpec{tokenizer.name(), tokenizer.vocab_size(), tokenizer.eot_id(), split, options.gzip_level,
+                     kTokenizerSha256, std::string(unicode_version())};
   }
   bool goes_to_val(uint64_t document) const {
     if (options_.val_documents > 0) return document < uint64_t(options_.val_documents);
@@ -201,6 +203,7 @@ PreprocessSummary run_preprocess(const PreprocessOptions& options) {
     index.format_version = shard_format::kFormatVersion;
     index.tokenizer = tokenizer.name();
     index.tokenizer_sha256 = kTokenizerSha256;
+    index.unicode_version = unicode_version();
     index.vocab_size = tokenizer.vocab_size();
     index.eot_id = tokenizer.eot_id();
     index.token_dtype = shard_format::token_bytes_for_vocab(index.vocab_size) == 2 ? "uint16" : "uint32";
