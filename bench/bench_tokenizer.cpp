@@ -1,8 +1,9 @@
-// Tokenizer throughput: t6's r50k_base encoder on tinyshakespeare, one thread and all threads, next
-// to the npm gpt-tokenizer encoder run by node on the same file in the same run. Installs
-// gpt-tokenizer 4.0.0 under data_tools/cache/bench_node (git-ignored) on first use.
+// Tokenizer throughput: t6's r50k_base encoder on a text file (tinyshakespeare unless --input), one
+// thread and all threads, next to the npm encoders run by node on the same file in the same run, one
+// thread each: the native tiktoken-rs, tiktoken's core as WASM and gpt-tokenizer
+// (data_tools/fetch_node_packages.sh installs them). ratio is t6 over tiktoken-rs, one thread each.
 //   build/bin/bench_tokenizer [--input FILE] [--repeats N]
-// Prints: RESULT bench_tokenizer t6_mb_s=... t6_mb_s_all_threads=... node_mb_s=... ratio=...
+// Prints: RESULT bench_tokenizer t6_mb_s=... t6_mb_s_all_threads=... tiktoken_rs_mb_s=... ratio=...
 #include <omp.h>
 
 #include <CLI/CLI.hpp>
@@ -10,6 +11,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -61,29 +63,31 @@ double all_threads_mb_s(const t6::Tokenizer& tokenizer, const std::string& text,
   return double(text.size()) * copies / 1e6 / seconds_since(start);
 }
 
-// Runs the node encoder; returns its MB/s, or 0 if node or npm is unavailable.
-double node_mb_s(const fs::path& file, int repeats, long& node_tokens) {
-  const fs::path node_dir = t6::build_source_dir() / "data_tools/cache/bench_node";
-  if (!fs::exists(node_dir / "node_modules/gpt-tokenizer/package.json")) {
-    fs::create_directories(node_dir);
-    const std::string install = "npm install --silent --no-audit --no-fund --prefix " + node_dir.string() +
-                                " gpt-tokenizer@4.0.0 >&2";
-    if (std::system(install.c_str()) != 0) return 0.0;
-  }
-  const std::string command = "node " + (t6::build_source_dir() / "bench/bench_tokenizer_node.js").string() + " " +
-                              (node_dir / "node_modules").string() + " " + file.string() + " " + std::to_string(repeats);
-  FILE* pipe = popen(command.c_str(), "r");
-  if (!pipe) return 0.0;
+struct NodeEncoder {
   double mb_s = 0.0;
-  if (std::fscanf(pipe, "node_mb_s=%lf node_tokens=%ld", &mb_s, &node_tokens) != 2) mb_s = 0.0;
+  long tokens = -1;
+};
+
+// Runs bench_tokenizer_node.js: each npm encoder's MB/s and token count, by name (empty if node fails).
+std::map<std::string, NodeEncoder> node_encoders(const fs::path& file, int repeats) {
+  const std::string command = "node " + (t6::build_source_dir() / "bench/bench_tokenizer_node.js").string() + " " +
+                              (t6::build_source_dir() / "data_tools/cache/node_modules").string() + " " +
+                              file.string() + " " + std::to_string(repeats);
+  std::map<std::string, NodeEncoder> encoders;
+  FILE* pipe = popen(command.c_str(), "r");
+  if (!pipe) return encoders;
+  char name[64];
+  NodeEncoder encoder;
+  while (std::fscanf(pipe, "%63s mb_s=%lf tokens=%ld", name, &encoder.mb_s, &encoder.tokens) == 3)
+    encoders[name] = encoder;
   pclose(pipe);
-  return mb_s;
+  return encoders;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"GPT-2 BPE encode throughput of t6's tokenizer, next to npm gpt-tokenizer on node"};
+  CLI::App app{"GPT-2 BPE encode throughput of t6's tokenizer, next to tiktoken-rs, tiktoken (WASM) and gpt-tokenizer"};
   std::string input_path = (t6::build_source_dir() / "data_tools/corpora/tinyshakespeare.txt").string();
   int repeats = 5;
   app.add_option("--input", input_path, "text file to encode")->capture_default_str()->check(CLI::ExistingFile);
@@ -104,12 +108,21 @@ int main(int argc, char** argv) {
   const double t6_single = single_thread_mb_s(tokenizer, text, repeats, t6_tokens);
   const int threads = omp_get_max_threads();
   const double t6_all = all_threads_mb_s(tokenizer, text, 4 * threads);
-  long node_tokens = -1;
-  const double node = node_mb_s(file, repeats, node_tokens);
-  std::printf("%s: %.2f MB, t6 %zu tokens, node gpt-tokenizer %ld tokens, %d threads\n",
-              file.filename().string().c_str(), double(text.size()) / 1e6, t6_tokens, node_tokens, threads);
-  std::printf("RESULT bench_tokenizer t6_mb_s=%.2f t6_mb_s_all_threads=%.2f threads=%d node_mb_s=%.2f ratio=%.2f "
-              "tokens_match=%d\n",
-              t6_single, t6_all, threads, node, node > 0 ? t6_single / node : 0.0, int(long(t6_tokens) == node_tokens));
+  const std::map<std::string, NodeEncoder> encoders = node_encoders(file, repeats);
+  std::printf("%s: %.2f MB, t6 %zu tokens, %d threads\n", file.filename().string().c_str(),
+              double(text.size()) / 1e6, t6_tokens, threads);
+  std::string reference_fields;
+  bool tokens_match = true;
+  for (const auto& [name, encoder] : encoders) {
+    std::printf("  %-14s %8.2f MB/s, %ld tokens\n", name.c_str(), encoder.mb_s, encoder.tokens);
+    char field[96];
+    std::snprintf(field, sizeof field, " %s_mb_s=%.2f", name.c_str(), encoder.mb_s);
+    reference_fields += field;
+    tokens_match = tokens_match && encoder.tokens == long(t6_tokens);
+  }
+  const auto native = encoders.find("tiktoken_rs");
+  const double ratio = native != encoders.end() && native->second.mb_s > 0 ? t6_single / native->second.mb_s : 0.0;
+  std::printf("RESULT bench_tokenizer t6_mb_s=%.2f t6_mb_s_all_threads=%.2f threads=%d%s ratio=%.2f tokens_match=%d\n",
+              t6_single, t6_all, threads, reference_fields.c_str(), ratio, int(tokens_match && !encoders.empty()));
   return 0;
 }

@@ -8,16 +8,20 @@
 #include <functional>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <tuple>
 
+#include "common/corpus_reading.h"
 #include "common/file_damage.h"
 #include "common/error_expectations.h"
 #include "common/test_paths.h"
 #include "core/error.h"
+#include "core/hdf5_util.h"
 #include "data/corpus_index.h"
 #include "data/corpus_verify.h"
 #include "data/preprocess.h"
-#include "data/shard_reader.h"
+#include "data/shard_format.h"
 #include "data/token_loader.h"
+#include "data/tokenizer.h"
 
 namespace t6 {
 namespace {
@@ -57,18 +61,6 @@ const fs::path& corpus() {
   return path;
 }
 
-// Every token of a split, read shard by shard through ShardReader (independent of the loader).
-std::vector<int32_t> split_stream(const fs::path& directory, const std::string& split) {
-  std::vector<int32_t> stream;
-  for (const auto& shard : read_corpus_index(directory.string()).split_shards(split)) {
-    const ShardReader reader((directory / shard.file).string());
-    std::vector<int32_t> tokens(reader.length());
-    reader.read_tokens(0, tokens.size(), tokens.data());
-    stream.insert(stream.end(), tokens.begin(), tokens.end());
-  }
-  return stream;
-}
-
 TEST(TokenLoader, SizesMatchTheIndex) {
   TokenLoader loader(corpus().string(), kSeqLen, kSeed);
   const CorpusIndex index = read_corpus_index(corpus().string());
@@ -81,7 +73,7 @@ TEST(TokenLoader, SizesMatchTheIndex) {
 
 TEST(TokenLoader, TrainWindowsAreTheStreamAtTheDrawnStarts) {
   TokenLoader loader(corpus().string(), kSeqLen, kSeed);
-  const std::vector<int32_t> stream = split_stream(corpus(), "train");
+  const std::vector<int32_t> stream = testing::split_tokens(corpus(), "train");
   ASSERT_EQ(int64_t(stream.size()), loader.train_tokens());
   constexpr int64_t kBatch = 32;
   std::vector<int32_t> inputs(kBatch * kSeqLen), targets(kBatch * kSeqLen);
@@ -156,7 +148,7 @@ TEST(TokenLoader, ResumeAtAStepReproducesTheStream) {
 
 TEST(TokenLoader, ValidationWindowsAreConsecutive) {
   TokenLoader loader(corpus().string(), kSeqLen, kSeed);
-  const std::vector<int32_t> stream = split_stream(corpus(), "val");
+  const std::vector<int32_t> stream = testing::split_tokens(corpus(), "val");
   ASSERT_EQ(int64_t(stream.size()), loader.val_tokens());
   ASSERT_GE(loader.val_windows(), 3);
   const int64_t count = loader.val_windows() - 1;
@@ -197,6 +189,28 @@ TEST(TokenLoader, RefusesAnotherTokenizerOrVocab) {
   const std::string message = error_of([&] { TokenLoader loader(copy.string(), kSeqLen, kSeed); });
   EXPECT_NE(message.find("train_00000.h5"), std::string::npos) << message;
   EXPECT_NE(message.find("vocab size 50257 vs 50304"), std::string::npos) << message;
+}
+
+// One shard rewritten as if split by other Unicode tables (or another tokenizer file): the loader
+// and the verifier refuse the corpus, naming that shard.
+TEST(TokenLoader, RefusesAShardOfAnotherUnicodeVersionOrTokenizerFile) {
+  const CorpusIndex index = read_corpus_index(corpus().string());
+  EXPECT_EQ(index.unicode_version, "16.0.0");
+  EXPECT_EQ(index.tokenizer_sha256, kTokenizerSha256);
+  for (const auto& [attribute, value, expected] :
+       {std::tuple{shard_format::kUnicodeVersionAttribute, "15.0.0", "Unicode version 15.0.0 vs 16.0.0"},
+        std::tuple{shard_format::kTokenizerSha256Attribute, "0badc0de", "tokenizer file SHA-256 0badc0de vs "}}) {
+    const fs::path copy = copy_of_corpus("loader_unicode");
+    const fs::path shard = copy / "train_00002.h5";
+    {
+      Hdf5Handle file(H5Fopen(shard.c_str(), H5F_ACC_RDWR, H5P_DEFAULT));
+      ASSERT_GE(H5Adelete(file.get(), attribute), 0);
+      write_string_attribute(file.get(), attribute, value, shard.string());
+    }
+    for (const std::string& message : {error_of([&] { TokenLoader loader(copy.string(), kSeqLen, kSeed); }),
+                                       error_of([&] { verify_corpus(copy.string()); })})
+      testing::expect_mentions(message, {shard.string(), expected});
+  }
 }
 
 TEST(TokenLoader, MissingOrTruncatedShardIsNamed) {

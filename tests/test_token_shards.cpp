@@ -74,7 +74,7 @@ WrittenSplit write_split(const std::filesystem::path& directory, const std::vect
 
 TEST(TokenShards, WrittenTokensAndOffsetsReadBackExactly) {
   const auto directory = scratch_dir("shards");
-  const ShardSpec spec{"r50k_base", 50257, 50256, "train", 0};
+  const ShardSpec spec{"r50k_base", 50257, 50256, "train", 0, "306cd27f", "16.0.0"};
   const uint64_t shard_tokens = 20000;
   const auto documents = random_documents(150, 50257, 50256, 1);
   const WrittenSplit written = write_split(directory, documents, spec, shard_tokens);
@@ -103,8 +103,10 @@ TEST(TokenShards, WrittenTokensAndOffsetsReadBackExactly) {
     const auto& attributes = reader.attributes();
     EXPECT_EQ(attributes.checksum, expected_checksum);
     EXPECT_EQ(summary.checksum, expected_checksum);
-    EXPECT_EQ(attributes.format_version, 1);
+    EXPECT_EQ(attributes.format_version, 2);
     EXPECT_EQ(attributes.tokenizer, "r50k_base");
+    EXPECT_EQ(attributes.tokenizer_sha256, "306cd27f");
+    EXPECT_EQ(attributes.unicode_version, "16.0.0");
     EXPECT_EQ(attributes.vocab_size, 50257);
     EXPECT_EQ(attributes.eot_id, 50256);
     EXPECT_EQ(attributes.split, "train");
@@ -122,7 +124,7 @@ TEST(TokenShards, WrittenTokensAndOffsetsReadBackExactly) {
 
 TEST(TokenShards, LargeVocabStoresUint32AndGzipReadsBack) {
   const auto directory = scratch_dir("shards_wide");
-  const ShardSpec spec{"wide", 100000, 99999, "val", 6};
+  const ShardSpec spec{"wide", 100000, 99999, "val", 6, "5ca1ab1e", "16.0.0"};
   const auto documents = random_documents(20, 100000, 99999, 2);
   const WrittenSplit written = write_split(directory, documents, spec, 1'000'000);
   ASSERT_EQ(written.shards.size(), 1u);
@@ -137,7 +139,7 @@ TEST(TokenShards, LargeVocabStoresUint32AndGzipReadsBack) {
 
 TEST(TokenShards, OpenWithTheHdf5Tools) {
   const auto directory = scratch_dir("shards_tools");
-  const ShardSpec spec{"r50k_base", 50257, 50256, "train", 0};
+  const ShardSpec spec{"r50k_base", 50257, 50256, "train", 0, "306cd27f", "16.0.0"};
   const auto documents = random_documents(5, 50257, 50256, 3);
   const WrittenSplit written = write_split(directory, documents, spec, 1'000'000);
   const std::string path = (directory / "train_00000.h5").string();
@@ -161,7 +163,7 @@ TEST(TokenShards, OpenWithTheHdf5Tools) {
 
 TEST(TokenShards, CorruptChunkIsDetectedAndNamesTheFile) {
   const auto directory = scratch_dir("shards_corrupt");
-  const ShardSpec spec{"r50k_base", 50257, 50256, "train", 0};
+  const ShardSpec spec{"r50k_base", 50257, 50256, "train", 0, "306cd27f", "16.0.0"};
   write_split(directory, random_documents(150, 50257, 50256, 4), spec, 1'000'000);
   const std::string path = (directory / "train_00000.h5").string();
 
@@ -178,7 +180,7 @@ TEST(TokenShards, CorruptChunkIsDetectedAndNamesTheFile) {
 
 TEST(TokenShards, TruncatedOrMissingFileNamesTheFile) {
   const auto directory = scratch_dir("shards_truncated");
-  const ShardSpec spec{"r50k_base", 50257, 50256, "train", 0};
+  const ShardSpec spec{"r50k_base", 50257, 50256, "train", 0, "306cd27f", "16.0.0"};
   write_split(directory, random_documents(60, 50257, 50256, 5), spec, 1'000'000);
   const auto path = directory / "train_00000.h5";
   std::filesystem::resize_file(path, std::filesystem::file_size(path) / 2);

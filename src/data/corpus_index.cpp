@@ -42,6 +42,7 @@ CorpusIndex read_corpus_index(const std::string& directory) {
     index.format_version = json.at("format_version").get<int64_t>();
     index.tokenizer = json.at("tokenizer").get<std::string>();
     index.tokenizer_sha256 = json.at("tokenizer_sha256").get<std::string>();
+    index.unicode_version = json.at("unicode_version").get<std::string>();
     index.vocab_size = json.at("vocab_size").get<int64_t>();
     index.eot_id = json.at("eot_id").get<int64_t>();
     index.token_dtype = json.at("token_dtype").get<std::string>();
@@ -67,6 +68,7 @@ void write_corpus_index(const std::string& directory, const CorpusIndex& index) 
   json["format_version"] = index.format_version;
   json["tokenizer"] = index.tokenizer;
   json["tokenizer_sha256"] = index.tokenizer_sha256;
+  json["unicode_version"] = index.unicode_version;
   json["vocab_size"] = index.vocab_size;
   json["eot_id"] = index.eot_id;
   json["token_dtype"] = index.token_dtype;

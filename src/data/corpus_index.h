@@ -16,6 +16,7 @@ struct CorpusIndex {
   int64_t format_version = 0;
   std::string tokenizer;
   std::string tokenizer_sha256;
+  std::string unicode_version;  // of the pre-tokeniser's classes: every shard was split by the same
   int64_t vocab_size = 0;
   int64_t eot_id = 0;
   std::string token_dtype;  // "uint16" or "uint32"

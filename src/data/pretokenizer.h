@@ -2,8 +2,8 @@
 // split pattern of tiktoken's r50k_base,
 //     's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
 // written out as a hand-made scanner (leftmost alternative wins, greedy runs, the look-ahead gives a
-// whitespace run's last character to the next piece). tests/test_tokenizer.cpp checks it against
-// PCRE2 running that pattern on random text.
+// whitespace run's last character to the next piece). tests/test_tiktoken_reference.cpp checks it against
+// the real tiktoken on generated text and on every code point.
 //
 // Invalid UTF-8 rule: text is read as UTF-8 code points; a byte that does not start a valid
 // (shortest-form, non-surrogate, ≤ U+10FFFF) sequence is taken as a one-byte character of class

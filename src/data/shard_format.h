@@ -7,13 +7,16 @@
 
 namespace t6::shard_format {
 
-inline constexpr int64_t kFormatVersion = 1;
+// Version 2 added the tokenizer file's SHA-256 and the Unicode version of the pre-tokeniser.
+inline constexpr int64_t kFormatVersion = 2;
 
 inline constexpr const char* kTokensDataset = "tokens";           // 1-D uint16 or uint32
 inline constexpr const char* kDocOffsetsDataset = "doc_offsets";  // 1-D uint64, local to the shard
 
 inline constexpr const char* kFormatVersionAttribute = "format_version";
 inline constexpr const char* kTokenizerAttribute = "tokenizer";
+inline constexpr const char* kTokenizerSha256Attribute = "tokenizer_sha256";
+inline constexpr const char* kUnicodeVersionAttribute = "unicode_version";
 inline constexpr const char* kVocabSizeAttribute = "vocab_size";
 inline constexpr const char* kEotIdAttribute = "eot_id";
 inline constexpr const char* kSplitAttribute = "split";
@@ -36,6 +39,8 @@ std::string shard_file_name(const std::string& split, int64_t shard_number);
 struct ShardAttributes {
   int64_t format_version = 0;
   std::string tokenizer;
+  std::string tokenizer_sha256;
+  std::string unicode_version;
   int64_t vocab_size = 0;
   int64_t eot_id = 0;
   std::string split;

@@ -35,6 +35,8 @@ ShardReader::ShardReader(const std::string& path) : path_(path) {
   T6_CHECK(attributes_.format_version == kFormatVersion, path_, ": shard format version ",
            attributes_.format_version, ", this t6 reads version ", kFormatVersion);
   attributes_.tokenizer = read_string_attribute(root.get(), kTokenizerAttribute, path_);
+  attributes_.tokenizer_sha256 = read_string_attribute(root.get(), kTokenizerSha256Attribute, path_);
+  attributes_.unicode_version = read_string_attribute(root.get(), kUnicodeVersionAttribute, path_);
   attributes_.vocab_size = read_int64_attribute(root.get(), kVocabSizeAttribute, path_);
   attributes_.eot_id = read_int64_attribute(root.get(), kEotIdAttribute, path_);
   attributes_.split = read_string_attribute(root.get(), kSplitAttribute, path_);

@@ -110,6 +110,8 @@ ShardSummary ShardWriter::finish() {
   using namespace shard_format;
   write_int64_attribute(root.get(), kFormatVersionAttribute, kFormatVersion, path_);
   write_string_attribute(root.get(), kTokenizerAttribute, spec_.tokenizer, path_);
+  write_string_attribute(root.get(), kTokenizerSha256Attribute, spec_.tokenizer_sha256, path_);
+  write_string_attribute(root.get(), kUnicodeVersionAttribute, spec_.unicode_version, path_);
   write_int64_attribute(root.get(), kVocabSizeAttribute, spec_.vocab_size, path_);
   write_int64_attribute(root.get(), kEotIdAttribute, spec_.eot_id, path_);
   write_string_attribute(root.get(), kSplitAttribute, spec_.split, path_);

@@ -19,6 +19,8 @@ struct ShardSpec {
   uint32_t eot_id = 0;
   std::string split;        // "train" or "val"
   int gzip_level = 0;       // 0: no compression
+  std::string tokenizer_sha256;  // of the tokenizer file
+  std::string unicode_version;   // of the pre-tokeniser's character classes, e.g. "16.0.0"
 };
 
 // What one finished shard holds (what index.json records about it).

@@ -15,6 +15,11 @@ SplitStream::SplitStream(const std::string& directory, const CorpusIndex& index,
     const std::string mismatch = ": disagrees with " + (std::filesystem::path(directory) / kCorpusIndexFile).string();
     T6_CHECK(found.tokenizer == index.tokenizer, path, mismatch, ": tokenizer ", found.tokenizer, " vs ",
              index.tokenizer);
+    T6_CHECK(found.tokenizer_sha256 == index.tokenizer_sha256, path, mismatch, ": tokenizer file SHA-256 ",
+             found.tokenizer_sha256, " vs ", index.tokenizer_sha256);
+    T6_CHECK(found.unicode_version == index.unicode_version, path, mismatch, ": Unicode version ",
+             found.unicode_version, " vs ", index.unicode_version,
+             " (shards split by different Unicode tables do not form one corpus)");
     T6_CHECK(found.vocab_size == index.vocab_size, path, mismatch, ": vocab size ", found.vocab_size, " vs ",
              index.vocab_size);
     T6_CHECK(found.eot_id == index.eot_id, path, mismatch, ": EOT id ", found.eot_id, " vs ", index.eot_id);

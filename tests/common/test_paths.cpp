@@ -17,6 +17,8 @@ std::filesystem::path fixture_dir() {
 std::filesystem::path source_dir() { return build_source_dir(); }
 std::filesystem::path bin_dir() { return T6_BIN_DIR; }
 std::string mpiexec() { return MPIEXEC_EXECUTABLE; }
+std::string node() { return T6_NODE_EXECUTABLE; }
+std::filesystem::path node_modules_dir() { return source_dir() / "data_tools/cache/node_modules"; }
 
 namespace {
 struct ScratchDirs {
