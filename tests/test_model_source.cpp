@@ -6,8 +6,8 @@
 
 #include <filesystem>
 
-#include "checkpoint/model_export.h"
-#include "checkpoint/reshard.h"
+#include "train_state/model_export.h"
+#include "train_state/reshard.h"
 #include "checkpoint/safetensors.h"
 #include "common/error_expectations.h"
 #include "common/test_paths.h"

@@ -2,10 +2,10 @@
 
 #include <filesystem>
 
-#include "checkpoint/reshard.h"
+#include "train_state/reshard.h"
 #include "checkpoint/safetensors.h"
-#include "checkpoint/state_dict.h"
-#include "train/train_checkpoint.h"
+#include "train_state/state_dict.h"
+#include "train_state/train_checkpoint.h"
 
 namespace t6::infer {
 
