@@ -13,6 +13,7 @@
 #include <iterator>
 #include <nlohmann/json.hpp>
 
+#include "apps/tool_main.h"
 #include "core/error.h"
 #include "data/tokenizer.h"
 #include "infer/byte_size.h"
@@ -91,13 +92,7 @@ int run(int argc, char** argv) {
   app.add_option("--block-tokens", options.block_tokens, "cache positions per attention block")->check(CLI::PositiveNumber);
   app.add_option("--backend", options.backend, "cpu (or auto; a CUDA decoding backend does not exist yet)");
   app.add_option("--tokenizer", options.tokenizer, "r50k_base.tiktoken (default: $T6_TOKENIZER, then data_tools/cache)");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& error) {
-    if (error.get_exit_code() == 0) return app.exit(error);
-    std::fprintf(stderr, "t6_generate: error: %s\n", error.what());
-    return 1;
-  }
+  if (const auto exit_code = parse_command_line(app, "t6_generate", argc, argv)) return *exit_code;
   check_backend(options.backend);
   generation.sampling.validate();
   generation.stop_at_eot = !options.ignore_eot;
@@ -168,11 +163,4 @@ int run(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const std::exception& error) {
-    std::fprintf(stderr, "t6_generate: error: %s\n", error.what());
-    return 1;
-  }
-}
+int main(int argc, char** argv) { return t6::run_tool("t6_generate", argc, argv, run); }
