@@ -32,6 +32,7 @@ class Decoder {
 
   const ModelConfig& config() const { return weights_.config(); }
   const KvCache& cache() const { return cache_; }
+  KvCache& cache() { return cache_; }  // benchmarks fill it directly
   int64_t length(int64_t slot) const { return cache_.length(slot); }
   size_t buffer_bytes() const { return buffers_.bytes(); }  // besides the cache
   void set_order(TpaDecodeOrder order) { options_.order = order; }
