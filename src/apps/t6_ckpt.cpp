@@ -15,6 +15,7 @@
 #include "checkpoint/checkpoint_verify.h"
 #include "train_state/model_export.h"
 #include "train_state/reshard.h"
+#include "apps/tool_main.h"
 #include "core/error.h"
 #include "core/progress_bar.h"
 
@@ -102,13 +103,7 @@ int run(int argc, char** argv) {
   import_command->add_option("DST", destination)->required();
   import_command->add_option("--config", config_path, "run config TOML; its model must match the file's metadata")
       ->check(CLI::ExistingFile);
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& error) {
-    if (error.get_exit_code() == 0) return app.exit(error);
-    std::fprintf(stderr, "t6_ckpt: error: %s\n", error.what());
-    return 1;
-  }
+  if (const auto exit_code = parse_command_line(app, "t6_ckpt", argc, argv)) return *exit_code;
 
   if (*inspect_command) inspect(source);
   if (*verify_command) return verify(source);
@@ -126,11 +121,4 @@ int run(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const std::exception& error) {
-    std::fprintf(stderr, "t6_ckpt: error: %s\n", error.what());
-    return 1;
-  }
-}
+int main(int argc, char** argv) { return t6::run_tool("t6_ckpt", argc, argv, run); }

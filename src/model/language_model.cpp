@@ -15,8 +15,10 @@ constexpr int64_t kLogitsChunkElements = int64_t(1) << 26;
 }  // namespace
 
 LanguageModel::LanguageModel(const ModelConfig& config, int64_t micro_batch, int64_t seq_len, Communicator* tp,
-                             int64_t pad_multiple)
-    : weights_(config, tp ? tp->rank() : 0, tp ? tp->size() : 1, pad_multiple), batch_(micro_batch), seq_len_(seq_len) {
+                             int64_t pad_multiple, bool with_gradients)
+    : weights_(config, tp ? tp->rank() : 0, tp ? tp->size() : 1, pad_multiple, with_gradients),
+      batch_(micro_batch),
+      seq_len_(seq_len) {
   T6_CHECK(micro_batch >= 1 && seq_len >= 1, "micro-batch size and sequence length must be positive");
   for (int64_t layer = 0; layer < config.n_layer; ++layer) {
     attention_.push_back(make_attention_layer(weights_, layer));
@@ -128,6 +130,7 @@ void LanguageModel::backward_blocks(const Tensor& inputs) {
 }
 
 float LanguageModel::forward_backward(const Tensor& inputs, const Tensor& targets, float loss_scale) {
+  T6_CHECK(weights_.has_gradients(), "forward_backward needs a model built with gradients");
   forward_blocks(inputs);
   const float loss = head_loss(targets, true, loss_scale);
   backward_blocks(inputs);

@@ -18,10 +18,10 @@ namespace t6 {
 
 class LanguageModel {
  public:
-  // tp may be null (one rank). micro_batch × seq_len is the shape of every call. pad_multiple: see
-  // ModelWeights.
+  // tp may be null (one rank). micro_batch × seq_len is the shape of every call. pad_multiple and
+  // with_gradients: see ModelWeights (forward_backward needs the gradients).
   LanguageModel(const ModelConfig& config, int64_t micro_batch, int64_t seq_len, Communicator* tp = nullptr,
-                int64_t pad_multiple = 1);
+                int64_t pad_multiple = 1, bool with_gradients = true);
 
   const ModelConfig& config() const { return weights_.config(); }
   ModelWeights& weights() { return weights_; }

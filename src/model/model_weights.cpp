@@ -5,14 +5,16 @@
 
 namespace t6 {
 
-ModelWeights::ModelWeights(const ModelConfig& config, int tp_rank, int tp_size, int64_t pad_multiple)
+ModelWeights::ModelWeights(const ModelConfig& config, int tp_rank, int tp_size, int64_t pad_multiple,
+                           bool with_gradients)
     : config_(config),
       table_(config, tp_rank, tp_size),
       padded_numel_((table_.local_numel() + pad_multiple - 1) / pad_multiple * pad_multiple),
       params_(size_t(padded_numel_) * sizeof(float)),
-      grads_(size_t(padded_numel_) * sizeof(float)) {}
+      grads_(with_gradients ? size_t(padded_numel_) * sizeof(float) : 0) {}
 
 Tensor ModelWeights::view(const HostBuffer& buffer, const LocalParam& entry) {
+  if (buffer.bytes() == 0) return {};  // gradients not allocated
   return Tensor(static_cast<float*>(buffer.data()) + entry.flat_offset, entry.local_shape, DType::F32);
 }
 

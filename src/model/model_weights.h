@@ -12,8 +12,11 @@ namespace t6 {
 class ModelWeights {
  public:
   // The flat buffers are padded with zeros to a multiple of `pad_multiple` elements, so ZeRO-1 can
-  // reduce-scatter and all-gather them in equal chunks over the DP ranks.
-  ModelWeights(const ModelConfig& config, int tp_rank, int tp_size, int64_t pad_multiple = 1);
+  // reduce-scatter and all-gather them in equal chunks over the DP ranks. Without gradients
+  // (inference, evaluation) only the parameters take memory and grad() views are empty.
+  ModelWeights(const ModelConfig& config, int tp_rank, int tp_size, int64_t pad_multiple = 1,
+               bool with_gradients = true);
+  bool has_gradients() const { return grads_.bytes() > 0; }
 
   const ModelConfig& config() const { return config_; }
   const ParamTable& table() const { return table_; }

@@ -1,0 +1,96 @@
+#include "infer/decoder.h"
+
+#include <algorithm>
+
+#include "kernels/ops.h"
+#include "model/linear.h"
+
+namespace t6::infer {
+
+namespace {
+std::string mlp_weight(int64_t layer, const char* name) { return str("transformer.h.", layer, ".mlp.", name, ".weight"); }
+}  // namespace
+
+Decoder::Decoder(const ModelWeights& weights, int64_t slots, int64_t max_context, const DecodeOptions& options)
+    : weights_(weights), options_(options), cache_(weights.config(), slots, max_context) {
+  T6_CHECK(weights.table().tp_size() == 1, "generation runs the whole model in one process (tp = 1)");
+  T6_CHECK(options.block_tokens >= 1 && options.max_rows >= 1, "decode block and row counts must be positive");
+  for (int64_t layer = 0; layer < config().n_layer; ++layer) attention_.push_back(make_attention_step(weights, layer));
+  buffers_ = Arena([this](Arena& arena) { plan(arena); });
+  ops::rope_tables(rope_cos_, rope_sin_);
+}
+
+void Decoder::plan(Arena& arena) {
+  const int64_t N = options_.max_rows, d = config().n_embd, hidden = config().mlp_hidden();
+  residual_ = arena.take({N, d});
+  norm_ = arena.take({N, d});
+  rstd_ = arena.take({N});
+  branch_ = arena.take({N, d});
+  token_ids_ = arena.take({N}, DType::I32);
+  pre_gate_ = arena.take({N, hidden});
+  up_ = arena.take({N, hidden});
+  gated_ = arena.take({N, hidden});
+  int64_t scratch = 0;
+  for (const auto& step : attention_) scratch = std::max(scratch, step->scratch_elements(N));
+  scratch_ = arena.take({scratch});
+  rope_cos_ = arena.take({cache_.max_context(), config().head_dim / 2});
+  rope_sin_ = arena.take({cache_.max_context(), config().head_dim / 2});
+  row_cos_ = arena.take({N, config().head_dim / 2});
+  row_sin_ = arena.take({N, config().head_dim / 2});
+}
+
+void Decoder::append(const std::vector<SlotToken>& tokens, const Tensor& hidden) {
+  const int64_t total = int64_t(tokens.size());
+  T6_ASSERT(hidden.numel() == total * config().n_embd);
+  const Tensor rows = hidden.view({total, config().n_embd});
+  for (int64_t begin = 0; begin < total; begin += options_.max_rows) {
+    const int64_t count = std::min(options_.max_rows, total - begin);
+    append_chunk(tokens.data() + begin, count, rows.rows(begin, begin + count));
+  }
+}
+
+void Decoder::append_chunk(const SlotToken* tokens, int64_t N, const Tensor& hidden) {
+  StepRows rows;
+  std::vector<int64_t> length(size_t(cache_.slots()));
+  for (int64_t slot = 0; slot < cache_.slots(); ++slot) length[size_t(slot)] = cache_.length(slot);
+  for (int64_t i = 0; i < N; ++i) {
+    const int64_t slot = tokens[i].slot;
+    T6_ASSERT(slot >= 0 && slot < cache_.slots());
+    T6_CHECK(length[size_t(slot)] < cache_.max_context(), "sequence ", slot, " would grow past the cache's ",
+             cache_.max_context(), " positions (raise --max-context)");
+    T6_CHECK(tokens[i].token >= 0 && tokens[i].token < config().vocab_size, "token id ", tokens[i].token,
+             " is outside the model's vocabulary of ", config().vocab_size);
+    rows.slot.push_back(slot);
+    rows.position.push_back(length[size_t(slot)]++);
+    token_ids_.data<int32_t>()[i] = tokens[i].token;
+    const int64_t half = config().head_dim / 2, position = rows.position.back();
+    std::copy_n(rope_cos_.data<float>() + position * half, half, row_cos_.data<float>() + i * half);
+    std::copy_n(rope_sin_.data<float>() + position * half, half, row_sin_.data<float>() + i * half);
+  }
+  const Tensor residual = residual_.rows(0, N), norm = norm_.rows(0, N), rstd = rstd_.rows(0, N);
+  const Tensor branch = branch_.rows(0, N);
+  const Tensor pre_gate = pre_gate_.rows(0, N), up = up_.rows(0, N), gated = gated_.rows(0, N);
+  ops::embedding_forward(residual, token_ids_.rows(0, N), weights_.param("transformer.wte.weight"));
+  for (int64_t layer = 0; layer < config().n_layer; ++layer) {
+    ops::rmsnorm_forward(norm, rstd, residual);
+    const StepContext context{rows, row_cos_.rows(0, N), row_sin_.rows(0, N), cache_, layer, options_.block_tokens,
+                              options_.order, scratch_};
+    attention_[size_t(layer)]->forward(context, norm, branch);
+    ops::add(residual, residual, branch);
+    ops::rmsnorm_forward(norm, rstd, residual);
+    // SwiGLU MLP (model/mlp.h) on this call's rows.
+    linear_forward(pre_gate, norm, weights_.param(mlp_weight(layer, "c_fc1")), N);
+    linear_forward(up, norm, weights_.param(mlp_weight(layer, "c_fc2")), N);
+    ops::swiglu_forward(gated, pre_gate, up);
+    linear_forward(branch, gated, weights_.param(mlp_weight(layer, "c_proj")), N);
+    ops::add(residual, residual, branch);
+  }
+  ops::rmsnorm_forward(hidden, rstd, residual);
+  for (int64_t slot = 0; slot < cache_.slots(); ++slot) cache_.set_length(slot, length[size_t(slot)]);
+}
+
+void Decoder::logits(const Tensor& hidden, const Tensor& logits) const {
+  linear_forward(logits, hidden, weights_.param("transformer.wte.weight"), hidden.numel() / config().n_embd);
+}
+
+}  // namespace t6::infer

@@ -1,0 +1,31 @@
+// Where a model for generation or evaluation comes from, read as one process whatever layout saved
+// it: a checkpoint step directory (any TP × DP layout, resharded on load into one whole model), a
+// checkpoints directory (its `latest`), a run directory (its checkpoints/latest), or a safetensors
+// export, reference state dict or fixture file. Weights are read straight into the model's storage,
+// one tensor at a time: no optimizer state and no second copy of the model.
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "checkpoint/checkpoint_store.h"
+#include "model/model_weights.h"
+
+namespace t6::infer {
+
+struct ModelSource {
+  std::string path;
+  ModelConfig config;
+  int64_t seq_len = 0;  // the training run's train.seq_len when the source records it, else 0
+  std::optional<checkpoint::ResumePoint> checkpoint;  // for checkpoints; safetensors otherwise
+  std::string tensor_prefix;  // safetensors: "" for state dicts, "param." for fixture files
+};
+
+// Opens and checks the source (manifest, shard sizes, safetensors header, model config) without
+// reading weights. Throws t6::Error naming the path and the problem.
+ModelSource open_model_source(const std::string& path);
+
+// Fills `weights` (built for source.config with tp = 1) from the source.
+void load_model_weights(const ModelSource& source, ModelWeights& weights);
+
+}  // namespace t6::infer
