@@ -24,6 +24,7 @@
 #include "train/distributed_optimizer.h"
 #include "train/metrics_log.h"
 #include "train/run_config.h"
+#include "train/step_metrics.h"
 
 namespace t6 {
 
@@ -64,10 +65,11 @@ class Trainer {
   struct StepStats {
     double loss, grad_norm, lr;
     bool skipped;  // not finite: nothing was updated
+    StepTimes times;  // this rank's
   };
   StepStats train_step();
   void print_startup_table() const;
-  void log_step(const StepStats& stats, double step_seconds);
+  void log_step(const StepStats& stats);
   void log_validation();  // evaluate(), then a log line and a metrics record
   std::optional<checkpoint::ResumePoint> find_resume_point(ResumeMode resume) const;
   void resume_from(const checkpoint::ResumePoint& point);
@@ -94,6 +96,9 @@ class Trainer {
   double elapsed_seconds_ = 0;
   int64_t skipped_in_a_row_ = 0;
   GradientHook gradient_hook_;
+  double peak_flops_ = 0;          // of all ranks together, for MFU
+  std::string peak_flops_source_;  // for the start-up table
+  int64_t skipped_steps_ = 0;      // since this process started
 };
 
 }  // namespace t6
