@@ -14,6 +14,7 @@
 
 #include "common/command.h"
 #include "common/test_paths.h"
+#include "common/training_setup.h"
 #include "core/crc32c.h"
 #include "model/model_config.h"
 
@@ -39,17 +40,13 @@ class StepMetrics : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     workdir_ = scratch_dir("step_metrics");
-    const fs::path corpus = workdir_ / "corpus";
-    const CommandResult preprocess = run_command((bin_dir() / "t6_preprocess").string() + " --input " +
-                                                 (source_dir() / "data_tools/corpora/tinyshakespeare.jsonl").string() +
-                                                 " --output " + corpus.string() + " --val-fraction 0.1");
-    ASSERT_EQ(preprocess.exit_code, 0) << preprocess.output;
+    const std::string corpus = write_shakespeare_corpus((workdir_ / "corpus").string());
     config_ = workdir_ / "tiny.toml";
     std::ofstream(config_) << "[model]\nkind = \"T6\"\nn_layer = 2\nn_embd = 64\nn_head = 6\nhead_dim = 16\n"
                               "vocab_size = 50304\n"
                               "[train]\nseq_len = 32\nmicro_batch_size = 2\nglobal_batch_size = 8\nmax_steps = 4\n"
                               "lr = 3e-3\nmin_lr = 3e-4\nwarmup_steps = 1\nlr_decay_steps = 8\n"
-                              "[data]\npath = \"" << corpus.string() << "\"\n"
+                              "[data]\npath = \"" << corpus << "\"\n"
                               "[parallel]\nthreads = 1\n[eval]\ninterval = 2\nbatches = 1\n[checkpoint]\ninterval = 2\n"
                               "[log]\ntensorboard = true\npeak_flops = " << kPeakFlopsPerRank << "\n";
   }

@@ -255,7 +255,8 @@ void Trainer::print_startup_table() const {
   log_info("  peak        ", peak_flops_ / 1e9, " GFLOP/s over ", grid_.world_size(), " ranks (", peak_flops_source_, "); ",
            m.training_flops_per_token(t.seq_len) / 1e6, " MFLOP per token (6N + 12 L H D T)");
   log_info("  per step    tok/s = tokens / step time; MFU = FLOP per token x tok/s / peak; step time (max over "
-           "ranks) = data + fwd+bwd + comm + optimizer (each the max over ranks); peak RSS: largest host memory of a rank");
+           "ranks) = data + fwd+bwd + optimizer (each the max over ranks) + comm (collective time not hidden by them); "
+           "peak RSS: largest host memory of a rank");
   log_info("  run         ", run_dir_, ", ", t.max_steps, " steps, eval every ", config_.eval.interval, " (",
            eval_batches_, " batches)");
 }
