@@ -12,3 +12,5 @@ fi
 # Open MPI refuses to run as root unless told that it is intended (containers, CI).
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 mpirun -np 2 --oversubscribe build/bin/t6_pretrain --config configs/t6-demo.toml --run-dir runs/demo "$@"
+# The curves of the run (train and validation loss, LR, throughput) as a picture.
+build/bin/t6_plot runs/demo --out runs/demo/curves.png

@@ -8,33 +8,14 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "common/command.h"
 #include "common/test_paths.h"
 
 using namespace t6::testing;
 
 namespace {
 
-struct CommandResult {
-  int exit_code;
-  std::string output;
-};
-
-// Runs a shell command with a time limit; output is stdout and stderr together.
-CommandResult run(const std::string& command) {
-  const std::string limited = "timeout 240 " + command + " 2>&1";
-  FILE* pipe = popen(limited.c_str(), "r");
-  std::string output;
-  char buffer[4096];
-  while (pipe && std::fgets(buffer, sizeof buffer, pipe)) output += buffer;
-  const int status = pipe ? pclose(pipe) : -1;
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
-}
-
-std::string mpirun(int ranks) {
-  // CI runs as root; Open MPI refuses root without these.
-  return "env OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 " + mpiexec() + " -np " + std::to_string(ranks) +
-         " --oversubscribe ";
-}
+CommandResult run(const std::string& command) { return run_command(command); }
 
 class PretrainCli : public ::testing::Test {
  protected:
@@ -55,7 +36,7 @@ class PretrainCli : public ::testing::Test {
   }
 
   std::string pretrain(int ranks, const std::string& run_dir, const std::string& extra = "") {
-    return mpirun(ranks) + (bin_dir() / "t6_pretrain").string() + " --config " + config_.string() + " --run-dir " +
+    return mpirun_prefix(ranks) + (bin_dir() / "t6_pretrain").string() + " --config " + config_.string() + " --run-dir " +
            run_dir + " --set parallel.threads=1 " + extra;
   }
 

@@ -6,7 +6,9 @@
 namespace t6 {
 
 ProcessGrid::ProcessGrid(std::unique_ptr<Communicator> world, int tp, int local_rank)
-    : world_(std::move(world)), local_rank_(local_rank) {
+    : clock_(std::make_shared<CommunicationClock>()),
+      world_(std::make_unique<TimedCommunicator>(std::move(world), clock_)),
+      local_rank_(local_rank) {
   T6_CHECK(tp >= 1, "tensor-parallel size must be at least 1, got ", tp);
   // Every rank sees the same sizes, so every rank fails here alike and none waits in a split.
   T6_CHECK(world_->size() % tp == 0, "world size ", world_->size(), " does not divide into tensor-parallel groups of ",

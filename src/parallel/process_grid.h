@@ -6,13 +6,15 @@
 #include <memory>
 
 #include "parallel/communicator.h"
+#include "parallel/timed_communicator.h"
 
 namespace t6 {
 
 class ProcessGrid {
  public:
   // Splits world (collective over it). local_rank is this rank's index among the ranks on its node,
-  // which picks its GPU. A world size that tp does not divide is an error on every rank.
+  // which picks its GPU. A world size that tp does not divide is an error on every rank. Every
+  // collective on world, tp and dp is timed (communication_seconds()).
   ProcessGrid(std::unique_ptr<Communicator> world, int tp, int local_rank);
 
   Communicator& world() const { return *world_; }
@@ -26,8 +28,11 @@ class ProcessGrid {
   int dp_rank() const { return dp_->rank(); }
   int dp_size() const { return dp_->size(); }
   int local_rank() const { return local_rank_; }
+  // Seconds this rank has spent in collectives of world, tp and dp since the grid was made.
+  double communication_seconds() const { return clock_->seconds; }
 
  private:
+  std::shared_ptr<CommunicationClock> clock_;
   std::unique_ptr<Communicator> world_;
   std::unique_ptr<Communicator> tp_;
   std::unique_ptr<Communicator> dp_;

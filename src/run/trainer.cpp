@@ -7,6 +7,7 @@
 
 #include "core/log.h"
 #include "parallel/collective_deadline.h"
+#include "kernels/peak_flops.h"
 #include "train_state/train_checkpoint.h"
 
 namespace t6 {
@@ -90,7 +91,18 @@ Trainer::Trainer(const RunConfig& config, ProcessGrid& grid, const std::string& 
   const std::optional<checkpoint::ResumePoint> point = find_resume_point(resume);
   if (point) resume_from(*point, allowed_changes);
   if (grid.world_rank() == 0)
-    metrics_ = std::make_unique<MetricsLog>(run_dir + "/metrics.jsonl", point ? step_ : -1);
+    metrics_ = std::make_unique<MetricsLog>(run_dir + "/metrics.jsonl", point ? step_ : -1,
+                                            config.log.tensorboard ? std::filesystem::path(run_dir) / "tensorboard"
+                                                                   : std::filesystem::path());
+  // Every rank measures at once, so each sees the cores as shared during training.
+  double rank_peak = config.log.peak_flops;
+  peak_flops_source_ = "log.peak_flops";
+  if (rank_peak == 0) {
+    rank_peak = measured_cpu_sgemm_flops();
+    peak_flops_source_ = "measured SGEMM";
+  }
+  peak_flops_ = rank_peak;
+  grid.world().all_reduce(Tensor(&peak_flops_, {1}, DType::F64), ReduceOp::Sum);
   print_startup_table();
 }
 
@@ -203,13 +215,32 @@ void Trainer::print_startup_table() const {
   log_info("  data        ", config_.data.path, ": ", loader_.train_tokens(), " train / ", loader_.val_tokens(), " val tokens");
   log_info("  memory      ", double(model_.activation_bytes()) / (1 << 20), " MiB activations, ",
            double(model_.weights().padded_numel()) * 16 / (1 << 20), " MiB weights+grads+AdamW per rank");
+  log_info("  peak        ", peak_flops_ / 1e9, " GFLOP/s over ", grid_.world_size(), " ranks (", peak_flops_source_, "); ",
+           m.training_flops_per_token(t.seq_len) / 1e6, " MFLOP per token (6N + 12 L H D T)");
+  log_info("  per step    tok/s = tokens / step time; MFU = FLOP per token x tok/s / peak; step time (max over "
+           "ranks) = data + fwd+bwd + optimizer (each the max over ranks) + comm (collective time not hidden by them); "
+           "peak RSS: largest host memory of a rank");
   log_info("  run         ", run_dir_, ", ", t.max_steps, " steps, eval every ", config_.eval.interval, " (",
            eval_batches_, " batches)");
 }
 
 Trainer::StepStats Trainer::train_step() {
   const int64_t T = config_.train.seq_len, B = config_.train.micro_batch_size;
+  // Each phase is its wall time less the time in collectives during it; those add up to comm.
+  using clock = std::chrono::steady_clock;
+  StepTimes times;
+  auto phase_start = clock::now();
+  double communication_start = grid_.communication_seconds();
+  const auto end_phase = [&](double& phase) {
+    const auto now = clock::now();
+    const double communication = grid_.communication_seconds() - communication_start;
+    phase += std::chrono::duration<double>(now - phase_start).count() - communication;
+    times.communication += communication;
+    phase_start = now;
+    communication_start += communication;
+  };
   loader_.read_train(step_, grid_.dp_rank() * local_sequences_, local_sequences_, inputs_.data(), targets_.data());
+  end_phase(times.data);
   model_.weights().zero_grads();
   double loss = 0;
   for (int64_t micro = 0; micro < micro_steps_; ++micro) {
@@ -219,6 +250,7 @@ Trainer::StepStats Trainer::train_step() {
   }
   loss /= double(micro_steps_);
   grid_.dp().all_reduce(Tensor(&loss, {1}, DType::F64), ReduceOp::Avg);
+  end_phase(times.forward_backward);
   if (gradient_hook_) gradient_hook_(step_ + 1, model_.weights());
   const double grad_norm = optimizer_.reduce_gradients();
   const double lr = config_.lr_schedule().at(step_);
@@ -227,7 +259,9 @@ Trainer::StepStats Trainer::train_step() {
   if (!skipped) optimizer_.apply(float(lr), config_.train.grad_clip, grad_norm);
   ++step_;
   tokens_seen_ += config_.train.global_batch_size * T;
-  return {loss, grad_norm, lr, skipped};
+  end_phase(times.optimizer);
+  times.total = times.data + times.forward_backward + times.communication + times.optimizer;
+  return {loss, grad_norm, lr, skipped, times};
 }
 
 double Trainer::evaluate() {
@@ -247,40 +281,42 @@ double Trainer::evaluate() {
   return loss;
 }
 
-void Trainer::log_step(const StepStats& stats, double step_seconds) {
+void Trainer::log_step(const StepStats& stats) {
   const int64_t tokens = config_.train.global_batch_size * config_.train.seq_len;
-  const double tokens_per_s = double(tokens) / step_seconds;
+  if (stats.skipped) ++skipped_steps_;
+  const StepCost cost = reduce_step_cost(grid_.world(), stats.times, tokens,
+                                         config_.model.training_flops_per_token(config_.train.seq_len), peak_flops_);
   if (metrics_) {
-    nlohmann::json record = {{"step", step_}, {"loss", stats.loss}, {"lr", stats.lr}, {"grad_norm", stats.grad_norm},
-                             {"tokens_per_s", tokens_per_s}, {"elapsed_s", elapsed_seconds_}};
+    nlohmann::json record = {{"step", step_},       {"loss", stats.loss},          {"lr", stats.lr},
+                             {"grad_norm", stats.grad_norm}, {"tokens", tokens_seen_}, {"elapsed_s", elapsed_seconds_},
+                             {"skipped_steps", skipped_steps_}};
     if (stats.skipped) record["skipped"] = true;
+    add_step_cost(record, cost);
     metrics_->write(record);
   }
   if (step_ % config_.log.interval == 0 || step_ == config_.train.max_steps) {
     const double eta = elapsed_seconds_ / double(step_) * double(config_.train.max_steps - step_);
     log_info(str("step ", step_, "/", config_.train.max_steps, " | loss ", stats.loss, " | lr ", stats.lr, " | grad norm ",
-                 stats.grad_norm, " | ", int64_t(tokens_per_s), " tok/s | ", int64_t(step_seconds * 1000), " ms | ETA ",
-                 format_duration(eta)));
+                 stats.grad_norm, " | ", format_step_cost(cost), skipped_steps_ ? str(" | skipped ", skipped_steps_) : "",
+                 " | ETA ", format_duration(eta)));
   }
 }
 
 void Trainer::log_validation() {
   const double val_loss = evaluate();
   log_info("step ", step_, " | val loss ", val_loss);
-  if (metrics_) metrics_->write({{"step", step_}, {"val_loss", val_loss}});
+  if (metrics_) metrics_->write({{"step", step_}, {"tokens", tokens_seen_},
+                                 {"val_loss", val_loss}});
 }
 
 void Trainer::run() {
-  using clock = std::chrono::steady_clock;
   // The untrained model's validation loss, so the curve starts where training does.
   if (config_.eval.interval > 0 && step_ == 0) log_validation();
   while (step_ < config_.train.max_steps) {
     set_progress_label(str("step ", step_ + 1));
-    const auto start = clock::now();
     const StepStats stats = train_step();
-    const double seconds = std::chrono::duration<double>(clock::now() - start).count();
-    elapsed_seconds_ += seconds;
-    log_step(stats, seconds);
+    elapsed_seconds_ += stats.times.total;
+    log_step(stats);
     count_skipped_step(stats);
     const bool last = step_ == config_.train.max_steps;
     if (config_.eval.interval > 0 && (step_ % config_.eval.interval == 0 || last)) log_validation();

@@ -25,6 +25,7 @@
 #include "train/metrics_log.h"
 #include "train/run_config.h"
 #include "train_state/train_checkpointer.h"
+#include "train/step_metrics.h"
 
 namespace t6 {
 
@@ -67,10 +68,11 @@ class Trainer {
   struct StepStats {
     double loss, grad_norm, lr;
     bool skipped;  // not finite: nothing was updated
+    StepTimes times;  // this rank's
   };
   StepStats train_step();
   void print_startup_table() const;
-  void log_step(const StepStats& stats, double step_seconds);
+  void log_step(const StepStats& stats);
   void log_validation();  // evaluate(), then a log line and a metrics record
   std::optional<checkpoint::ResumePoint> find_resume_point(ResumeMode resume);
   void resume_from(const checkpoint::ResumePoint& point, const std::vector<std::string>& allowed_changes);
@@ -100,6 +102,9 @@ class Trainer {
   double elapsed_seconds_ = 0;
   int64_t skipped_in_a_row_ = 0;
   GradientHook gradient_hook_;
+  double peak_flops_ = 0;          // of all ranks together, for MFU
+  std::string peak_flops_source_;  // for the start-up table
+  int64_t skipped_steps_ = 0;      // since this process started
 };
 
 }  // namespace t6

@@ -8,7 +8,8 @@
 
 namespace t6 {
 
-MetricsLog::MetricsLog(const std::string& path, int64_t keep_through_step) : path_(path) {
+MetricsLog::MetricsLog(const std::string& path, int64_t keep_through_step, const std::filesystem::path& tensorboard_dir)
+    : path_(path) {
   std::string kept;
   if (keep_through_step >= 0 && std::filesystem::exists(path)) {
     std::ifstream existing(path);
@@ -24,12 +25,18 @@ MetricsLog::MetricsLog(const std::string& path, int64_t keep_through_step) : pat
   write_file_atomically(path, kept);
   file_.open(path, std::ios::app);
   T6_CHECK(file_, path, ": cannot open the metrics file for appending");
+  if (!tensorboard_dir.empty()) tensorboard_ = std::make_unique<TensorBoardLog>(tensorboard_dir, keep_through_step);
 }
 
 void MetricsLog::write(const nlohmann::json& record) {
   file_ << record.dump() << '\n';
   file_.flush();
   T6_CHECK(file_, path_, ": write failed (disk full?)");
+  if (!tensorboard_) return;
+  std::vector<std::pair<std::string, double>> scalars;
+  for (const auto& [name, value] : record.items())
+    if (name != "step" && value.is_number()) scalars.emplace_back(name, value.get<double>());
+  tensorboard_->write_scalars(record.at("step").get<int64_t>(), scalars);
 }
 
 }  // namespace t6

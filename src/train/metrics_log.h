@@ -1,25 +1,31 @@
 // RUN_DIR/metrics.jsonl: one JSON object per line, per training step and per evaluation. On resume
 // from step N the lines of later steps (written by the run that died) are dropped first, so every
-// step appears once. Written by world rank 0 only.
+// step appears once. Written by world rank 0 only. Optionally every number of every record (but
+// "step") also goes to a TensorBoard event file as a scalar of the same name.
 #pragma once
 #include <cstdint>
+#include <filesystem>
 #include <fstream>
+#include <memory>
 #include <string>
 
 #include <nlohmann/json.hpp>
+
+#include "train/tensorboard_log.h"
 
 namespace t6 {
 
 class MetricsLog {
  public:
   // Opens for appending, after dropping lines whose "step" is greater than keep_through_step
-  // (pass -1 to start a fresh file).
-  MetricsLog(const std::string& path, int64_t keep_through_step);
+  // (pass -1 to start a fresh file); with a tensorboard_dir, its event file likewise.
+  MetricsLog(const std::string& path, int64_t keep_through_step, const std::filesystem::path& tensorboard_dir = {});
   void write(const nlohmann::json& record);  // one line, flushed
 
  private:
   std::string path_;
   std::ofstream file_;
+  std::unique_ptr<TensorBoardLog> tensorboard_;
 };
 
 }  // namespace t6

@@ -79,6 +79,11 @@ std::vector<ConfigKey<RunConfig>> make_run_config_keys() {
           [](auto& c) -> auto& { return c.checkpoint.resume; }),
       key("log.interval", at_least(1), "steps between log lines (metrics.jsonl gets every step)",
           [](auto& c) -> auto& { return c.log.interval; }),
+      key("log.peak_flops", at_least(0),
+          "peak FLOP/s of one rank that MFU is measured against; 0: the SGEMM rate measured at start-up",
+          [](auto& c) -> auto& { return c.log.peak_flops; }),
+      key("log.tensorboard", any_value(), "also write every metrics.jsonl scalar as TensorBoard events to RUN_DIR/tensorboard/",
+          [](auto& c) -> auto& { return c.log.tensorboard; }),
   };
   keys.insert(keys.end(), others.begin(), others.end());
   return keys;

@@ -57,6 +57,8 @@ struct CheckpointConfig {
 
 struct LogConfig {
   int64_t interval = 1;    // steps between log lines (metrics.jsonl gets every step)
+  double peak_flops = 0;   // FLOP/s of one rank for MFU; 0: measure the SGEMM rate at start-up
+  bool tensorboard = false;  // also write the metrics as TensorBoard event files to RUN_DIR/tensorboard/
 };
 
 struct RunConfig {
