@@ -6,22 +6,6 @@
 
 namespace t6 {
 
-namespace {
-
-// Rank 0's string on every rank of `communicator`.
-std::string broadcast_string(Communicator& communicator, std::string text) {
-  int64_t length = int64_t(text.size());
-  communicator.broadcast(Tensor(&length, {1}, DType::I64), 0);
-  std::vector<int32_t> words(size_t(length + 3) / 4, 0);
-  std::memcpy(words.data(), text.data(), text.size());
-  if (!words.empty()) communicator.broadcast(Tensor(words.data(), {int64_t(words.size())}, DType::I32), 0);
-  text.resize(size_t(length));
-  std::memcpy(text.data(), words.data(), size_t(length));
-  return text;
-}
-
-}  // namespace
-
 TrainCheckpointer::TrainCheckpointer(std::filesystem::path checkpoints_dir, int keep_last, ProcessGrid& grid)
     : grid_(grid),
       nonce_(broadcast_string(grid.world(), grid.world_rank() == 0 ? checkpoint::make_save_nonce() : "")),
