@@ -9,9 +9,9 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "common/corpus_reading.h"
 #include "common/test_paths.h"
 #include "data/corpus_index.h"
-#include "data/shard_reader.h"
 #include "data/tokenizer.h"
 
 namespace t6 {
@@ -45,17 +45,6 @@ ToolRun run_preprocess_tool(const std::string& arguments) {
 fs::path shakespeare_txt() { return source_dir() / "data_tools/corpora/tinyshakespeare.txt"; }
 fs::path shakespeare_jsonl() { return source_dir() / "data_tools/corpora/tinyshakespeare.jsonl"; }
 
-std::vector<int32_t> all_tokens(const fs::path& corpus, const std::string& split) {
-  std::vector<int32_t> stream;
-  for (const auto& shard : read_corpus_index(corpus.string()).split_shards(split)) {
-    const ShardReader reader((corpus / shard.file).string());
-    std::vector<int32_t> tokens(reader.length());
-    reader.read_tokens(0, tokens.size(), tokens.data());
-    stream.insert(stream.end(), tokens.begin(), tokens.end());
-  }
-  return stream;
-}
-
 TEST(Preprocess, TinyShakespeareTxtIsOneDocumentOf338025TokensPlusEot) {
   const fs::path out = scratch_dir("pre_txt") / "corpus";
   const ToolRun run = run_preprocess_tool("--input " + shakespeare_txt().string() + " --output " + out.string());
@@ -67,7 +56,7 @@ TEST(Preprocess, TinyShakespeareTxtIsOneDocumentOf338025TokensPlusEot) {
   EXPECT_EQ(index.split_tokens("val"), 0u);
   EXPECT_EQ(index.vocab_size, 50257);
   EXPECT_EQ(index.token_dtype, "uint16");
-  const std::vector<int32_t> tokens = all_tokens(out, "train");
+  const std::vector<int32_t> tokens = testing::split_tokens(out, "train");
   ASSERT_EQ(tokens.size(), 338026u);
   EXPECT_EQ(tokens[0], 50256);
   const Tokenizer tokenizer = Tokenizer::load(resolve_tokenizer_path(""));
@@ -85,7 +74,7 @@ TEST(Preprocess, JsonlParagraphsSplitByTheValRule) {
   EXPECT_EQ(index.split_documents("val"), 73u);  // ceil(7222 · 0.01)
   EXPECT_EQ(index.split_shards("train").size(), (index.split_tokens("train") + 49999) / 50000);
   // Every document starts with EOT, and EOT appears nowhere else (the text holds none).
-  const std::vector<int32_t> train = all_tokens(out, "train");
+  const std::vector<int32_t> train = testing::split_tokens(out, "train");
   EXPECT_EQ(std::count(train.begin(), train.end(), 50256), int64_t(index.split_documents("train")));
   EXPECT_EQ(train[0], 50256);
   const ToolRun verified = run_preprocess_tool("--verify " + out.string());
@@ -132,7 +121,7 @@ TEST(Preprocess, CompressedInputsAndDirectoriesGiveTheSameTokens) {
   const CorpusIndex tree_index = read_corpus_index((work / "tree_out").string());
   EXPECT_EQ(tree_index.sources.size(), 3u);
   EXPECT_EQ(tree_index.split_documents("train"), 1u + 2 * 7222u);
-  EXPECT_EQ(all_tokens(work / "tree_out", "train"), all_tokens(work / "files_out", "train"));
+  EXPECT_EQ(testing::split_tokens(work / "tree_out", "train"), testing::split_tokens(work / "files_out", "train"));
   const ToolRun gz = run_preprocess_tool("--input " + (work / "a.txt.gz").string() + " --output " + (work / "gz_out").string());
   ASSERT_EQ(gz.exit_code, 0) << gz.err;
   EXPECT_EQ(read_corpus_index((work / "gz_out").string()).split_tokens("train"), 338026u);

@@ -10,6 +10,7 @@
 #include <random>
 #include <tuple>
 
+#include "common/corpus_reading.h"
 #include "common/file_damage.h"
 #include "common/error_expectations.h"
 #include "common/test_paths.h"
@@ -18,7 +19,7 @@
 #include "data/corpus_index.h"
 #include "data/corpus_verify.h"
 #include "data/preprocess.h"
-#include "data/shard_reader.h"
+#include "data/shard_format.h"
 #include "data/token_loader.h"
 #include "data/tokenizer.h"
 
@@ -60,18 +61,6 @@ const fs::path& corpus() {
   return path;
 }
 
-// Every token of a split, read shard by shard through ShardReader (independent of the loader).
-std::vector<int32_t> split_stream(const fs::path& directory, const std::string& split) {
-  std::vector<int32_t> stream;
-  for (const auto& shard : read_corpus_index(directory.string()).split_shards(split)) {
-    const ShardReader reader((directory / shard.file).string());
-    std::vector<int32_t> tokens(reader.length());
-    reader.read_tokens(0, tokens.size(), tokens.data());
-    stream.insert(stream.end(), tokens.begin(), tokens.end());
-  }
-  return stream;
-}
-
 TEST(TokenLoader, SizesMatchTheIndex) {
   TokenLoader loader(corpus().string(), kSeqLen, kSeed);
   const CorpusIndex index = read_corpus_index(corpus().string());
@@ -84,7 +73,7 @@ TEST(TokenLoader, SizesMatchTheIndex) {
 
 TEST(TokenLoader, TrainWindowsAreTheStreamAtTheDrawnStarts) {
   TokenLoader loader(corpus().string(), kSeqLen, kSeed);
-  const std::vector<int32_t> stream = split_stream(corpus(), "train");
+  const std::vector<int32_t> stream = testing::split_tokens(corpus(), "train");
   ASSERT_EQ(int64_t(stream.size()), loader.train_tokens());
   constexpr int64_t kBatch = 32;
   std::vector<int32_t> inputs(kBatch * kSeqLen), targets(kBatch * kSeqLen);
@@ -159,7 +148,7 @@ TEST(TokenLoader, ResumeAtAStepReproducesTheStream) {
 
 TEST(TokenLoader, ValidationWindowsAreConsecutive) {
   TokenLoader loader(corpus().string(), kSeqLen, kSeed);
-  const std::vector<int32_t> stream = split_stream(corpus(), "val");
+  const std::vector<int32_t> stream = testing::split_tokens(corpus(), "val");
   ASSERT_EQ(int64_t(stream.size()), loader.val_tokens());
   ASSERT_GE(loader.val_windows(), 3);
   const int64_t count = loader.val_windows() - 1;

@@ -46,6 +46,16 @@ bool is_blank(std::string_view line) {
 
 }  // namespace
 
+std::vector<std::string> regular_files_under(const std::string& directory) {
+  std::vector<std::string> found;
+  std::error_code error;
+  for (fs::recursive_directory_iterator it(directory, error), end; !error && it != end; it.increment(error))
+    if (it->is_regular_file()) found.push_back(it->path().string());
+  T6_CHECK(!error, directory, ": cannot list the directory (", error.message(), ")");
+  std::sort(found.begin(), found.end());
+  return found;
+}
+
 std::vector<InputFile> list_input_files(const std::vector<std::string>& inputs) {
   T6_CHECK(!inputs.empty(), "no inputs given (--input PATH...)");
   std::vector<InputFile> files;
@@ -55,12 +65,7 @@ std::vector<InputFile> list_input_files(const std::vector<std::string>& inputs) 
     T6_CHECK(!error && fs::exists(status), input, ": no such file or directory");
     InputFile file;
     if (fs::is_directory(status)) {
-      std::vector<std::string> found;
-      for (fs::recursive_directory_iterator it(input, error), end; !error && it != end; it.increment(error))
-        if (it->is_regular_file()) found.push_back(it->path().string());
-      T6_CHECK(!error, input, ": cannot list the directory (", error.message(), ")");
-      std::sort(found.begin(), found.end());
-      for (const std::string& path : found)
+      for (const std::string& path : regular_files_under(input))
         if (classify(path, file)) files.push_back(file);
     } else {
       T6_CHECK(classify(input, file), input, ": unknown input type (expected .txt or .jsonl, optionally .gz or .zst)");

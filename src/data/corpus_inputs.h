@@ -25,6 +25,9 @@ struct InputFile {
 // forms); a file named directly must have one of those extensions. Throws on a missing path or none.
 std::vector<InputFile> list_input_files(const std::vector<std::string>& inputs);
 
+// Every regular file under `directory`, recursively, sorted by path. Throws naming it if unreadable.
+std::vector<std::string> regular_files_under(const std::string& directory);
+
 // A document as read, before any parsing: the whole file (.txt) or one line (.jsonl).
 struct RawDocument {
   uint32_t file;          // index into the input files

@@ -2,18 +2,17 @@
 
 #include <omp.h>
 
-#include <cmath>
+#include <algorithm>
 #include <exception>
 #include <filesystem>
 #include <optional>
 
 #include "core/error.h"
+#include "core/progress_bar.h"
 #include "data/corpus_index.h"
 #include "data/corpus_inputs.h"
-#include "core/progress_bar.h"
-#include "data/shard_format.h"
-#include "data/sha256.h"
-#include "data/shard_writer.h"
+#include "data/corpus_writer.h"
+#include "data/token_files.h"
 #include "data/tokenizer.h"
 #include "data/unicode_classes.h"
 
@@ -34,6 +33,8 @@ struct TokenizedBatch {
 };
 
 void check_options(const PreprocessOptions& options) {
+  T6_CHECK(options.inputs.empty() || options.token_inputs.empty(), "give --input (text) or --tokens, not both");
+  T6_CHECK(!options.inputs.empty() || !options.token_inputs.empty(), "no inputs given (--input PATH... or --tokens PATH...)");
   T6_CHECK(!options.output_dir.empty(), "no output directory given (--output DIR)");
   T6_CHECK(options.val_fraction >= 0.0 && options.val_fraction < 1.0, "--val-fraction must be in [0, 1), got ",
            options.val_fraction);
@@ -86,55 +87,20 @@ void tokenize_batch(TokenizedBatch& batch, const Tokenizer& tokenizer, BpeCache&
   }
 }
 
-class CorpusWriter {
- public:
-  CorpusWriter(const PreprocessOptions& options, const Tokenizer& tokenizer)
-      : options_(options), eot_(tokenizer.eot_id()),
-        train_(options.output_dir, spec(tokenizer, "train", options), options.shard_tokens),
-        val_(options.output_dir, spec(tokenizer, "val", options), options.shard_tokens) {}
-
-  void write(const TokenizedBatch& batch, const std::vector<InputFile>& files, PreprocessSummary& summary) {
-    size_t begin = 0;
-    for (size_t i = 0; i < batch.documents.size(); ++i) {
-      const bool to_val = goes_to_val(summary.documents);
-      SplitWriter& split = to_val ? val_ : train_;
-      split.begin_document(files[batch.documents[i].file].path);
-      split.append(&eot_, 1);
-      const size_t end = batch.document_ends[i];
-      split.append(batch.ids.data() + begin, end - begin);
-      (to_val ? summary.val_tokens : summary.train_tokens) += 1 + end - begin;
-      ++(to_val ? summary.val_documents : summary.train_documents);
-      ++summary.documents;
-      begin = end;
-    }
+// Hands a batch's documents to the writer in order, each EOT first, split by document number.
+void write_batch(const TokenizedBatch& batch, const std::vector<InputFile>& files, const PreprocessOptions& options,
+                 uint32_t eot, CorpusWriter& writer) {
+  size_t begin = 0;
+  for (size_t i = 0; i < batch.documents.size(); ++i) {
+    const uint64_t number = writer.train().documents + writer.val().documents;
+    writer.begin_document(files[batch.documents[i].file].path,
+                          document_goes_to_val(number, options.val_fraction, options.val_documents));
+    writer.append(&eot, 1);
+    const size_t end = batch.document_ends[i];
+    writer.append(batch.ids.data() + begin, end - begin);
+    begin = end;
   }
-
-  std::vector<ShardSummary> finish() {
-    std::vector<ShardSummary> shards = train_.finish();
-    for (ShardSummary& shard : val_.finish()) shards.push_back(std::move(shard));
-    return shards;
-  }
-
-  void remove_written_files() {
-    std::error_code ignored;
-    for (const auto& path : train_.created_files()) fs::remove(path, ignored);
-    for (const auto& path : val_.created_files()) fs::remove(path, ignored);
-  }
-
- private:
-  static ShardSpec spec(const Tokenizer& tokenizer, const std::string& split, const PreprocessOptions& options) {
-    return ShardSpec{tokenizer.name(), tokenizer.vocab_size(), tokenizer.eot_id(), split, options.gzip_level,
-                     kTokenizerSha256, std::string(unicode_version())};
-  }
-  bool goes_to_val(uint64_t document) const {
-    if (options_.val_documents > 0) return document < uint64_t(options_.val_documents);
-    const double fraction = options_.val_fraction;
-    return std::ceil(double(document + 1) * fraction) > std::ceil(double(document) * fraction);
-  }
-  const PreprocessOptions& options_;
-  uint32_t eot_;
-  SplitWriter train_, val_;
-};
+}
 
 std::string describe_inputs(const std::vector<std::string>& inputs) {
   std::string described;
@@ -142,13 +108,10 @@ std::string describe_inputs(const std::vector<std::string>& inputs) {
   return described;
 }
 
-PreprocessSummary write_corpus(const PreprocessOptions& options, const Tokenizer& tokenizer,
-                               const std::vector<InputFile>& files, CorpusWriter& writer) {
+PreprocessSummary tokenize_corpus(const PreprocessOptions& options, const Tokenizer& tokenizer,
+                                  const std::vector<InputFile>& files, CorpusWriter& writer, ProgressBar& progress) {
   PreprocessSummary summary;
   summary.input_files = files.size();
-  uint64_t total_file_bytes = 0;
-  for (const auto& file : files) total_file_bytes += file.file_bytes;
-  ProgressBar progress(stderr, total_file_bytes, options.progress_bar);
 
   RawDocumentReader reader(files);
   std::vector<BpeCache> caches(size_t(options.threads));
@@ -170,20 +133,25 @@ PreprocessSummary write_corpus(const PreprocessOptions& options, const Tokenizer
     // In order, so the first bad document is reported whatever the thread count.
     for (TokenizedBatch& batch : round) {
       if (batch.error) std::rethrow_exception(batch.error);
-      writer.write(batch, files, summary);
+      write_batch(batch, files, options, tokenizer.eot_id(), writer);
       summary.input_bytes += batch.text_bytes;
     }
-    progress.update(reader.file_bytes_read(), summary.train_tokens + summary.val_tokens);
+    progress.update(reader.file_bytes_read(), writer.train().tokens + writer.val().tokens);
   }
-  progress.finish();
-
   const std::string inputs = describe_inputs(options.inputs);
-  T6_CHECK(summary.documents > 0 && summary.input_bytes > 0, inputs, ": empty corpus (no document holds any text)");
-  const bool val_requested = options.val_fraction > 0 || options.val_documents > 0;
-  T6_CHECK(summary.train_documents > 0, inputs, ": the train split would be empty (", summary.documents,
-           " documents, ", summary.val_documents, " of them for val)");
-  T6_CHECK(!val_requested || summary.val_documents > 0, inputs, ": the val split would be empty");
-  summary.seconds = progress.elapsed_seconds();
+  T6_CHECK(writer.train().documents + writer.val().documents > 0 && summary.input_bytes > 0, inputs,
+           ": empty corpus (no document holds any text)");
+  return summary;
+}
+
+PreprocessSummary import_corpus(const PreprocessOptions& options, const CorpusIdentity& identity,
+                                const std::vector<TokenFile>& files, CorpusWriter& writer, ProgressBar& progress) {
+  PreprocessSummary summary;
+  summary.input_files = files.size();
+  summary.input_bytes = import_token_files(files, TokenSplitRule{options.val_fraction, options.val_documents}, writer,
+                                           identity, progress);
+  T6_CHECK(writer.train().documents + writer.val().documents > 0, describe_inputs(options.token_inputs),
+           ": empty corpus (the token files hold no tokens)");
   return summary;
 }
 
@@ -192,25 +160,42 @@ PreprocessSummary write_corpus(const PreprocessOptions& options, const Tokenizer
 PreprocessSummary run_preprocess(const PreprocessOptions& options) {
   check_options(options);
   const Tokenizer tokenizer = Tokenizer::load(resolve_tokenizer_path(options.tokenizer_path));
-  const std::vector<InputFile> files = list_input_files(options.inputs);
+  const bool importing = !options.token_inputs.empty();
+  // Every input is listed and checked before the output directory is touched.
+  const std::vector<InputFile> files = importing ? std::vector<InputFile>{} : list_input_files(options.inputs);
+  const std::vector<TokenFile> token_files =
+      importing ? list_token_files(options.token_inputs, parse_token_file_format(options.tokens_format))
+                : std::vector<TokenFile>{};
+  // Imported tokens were split by whatever pre-tokeniser made them; its Unicode version is unknown.
+  const CorpusIdentity identity{tokenizer.name(), kTokenizerSha256,
+                                importing ? "unknown" : std::string(unicode_version()), tokenizer.vocab_size(),
+                                tokenizer.eot_id()};
+  uint64_t total_file_bytes = 0;
+  std::vector<std::string> sources;
+  auto add_source = [&](const auto& file) {
+    total_file_bytes += file.file_bytes;
+    sources.push_back(file.path);
+  };
+  std::for_each(files.begin(), files.end(), add_source);
+  std::for_each(token_files.begin(), token_files.end(), add_source);
   prepare_output_dir(options);
 
   std::optional<CorpusWriter> writer;
   try {
-    writer.emplace(options, tokenizer);
-    PreprocessSummary summary = write_corpus(options, tokenizer, files, *writer);
-    CorpusIndex index;
-    index.format_version = shard_format::kFormatVersion;
-    index.tokenizer = tokenizer.name();
-    index.tokenizer_sha256 = kTokenizerSha256;
-    index.unicode_version = unicode_version();
-    index.vocab_size = tokenizer.vocab_size();
-    index.eot_id = tokenizer.eot_id();
-    index.token_dtype = shard_format::token_bytes_for_vocab(index.vocab_size) == 2 ? "uint16" : "uint32";
-    index.shards = writer->finish();
-    for (const auto& file : files) index.sources.push_back(file.path);
-    summary.shards = index.shards.size();
-    write_corpus_index(options.output_dir, index);
+    writer.emplace(options.output_dir, identity, options.shard_tokens, options.gzip_level);
+    ProgressBar progress(stderr, total_file_bytes, options.progress_bar);
+    PreprocessSummary summary = importing ? import_corpus(options, identity, token_files, *writer, progress)
+                                          : tokenize_corpus(options, tokenizer, files, *writer, progress);
+    progress.finish();
+    writer->check_splits(describe_inputs(importing ? options.token_inputs : options.inputs),
+                         options.val_fraction > 0 || options.val_documents > 0);
+    summary.seconds = progress.elapsed_seconds();
+    summary.train_documents = writer->train().documents;
+    summary.val_documents = writer->val().documents;
+    summary.documents = summary.train_documents + summary.val_documents;
+    summary.train_tokens = writer->train().tokens;
+    summary.val_tokens = writer->val().tokens;
+    summary.shards = writer->finish(sources);
     return summary;
   } catch (...) {
     if (writer) writer->remove_written_files();

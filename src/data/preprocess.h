@@ -1,4 +1,6 @@
-// t6_preprocess as a library call: inputs → tokens → train/val shards + index.json.
+// t6_preprocess as a library call: inputs → tokens → train/val shards + index.json. The inputs are
+// text (`inputs`), or token files of llm.c or nanoGPT (`token_inputs`, see token_files.h), which are
+// converted without re-tokenising.
 //
 // Documents are read in input order; each becomes EOT followed by its tokens. The split is by whole
 // documents and deterministic: with val_fraction F, document i goes to val when ceil((i+1)·F) >
@@ -15,7 +17,9 @@
 namespace t6 {
 
 struct PreprocessOptions {
-  std::vector<std::string> inputs;
+  std::vector<std::string> inputs;        // text files or directories
+  std::vector<std::string> token_inputs;  // token files or directories, instead of text
+  std::string tokens_format = "llmc";     // of token_inputs: "llmc" or "raw-u16"
   std::string output_dir;
   double val_fraction = 0.0;
   int64_t val_documents = 0;
@@ -30,7 +34,7 @@ struct PreprocessOptions {
 
 struct PreprocessSummary {
   uint64_t input_files = 0;
-  uint64_t input_bytes = 0;  // document text, after decompression
+  uint64_t input_bytes = 0;  // document text, after decompression; for token files, the bytes read
   uint64_t documents = 0;
   uint64_t train_documents = 0, val_documents = 0;
   uint64_t train_tokens = 0, val_tokens = 0;  // EOTs included
