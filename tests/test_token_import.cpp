@@ -116,6 +116,37 @@ TEST(TokenImport, LlmcShardsBecomeACorpusSplitByFileName) {
   }
 }
 
+// llm.c's fineweb.py fills each shard to its token count, so the last document of one file goes on
+// at the start of the next: it stays one document (no EOT is inserted), in one split, whether the
+// split comes from the file names or from --val-fraction.
+TEST(TokenImport, ADocumentCutAcrossTwoFilesStaysOneDocument) {
+  const fs::path work = scratch_dir("import_straddle");
+  fs::create_directories(work / "shards");
+  const auto documents = random_documents(60, 8);
+  const size_t cut = 10'001;
+  ASSERT_NE(documents[cut], kEot);  // mid-document
+  write_llmc(work / "shards/edu_train_000001.bin", {documents.begin(), documents.begin() + cut});
+  write_llmc(work / "shards/edu_train_000002.bin", {documents.begin() + cut, documents.end()});
+  const PreprocessSummary by_name = import({work / "shards"}, work / "by_name");
+  EXPECT_EQ(split_tokens(work / "by_name", "train"), widened(documents));
+  EXPECT_EQ(by_name.train_documents, 60u);
+  const CorpusIndex index = read_corpus_index((work / "by_name").string());
+  EXPECT_EQ(index.split_documents("train"), 60u);
+
+  // By document number: document d is val when ceil((d+1)/4) > ceil(d/4), i.e. d = 0, 4, 8, ...
+  const PreprocessSummary by_number = import({work / "shards"}, work / "by_number", "llmc", 20'000, 0.25);
+  std::vector<uint16_t> expected_train, expected_val;
+  int64_t document = -1;
+  for (uint16_t token : documents) {
+    if (token == kEot) ++document;
+    (document % 4 == 0 ? expected_val : expected_train).push_back(token);
+  }
+  EXPECT_EQ(by_number.val_documents, 15u);
+  EXPECT_EQ(split_tokens(work / "by_number", "train"), widened(expected_train));
+  EXPECT_EQ(split_tokens(work / "by_number", "val"), widened(expected_val));
+  EXPECT_EQ(verify_corpus((work / "by_number").string()).documents, 60u);
+}
+
 // nanoGPT's prepare.py appends EOT after each document, so train.bin does not start with one: its
 // first tokens become a document with an EOT put in front; the trailing EOT starts an empty one.
 TEST(TokenImport, RawUint16FilesOfNanoGpt) {

@@ -41,6 +41,11 @@ void CorpusWriter::append(const uint32_t* ids, size_t count) {
   current_counts_->tokens += count;
 }
 
+void CorpusWriter::add_source(const std::string& source_file) {
+  T6_ASSERT(current_ != nullptr);
+  current_->add_source(source_file);
+}
+
 void CorpusWriter::check_splits(const std::string& inputs, bool val_requested) const {
   const uint64_t documents = train_counts_.documents + val_counts_.documents;
   T6_CHECK(train_counts_.documents > 0, inputs, ": the train split would be empty (", documents, " documents, ",

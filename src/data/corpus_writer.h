@@ -30,6 +30,8 @@ class CorpusWriter {
   // Starts a document (its tokens, EOT first, follow through append) in the train or val split.
   void begin_document(const std::string& source_file, bool to_val);
   void append(const uint32_t* ids, size_t count);
+  // The open document's next tokens come from `source_file` (recorded in the shard's sources).
+  void add_source(const std::string& source_file);
 
   struct SplitCounts {
     uint64_t documents = 0, tokens = 0;

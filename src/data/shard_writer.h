@@ -63,6 +63,7 @@ class SplitWriter {
  public:
   SplitWriter(std::string directory, ShardSpec spec, uint64_t shard_tokens);
   void begin_document(const std::string& source_file);
+  void add_source(const std::string& source_file);  // the open document continues from this file
   void append(const uint32_t* ids, size_t count);
   std::vector<ShardSummary> finish();
   // Files this writer has created so far (to clean up after a failed run).

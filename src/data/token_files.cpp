@@ -63,9 +63,14 @@ class DocumentCutter {
   DocumentCutter(const TokenSplitRule& rule, CorpusWriter& writer, uint32_t eot)
       : rule_(rule), writer_(writer), eot_(eot) {}
 
+  // llm.c's fineweb.py cuts its shards at a token count, so a file may begin in the middle of the
+  // previous file's last document (and nanoGPT's files end with the EOT that opens the next one):
+  // tokens before a file's first EOT continue the open document when it is in the file's split.
   void start_file(const TokenFile& file) {
     file_ = &file;
-    in_document_ = false;
+    const bool same_split = by_number() || open_document_val_ == file.val_by_name;
+    in_document_ = in_document_ && same_split;
+    if (in_document_) writer_.add_source(file.path);
   }
 
   // The next tokens of the current file.
@@ -82,13 +87,15 @@ class DocumentCutter {
   }
 
  private:
+  bool by_number() const { return rule_.val_fraction > 0 || rule_.val_documents > 0; }
+
   void begin_document() {
-    const bool by_number = rule_.val_fraction > 0 || rule_.val_documents > 0;
     const bool to_val =
-        by_number ? document_goes_to_val(documents_, rule_.val_fraction, rule_.val_documents) : file_->val_by_name;
+        by_number() ? document_goes_to_val(documents_, rule_.val_fraction, rule_.val_documents) : file_->val_by_name;
     writer_.begin_document(file_->path, to_val);
     ++documents_;
     in_document_ = true;
+    open_document_val_ = to_val;
   }
 
   const TokenSplitRule& rule_;
@@ -96,6 +103,7 @@ class DocumentCutter {
   uint32_t eot_;
   const TokenFile* file_ = nullptr;
   bool in_document_ = false;
+  bool open_document_val_ = false;  // the split of the open document
   uint64_t documents_ = 0;
 };
 

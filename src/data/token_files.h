@@ -3,10 +3,12 @@
 //   llmc     llm.c's .bin shards (the reference repo's data/fineweb-edu/fineweb-edu.py): a header
 //            of 256 little-endian int32 (magic 20240520, version 1, token count), then uint16 tokens;
 //   raw-u16  nanoGPT's train.bin / val.bin: nothing but little-endian uint16 tokens.
-// Documents are recovered at EOT: each EOT starts one, and tokens before a file's first EOT form a
-// document of their own, to which an EOT is prepended (t6 documents begin with EOT). The split comes
-// from the file names (a name containing "_val_", or val.bin, is val; the rest train), or, given a
-// val fraction or count, from the document numbers as for text (preprocess.h).
+// Documents are recovered at EOT: each EOT starts one. Tokens before a file's first EOT continue the
+// previous file's last document when that one is in the same split (llm.c cuts shards at a token
+// count, mid-document); otherwise they form a document of their own, to which an EOT is prepended
+// (t6 documents begin with EOT). The split comes from the file names (a name containing "_val_", or
+// val.bin, is val; the rest train), or, given a val fraction or count, from the document numbers as
+// for text (preprocess.h). Files are read in the order given, directories' .bin files sorted by path.
 #pragma once
 #include <cstdint>
 #include <string>
