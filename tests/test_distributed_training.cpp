@@ -3,7 +3,8 @@
 // Tensor and data parallelism are exact: TP4, TP2×DP2, DP4 and DP4 + ZeRO-1 runs of 5 steps with
 // gradient accumulation reproduce a single-rank run of the same config and data (per-step loss and
 // gradient norm within 1e-5 relative, final weights by the fixtures' `after.` rule), for T6 with a
-// head count that does not divide by the TP size and for the baselines. A replicated W_B_* whose
+// head count that does not divide by the TP size and for the baselines, MLA at TP2×DP2 (± ZeRO-1)
+// and TP4 (6 heads split 2, 2, 1, 1). A replicated W_B_* (or MLA latent projection or norm) whose
 // gradient is not reduced over TP changes the TP runs' gradient norms and weights, so this fails.
 #include <gtest/gtest.h>
 
@@ -98,4 +99,17 @@ TEST(DistributedTraining, GqaTensorParallel2SplitsKvHeads) {
 
 TEST(DistributedTraining, GqaTensorParallel4ReplicatesKvHeads) {
   expect_matches_single_rank(tiny_run_config(ModelKind::llama_gqa, shared_corpus()), 4, false);
+}
+
+// MLA (6 heads): q_b_proj/kv_b_proj split by head, the latent projections and norms replicated.
+TEST(DistributedTraining, MlaTensorParallel2DataParallel2) {
+  expect_matches_single_rank(tiny_run_config(ModelKind::llama_mla, shared_corpus()), 2, false);
+}
+
+TEST(DistributedTraining, MlaTensorParallel4WithUnevenHeads) {
+  expect_matches_single_rank(tiny_run_config(ModelKind::llama_mla, shared_corpus()), 4, false);
+}
+
+TEST(DistributedTraining, MlaTensorParallel2DataParallel2Zero1) {
+  expect_matches_single_rank(tiny_run_config(ModelKind::llama_mla, shared_corpus()), 2, true);
 }
