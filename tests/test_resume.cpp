@@ -2,12 +2,13 @@
 // ctest-timeout: 300
 // Checkpoints of a training run resume exactly and at any layout: a run stopped at step 3 and
 // resumed reproduces the uninterrupted run's losses bit for bit (same layout, TP2×DP2 with and
-// without ZeRO-1) with every step once in metrics.jsonl; a TP2×DP2 checkpoint loads at TP4 (6 heads
-// split 2, 2, 1, 1), DP4 (± ZeRO-1) and TP1 and continues within 1e-5; the offline reshard loads to
-// the same weights and moments as resharding on load; a model mismatch is refused naming the keys;
-// another seed, batch, sequence length or corpus is refused naming the keys unless allowed, and
-// tokens seen are advanced across the change; a full disk on one rank fails the save on every rank,
-// leaves no staging directory and the run resumes once space is back.
+// without ZeRO-1, and MLA with ZeRO-1) with every step once in metrics.jsonl; a TP2×DP2 checkpoint
+// loads at TP4 (6 heads split 2, 2, 1, 1), DP4 (± ZeRO-1) and TP1 and continues within 1e-5 (MLA:
+// at TP4 and TP1); the offline reshard loads to the same weights and moments as resharding on
+// load; a model mismatch is refused naming the keys; another seed, batch, sequence length or corpus
+// is refused naming the keys unless allowed, and tokens seen are advanced across the change; a
+// full disk on one rank fails the save on every rank, leaves no staging directory and the run
+// resumes once space is back.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -34,8 +35,8 @@ namespace {
 constexpr int64_t kStopStep = 3, kSteps = 6;
 
 // Both runs decay the LR over kSteps, so stopping early does not change the schedule.
-RunConfig config_of(int tp, bool zero1, int64_t max_steps) {
-  RunConfig config = tiny_run_config(ModelKind::T6, shared_corpus());
+RunConfig config_of(int tp, bool zero1, int64_t max_steps, ModelKind kind = ModelKind::T6) {
+  RunConfig config = tiny_run_config(kind, shared_corpus());
   config.parallel.tp = tp;
   config.parallel.zero1 = zero1;
   config.train.max_steps = max_steps;
@@ -70,17 +71,17 @@ struct SavedRun {
   std::vector<double> straight;  // the uninterrupted run's losses
 };
 
-SavedRun exact_resume(int tp, bool zero1) {
+SavedRun exact_resume(int tp, bool zero1, ModelKind kind = ModelKind::T6) {
   SavedRun saved;
   const std::string straight_dir = shared_run_dir("straight");
-  saved.straight = run_to_end(config_of(tp, zero1, kSteps), MPI_COMM_WORLD, straight_dir, ResumeMode::from_config);
+  saved.straight = run_to_end(config_of(tp, zero1, kSteps, kind), MPI_COMM_WORLD, straight_dir, ResumeMode::from_config);
   saved.stopped_dir = shared_run_dir("stopped");
-  run_to_end(config_of(tp, zero1, kStopStep), MPI_COMM_WORLD, saved.stopped_dir, ResumeMode::from_config);
+  run_to_end(config_of(tp, zero1, kStopStep, kind), MPI_COMM_WORLD, saved.stopped_dir, ResumeMode::from_config);
   const std::string resumed_dir = copy_of_checkpoints(saved.stopped_dir, "resumed", false);
   if (world_rank() == 0) fs::copy(saved.stopped_dir + "/metrics.jsonl", resumed_dir + "/metrics.jsonl");
   MPI_Barrier(MPI_COMM_WORLD);
   const std::vector<double> resumed =
-      run_to_end(config_of(tp, zero1, kSteps), MPI_COMM_WORLD, resumed_dir, ResumeMode::latest);
+      run_to_end(config_of(tp, zero1, kSteps, kind), MPI_COMM_WORLD, resumed_dir, ResumeMode::latest);
   if (world_rank() == 0) {
     EXPECT_EQ(resumed, saved.straight);  // bit-identical
     const StepRecords metrics = read_step_records(resumed_dir);
@@ -109,14 +110,25 @@ TEST(Resume, ExactAtTensorParallel2DataParallel2) {
 
 TEST(Resume, ExactAtTensorParallel2DataParallel2Zero1) { saved_tp2_dp2(true); }
 
-void expect_reshard_on_load(bool saved_zero1, int tp, bool zero1) {
-  const SavedRun& saved = saved_tp2_dp2(saved_zero1);
+void expect_reshard_on_load(const SavedRun& saved, int tp, bool zero1, ModelKind kind = ModelKind::T6) {
   const std::string run_dir = copy_of_checkpoints(saved.stopped_dir, "reshard", false);
   const std::vector<double> losses =
-      run_to_end(config_of(tp, zero1, kSteps), MPI_COMM_WORLD, run_dir, ResumeMode::latest);
+      run_to_end(config_of(tp, zero1, kSteps, kind), MPI_COMM_WORLD, run_dir, ResumeMode::latest);
   if (world_rank() == 0)
     expect_losses_near(losses, std::vector<double>(saved.straight.begin() + kStopStep, saved.straight.end()),
                        str("TP", tp, zero1 ? " ZeRO-1" : ""));
+}
+
+void expect_reshard_on_load(bool saved_zero1, int tp, bool zero1) {
+  expect_reshard_on_load(saved_tp2_dp2(saved_zero1), tp, zero1);
+}
+
+// Loads the checkpoint on one rank alone (each rank for itself) and continues.
+void expect_loads_at_tp1(const SavedRun& saved, ModelKind kind) {
+  const std::string run_dir = copy_of_checkpoints(saved.stopped_dir, "single", true);
+  const std::vector<double> losses =
+      run_to_end(config_of(1, false, kSteps, kind), MPI_COMM_SELF, run_dir, ResumeMode::latest);
+  expect_losses_near(losses, std::vector<double>(saved.straight.begin() + kStopStep, saved.straight.end()), "TP1");
 }
 
 TEST(Resume, Tp2Dp2LoadsAtTp4WithUnevenHeads) { expect_reshard_on_load(false, 4, false); }
@@ -125,12 +137,20 @@ TEST(Resume, Tp2Dp2LoadsAtDp4) { expect_reshard_on_load(false, 1, false); }
 TEST(Resume, Tp2Dp2LoadsAtDp4Zero1) { expect_reshard_on_load(false, 1, true); }
 TEST(Resume, Tp2Dp2Zero1LoadsAtDp4Zero1) { expect_reshard_on_load(true, 1, true); }
 
-TEST(Resume, Tp2Dp2Zero1LoadsAtTp1) {
-  const SavedRun& saved = saved_tp2_dp2(true);
-  const std::string run_dir = copy_of_checkpoints(saved.stopped_dir, "single", true);
-  const std::vector<double> losses = run_to_end(config_of(1, false, kSteps), MPI_COMM_SELF, run_dir, ResumeMode::latest);
-  expect_losses_near(losses, std::vector<double>(saved.straight.begin() + kStopStep, saved.straight.end()), "TP1");
+TEST(Resume, Tp2Dp2Zero1LoadsAtTp1) { expect_loads_at_tp1(saved_tp2_dp2(true), ModelKind::T6); }
+
+// MLA (6 heads): the head-split q_b_proj/kv_b_proj and the replicated latent weights and norms,
+// saved at TP2×DP2 with ZeRO-1, resume exactly there and reshard on load to TP4 (2, 2, 1, 1) and TP1.
+const SavedRun& saved_mla_tp2_dp2_zero1() {
+  static const SavedRun saved = exact_resume(2, true, ModelKind::llama_mla);
+  return saved;
 }
+
+TEST(Resume, MlaExactAtTensorParallel2DataParallel2Zero1) { saved_mla_tp2_dp2_zero1(); }
+TEST(Resume, MlaTp2Dp2Zero1LoadsAtTp4WithUnevenHeads) {
+  expect_reshard_on_load(saved_mla_tp2_dp2_zero1(), 4, false, ModelKind::llama_mla);
+}
+TEST(Resume, MlaTp2Dp2Zero1LoadsAtTp1) { expect_loads_at_tp1(saved_mla_tp2_dp2_zero1(), ModelKind::llama_mla); }
 
 // Everything a trainer loaded: its weights and both moments, flat.
 std::vector<float> loaded_state(const RunConfig& config, const std::string& run_dir) {

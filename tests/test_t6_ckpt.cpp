@@ -1,6 +1,8 @@
 // ctest-timeout: 300
 // t6_ckpt end to end, through the built tool: importing a fixture gives a checkpoint whose weights
-// reproduce the fixture's logits; export then import gives identical weights; a reshard to TP2 × DP2
+// reproduce the fixture's logits; export then import gives identical weights under the reference
+// names (T6 and MLA), and the official llama-mla.py loads the MLA export strictly and computes the
+// fixture's logits from it (skipped without python3-torch or ../shared/anchors); a reshard to TP2 × DP2
 // ZeRO-1 holds the same weights and moments; verify passes a whole checkpoint and fails, naming the
 // file, on a truncated shard and on a flipped bit; inspect prints the tensor table; bad input exits 1
 // with one "t6_ckpt: error:" line.
@@ -11,6 +13,8 @@
 
 #include <algorithm>
 #include <fstream>
+#include <map>
+#include <set>
 #include <sstream>
 
 #include "checkpoint/checkpoint_reader.h"
@@ -57,16 +61,18 @@ void expect_one_error_line(const ToolResult& result, const std::string& mentions
 }
 
 const fs::path fixture = fixture_dir() / "t6_tiny.safetensors";
+const fs::path mla_fixture = fixture_dir() / "mla_tiny.safetensors";
 
-// A checkpoints directory holding the fixture's weights at step 0 (imported once).
-const fs::path& imported() {
-  static const fs::path dir = [] {
-    const fs::path checkpoints = scratch_dir("imported") / "checkpoints";
-    const ToolResult result = t6_ckpt(str("import ", fixture.string(), " ", checkpoints.string()));
+// A checkpoints directory holding a fixture's weights at step 0 (imported once per fixture).
+const fs::path& imported(const fs::path& source = fixture) {
+  static std::map<fs::path, fs::path> dirs;
+  auto [entry, added] = dirs.try_emplace(source);
+  if (added) {
+    entry->second = scratch_dir("imported") / "checkpoints";
+    const ToolResult result = t6_ckpt(str("import ", source.string(), " ", entry->second.string()));
     EXPECT_EQ(result.exit_code, 0) << result.err;
-    return checkpoints;
-  }();
-  return dir;
+  }
+  return entry->second;
 }
 
 struct Loaded {
@@ -93,9 +99,9 @@ std::vector<float> params_of(const Loaded& loaded) {
   return {params.data<float>(), params.data<float>() + params.numel()};
 }
 
-TEST(T6Ckpt, ImportedFixtureReproducesItsLogits) {
-  const SafetensorsReader file(fixture.string());
-  const Loaded loaded = load(imported());
+void expect_import_reproduces_logits(const fs::path& source) {
+  const SafetensorsReader file(source.string());
+  const Loaded loaded = load(imported(source));
   const ModelConfig& config = loaded.weights->config();
   const int64_t batch = std::stoll(file.metadata().at("batch")), seq_len = std::stoll(file.metadata().at("seq_len"));
   LanguageModel model(config, batch, seq_len);
@@ -115,13 +121,61 @@ TEST(T6Ckpt, ImportedFixtureReproducesItsLogits) {
   EXPECT_EQ(loaded.first_moment, std::vector<float>(loaded.first_moment.size(), 0.0f));  // fresh AdamW
 }
 
-TEST(T6Ckpt, ExportThenImportGivesIdenticalWeights) {
-  const fs::path dir = scratch_dir("round_trip");
-  ASSERT_EQ(t6_ckpt(str("export ", imported().string(), " ", (dir / "model.safetensors").string())).exit_code, 0);
-  const SafetensorsReader exported((dir / "model.safetensors").string());
-  EXPECT_TRUE(exported.has("transformer.wte.weight") && exported.has("lm_head.weight"));
-  ASSERT_EQ(t6_ckpt(str("import ", (dir / "model.safetensors").string(), " ", (dir / "checkpoints").string())).exit_code, 0);
-  EXPECT_EQ(params_of(load(dir / "checkpoints")), params_of(load(imported())));
+TEST(T6Ckpt, ImportedFixtureReproducesItsLogits) { expect_import_reproduces_logits(fixture); }
+TEST(T6Ckpt, ImportedMlaFixtureReproducesItsLogits) { expect_import_reproduces_logits(mla_fixture); }
+
+// Exports the fixture's imported checkpoint; returns the export's path.
+fs::path export_of(const fs::path& source, const std::string& label) {
+  const fs::path path = scratch_dir(label) / "model.safetensors";
+  const ToolResult result = t6_ckpt(str("export ", imported(source).string(), " ", path.string()));
+  EXPECT_EQ(result.exit_code, 0) << result.err;
+  return path;
+}
+
+// The export holds exactly the reference state_dict's names (the fixture's parameters and the tied
+// lm_head.weight), and importing it back gives the same weights bit for bit.
+void expect_round_trip(const fs::path& source) {
+  const fs::path exported_path = export_of(source, "round_trip");
+  std::set<std::string> expected_names = {"lm_head.weight"}, names;
+  const SafetensorsReader reference(source.string()), exported(exported_path.string());
+  for (const auto& [name, entry] : reference.entries())
+    if (name.rfind("param.", 0) == 0) expected_names.insert(name.substr(6));
+  for (const auto& [name, entry] : exported.entries()) names.insert(name);
+  EXPECT_EQ(names, expected_names);
+  const fs::path checkpoints = exported_path.parent_path() / "checkpoints";
+  ASSERT_EQ(t6_ckpt(str("import ", exported_path.string(), " ", checkpoints.string())).exit_code, 0);
+  EXPECT_EQ(params_of(load(checkpoints)), params_of(load(imported(source))));
+}
+
+TEST(T6Ckpt, ExportThenImportGivesIdenticalWeights) { expect_round_trip(fixture); }
+TEST(T6Ckpt, MlaExportThenImportGivesIdenticalWeights) { expect_round_trip(mla_fixture); }
+
+// A python3 that has torch (Debian's python3-torch is under /usr/bin, which a pyenv python3 hides), or "".
+std::string python_with_torch() {
+  for (const std::string candidate : {"python3", "/usr/bin/python3"})
+    if (std::system((candidate + " -c 'import torch' > /dev/null 2>&1").c_str()) == 0) return candidate;
+  return "";
+}
+
+// The official llama-mla.py (../shared/anchors) loads the export with load_state_dict(strict=True)
+// and computes the fixture's logits from it.
+TEST(T6Ckpt, MlaExportLoadsStrictlyIntoTheOfficialModel) {
+  const fs::path model_file = source_dir() / ".." / "shared" / "anchors" / "llama_mla.py";
+  if (!fs::exists(model_file)) GTEST_SKIP() << "the official model is not at " << model_file;
+  const std::string python = python_with_torch();
+  if (python.empty()) GTEST_SKIP() << "python3 with torch is not installed (Debian: python3-torch)";
+  const fs::path exported = export_of(mla_fixture, "official_load");
+  const fs::path output = exported.parent_path() / "reference.out";
+  const std::string command = str(python, " ", (source_dir() / "tests" / "reference_logits.py").string(), " ",
+                                  model_file.string(), " ", exported.string(), " ", mla_fixture.string(), " > ",
+                                  output.string(), " 2>&1");
+  const int status = std::system(command.c_str());
+  const std::string text = read_text(output);
+  ASSERT_EQ(status, 0) << text;
+  double max_abs_diff = -1, largest = -1;
+  ASSERT_EQ(std::sscanf(text.c_str(), "max_abs_diff=%lf largest=%lf", &max_abs_diff, &largest), 2) << text;
+  EXPECT_GT(largest, 0.0);
+  EXPECT_LE(max_abs_diff, 1e-5 * largest) << text;
 }
 
 TEST(T6Ckpt, ReshardKeepsWeightsAndMoments) {
