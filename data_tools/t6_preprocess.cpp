@@ -65,7 +65,7 @@ int main(int argc, char** argv) {
   app.add_option("--threads", options.threads, "tokenizer threads (output is identical for any count)");
   app.add_option("--shard-tokens", options.shard_tokens, "tokens per shard file (default 100000000)");
   app.add_option("--jsonl-field", options.jsonl_field, "the .jsonl field holding the text (default text)");
-  app.add_flag("--overwrite", options.overwrite, "replace the shards and index of an existing output directory");
+  app.add_flag("--overwrite", options.overwrite, "replace an existing corpus directory, once the new corpus is complete (a failed run leaves it as it was)");
   app.add_option("--tokenizer", options.tokenizer_path,
                  "r50k_base.tiktoken file (default: $T6_TOKENIZER, then data_tools/cache/r50k_base.tiktoken)");
   app.add_option("--gzip-level", options.gzip_level, "compress shards with gzip at this level (default 0: none)");

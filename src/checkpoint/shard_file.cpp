@@ -15,6 +15,7 @@
 #include "checkpoint/save_faults.h"
 #include "core/durable_file.h"
 #include "core/error.h"
+#include "core/hdf5_image.h"
 #include "core/hdf5_util.h"
 
 namespace t6::checkpoint {
@@ -65,45 +66,6 @@ nlohmann::json index_to_json(const ShardSummary& summary) {
 
 constexpr const char* kSaveIdAttribute = "save_id";
 
-// The file is built in memory (HDF5's core driver) and written here in one pass that hashes each
-// block as it goes out, so the shard is never read back to checksum it and a full disk shows up as
-// one failed write() instead of inside HDF5. HDF5 keeps the superblock of a file open for writing
-// marked as such (superblock versions 0 and 1: the 4-byte consistency flags at byte 20, see the
-// HDF5 file format spec); the image goes out with them cleared, as H5Fclose and H5Fget_file_image
-// leave them.
-void write_image_durably(const std::filesystem::path& path, const unsigned char* image, size_t bytes,
-                         StreamingDigest& digest) {
-  T6_ASSERT(bytes >= 24 && std::memcmp(image, "\x89HDF\r\n\x1a\n", 8) == 0 && image[8] <= 1);
-  unsigned char superblock_start[24];
-  std::memcpy(superblock_start, image, sizeof superblock_start);
-  std::memset(superblock_start + 20, 0, 4);
-
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  T6_CHECK(fd >= 0, "cannot create checkpoint shard ", path.string(), ": ", std::strerror(errno));
-  auto write_all = [&](const unsigned char* data, size_t size) {
-    digest.update(data, size);
-    while (size > 0) {
-      const ssize_t written = disk_full_injected() ? (errno = ENOSPC, -1) : ::write(fd, data, size);
-      if (written < 0 && errno == EINTR) continue;
-      if (written < 0) {
-        const int saved_errno = errno;
-        ::close(fd);
-        fail(str("cannot write checkpoint shard ", path.string(), ": ", std::strerror(saved_errno)));
-      }
-      data += written;
-      size -= size_t(written);
-    }
-  };
-  write_all(superblock_start, sizeof superblock_start);
-  constexpr size_t kBlockBytes = size_t(8) << 20;
-  for (size_t offset = sizeof superblock_start; offset < bytes; offset += kBlockBytes)
-    write_all(image + offset, std::min(kBlockBytes, bytes - offset));
-  const int synced = ::fsync(fd);
-  const int saved_errno = errno;
-  ::close(fd);
-  T6_CHECK(synced == 0, "cannot write checkpoint shard ", path.string(), ": fsync failed: ", std::strerror(saved_errno));
-}
-
 }  // namespace
 
 std::filesystem::path shard_index_path(const std::filesystem::path& shard_path) {
@@ -130,11 +92,9 @@ ShardSummary read_shard_index(const std::filesystem::path& index_path) {
 
 ShardFileWriter::ShardFileWriter(std::filesystem::path path, std::string save_id) : path_(std::move(path)) {
   Hdf5QuietErrors quiet;
-  // In memory only (backing store off); finish() writes the file. Grown 64 MiB at a time.
-  Hdf5Handle access(H5Pcreate(H5P_FILE_ACCESS));
-  T6_ASSERT(H5Pset_fapl_core(access.get(), size_t(64) << 20, false) >= 0);
-  file_id_ = H5Fcreate(path_.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, access.get());
-  T6_CHECK(file_id_ >= 0, "cannot create checkpoint shard ", path_.string(), " in memory");
+  // In memory only; finish() writes the file, hashing each block as it goes out, so the shard is
+  // never read back to checksum it. Grown 64 MiB at a time.
+  file_id_ = create_hdf5_in_memory(path_, size_t(64) << 20, H5P_DEFAULT, "checkpoint shard");
   write_string_attribute(file_id_, kSaveIdAttribute, save_id, path_.string());
   summary_.record.file = path_.filename().string();
   summary_.save_id = std::move(save_id);
@@ -189,17 +149,11 @@ void ShardFileWriter::write(const std::string& tensor, const TensorRegion& regio
 ShardSummary ShardFileWriter::finish() {
   T6_CHECK(file_id_ >= 0, path_.string(), ": finish() called twice");
   {
-    Hdf5QuietErrors quiet;
-    T6_CHECK(H5Fflush(file_id_, H5F_SCOPE_GLOBAL) >= 0, "cannot build checkpoint shard ", path_.string(), " in memory: ",
-             hdf5_error_text());
-    const ssize_t bytes = H5Fget_file_image(file_id_, nullptr, 0);
-    Hdf5Handle access(H5Fget_access_plist(file_id_));
-    void* handle = nullptr;
-    T6_ASSERT(bytes > 0 && H5Fget_vfd_handle(file_id_, access.get(), &handle) >= 0 && handle);
-    // The core driver's handle is the address of its memory buffer.
-    const auto* image = *static_cast<const unsigned char* const*>(handle);
     StreamingDigest digest;
-    write_image_durably(path_, image, size_t(bytes), digest);
+    write_hdf5_image(
+        file_id_, path_, "checkpoint shard", [&](const unsigned char* data, size_t size) { digest.update(data, size); },
+        disk_full_injected());
+    Hdf5QuietErrors quiet;
     H5Fclose(file_id_);
     file_id_ = -1;
     summary_.record.bytes = digest.finish().bytes;

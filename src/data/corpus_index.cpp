@@ -52,6 +52,9 @@ CorpusIndex read_corpus_index(const std::string& directory) {
                               shard.at("xxh3_64").get<std::string>()});
     }
     index.sources = json.at("sources").get<std::vector<std::string>>();
+    for (const auto& [split, totals] : json.at("splits").items())
+      index.recorded_splits[split] = {totals.at("tokens").get<uint64_t>(), totals.at("documents").get<uint64_t>(),
+                                      totals.at("shards").get<uint64_t>()};
   } catch (const nlohmann::json::exception& error) {
     fail(str(path, ": malformed corpus index: ", error.what()));
   }

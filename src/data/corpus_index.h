@@ -3,6 +3,7 @@
 // directory with an index is a complete corpus.
 #pragma once
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -22,6 +23,13 @@ struct CorpusIndex {
   std::string token_dtype;  // "uint16" or "uint32"
   std::vector<ShardSummary> shards;  // train shards in order, then val shards in order
   std::vector<std::string> sources;  // input files, in the order their documents were read
+
+  // index.json's "splits" summary as read (write_corpus_index computes it from `shards`); the full
+  // verification checks it against the shards.
+  struct SplitTotals {
+    uint64_t tokens = 0, documents = 0, shards = 0;
+  };
+  std::map<std::string, SplitTotals> recorded_splits;
 
   uint64_t split_tokens(const std::string& split) const;
   uint64_t split_documents(const std::string& split) const;

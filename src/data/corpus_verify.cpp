@@ -2,6 +2,8 @@
 
 #include <xxhash.h>
 
+#include <algorithm>
+#include <filesystem>
 #include <memory>
 #include <vector>
 
@@ -10,6 +12,8 @@
 
 namespace t6 {
 namespace {
+
+namespace fs = std::filesystem;
 
 // Reads a shard block by block: checksum, id range, and the EOT at every document start.
 void verify_shard(const ShardReader& shard, const CorpusIndex& index) {
@@ -48,6 +52,50 @@ void verify_shard(const ShardReader& shard, const CorpusIndex& index) {
            ", the file's attribute and index.json say ", shard.attributes().checksum);
 }
 
+// The index's own fields that the loader's start-up checks do not compare with the shards: the
+// token dtype, the "splits" summary, the shard names and the sources; and no shard file unlisted.
+void verify_index_fields(const std::string& directory, const CorpusIndex& index, const std::string& split,
+                         const SplitStream& stream) {
+  const std::string index_path = (fs::path(directory) / kCorpusIndexFile).string();
+  const int token_bytes = shard_format::token_bytes_for_vocab(index.vocab_size);
+  const std::string dtype = token_bytes == 2 ? "uint16" : "uint32";
+  T6_CHECK(index.token_dtype == dtype, index_path, ": token_dtype is '", index.token_dtype, "', a vocab of ",
+           index.vocab_size, " is stored as ", dtype);
+  const std::vector<ShardSummary> listed = index.split_shards(split);
+  CorpusIndex::SplitTotals actual;
+  for (size_t n = 0; n < listed.size(); ++n) {
+    const std::string expected_name = shard_format::shard_file_name(split, int64_t(n));
+    T6_CHECK(listed[n].file == expected_name, index_path, ": ", split, " shard ", n, " is listed as ", listed[n].file,
+             ", expected ", expected_name);
+    const ShardReader& shard = stream.shards()[n];
+    T6_CHECK(shard.token_bytes() == token_bytes, shard.path(), ": tokens are ", shard.token_bytes(),
+             "-byte integers, index.json's token_dtype is ", index.token_dtype);
+    for (const std::string& source : shard.attributes().source_files)
+      T6_CHECK(std::find(index.sources.begin(), index.sources.end(), source) != index.sources.end(), shard.path(),
+               ": source file ", source, " is not among index.json's sources");
+    actual.tokens += shard.length();
+    actual.documents += shard.attributes().document_count;
+    ++actual.shards;
+  }
+  const auto recorded = index.recorded_splits.find(split);
+  T6_CHECK(recorded != index.recorded_splits.end(), index_path, ": splits has no entry for ", split);
+  const CorpusIndex::SplitTotals& said = recorded->second;
+  T6_CHECK(said.tokens == actual.tokens && said.documents == actual.documents && said.shards == actual.shards,
+           index_path, ": splits.", split, " says ", said.tokens, " tokens, ", said.documents, " documents, ",
+           said.shards, " shards; the shards hold ", actual.tokens, ", ", actual.documents, ", ", actual.shards);
+}
+
+void verify_no_unlisted_shards(const std::string& directory, const CorpusIndex& index) {
+  for (const auto& entry : fs::directory_iterator(directory)) {
+    const std::string name = entry.path().filename().string();
+    if (!name.ends_with(".h5")) continue;
+    const bool listed = std::any_of(index.shards.begin(), index.shards.end(),
+                                    [&](const ShardSummary& shard) { return shard.file == name; });
+    T6_CHECK(listed, entry.path().string(), ": shard file not listed in ",
+             (fs::path(directory) / kCorpusIndexFile).string(), " (left from another corpus?)");
+  }
+}
+
 }  // namespace
 
 CorpusVerification verify_corpus(const std::string& directory) {
@@ -55,6 +103,7 @@ CorpusVerification verify_corpus(const std::string& directory) {
   CorpusVerification result;
   for (const std::string split : {"train", "val"}) {
     const SplitStream stream(directory, index, split);  // the loader's checks against the index
+    verify_index_fields(directory, index, split, stream);
     for (const ShardReader& shard : stream.shards()) {
       verify_shard(shard, index);
       ++result.shards;
@@ -62,6 +111,7 @@ CorpusVerification verify_corpus(const std::string& directory) {
       result.documents += shard.attributes().document_count;
     }
   }
+  verify_no_unlisted_shards(directory, index);
   return result;
 }
 

@@ -1,7 +1,6 @@
 #include "data/corpus_writer.h"
 
 #include <cmath>
-#include <filesystem>
 
 #include "core/error.h"
 #include "data/corpus_index.h"
@@ -67,12 +66,6 @@ uint64_t CorpusWriter::finish(const std::vector<std::string>& sources) {
   index.sources = sources;
   write_corpus_index(directory_, index);
   return index.shards.size();
-}
-
-void CorpusWriter::remove_written_files() {
-  std::error_code ignored;
-  for (const auto& path : train_.created_files()) std::filesystem::remove(path, ignored);
-  for (const auto& path : val_.created_files()) std::filesystem::remove(path, ignored);
 }
 
 }  // namespace t6

@@ -1,6 +1,6 @@
 // The output side of t6_preprocess, shared by text and by imported token files: each document goes
 // whole to the train or the val split (a SplitWriter each, shards of at most `shard_tokens` tokens),
-// and index.json is written last, atomically. After a failure, remove_written_files() leaves no shard.
+// and index.json is written last, atomically (into the staging directory of corpus_staging.h).
 #pragma once
 #include <cstdint>
 #include <string>
@@ -43,7 +43,6 @@ class CorpusWriter {
   void check_splits(const std::string& inputs, bool val_requested) const;
   // Finishes the shards and writes index.json, listing `sources` as the inputs; returns the shard count.
   uint64_t finish(const std::vector<std::string>& sources);
-  void remove_written_files();
 
  private:
   std::string directory_;

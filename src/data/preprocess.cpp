@@ -5,12 +5,12 @@
 #include <algorithm>
 #include <exception>
 #include <filesystem>
-#include <optional>
 
 #include "core/error.h"
 #include "core/progress_bar.h"
 #include "data/corpus_index.h"
 #include "data/corpus_inputs.h"
+#include "data/corpus_staging.h"
 #include "data/corpus_writer.h"
 #include "data/token_files.h"
 #include "data/tokenizer.h"
@@ -44,27 +44,6 @@ void check_options(const PreprocessOptions& options) {
   T6_CHECK(options.shard_tokens >= 1, "--shard-tokens must be ≥ 1");
   T6_CHECK(options.gzip_level >= 0 && options.gzip_level <= 9, "--gzip-level must be in [0, 9], got ",
            options.gzip_level);
-}
-
-// Clears the way for a new corpus. The old index goes first, so an interrupted overwrite never
-// leaves a directory that looks complete.
-void prepare_output_dir(const PreprocessOptions& options) {
-  const fs::path directory = options.output_dir;
-  std::error_code error;
-  if (fs::exists(directory, error)) {
-    T6_CHECK(options.overwrite, directory.string(), ": output directory exists (pass --overwrite to replace it)");
-    T6_CHECK(fs::is_directory(directory), directory.string(), ": exists and is not a directory");
-    fs::remove(directory / kCorpusIndexFile, error);
-    T6_CHECK(!error, (directory / kCorpusIndexFile).string(), ": cannot remove (", error.message(), ")");
-    for (const auto& entry : fs::directory_iterator(directory)) {
-      const std::string name = entry.path().filename().string();
-      const bool is_shard = (name.rfind("train_", 0) == 0 || name.rfind("val_", 0) == 0) && name.ends_with(".h5");
-      if (is_shard || name == std::string(kCorpusIndexFile) + ".tmp") fs::remove(entry.path());
-    }
-  } else {
-    fs::create_directories(directory, error);
-    T6_CHECK(!error, directory.string(), ": cannot create the output directory (", error.message(), ")");
-  }
 }
 
 void tokenize_batch(TokenizedBatch& batch, const Tokenizer& tokenizer, BpeCache& cache,
@@ -178,29 +157,24 @@ PreprocessSummary run_preprocess(const PreprocessOptions& options) {
   };
   std::for_each(files.begin(), files.end(), add_source);
   std::for_each(token_files.begin(), token_files.end(), add_source);
-  prepare_output_dir(options);
+  CorpusStaging staging(options.output_dir, options.overwrite);
 
-  std::optional<CorpusWriter> writer;
-  try {
-    writer.emplace(options.output_dir, identity, options.shard_tokens, options.gzip_level);
-    ProgressBar progress(stderr, total_file_bytes, options.progress_bar);
-    PreprocessSummary summary = importing ? import_corpus(options, identity, token_files, *writer, progress)
-                                          : tokenize_corpus(options, tokenizer, files, *writer, progress);
-    progress.finish();
-    writer->check_splits(describe_inputs(importing ? options.token_inputs : options.inputs),
-                         options.val_fraction > 0 || options.val_documents > 0);
-    summary.seconds = progress.elapsed_seconds();
-    summary.train_documents = writer->train().documents;
-    summary.val_documents = writer->val().documents;
-    summary.documents = summary.train_documents + summary.val_documents;
-    summary.train_tokens = writer->train().tokens;
-    summary.val_tokens = writer->val().tokens;
-    summary.shards = writer->finish(sources);
-    return summary;
-  } catch (...) {
-    if (writer) writer->remove_written_files();
-    throw;
-  }
+  CorpusWriter writer(staging.directory().string(), identity, options.shard_tokens, options.gzip_level);
+  ProgressBar progress(stderr, total_file_bytes, options.progress_bar);
+  PreprocessSummary summary = importing ? import_corpus(options, identity, token_files, writer, progress)
+                                        : tokenize_corpus(options, tokenizer, files, writer, progress);
+  progress.finish();
+  writer.check_splits(describe_inputs(importing ? options.token_inputs : options.inputs),
+                      options.val_fraction > 0 || options.val_documents > 0);
+  summary.train_documents = writer.train().documents;
+  summary.val_documents = writer.val().documents;
+  summary.documents = summary.train_documents + summary.val_documents;
+  summary.train_tokens = writer.train().tokens;
+  summary.val_tokens = writer.val().tokens;
+  summary.shards = writer.finish(sources);
+  staging.commit();
+  summary.seconds = progress.elapsed_seconds();
+  return summary;
 }
 
 }  // namespace t6

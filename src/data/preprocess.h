@@ -7,8 +7,9 @@
 // ceil(i·F) (evenly spread, ⌈N·F⌉ of N, the first one included, so val is never empty); with
 // val_documents V, the first V documents go to val. Tokenising runs on `threads` threads over
 // batches whose boundaries depend only on the input, and shards are written in document order, so
-// the output is byte-identical for any thread count. index.json is written last, atomically; on
-// any error the shards already written are removed and no index is left.
+// the output is byte-identical for any thread count. The corpus is written into a staging directory
+// and moved into place whole (corpus_staging.h): on any error, a full disk included, the output
+// directory is as it was (absent, or the old corpus with `overwrite`) and nothing is left behind.
 #pragma once
 #include <cstdint>
 #include <string>

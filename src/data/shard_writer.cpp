@@ -2,10 +2,12 @@
 
 #include <algorithm>
 #include <bit>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 
 #include "core/error.h"
+#include "core/hdf5_image.h"
 #include "data/shard_format.h"
 
 namespace t6 {
@@ -43,6 +45,11 @@ void append_to_dataset(hid_t dataset, hid_t memory_type, hsize_t already, hsize_
              "write to a dataset");
 }
 
+bool shard_disk_full_injected() {
+  const char* value = std::getenv("T6_SHARD_DISK_FULL");
+  return value && *value && std::strcmp(value, "0") != 0;
+}
+
 }  // namespace
 
 ShardWriter::ShardWriter(const std::string& path, const ShardSpec& spec)
@@ -50,8 +57,7 @@ ShardWriter::ShardWriter(const std::string& path, const ShardSpec& spec)
   Hdf5QuietErrors quiet;
   Hdf5Handle creation(hdf5_check(H5Pcreate(H5P_FILE_CREATE), path_, "create file properties"));
   hdf5_check(H5Pset_obj_track_times(creation.get(), false), path_, "disable time tracking");
-  file_ = Hdf5Handle(
-      hdf5_check(H5Fcreate(path_.c_str(), H5F_ACC_TRUNC, creation.get(), H5P_DEFAULT), path_, "create the file"));
+  file_ = Hdf5Handle(create_hdf5_in_memory(path_, size_t(32) << 20, creation.get(), "token shard"));
   tokens_ = create_growing_dataset(file_.get(), shard_format::kTokensDataset,
                                    token_bytes_ == 2 ? H5T_STD_U16LE : H5T_STD_U32LE, shard_format::kTokensPerChunk,
                                    spec_.gzip_level, path_);
@@ -61,6 +67,9 @@ ShardWriter::ShardWriter(const std::string& path, const ShardSpec& spec)
 }
 
 ShardWriter::~ShardWriter() {
+  Hdf5QuietErrors quiet;  // an unfinished shard exists only in memory: closing it writes nothing
+  tokens_.reset();
+  file_.reset();
   if (checksum_state_) XXH3_freeState(checksum_state_);
 }
 
@@ -134,7 +143,7 @@ ShardSummary ShardWriter::finish() {
   write_string_attribute(root.get(), kChecksumAttribute, summary.checksum, path_);
   write_string_list_attribute(root.get(), kSourceFilesAttribute, source_files_, path_);
   root.reset();
-  hdf5_check(H5Fflush(file_.get(), H5F_SCOPE_LOCAL), path_, "flush the file");
+  write_hdf5_image(file_.get(), path_, "token shard", nullptr, shard_disk_full_injected());
   file_.reset();
   return summary;
 }
@@ -148,7 +157,6 @@ void SplitWriter::open_next_shard() {
   if (shard_) finished_.push_back(shard_->finish());
   const std::string name = shard_format::shard_file_name(spec_.split, int64_t(finished_.size()));
   const std::string path = (std::filesystem::path(directory_) / name).string();
-  created_files_.push_back(path);
   shard_ = std::make_unique<ShardWriter>(path, spec_);
   if (!current_source_.empty()) shard_->add_source(current_source_);
 }

@@ -1,6 +1,9 @@
 // Writes token shards: ShardWriter fills one file; SplitWriter rolls a split's token stream over
 // consecutive files of at most `shard_tokens` tokens (documents may straddle two files).
 // HDF5 calls depend only on the token stream, never on timing, so equal input gives equal bytes.
+// A shard is built in memory (at most `shard_tokens` tokens: 200 MB at the default 100M) and written
+// to disk, fsynced, by finish(), so a full disk is one clear error and never a half-written HDF5
+// file. Test hook: T6_SHARD_DISK_FULL=1 makes every shard write fail as on a full disk (ENOSPC).
 #pragma once
 #include <xxhash.h>
 
@@ -66,8 +69,6 @@ class SplitWriter {
   void add_source(const std::string& source_file);  // the open document continues from this file
   void append(const uint32_t* ids, size_t count);
   std::vector<ShardSummary> finish();
-  // Files this writer has created so far (to clean up after a failed run).
-  std::vector<std::string> created_files() const { return created_files_; }
 
  private:
   void open_next_shard();
@@ -77,7 +78,6 @@ class SplitWriter {
   std::string current_source_;
   std::unique_ptr<ShardWriter> shard_;
   std::vector<ShardSummary> finished_;
-  std::vector<std::string> created_files_;
 };
 
 }  // namespace t6
