@@ -7,7 +7,6 @@
 // full disk (injected ENOSPC, and a real small tmpfs where mounting is allowed) fails the save with
 // one line, leaves no staging directory, and the next save succeeds.
 #include <gtest/gtest.h>
-#include <sys/mount.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -20,6 +19,7 @@
 #include "checkpoint/shard_file.h"
 #include "common/error_expectations.h"
 #include "common/file_damage.h"
+#include "common/small_tmpfs.h"
 #include "common/test_paths.h"
 
 using namespace t6;
@@ -251,14 +251,9 @@ TEST(CheckpointFaults, InjectedDiskFullFailsTheSaveWithOneLineAndLeavesNoStaging
 }
 
 TEST(CheckpointFaults, RealFullTmpfsFailsTheSaveWithOneLine) {
-  const fs::path mount_point = scratch_dir("tmpfs");
-  if (::mount("tmpfs", mount_point.c_str(), "tmpfs", 0, "size=160k") != 0)
-    GTEST_SKIP() << "mounting a tmpfs is not allowed here";
-  struct Unmount {
-    fs::path at;
-    ~Unmount() { ::umount2(at.c_str(), MNT_DETACH); }
-  } unmount{mount_point};
-  const fs::path checkpoints = mount_point / "checkpoints";
+  const t6::testing::SmallTmpfs tmpfs("tmpfs", "160k");
+  if (!tmpfs.mounted()) GTEST_SKIP() << "mounting a tmpfs is not allowed here";
+  const fs::path checkpoints = tmpfs.path() / "checkpoints";
   CheckpointStore store(checkpoints, 1, "job");
   save(store, 100);  // 2 × 64 KiB of weights fit once
   store.begin_save(200);

@@ -5,11 +5,11 @@
 // ctest-labels: data
 // ctest-timeout: 300
 #include <gtest/gtest.h>
-#include <sys/mount.h>
 
 #include <fstream>
 #include <sstream>
 
+#include "common/small_tmpfs.h"
 #include "common/test_paths.h"
 #include "data/corpus_index.h"
 #include "data/corpus_verify.h"
@@ -119,13 +119,9 @@ TEST(CorpusStaging, OverwriteRefusesADirectoryHoldingMoreThanACorpus) {
 
 // A real full disk: a 512 KiB tmpfs holds a small corpus but not tinyshakespeare's 676 KB of tokens.
 TEST(CorpusStaging, RealFullTmpfsLeavesTheOldCorpusAndOneLine) {
-  const fs::path mount_point = scratch_dir("staging_tmpfs");
-  if (::mount("tmpfs", mount_point.c_str(), "tmpfs", 0, "size=512k") != 0)
-    GTEST_SKIP() << "mounting a tmpfs is not allowed here";
-  struct Unmount {
-    fs::path at;
-    ~Unmount() { ::umount2(at.c_str(), MNT_DETACH); }
-  } unmount{mount_point};
+  const testing::SmallTmpfs tmpfs("staging_tmpfs", "512k");
+  if (!tmpfs.mounted()) GTEST_SKIP() << "mounting a tmpfs is not allowed here";
+  const fs::path& mount_point = tmpfs.path();
   const fs::path corpus = mount_point / "corpus";
   expect_one_line_naming(preprocess("--input " + txt.string() + " --output " + corpus.string()),
                          {"train_00000.h5", "No space left on device"});
