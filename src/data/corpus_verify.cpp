@@ -67,7 +67,7 @@ void verify_index_fields(const std::string& directory, const CorpusIndex& index,
     const std::string expected_name = shard_format::shard_file_name(split, int64_t(n));
     T6_CHECK(listed[n].file == expected_name, index_path, ": ", split, " shard ", n, " is listed as ", listed[n].file,
              ", expected ", expected_name);
-    const ShardReader& shard = stream.shards()[n];
+    const ShardReader& shard = stream.shard(n);
     T6_CHECK(shard.token_bytes() == token_bytes, shard.path(), ": tokens are ", shard.token_bytes(),
              "-byte integers, index.json's token_dtype is ", index.token_dtype);
     for (const std::string& source : shard.attributes().source_files)
@@ -102,9 +102,11 @@ CorpusVerification verify_corpus(const std::string& directory) {
   const CorpusIndex index = read_corpus_index(directory);
   CorpusVerification result;
   for (const std::string split : {"train", "val"}) {
-    const SplitStream stream(directory, index, split);  // the loader's checks against the index
+    OpenShards open_shards(1);  // one shard at a time, whatever the corpus' size
+    const SplitStream stream(directory, index, split, open_shards);  // the loader's checks against the index
     verify_index_fields(directory, index, split, stream);
-    for (const ShardReader& shard : stream.shards()) {
+    for (size_t i = 0; i < stream.shard_count(); ++i) {
+      const ShardReader& shard = stream.shard(i);
       verify_shard(shard, index);
       ++result.shards;
       result.tokens += shard.length();

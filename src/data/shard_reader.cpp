@@ -12,8 +12,7 @@ ShardReader::ShardReader(const std::string& path) : path_(path) {
   file_ = Hdf5Handle(hdf5_check(H5Fopen(path_.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), path_,
                                 "open the shard (truncated or not an HDF5 file?)"));
   Hdf5Handle access(hdf5_check(H5Pcreate(H5P_DATASET_ACCESS), path_, "create dataset access properties"));
-  // Windows land anywhere; a few MB of chunk cache keeps neighbouring windows from re-reading chunks.
-  hdf5_check(H5Pset_chunk_cache(access.get(), 1021, 8u << 20, 1.0), path_, "set the chunk cache");
+  hdf5_check(H5Pset_chunk_cache(access.get(), 521, kChunkCacheBytes, 1.0), path_, "set the chunk cache");
   T6_CHECK(H5Lexists(file_.get(), shard_format::kTokensDataset, H5P_DEFAULT) > 0, path_, ": no dataset '",
            shard_format::kTokensDataset, "'");
   tokens_ = Hdf5Handle(hdf5_check(H5Dopen2(file_.get(), shard_format::kTokensDataset, access.get()), path_,

@@ -2,6 +2,7 @@
 // (never the whole dataset). Every read is checked by HDF5's Fletcher32 filter; failures name the file.
 // Not thread-safe (neither is serial HDF5): one reader per thread.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -13,6 +14,10 @@ namespace t6 {
 
 class ShardReader {
  public:
+  // HDF5 chunk cache of the tokens dataset: 32 chunks of uint16 tokens, so neighbouring windows do
+  // not re-read (and re-verify) a chunk, while many open shards stay cheap (OpenShards bounds them).
+  static constexpr size_t kChunkCacheBytes = size_t(1) << 20;
+
   explicit ShardReader(const std::string& path);
   const std::string& path() const { return path_; }
   const shard_format::ShardAttributes& attributes() const { return attributes_; }

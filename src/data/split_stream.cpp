@@ -7,10 +7,12 @@
 
 namespace t6 {
 
-SplitStream::SplitStream(const std::string& directory, const CorpusIndex& index, const std::string& split) {
+SplitStream::SplitStream(const std::string& directory, const CorpusIndex& index, const std::string& split,
+                         OpenShards& shards)
+    : shards_(&shards) {
   for (const ShardSummary& listed : index.split_shards(split)) {
     const std::string path = (std::filesystem::path(directory) / listed.file).string();
-    ShardReader shard(path);
+    const ShardReader& shard = shards.get(path);
     const auto& found = shard.attributes();
     const std::string mismatch = ": disagrees with " + (std::filesystem::path(directory) / kCorpusIndexFile).string();
     T6_CHECK(found.tokenizer == index.tokenizer, path, mismatch, ": tokenizer ", found.tokenizer, " vs ",
@@ -31,7 +33,7 @@ SplitStream::SplitStream(const std::string& directory, const CorpusIndex& index,
     T6_CHECK(found.checksum == listed.checksum, path, mismatch, ": tokens checksum ", found.checksum, " vs ",
              listed.checksum);
     shard_starts_.push_back(shard_starts_.back() + shard.length());
-    shards_.push_back(std::move(shard));
+    paths_.push_back(path);
   }
 }
 
@@ -41,8 +43,13 @@ void SplitStream::read(uint64_t offset, uint64_t count, int32_t* out) const {
   size_t shard = size_t(std::upper_bound(shard_starts_.begin(), shard_starts_.end(), offset) - shard_starts_.begin()) - 1;
   while (count > 0) {
     const uint64_t local = offset - shard_starts_[shard];
-    const uint64_t taken = std::min(count, shards_[shard].length() - local);
-    shards_[shard].read_tokens(local, taken, out);
+    const uint64_t length = shard_starts_[shard + 1] - shard_starts_[shard];
+    const uint64_t taken = std::min(count, length - local);
+    const ShardReader& reader = shards_->get(paths_[shard]);
+    // A reopened shard must still be the one checked at start-up (not a corpus rewritten since).
+    T6_CHECK(reader.length() == length, reader.path(), ": holds ", reader.length(), " tokens, ", length,
+             " when the corpus was opened: the shard changed during the run");
+    reader.read_tokens(local, taken, out);
     out += taken;
     offset += taken;
     count -= taken;

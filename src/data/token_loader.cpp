@@ -12,14 +12,16 @@ struct TokenLoader::State {
   std::string directory;
   int64_t seq_len;
   CorpusIndex index;
+  OpenShards open_shards;  // shared by both splits, declared before them
   SplitStream train, val;
   // Two independent 32-bit streams make one 64-bit draw, so starts stay uniform past 2^32 tokens.
   CounterRng window_rng_high, window_rng_low;
   std::vector<int32_t> window;  // seq_len + 1 tokens
 
-  State(const std::string& corpus_dir, int64_t seq_len_, uint64_t seed)
+  State(const std::string& corpus_dir, int64_t seq_len_, uint64_t seed, int64_t max_open_shards)
       : directory(corpus_dir), seq_len(seq_len_), index(read_corpus_index(corpus_dir)),
-        train(corpus_dir, index, "train"), val(corpus_dir, index, "val"),
+        open_shards(size_t(max_open_shards)), train(corpus_dir, index, "train", open_shards),
+        val(corpus_dir, index, "val", open_shards),
         window_rng_high(seed, "t6.token_loader.train_window.high"),
         window_rng_low(seed, "t6.token_loader.train_window.low"), window(size_t(seq_len_) + 1) {}
 
@@ -29,9 +31,10 @@ struct TokenLoader::State {
   }
 };
 
-TokenLoader::TokenLoader(const std::string& corpus_dir, int64_t seq_len, uint64_t seed) {
+TokenLoader::TokenLoader(const std::string& corpus_dir, int64_t seq_len, uint64_t seed, int64_t max_open_shards) {
   T6_CHECK(seq_len > 0, "TokenLoader: seq_len must be positive, got ", seq_len);
-  state_ = std::make_unique<State>(corpus_dir, seq_len, seed);
+  T6_CHECK(max_open_shards >= 1, "TokenLoader: max_open_shards must be at least 1, got ", max_open_shards);
+  state_ = std::make_unique<State>(corpus_dir, seq_len, seed, max_open_shards);
   T6_CHECK(state_->train.tokens() >= uint64_t(seq_len) + 1, corpus_dir, ": the train split holds ",
            state_->train.tokens(), " tokens, fewer than one window of seq_len + 1 = ", seq_len + 1);
 }
@@ -44,6 +47,7 @@ int64_t TokenLoader::vocab_size() const { return state_->index.vocab_size; }
 int64_t TokenLoader::train_tokens() const { return int64_t(state_->train.tokens()); }
 int64_t TokenLoader::val_tokens() const { return int64_t(state_->val.tokens()); }
 int64_t TokenLoader::val_windows() const { return val_tokens() / (state_->seq_len + 1); }
+size_t TokenLoader::open_shards() const { return state_->open_shards.open_count(); }
 
 int64_t TokenLoader::train_window_start(int64_t step, int64_t sequence) const {
   T6_CHECK(step >= 0 && step < (int64_t(1) << 32) && sequence >= 0 && sequence < (int64_t(1) << 32),

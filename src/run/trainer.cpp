@@ -67,7 +67,9 @@ Trainer::Trainer(const RunConfig& config, ProcessGrid& grid, const std::string& 
       local_sequences_(checked_local_sequences(config, grid.dp_size())),
       micro_steps_(local_sequences_ / config.train.micro_batch_size),
       eval_batches_(0),
-      loader_(checked_data_path(config), config.train.seq_len, config.train.seed),
+      loader_(checked_data_path(config), config.train.seq_len, config.train.seed, config.data.max_open_shards),
+      prefetcher_(loader_, grid.dp_rank() * local_sequences_, local_sequences_, config.train.seq_len,
+                  config.data.prefetch),
       model_(config.model, config.train.micro_batch_size, config.train.seq_len, &grid.tp(),
              config.parallel.zero1 ? grid.dp_size() : 1),
       optimizer_(model_.weights(), adamw_settings(config.train), &grid.tp(), &grid.dp(), config.parallel.zero1),
@@ -136,6 +138,7 @@ void Trainer::resume_from(const checkpoint::ResumePoint& point, const std::vecto
 
 void Trainer::save_checkpoint() {
   set_progress_label(str("saving the checkpoint of step ", step_));
+  prefetcher_.wait();  // serial HDF5: no batch read while the checkpoint is written
   check_state_is_finite();
   TrainState state{step_, optimizer_.adamw().steps_taken(), config_.lr_schedule().lr_decay_steps, elapsed_seconds_,
                    "", ""};
@@ -212,7 +215,9 @@ void Trainer::print_startup_table() const {
            " tokens/step; ", micro_steps_, " micro-batches of ", t.micro_batch_size, " per rank");
   log_info("  optimizer   AdamW lr ", t.lr, " → ", t.min_lr, ", warmup ", t.warmup_steps, ", decay to step ",
            config_.lr_schedule().lr_decay_steps, ", wd ", t.weight_decay, ", clip ", t.grad_clip);
-  log_info("  data        ", config_.data.path, ": ", loader_.train_tokens(), " train / ", loader_.val_tokens(), " val tokens");
+  log_info("  data        ", config_.data.path, ": ", loader_.train_tokens(), " train / ", loader_.val_tokens(),
+           " val tokens; at most ", config_.data.max_open_shards, " shards open; prefetch ",
+           config_.data.prefetch ? "on" : "off");
   log_info("  memory      ", double(model_.activation_bytes()) / (1 << 20), " MiB activations, ",
            double(model_.weights().padded_numel()) * 16 / (1 << 20), " MiB weights+grads+AdamW per rank");
   log_info("  peak        ", peak_flops_ / 1e9, " GFLOP/s over ", grid_.world_size(), " ranks (", peak_flops_source_, "); ",
@@ -239,7 +244,8 @@ Trainer::StepStats Trainer::train_step() {
     phase_start = now;
     communication_start += communication;
   };
-  loader_.read_train(step_, grid_.dp_rank() * local_sequences_, local_sequences_, inputs_.data(), targets_.data());
+  // The next step's batch is read while this one computes (none after the last step).
+  prefetcher_.take(step_, inputs_.data(), targets_.data(), step_ + 1 < config_.train.max_steps ? step_ + 1 : -1);
   end_phase(times.data);
   model_.weights().zero_grads();
   double loss = 0;
@@ -266,6 +272,7 @@ Trainer::StepStats Trainer::train_step() {
 
 double Trainer::evaluate() {
   set_progress_label(str("validation after step ", step_));
+  prefetcher_.wait();  // the loader reads one thing at a time
   const int64_t T = config_.train.seq_len, B = config_.train.micro_batch_size;
   double loss = 0;
   for (int64_t batch = 0; batch < eval_batches_; ++batch) {

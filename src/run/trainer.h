@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "data/batch_prefetcher.h"
 #include "data/token_loader.h"
 #include "model/language_model.h"
 #include "parallel/backend_choice.h"
@@ -91,6 +92,7 @@ class Trainer {
   int64_t micro_steps_;
   int64_t eval_batches_;
   TokenLoader loader_;
+  BatchPrefetcher prefetcher_;  // reads through loader_: declared after it, so it stops first
   LanguageModel model_;
   DistributedOptimizer optimizer_;
   std::vector<int32_t> inputs_, targets_;  // local_sequences_ × seq_len

@@ -33,6 +33,8 @@ struct TrainConfig {
 
 struct DataConfig {
   std::string path;  // a corpus directory written by t6_preprocess
+  int64_t max_open_shards = 64;  // shard files open at once (least recently read closed first)
+  bool prefetch = true;          // read the next batch in the background while a step computes
 };
 
 struct ParallelConfig {

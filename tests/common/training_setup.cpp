@@ -5,12 +5,12 @@
 
 namespace t6::testing {
 
-std::string write_shakespeare_corpus(const std::string& directory) {
+std::string write_shakespeare_corpus(const std::string& directory, uint64_t shard_tokens) {
   PreprocessOptions options;
   options.inputs = {(source_dir() / "data_tools/corpora/tinyshakespeare.jsonl").string()};
   options.output_dir = directory;
   options.val_fraction = 0.1;
-  options.shard_tokens = 100'000;
+  options.shard_tokens = shard_tokens;
   options.overwrite = true;
   run_preprocess(options);
   return directory;
