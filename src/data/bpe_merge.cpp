@@ -2,6 +2,8 @@
 
 #include <xxhash.h>
 
+#include <algorithm>
+#include <cstring>
 #include <queue>
 
 #include "core/error.h"
@@ -17,57 +19,67 @@ void BpeRanks::add(std::string_view bytes, uint32_t rank) {
 void BpeRanks::finish() {
   size_t slot_count = 1024;
   while (slot_count < 2 * size()) slot_count *= 2;  // load factor ≤ 1/2 keeps probe runs short
-  slots_.assign(slot_count, Slot{0, kNoRank});
+  slots_.assign(slot_count, Slot{0, kNoRank, 0, 0});
   slot_mask_ = slot_count - 1;
+  byte_ranks_.assign(256, kNoRank);
+  two_byte_ranks_.assign(size_t(1) << 16, kNoRank);
   for (uint32_t rank = 0; rank < size(); ++rank) {
-    const uint64_t hash = XXH3_64bits(bytes(rank).data(), bytes(rank).size());
-    uint64_t slot = hash & slot_mask_;
+    const BpeKey key(bytes(rank));
+    T6_CHECK(key.bytes.size() < (1u << 8) && offsets_[rank] < (1u << 24), "token ", rank, " (", key.bytes.size(),
+             " bytes at ", offsets_[rank], ") does not fit the rank table's slots");
+    uint64_t slot = key.hash & slot_mask_;
     while (slots_[slot].rank != kNoRank) slot = (slot + 1) & slot_mask_;
-    slots_[slot] = Slot{uint32_t(hash >> 32), rank};
+    slots_[slot] = Slot{key.prefix, rank, uint32_t(offsets_[rank]), uint32_t(key.bytes.size())};
+    if (key.bytes.size() == 1) byte_ranks_[key.prefix] = rank;
+    if (key.bytes.size() == 2) two_byte_ranks_[key.prefix] = rank;
   }
 }
 
-uint32_t BpeRanks::rank(std::string_view key) const {
-  const uint64_t hash = XXH3_64bits(key.data(), key.size());
-  const uint32_t tag = uint32_t(hash >> 32);
-  for (uint64_t slot = hash & slot_mask_;; slot = (slot + 1) & slot_mask_) {
-    const Slot& candidate = slots_[slot];
-    if (candidate.rank == kNoRank) return kNoRank;
-    if (candidate.tag == tag && bytes(candidate.rank) == key) return candidate.rank;
-  }
-}
+uint64_t BpeKey::long_hash(std::string_view bytes) { return XXH3_64bits(bytes.data(), bytes.size()); }
 
 void bpe_merge_scan(const BpeRanks& ranks, std::string_view piece, std::vector<uint32_t>& ids) {
-  // parts[i] = start of part i; pair_rank[i] = rank of part i joined with part i+1. A sentinel part
-  // at the end makes "the bytes up to the part after next" uniform.
+  // parts[i]: where part i starts, its rank (a part is always a token), and the rank of part i
+  // joined with part i+1. A sentinel part at the end makes "the bytes up to the part after next"
+  // uniform.
   struct Part {
     size_t start;
-    uint32_t pair_rank;
+    uint32_t rank, pair_rank;
   };
-  std::vector<Part> parts;
-  parts.reserve(piece.size() + 1);
-  for (size_t i = 0; i <= piece.size(); ++i) parts.push_back({i, BpeRanks::kNoRank});
-  auto rank_of_pair = [&](size_t i) {
-    if (i + 2 >= parts.size()) return BpeRanks::kNoRank;
-    return ranks.rank(piece.substr(parts[i].start, parts[i + 2].start - parts[i].start));
-  };
-  for (size_t i = 0; i + 2 < parts.size(); ++i) parts[i].pair_rank = rank_of_pair(i);
-  while (parts.size() > 2) {
+  // Pieces of ordinary text fit the stack buffer, so a merge allocates nothing.
+  constexpr size_t kStackParts = 130;
+  Part stack_parts[kStackParts];
+  std::vector<Part> heap_parts;
+  size_t count = piece.size() + 1;
+  Part* parts = count <= kStackParts ? stack_parts : (heap_parts.resize(count), heap_parts.data());
+  const auto* bytes = reinterpret_cast<const unsigned char*>(piece.data());
+  for (size_t i = 0; i + 1 < count; ++i) {
+    const uint32_t pair = i + 2 < count ? ranks.two_byte_rank(bytes[i], bytes[i + 1]) : BpeRanks::kNoRank;
+    parts[i] = {i, ranks.byte_rank(bytes[i]), pair};
+  }
+  parts[count - 1] = {piece.size(), BpeRanks::kNoRank, BpeRanks::kNoRank};
+  auto pair_key = [&](size_t i) { return BpeKey(piece.substr(parts[i].start, parts[i + 2].start - parts[i].start)); };
+  while (count > 2) {
     size_t best = 0;
     uint32_t best_rank = BpeRanks::kNoRank;
-    for (size_t i = 0; i + 2 < parts.size(); ++i) {
+    for (size_t i = 0; i + 2 < count; ++i) {
       if (parts[i].pair_rank < best_rank) {
         best_rank = parts[i].pair_rank;
         best = i;
       }
     }
     if (best_rank == BpeRanks::kNoRank) break;
-    parts.erase(parts.begin() + ptrdiff_t(best) + 1);
-    parts[best].pair_rank = rank_of_pair(best);
-    if (best > 0) parts[best - 1].pair_rank = rank_of_pair(best - 1);
+    std::copy(parts + best + 2, parts + count, parts + best + 1);
+    --count;
+    parts[best].rank = best_rank;
+    // The two pairs that changed, both fetched from memory before either is compared.
+    const bool right = best + 2 < count, left = best > 0;
+    const BpeKey right_key = right ? pair_key(best) : BpeKey({}), left_key = left ? pair_key(best - 1) : BpeKey({});
+    if (right) ranks.prefetch(right_key);
+    if (left) ranks.prefetch(left_key);
+    parts[best].pair_rank = right ? ranks.rank(right_key) : BpeRanks::kNoRank;
+    if (left) parts[best - 1].pair_rank = ranks.rank(left_key);
   }
-  for (size_t i = 0; i + 1 < parts.size(); ++i)
-    ids.push_back(ranks.rank(piece.substr(parts[i].start, parts[i + 1].start - parts[i].start)));
+  for (size_t i = 0; i + 1 < count; ++i) ids.push_back(parts[i].rank);
 }
 
 void bpe_merge_heap(const BpeRanks& ranks, std::string_view piece, std::vector<uint32_t>& ids) {
@@ -120,16 +132,20 @@ void bpe_merge_heap(const BpeRanks& ranks, std::string_view piece, std::vector<u
     ids.push_back(ranks.rank(piece.substr(parts[i].start, parts[i].end - parts[i].start)));
 }
 
-void bpe_encode_piece(const BpeRanks& ranks, std::string_view piece, std::vector<uint32_t>& ids) {
-  if (const uint32_t whole = ranks.rank(piece); whole != BpeRanks::kNoRank) {
-    ids.push_back(whole);
-    return;
-  }
+void bpe_merge(const BpeRanks& ranks, std::string_view piece, std::vector<uint32_t>& ids) {
   constexpr size_t kLongPiece = 128;  // above this the scan's quadratic cost dominates
   if (piece.size() <= kLongPiece)
     bpe_merge_scan(ranks, piece, ids);
   else
     bpe_merge_heap(ranks, piece, ids);
+}
+
+void bpe_encode_piece(const BpeRanks& ranks, std::string_view piece, std::vector<uint32_t>& ids) {
+  if (const uint32_t whole = ranks.rank(piece); whole != BpeRanks::kNoRank) {
+    ids.push_back(whole);
+    return;
+  }
+  bpe_merge(ranks, piece, ids);
 }
 
 }  // namespace t6

@@ -1,11 +1,9 @@
 #include "data/tokenizer.h"
 
-#include <xxhash.h>
-
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <sstream>
-#include <unordered_map>
 
 #include "core/build_paths.h"
 #include "core/error.h"
@@ -64,17 +62,60 @@ struct Tokenizer::Vocab {
   BpeRanks ranks;
 };
 
-// Heterogeneous lookup (by string_view) so that a cache hit allocates nothing.
+// Open addressing over the pieces met so far, probed with the BpeKey made once per piece for the
+// rank table too. A node-based std::unordered_map here was most of the encoder's time: a pointer
+// chase and a re-hash for every node of a bucket visited.
 struct BpeCache::Table {
-  struct PieceHash {
-    using is_transparent = void;
-    size_t operator()(std::string_view piece) const noexcept { return size_t(XXH3_64bits(piece.data(), piece.size())); }
+  struct Slot {
+    uint64_t prefix;
+    uint32_t piece_offset;  // in piece_bytes
+    uint32_t ids_offset;    // in ids
+    uint8_t piece_length;   // 0: empty (cached pieces have 2 to kMaxCachedPieceBytes bytes)
+    uint8_t id_count;
   };
-  struct Span {
-    uint32_t offset, count;
-  };
-  std::unordered_map<std::string, Span, PieceHash, std::equal_to<>> span_of_piece;
+  static constexpr size_t kInitialSlots = size_t(1) << 12;
+  std::vector<Slot> slots = std::vector<Slot>(kInitialSlots);
+  size_t used = 0;
+  std::string piece_bytes;
   std::vector<uint32_t> ids;
+
+  const Slot* find(const BpeKey& key) const {
+    const size_t mask = slots.size() - 1;
+    for (size_t at = key.hash & mask;; at = (at + 1) & mask) {
+      const Slot& slot = slots[at];
+      if (slot.piece_length == 0) return nullptr;
+      if (slot.piece_length == key.bytes.size() && key.same_bytes(slot.prefix, piece_bytes.data() + slot.piece_offset))
+        return &slot;
+    }
+  }
+  void prefetch(const BpeKey& key) const { __builtin_prefetch(&slots[key.hash & (slots.size() - 1)]); }
+  void place(const Slot& entry, uint64_t hash) {
+    const size_t mask = slots.size() - 1;
+    size_t at = hash & mask;
+    while (slots[at].piece_length != 0) at = (at + 1) & mask;
+    slots[at] = entry;
+  }
+  void insert(const BpeKey& key, const uint32_t* piece_ids, size_t count) {
+    if (2 * (used + 1) > slots.size()) {  // load factor ≤ 1/2 keeps probe runs short
+      std::vector<Slot> old(2 * slots.size());
+      old.swap(slots);
+      for (const Slot& entry : old)
+        if (entry.piece_length != 0)
+          place(entry, BpeKey(std::string_view(piece_bytes).substr(entry.piece_offset, entry.piece_length)).hash);
+    }
+    place(Slot{key.prefix, uint32_t(piece_bytes.size()), uint32_t(ids.size()), uint8_t(key.bytes.size()),
+               uint8_t(count)},
+          key.hash);
+    ++used;
+    piece_bytes.append(key.bytes);
+    ids.insert(ids.end(), piece_ids, piece_ids + count);
+  }
+  void clear() {
+    slots.assign(kInitialSlots, Slot{});
+    used = 0;
+    piece_bytes.clear();
+    ids.clear();
+  }
 };
 
 BpeCache::BpeCache() : table_(std::make_unique<Table>()) {}
@@ -125,34 +166,48 @@ const std::string& Tokenizer::path() const { return vocab_->path; }
 
 void Tokenizer::encode(std::string_view text, BpeCache& cache, std::vector<uint32_t>& ids) const {
   // Bounds keep a cache from growing without limit on a huge corpus; clearing changes only speed.
+  // A cached piece's length and id count must fit a Slot's uint8_t fields.
   constexpr size_t kMaxCachedPieceBytes = 64;
   constexpr size_t kMaxCachedIds = size_t(1) << 23;
   BpeCache::Table& table = *cache.table_;
   const BpeRanks& ranks = vocab_->ranks;
-  for_each_pretoken(text, [&](std::string_view piece) {
-    if (const uint32_t whole = ranks.rank(piece); whole != BpeRanks::kNoRank) {
+  auto encode_piece = [&](const BpeKey& key) {
+    if (const uint32_t whole = ranks.rank(key); whole != BpeRanks::kNoRank) {
       ids.push_back(whole);
       return;
     }
-    if (piece.size() > kMaxCachedPieceBytes) {
-      bpe_encode_piece(ranks, piece, ids);
+    if (key.bytes.size() > kMaxCachedPieceBytes) {
+      bpe_merge(ranks, key.bytes, ids);
       return;
     }
-    if (const auto found = table.span_of_piece.find(piece); found != table.span_of_piece.end()) {
-      ids.insert(ids.end(), table.ids.begin() + found->second.offset,
-                 table.ids.begin() + found->second.offset + found->second.count);
+    if (const BpeCache::Table::Slot* found = table.find(key)) {
+      const uint32_t* cached = table.ids.data() + found->ids_offset;
+      for (uint32_t i = 0; i < found->id_count; ++i) ids.push_back(cached[i]);  // a few ids: no memmove call
       return;
     }
     const size_t first = ids.size();
-    bpe_encode_piece(ranks, piece, ids);
-    if (table.ids.size() > kMaxCachedIds) {
-      table.ids.clear();
-      table.span_of_piece.clear();
-    }
-    table.span_of_piece.emplace(std::string(piece),
-                                BpeCache::Table::Span{uint32_t(table.ids.size()), uint32_t(ids.size() - first)});
-    table.ids.insert(table.ids.end(), ids.begin() + ptrdiff_t(first), ids.end());
-  });
+    bpe_merge(ranks, key.bytes, ids);
+    if (table.ids.size() > kMaxCachedIds) table.clear();
+    table.insert(key, ids.data() + first, ids.size() - first);
+  };
+  // One piece ahead: the next piece's table slots are fetched from memory while this one is
+  // encoded. The lookups wait on memory (the tables are megabytes), so this hides most of that.
+  std::string_view rest = text;
+  auto split_next = [&] {
+    const BpeKey key(rest.substr(0, next_pretoken_length(rest)));
+    rest.remove_prefix(key.bytes.size());
+    ranks.prefetch(key);
+    table.prefetch(key);
+    return key;
+  };
+  if (rest.empty()) return;
+  BpeKey key = split_next();
+  while (!rest.empty()) {
+    const BpeKey following = split_next();
+    encode_piece(key);
+    key = following;
+  }
+  encode_piece(key);
 }
 
 std::vector<uint32_t> Tokenizer::encode(std::string_view text) const {
