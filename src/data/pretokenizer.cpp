@@ -49,6 +49,14 @@ MultiByte decode_multibyte(const unsigned char* at, const unsigned char* end) {
   return {0, 0};
 }
 
+// decode_char, here where the scanner can inline it (it runs once per non-ASCII character).
+inline DecodedChar decode_at(const unsigned char* at, const unsigned char* end) {
+  if (*at < 0x80) return {kAsciiClasses[*at], 1};
+  const MultiByte multibyte = decode_multibyte(at, end);
+  if (multibyte.length == 0) return {CharClass::kOther, 1};
+  return {char_class(multibyte.code_point), multibyte.length};
+}
+
 // End of the run of characters of class `cls` that starts at `at`.
 const unsigned char* run_end(const unsigned char* at, const unsigned char* end, CharClass cls) {
   while (at < end) {
@@ -56,7 +64,7 @@ const unsigned char* run_end(const unsigned char* at, const unsigned char* end, 
       if (kAsciiClasses[*at] != cls) break;
       ++at;
     } else {
-      const DecodedChar next = decode_char(at, end);
+      const DecodedChar next = decode_at(at, end);
       if (next.cls != cls) break;
       at += next.length;
     }
@@ -75,12 +83,7 @@ size_t contraction_length(const unsigned char* at, const unsigned char* end) {
 
 }  // namespace
 
-DecodedChar decode_char(const unsigned char* at, const unsigned char* end) {
-  if (*at < 0x80) return {kAsciiClasses[*at], 1};
-  const MultiByte multibyte = decode_multibyte(at, end);
-  if (multibyte.length == 0) return {CharClass::kOther, 1};
-  return {char_class(multibyte.code_point), multibyte.length};
-}
+DecodedChar decode_char(const unsigned char* at, const unsigned char* end) { return decode_at(at, end); }
 
 size_t next_pretoken_length(std::string_view text) {
   const auto* begin = reinterpret_cast<const unsigned char*>(text.data());
@@ -91,16 +94,16 @@ size_t next_pretoken_length(std::string_view text) {
   // ` ?\p{L}+`, ` ?\p{N}+`, ` ?[^\s\p{L}\p{N}]+`: an optional leading space, then a run of one class.
   const unsigned char* run_start = begin;
   if (*begin == ' ' && end - begin >= 2) run_start = begin + 1;
-  const DecodedChar first = decode_char(run_start, end);
+  const DecodedChar first = decode_at(run_start, end);
   if (first.cls != CharClass::kSpace) return size_t(run_end(run_start + first.length, end, first.cls) - begin);
-  const DecodedChar own = decode_char(begin, end);
+  const DecodedChar own = decode_at(begin, end);
   if (own.cls != CharClass::kSpace) return size_t(run_end(begin + own.length, end, own.cls) - begin);
   // `\s+(?!\S)|\s+`: a whitespace run; unless it ends the text, its last character is left to start
   // the next piece (so " word" keeps its space), except when the run is that one character.
   const unsigned char* at = begin;
   const unsigned char* last_char = begin;
   while (at < end) {
-    const DecodedChar next = decode_char(at, end);
+    const DecodedChar next = decode_at(at, end);
     if (next.cls != CharClass::kSpace) break;
     last_char = at;
     at += next.length;
