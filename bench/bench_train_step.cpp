@@ -7,10 +7,6 @@
 //   bench_train_step --config configs/t6-demo.toml [--steps 5 --threads 2]   (model, micro-batch, seq_len of a run config)
 // Last line: RESULT bench_train_step kind=... params_m=... t6_ms=... t6_tok_s=... t6_gflop_s=...
 //            [reference_tok_s=... ratio=...]
-#include <omp.h>
-
-#include <cblas.h>
-
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdio>
@@ -20,6 +16,7 @@
 #include <string>
 
 #include "core/build_paths.h"
+#include "core/cpu_threads.h"
 #include "core/error.h"
 #include "model/language_model.h"
 #include "train/adamw.h"
@@ -98,7 +95,9 @@ int main(int argc, char** argv) try {
   };
   for (CLI::Option* option : shape_options) option->excludes(config_option);
   app.add_option("--steps", shape.steps, "timed steps (after one warm-up step)")->capture_default_str()->check(CLI::PositiveNumber);
-  app.add_option("--threads", shape.threads, "OpenMP and OpenBLAS threads")->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--threads", shape.threads, "OpenMP and OpenBLAS threads")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t(1), max_cpu_threads()));
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {
@@ -116,8 +115,7 @@ int main(int argc, char** argv) try {
   }
   const ModelConfig& config = m;
   const int64_t batch = shape.batch, seq = shape.seq, steps = shape.steps;
-  omp_set_num_threads(int(shape.threads));
-  openblas_set_num_threads(int(shape.threads));
+  use_cpu_threads(shape.threads, "--threads");
 
   LanguageModel model(config, batch, seq);
   model.weights().initialise(0);

@@ -6,8 +6,8 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <exception>
-#include <thread>
 
+#include "core/cpu_threads.h"
 #include "core/error.h"
 #include "data/corpus_verify.h"
 #include "data/preprocess.h"
@@ -27,7 +27,7 @@ int preprocess(t6::PreprocessOptions options) {
       static_cast<unsigned long long>(summary.train_tokens), static_cast<unsigned long long>(summary.val_tokens),
       static_cast<unsigned long long>(summary.shards), options.output_dir.c_str(), double(summary.input_bytes) / 1e6,
       options.token_inputs.empty() ? "text" : "token files", seconds, double(summary.input_bytes) / 1e6 / seconds,
-      double(summary.train_tokens + summary.val_tokens) / 1e6 / seconds, options.threads);
+      double(summary.train_tokens + summary.val_tokens) / 1e6 / seconds, int(options.threads));
   return 0;
 }
 
@@ -44,7 +44,7 @@ int verify(const std::string& directory) {
 int main(int argc, char** argv) {
   CLI::App app{"t6_preprocess: tokenize text corpora (GPT-2 BPE, r50k_base) into HDF5 token shards"};
   t6::PreprocessOptions options;
-  options.threads = int(std::max(1u, std::thread::hardware_concurrency()));
+  options.threads = t6::available_cores();
   std::string verify_dir;
   app.add_option("--input", options.inputs,
                  ".txt (one document per file) or .jsonl (one per line) files, optionally .gz/.zst; directories "

@@ -6,6 +6,8 @@
 
 #include "core/arena.h"
 #include "core/bf16.h"
+#include "core/error.h"
+#include "core/process_memory.h"
 #include "core/rng.h"
 #include "core/tensor.h"
 
@@ -64,4 +66,18 @@ TEST(CounterRng, IsAFunctionOfSeedNameAndIndex) {
   }
   EXPECT_GT(distinct.size(), size_t(count - 5));
   EXPECT_NEAR(sum / count, 0.5, 0.005);  // 5 sigma of the mean of 1e5 uniforms is 0.0046
+}
+
+// A buffer larger than the machine is one clear error before any page is touched (with overcommit
+// the zero-fill would otherwise get the process killed), and nothing is allocated.
+TEST(HostBuffer, LargerThanTheMachineIsAClearError) {
+  const size_t too_big = size_t(physical_memory_bytes()) + (size_t(1) << 30);
+  try {
+    HostBuffer buffer(too_big);
+    ADD_FAILURE() << "allocated " << buffer.bytes() << " bytes";
+  } catch (const Error& error) {
+    EXPECT_NE(std::string(error.what()).find("cannot allocate"), std::string::npos) << error.what();
+    EXPECT_NE(std::string(error.what()).find("GiB of host memory: this machine has"), std::string::npos) << error.what();
+  }
+  EXPECT_EQ(HostBuffer(1000).bytes(), 1000u);
 }

@@ -81,7 +81,9 @@ TEST_F(PretrainCli, WorldThatDoesNotFitTheLayoutAbortsEveryRank) {
   const CommandResult result = run(pretrain(3, (workdir_ / "bad_layout").string()));
   EXPECT_NE(result.exit_code, 0);
   EXPECT_NE(result.exit_code, 124) << "timed out: a rank hung";
-  EXPECT_NE(result.output.find("world size 3 does not divide into tensor-parallel groups of 2"), std::string::npos)
+  EXPECT_NE(result.output.find("parallel.tp = 2 does not fit the world of 3 ranks: it must divide the world size "
+                               "(valid: 1, 3)"),
+            std::string::npos)
       << result.output;
 }
 

@@ -77,7 +77,7 @@ TEST(ProcessGrid, WorldSizeNotDivisibleByTpIsAnErrorOnEveryRank) {
   } catch (const Error& error) {
     message = error.what();
   }
-  EXPECT_EQ(message, "world size 4 does not divide into tensor-parallel groups of 3");
+  EXPECT_EQ(message, "parallel.tp = 3 does not fit the world of 4 ranks: it must divide the world size (valid: 1, 2, 4)");
   EXPECT_THROW(make_mpi_process_grid(0), Error);
   // Reaching this collective on every rank shows no rank was left waiting inside a split.
   EXPECT_TRUE(t6::testing::all_ranks_agree(!message.empty()));

@@ -277,6 +277,11 @@ TEST(ConfigErrors, ImpossibleValuesNameFileAndKey) {
       {{"parallel.tp=0"}, {"parallel.tp"}},
       {{"train.eps=0"}, {"train.eps"}},
       {{"train.beta2=1"}, {"train.beta2"}},
+      // Sizes far beyond any model are refused before anything is built or allocated.
+      {{"model.n_layer=99999999999"}, {"model.n_layer", "[1, 4096]", "99999999999"}},
+      {{"model.n_embd=4000000000"}, {"model.n_embd", "[2, 131072]"}},
+      {{"model.vocab_size=99999999999"}, {"model.vocab_size", "[1, 4194304]"}},
+      {{"train.seq_len=99999999999"}, {"train.seq_len", "[1, 4194304]"}},
   };
   for (const Case& test_case : cases) {
     SCOPED_TRACE(test_case.overrides[0]);
@@ -292,6 +297,19 @@ TEST(ConfigErrors, ImpossibleValuesNameFileAndKey) {
   // The same check for a value written in the file itself.
   const LoadError in_file = load_error("\n[checkpoint]\nresume = \"sometimes\"\n");
   expect_mentions(in_file.message, {in_file.path.string(), "checkpoint.resume"});
+}
+
+TEST(ConfigErrors, IntegerThatDoesNotFitItsFieldIsRefusedNotNarrowed) {
+  struct Narrow {
+    int32_t count = 0;
+  };
+  const t6::ConfigKey<Narrow> key =
+      t6::config_key<Narrow>("test.count", t6::at_least(0), "a 32-bit field", [](auto& c) -> auto& { return c.count; });
+  Narrow narrow;
+  expect_mentions(error_of([&] { key.set(narrow, int64_t(1) << 31); }), {"test.count", "2147483647", "2147483648"});
+  EXPECT_EQ(narrow.count, 0);  // not -2147483648
+  key.set(narrow, int64_t(7));
+  EXPECT_EQ(narrow.count, 7);
 }
 
 // ---- lr schedule and JSON ----------------------------------------------------------------------

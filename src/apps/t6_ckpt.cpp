@@ -11,6 +11,7 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <iostream>
+#include <limits>
 
 #include "checkpoint/checkpoint_verify.h"
 #include "train_state/model_export.h"
@@ -88,8 +89,11 @@ int run(int argc, char** argv) {
                  "`t6_pretrain --run-dir R --resume` loads it when DST is R/checkpoints");
   reshard_command->add_option("CHECKPOINT", source)->required();
   reshard_command->add_option("DST", destination)->required();
-  reshard_command->add_option("--tp", layout.tp, "tensor-parallel size")->required()->check(CLI::PositiveNumber);
-  reshard_command->add_option("--dp", layout.dp, "data-parallel size")->required()->check(CLI::PositiveNumber);
+  // Read as 64-bit so that a huge value gets the range message instead of "could not convert".
+  const CLI::Range layout_size(int64_t(1), int64_t(std::numeric_limits<int>::max()));
+  int64_t tp = 1, dp = 1;
+  reshard_command->add_option("--tp", tp, "tensor-parallel size")->required()->check(layout_size);
+  reshard_command->add_option("--dp", dp, "data-parallel size")->required()->check(layout_size);
   reshard_command->add_flag("--zero1", layout.zero1, "shard the AdamW state over DP (ZeRO-1)");
   CLI::App* export_command =
       app.add_subcommand("export", "write the weights as a safetensors state dict under the reference names");
@@ -107,7 +111,11 @@ int run(int argc, char** argv) {
 
   if (*inspect_command) inspect(source);
   if (*verify_command) return verify(source);
-  if (*reshard_command) reshard(source, destination, layout);
+  if (*reshard_command) {
+    layout.tp = int(tp);
+    layout.dp = int(dp);
+    reshard(source, destination, layout);
+  }
   if (*export_command)
     export_safetensors(open_checkpoint_path(source, ChecksumCheck::verify), destination,
                        dtype == "bf16" ? DType::BF16 : DType::F32);

@@ -1,15 +1,11 @@
 // t6_pretrain: trains a T6 (or baseline) model with TP × DP MPI ranks.
 //   mpirun -np 2 build/bin/t6_pretrain --config configs/t6-demo.toml --run-dir runs/demo
 // SIGTERM/SIGINT/SIGUSR1 finish the step, save a checkpoint and exit 0; --resume continues from it.
-#include <omp.h>
-
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <optional>
-#include <thread>
 
-#include <cblas.h>
-
+#include "core/cpu_threads.h"
 #include "parallel/mpi_runtime.h"
 #include "train/config_report.h"
 #include "train/run_config.h"
@@ -23,10 +19,9 @@ void set_cpu_threads(int64_t configured) {
   int64_t threads = configured;
   if (threads == 0) {
     const int64_t ranks_on_node = t6::node_placement().ranks_on_node;
-    threads = std::max<int64_t>(1, int64_t(std::thread::hardware_concurrency()) / ranks_on_node);
+    threads = std::max<int64_t>(1, t6::available_cores() / ranks_on_node);
   }
-  omp_set_num_threads(int(threads));
-  openblas_set_num_threads(int(threads));
+  t6::use_cpu_threads(threads, "parallel.threads");
 }
 
 }  // namespace
@@ -68,7 +63,7 @@ int main(int argc, char** argv) {
     }
     const t6::RunConfig config = t6::load_run_config(config_path, overrides);
     set_cpu_threads(config.parallel.threads);
-    t6::ProcessGrid grid = t6::make_mpi_process_grid(int(config.parallel.tp));
+    t6::ProcessGrid grid = t6::make_mpi_process_grid(config.parallel.tp);
     t6::install_stop_signal_handlers();
     std::optional<t6::Trainer> trainer;
     try {

@@ -5,6 +5,8 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <limits>
+#include <utility>
 #include <optional>
 #include <string>
 #include <type_traits>
@@ -35,6 +37,7 @@ ValueRange any_value();
 ValueRange at_least(double min);
 ValueRange above(double min);
 ValueRange from_up_to_below(double min, double max);  // [min, max)
+ValueRange closed_range(double min, double max);      // [min, max]
 ValueRange one_of(std::vector<std::string> choices);
 
 template <class Config>
@@ -66,6 +69,7 @@ ConfigKey<Config> config_key(std::string name, ValueRange range, std::string mea
   else if constexpr (std::is_integral_v<Value>) type = ConfigType::integer;
   else if constexpr (std::is_floating_point_v<Value>) type = ConfigType::real;
   else type = ConfigType::string;
+  const std::string key_name = name;  // for the setter's message; `name` itself moves into the row
   return {std::move(name), type, std::move(range), std::move(meaning),
           [field](const Config& config) -> ConfigValue {
             const Value& value = field(config);
@@ -73,10 +77,16 @@ ConfigKey<Config> config_key(std::string name, ValueRange range, std::string mea
             else if constexpr (std::is_integral_v<Value>) return int64_t(value);
             else return double(value);
           },
-          [field](Config& config, const ConfigValue& value) {
+          [field, key_name](Config& config, const ConfigValue& value) {
             Value& target = field(config);
             if constexpr (std::is_same_v<Value, bool> || std::is_same_v<Value, std::string>) target = std::get<Value>(value);
-            else if constexpr (std::is_integral_v<Value>) target = Value(std::get<int64_t>(value));
+            else if constexpr (std::is_integral_v<Value>) {
+              // Checked here, before the value is narrowed: once stored it could no longer be told apart.
+              const int64_t integer = std::get<int64_t>(value);
+              T6_CHECK(std::in_range<Value>(integer), key_name, " must fit in [", std::numeric_limits<Value>::min(), ", ",
+                       std::numeric_limits<Value>::max(), "], got ", integer);
+              target = Value(integer);
+            }
             else target = Value(std::get<double>(value));
           }};
 }

@@ -2,9 +2,12 @@
 
 #include <cstdlib>
 #include <cstring>
-#include <new>
+#include <iomanip>
 #include <sstream>
 #include <utility>
+
+#include "core/error.h"
+#include "core/process_memory.h"
 
 namespace t6 {
 
@@ -55,9 +58,16 @@ Tensor Tensor::rows(int64_t begin, int64_t end) const {
 }
 
 HostBuffer::HostBuffer(size_t bytes) : bytes_(bytes) {
+  // Refused up front: the zero-fill below touches every page, so with overcommit a buffer larger
+  // than the machine would not fail here but get the process killed part way through.
+  const auto gib = [](double b) { return str(std::fixed, std::setprecision(1), b / double(1ull << 30), " GiB"); };
+  const int64_t physical = physical_memory_bytes();
+  T6_CHECK(bytes <= size_t(physical), "cannot allocate ", gib(double(bytes)), " of host memory: this machine has ",
+           gib(double(physical)));
   const size_t rounded = (bytes + 63) / 64 * 64;
   data_ = std::aligned_alloc(64, rounded ? rounded : 64);
-  if (!data_) throw std::bad_alloc();
+  T6_CHECK(data_, "cannot allocate ", gib(double(bytes)), " of host memory (", gib(double(physical)),
+           " on this machine, part of it in use)");
   std::memset(data_, 0, rounded ? rounded : 64);
 }
 

@@ -6,6 +6,7 @@
 #include <exception>
 #include <filesystem>
 
+#include "core/cpu_threads.h"
 #include "core/error.h"
 #include "core/progress_bar.h"
 #include "data/corpus_index.h"
@@ -40,7 +41,7 @@ void check_options(const PreprocessOptions& options) {
            options.val_fraction);
   T6_CHECK(options.val_documents >= 0, "--val-docs must be ≥ 0, got ", options.val_documents);
   T6_CHECK(options.val_fraction == 0.0 || options.val_documents == 0, "give --val-fraction or --val-docs, not both");
-  T6_CHECK(options.threads >= 1, "--threads must be ≥ 1, got ", options.threads);
+  check_cpu_threads(options.threads, "--threads");
   T6_CHECK(options.shard_tokens >= 1, "--shard-tokens must be ≥ 1");
   T6_CHECK(options.gzip_level >= 0 && options.gzip_level <= 9, "--gzip-level must be in [0, 9], got ",
            options.gzip_level);
@@ -106,7 +107,7 @@ PreprocessSummary tokenize_corpus(const PreprocessOptions& options, const Tokeni
       }
       round.push_back(std::move(batch));
     }
-#pragma omp parallel for schedule(dynamic, 1) num_threads(options.threads)
+#pragma omp parallel for schedule(dynamic, 1) num_threads(int(options.threads))
     for (size_t i = 0; i < round.size(); ++i)
       tokenize_batch(round[i], tokenizer, caches[size_t(omp_get_thread_num())], files, options.jsonl_field);
     // In order, so the first bad document is reported whatever the thread count.

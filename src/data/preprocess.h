@@ -24,7 +24,7 @@ struct PreprocessOptions {
   std::string output_dir;
   double val_fraction = 0.0;
   int64_t val_documents = 0;
-  int threads = 1;
+  int64_t threads = 1;
   uint64_t shard_tokens = 100'000'000;
   std::string jsonl_field = "text";
   bool overwrite = false;

@@ -37,37 +37,40 @@ ModelKind model_kind_from_name(const std::string& name) {
 }
 
 const std::vector<ConfigKey<ModelConfig>>& model_config_keys() {
+  // The upper bounds are far above any trained model; they keep every size product (a layer's
+  // weights, batch x seq x vocab logits) inside 64 bits, so that a typo is an error naming the key
+  // instead of an overflowed allocation or hours spent building 10^11 layers.
   static const std::vector<ConfigKey<ModelConfig>> keys = {
       {"model.kind", ConfigType::string, one_of(model_kind_names()),
        "attention variant: T6 (TPA), T6_kvonly (TPA for K and V only), llama_mha, llama_gqa (MQA: group_size = n_head), "
        "llama_mla (latent attention)",
        [](const ModelConfig& config) -> ConfigValue { return std::string(model_kind_name(config.kind)); },
        [](ModelConfig& config, const ConfigValue& value) { config.kind = model_kind_from_name(std::get<std::string>(value)); }},
-      config_key<ModelConfig>("model.n_layer", at_least(1), "transformer blocks (L)", [](auto& c) -> auto& { return c.n_layer; }),
-      config_key<ModelConfig>("model.n_embd", at_least(2), "model width (d); the MLP hidden size is floor(8/3 d)",
+      config_key<ModelConfig>("model.n_layer", closed_range(1, 1 << 12), "transformer blocks (L)", [](auto& c) -> auto& { return c.n_layer; }),
+      config_key<ModelConfig>("model.n_embd", closed_range(2, 1 << 17), "model width (d); the MLP hidden size is floor(8/3 d)",
                               [](auto& c) -> auto& { return c.n_embd; }),
-      config_key<ModelConfig>("model.n_head", at_least(1), "attention (query) heads (H)", [](auto& c) -> auto& { return c.n_head; }),
-      config_key<ModelConfig>("model.head_dim", at_least(2),
+      config_key<ModelConfig>("model.n_head", closed_range(1, 1 << 14), "attention (query) heads (H)", [](auto& c) -> auto& { return c.n_head; }),
+      config_key<ModelConfig>("model.head_dim", closed_range(2, 1 << 14),
                               "dimension of one head (D); even (RoPE rotates halves); llama_mha: n_embd / n_head; llama_mla: the "
                               "query/key part without RoPE (may be odd)",
                               [](auto& c) -> auto& { return c.head_dim; }),
-      config_key<ModelConfig>("model.q_rank", at_least(1), "rank of the factorised query (Rq; used by T6)",
+      config_key<ModelConfig>("model.q_rank", closed_range(1, 1 << 12), "rank of the factorised query (Rq; used by T6)",
                               [](auto& c) -> auto& { return c.q_rank; }),
-      config_key<ModelConfig>("model.rank", at_least(1), "rank of the factorised K and V (R; used by T6 and T6_kvonly)",
+      config_key<ModelConfig>("model.rank", closed_range(1, 1 << 12), "rank of the factorised K and V (R; used by T6 and T6_kvonly)",
                               [](auto& c) -> auto& { return c.rank; }),
-      config_key<ModelConfig>("model.group_size", at_least(1), "query heads per KV head (used by llama_gqa; divides n_head)",
+      config_key<ModelConfig>("model.group_size", closed_range(1, 1 << 14), "query heads per KV head (used by llama_gqa; divides n_head)",
                               [](auto& c) -> auto& { return c.group_size; }),
-      config_key<ModelConfig>("model.vocab_size", at_least(1),
+      config_key<ModelConfig>("model.vocab_size", closed_range(1, 1 << 22),
                               "embedding rows; at least the tokenizer's vocabulary (GPT-2: 50257, padded to 50304)",
                               [](auto& c) -> auto& { return c.vocab_size; }),
-      config_key<ModelConfig>("model.qk_rope_head_dim", at_least(2),
+      config_key<ModelConfig>("model.qk_rope_head_dim", closed_range(2, 1 << 14),
                               "llama_mla: rotated part of each query/key head (Dr), one key part shared by all heads; even",
                               [](auto& c) -> auto& { return c.qk_rope_head_dim; }),
-      config_key<ModelConfig>("model.q_lora_rank", at_least(1), "llama_mla: width of the normed query latent (Cq)",
+      config_key<ModelConfig>("model.q_lora_rank", closed_range(1, 1 << 17), "llama_mla: width of the normed query latent (Cq)",
                               [](auto& c) -> auto& { return c.q_lora_rank; }),
-      config_key<ModelConfig>("model.kv_lora_rank", at_least(1), "llama_mla: width of the normed key/value latent (Ckv)",
+      config_key<ModelConfig>("model.kv_lora_rank", closed_range(1, 1 << 17), "llama_mla: width of the normed key/value latent (Ckv)",
                               [](auto& c) -> auto& { return c.kv_lora_rank; }),
-      config_key<ModelConfig>("model.v_head_dim", at_least(1), "llama_mla: width of each value head (Dv)",
+      config_key<ModelConfig>("model.v_head_dim", closed_range(1, 1 << 14), "llama_mla: width of each value head (Dv)",
                               [](auto& c) -> auto& { return c.v_head_dim; }),
   };
   return keys;

@@ -13,9 +13,9 @@ namespace t6 {
 class ProcessGrid {
  public:
   // Splits world (collective over it). local_rank is this rank's index among the ranks on its node,
-  // which picks its GPU. A world size that tp does not divide is an error on every rank. Every
+  // which picks its GPU. A tp that does not divide the world size is an error on every rank, naming the sizes that would fit. Every
   // collective on world, tp and dp is timed (communication_seconds()).
-  ProcessGrid(std::unique_ptr<Communicator> world, int tp, int local_rank);
+  ProcessGrid(std::unique_ptr<Communicator> world, int64_t tp, int local_rank);
 
   Communicator& world() const { return *world_; }
   Communicator& tp() const { return *tp_; }
@@ -40,6 +40,6 @@ class ProcessGrid {
 };
 
 // The grid over MPI_COMM_WORLD with MPI communicators and the node-local rank from MPI.
-ProcessGrid make_mpi_process_grid(int tp);
+ProcessGrid make_mpi_process_grid(int64_t tp);
 
 }  // namespace t6

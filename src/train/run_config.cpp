@@ -24,10 +24,10 @@ std::vector<ConfigKey<RunConfig>> make_run_config_keys() {
   const std::vector<ConfigKey<RunConfig>> others = {
       key("train.seed", at_least(0), "seed of the weight initialisation and of the batch order",
           [](auto& c) -> auto& { return c.train.seed; }),
-      key("train.seq_len", at_least(1), "tokens per training window (T)", [](auto& c) -> auto& { return c.train.seq_len; }),
-      key("train.micro_batch_size", at_least(1), "sequences per forward/backward on one rank",
+      key("train.seq_len", closed_range(1, 1 << 22), "tokens per training window (T)", [](auto& c) -> auto& { return c.train.seq_len; }),
+      key("train.micro_batch_size", closed_range(1, 1 << 16), "sequences per forward/backward on one rank",
           [](auto& c) -> auto& { return c.train.micro_batch_size; }),
-      key("train.global_batch_size", at_least(1),
+      key("train.global_batch_size", closed_range(1, 1 << 30),
           "sequences per optimizer step over all DP ranks; a multiple of micro_batch_size x DP",
           [](auto& c) -> auto& { return c.train.global_batch_size; }),
       key("train.max_steps", at_least(1), "optimizer steps of the run", [](auto& c) -> auto& { return c.train.max_steps; }),
