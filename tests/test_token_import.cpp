@@ -62,8 +62,9 @@ void write_raw(const fs::path& path, const std::vector<uint16_t>& tokens) {
 std::vector<int32_t> widened(const std::vector<uint16_t>& tokens) { return {tokens.begin(), tokens.end()}; }
 
 PreprocessSummary import(const std::vector<fs::path>& inputs, const fs::path& out, const std::string& format = "llmc",
-                         uint64_t shard_tokens = 20'000, double val_fraction = 0.0) {
+                         uint64_t shard_tokens = 20'000, double val_fraction = 0.0, int threads = 1) {
   PreprocessOptions options;
+  options.threads = threads;
   for (const auto& input : inputs) options.token_inputs.push_back(input.string());
   options.tokens_format = format;
   options.output_dir = out.string();
@@ -204,8 +205,9 @@ TEST(TokenImport, SameTextThroughInputAndThroughABinGivesIdenticalShards) {
     EXPECT_EQ(tokens_a, tokens_b) << from_text.shards[s].file;
     EXPECT_EQ(a.read_doc_offsets(), b.read_doc_offsets()) << from_text.shards[s].file;
   }
-  // Converting twice gives the same bytes.
-  import({work / "shakespeare_train_000000.bin"}, work / "again", "llmc", 100'000, 0.1);
+  // Converting again, with another thread count, gives the same bytes, index included.
+  import({work / "shakespeare_train_000000.bin"}, work / "again", "llmc", 100'000, 0.1, 3);
+  EXPECT_EQ(read_file(work / "from_tokens/index.json"), read_file(work / "again/index.json"));
   for (const auto& shard : from_tokens.shards)
     EXPECT_EQ(read_file(work / "from_tokens" / shard.file), read_file(work / "again" / shard.file)) << shard.file;
 }
