@@ -4,6 +4,7 @@
 // in the same run, so both figures come from the same machine and moment.
 //   bench_train_step [--kind T6 --n-layer 4 --n-embd 256 --n-head 8 --head-dim 64 --q-rank 6 --rank 2
 //                     --vocab-size 50304 --batch 8 --seq 256] [--steps 5 --threads 2]
+//                    llama_gqa: --group-size; llama_mla: --qk-rope-head-dim --q-lora-rank --kv-lora-rank --v-head-dim
 //   bench_train_step --config configs/t6-demo.toml [--steps 5 --threads 2]   (model, micro-batch, seq_len of a run config)
 // Last line: RESULT bench_train_step kind=... params_m=... t6_ms=... t6_tok_s=... t6_gflop_s=...
 //            [reference_tok_s=... ratio=...]
@@ -48,12 +49,17 @@ double run_reference(const BenchShape& shape) {
     }
   }
   if (python.empty()) return -1;
-  // The reference script's own key=value arguments.
+  // The reference script's own key=value arguments, with the keys of the kind's GPTConfig.
   const ModelConfig& m = shape.model;
+  std::string kind_keys;
+  if (m.kind == ModelKind::llama_gqa) kind_keys = str(" group_size=", m.group_size);
+  if (m.latent_attention())
+    kind_keys = str(" qk_rope_head_dim=", m.qk_rope_head_dim, " q_lora_rank=", m.q_lora_rank, " kv_lora_rank=", m.kv_lora_rank,
+                    " v_head_dim=", m.v_head_dim);
   const std::string command = str(python, " ", script.string(), " n_layer=", m.n_layer, " n_embd=", m.n_embd, " n_head=", m.n_head,
-                                  " head_dim=", m.head_dim, " q_rank=", m.q_rank, " rank=", m.rank, " vocab_size=", m.vocab_size,
-                                  " batch=", shape.batch, " seq=", shape.seq, " steps=", shape.steps, " threads=", shape.threads,
-                                  " kind=", model_kind_name(m.kind));
+                                  " head_dim=", m.head_dim, " q_rank=", m.q_rank, " rank=", m.rank, kind_keys,
+                                  " vocab_size=", m.vocab_size, " batch=", shape.batch, " seq=", shape.seq,
+                                  " steps=", shape.steps, " threads=", shape.threads, " kind=", model_kind_name(m.kind));
   std::printf("reference: %s\n", command.c_str());
   FILE* pipe = popen((command + " 2>&1").c_str(), "r");
   if (!pipe) return -1;
@@ -89,6 +95,10 @@ int main(int argc, char** argv) try {
       app.add_option("--q-rank", m.q_rank, "query rank (T6)")->capture_default_str(),
       app.add_option("--rank", m.rank, "K and V rank (T6, T6_kvonly)")->capture_default_str(),
       app.add_option("--group-size", m.group_size, "query heads per KV head (llama_gqa)")->capture_default_str(),
+      app.add_option("--qk-rope-head-dim", m.qk_rope_head_dim, "rotated query/key part (llama_mla)")->capture_default_str(),
+      app.add_option("--q-lora-rank", m.q_lora_rank, "query latent width (llama_mla)")->capture_default_str(),
+      app.add_option("--kv-lora-rank", m.kv_lora_rank, "key/value latent width (llama_mla)")->capture_default_str(),
+      app.add_option("--v-head-dim", m.v_head_dim, "value head width (llama_mla)")->capture_default_str(),
       app.add_option("--vocab-size", m.vocab_size, "vocabulary rows")->capture_default_str(),
       app.add_option("--batch", shape.batch, "sequences per step")->capture_default_str(),
       app.add_option("--seq", shape.seq, "tokens per sequence")->capture_default_str(),
