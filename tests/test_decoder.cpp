@@ -1,6 +1,6 @@
 // ctest-timeout: 120
 // Incremental decoding (src/infer/decoder.h) against the model's full forward on the same weights:
-// for every model kind, a batch of sequences of different lengths, prefilled in one packed call and
+// for every model kind (MLA over its latent cache, values narrower than keys), a batch of sequences of different lengths, prefilled in one packed call and
 // then decoded token by token, with cache blocks shorter than the prompts, gives the forward's
 // logits at every position within 1e-5 of the row's largest logit; both TPA decode orders agree.
 #include <gtest/gtest.h>
@@ -17,7 +17,16 @@
 namespace t6::infer {
 namespace {
 
-constexpr ModelKind kKinds[] = {ModelKind::T6, ModelKind::T6_kvonly, ModelKind::llama_mha, ModelKind::llama_gqa};
+constexpr ModelKind kKinds[] = {ModelKind::T6, ModelKind::T6_kvonly, ModelKind::llama_mha, ModelKind::llama_gqa,
+                                ModelKind::llama_mla};
+
+// The fixtures' model of `kind`; MLA with value heads (12) narrower than its query/key heads
+// (16 + 8), and a latent (20) of another width than they, so the absorbed keys (20 + 8) are too.
+ModelConfig decoder_config(ModelKind kind) {
+  ModelConfig config = testing::fixture_model_config(kind);
+  if (config.latent_attention()) config.v_head_dim = 12, config.kv_lora_rank = 20;
+  return config;
+}
 
 // Every parameter random (initialisation zeroes both c_proj, which would hide the attention).
 void randomise(ModelWeights& weights, uint32_t seed) {
@@ -103,7 +112,7 @@ void check_incremental(const ModelWeights& weights, const Reference& reference, 
 TEST(Decoder, IncrementalDecodingEqualsTheFullForwardForEveryKind) {
   const std::vector<int64_t> lengths = {23, 9, 16}, prefill = {11, 6, 1};
   for (ModelKind kind : kKinds) {
-    LanguageModel model(testing::fixture_model_config(kind), 3, 24, nullptr, 1, false);
+    LanguageModel model(decoder_config(kind), 3, 24, nullptr, 1, false);
     randomise(model.weights(), 7);
     const Reference reference = full_forward(model, lengths, 11);
     for (TpaDecodeOrder order : {TpaDecodeOrder::factorised, TpaDecodeOrder::materialised}) {
@@ -135,9 +144,10 @@ TEST(Decoder, FactorisedAndMaterialisedOrdersAgree) {
 
 TEST(Decoder, CacheBytesAreTheFormula) {
   for (ModelKind kind : kKinds) {
-    const ModelConfig config = testing::fixture_model_config(kind);
+    const ModelConfig config = decoder_config(kind);
     const int64_t L = config.n_layer, H = config.n_head, D = config.head_dim, R = config.rank;
-    const int64_t per_token = config.factorised_kv() ? L * (R + R) * (H + D) : L * 2 * config.kv_heads() * D;
+    int64_t per_token = config.factorised_kv() ? L * (R + R) * (H + D) : L * 2 * config.kv_heads() * D;
+    if (config.latent_attention()) per_token = L * (config.kv_lora_rank + config.qk_rope_head_dim);
     EXPECT_EQ(cache_bytes_per_token(config), per_token * 4) << model_kind_name(kind);
     EXPECT_EQ(KvCache(config, 3, 50).bytes(), size_t(3 * 50 * per_token * 4)) << model_kind_name(kind);
   }
@@ -146,6 +156,9 @@ TEST(Decoder, CacheBytesAreTheFormula) {
   EXPECT_EQ(cache_bytes_per_token(small), 12 * 392 * 4);
   small.kind = ModelKind::llama_mha, small.n_head = 12, small.head_dim = 64;
   EXPECT_EQ(cache_bytes_per_token(small), 12 * 1536 * 4);
+  // T6_SPEC.md 3.1: MLA-small (Ckv 256, Dr 32, the config's defaults) caches 288.
+  small.kind = ModelKind::llama_mla, small.n_head = 13;
+  EXPECT_EQ(cache_bytes_per_token(small), 12 * 288 * 4);
 }
 
 TEST(Decoder, ASequencePastTheCacheIsAClearError) {

@@ -1,11 +1,8 @@
 #include "infer/attention_step.h"
 
-#include <omp.h>
-
-#include <algorithm>
-#include <cstring>
-
 #include "core/arena.h"
+#include "infer/mla_step.h"
+#include "infer/step_helpers.h"
 #include "kernels/ops.h"
 #include "model/linear.h"
 
@@ -18,37 +15,6 @@ namespace {
 void rope_rows(const StepContext& context, const Tensor& x, int64_t R) {
   const int64_t N = context.rows.size(), D = x.size(1) / R;
   ops::rope_forward(x.view({1, N, R, D}), context.rope_cos, context.rope_sin);
-}
-
-// Copies each row of every field's projection (N, field numel) to its slot and position.
-void write_cache_rows(const StepContext& context, const std::vector<Tensor>& projections) {
-  for (size_t field = 0; field < projections.size(); ++field) {
-    const int64_t width = projections[field].size(1);
-    for (int64_t i = 0; i < context.rows.size(); ++i) {
-      const Tensor slot_field = context.cache.field(context.layer, field, context.rows.slot[size_t(i)]);
-      std::memcpy(slot_field.data<float>() + context.rows.position[size_t(i)] * width,
-                  projections[field].data<float>() + i * width, size_t(width) * sizeof(float));
-    }
-  }
-}
-
-// Runs attend(row, heads) over every row and a split of the heads, so that a batch of one still
-// uses every thread. Small problems stay on one thread: waking a team costs more than they do.
-template <class Attend>
-void for_rows_and_heads(const StepContext& context, int64_t heads, Attend attend) {
-  const int64_t rows = context.rows.size();
-  int64_t cached = 0;  // cache positions read, over all rows
-  for (int64_t position : context.rows.position) cached += position + 1;
-  const bool parallel = cached * heads >= (int64_t(1) << 16);
-  const int64_t groups = std::clamp<int64_t>((omp_get_max_threads() + rows - 1) / rows, 1, heads);
-#pragma omp parallel for collapse(2) schedule(dynamic) if (parallel)
-  for (int64_t row = 0; row < rows; ++row)
-    for (int64_t group = 0; group < groups; ++group)
-      attend(row, HeadRange{heads * group / groups, heads * (group + 1) / groups});
-}
-
-std::string attn_weight(int64_t layer, const std::string& name) {
-  return str("transformer.h.", layer, ".attn.", name, ".weight");
 }
 
 // T6 and TPA-KVonly over the factor cache.
@@ -172,6 +138,7 @@ class GqaStep : public AttentionStep {
 
 std::unique_ptr<AttentionStep> make_attention_step(const ModelWeights& weights, int64_t layer) {
   if (weights.config().factorised_kv()) return std::make_unique<TpaStep>(weights, layer);
+  if (weights.config().latent_attention()) return make_mla_step(weights, layer);
   return std::make_unique<GqaStep>(weights, layer);
 }
 

@@ -22,7 +22,7 @@ struct StepRows {
 
 struct StepContext {
   const StepRows& rows;
-  Tensor rope_cos, rope_sin;  // (N, D/2): the RoPE table rows of each row's position
+  Tensor rope_cos, rope_sin;  // (N, rope_dim/2): the RoPE table rows of each row's position
   KvCache& cache;
   int64_t layer;
   int64_t block_tokens;

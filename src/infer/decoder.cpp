@@ -33,10 +33,10 @@ void Decoder::plan(Arena& arena) {
   int64_t scratch = 0;
   for (const auto& step : attention_) scratch = std::max(scratch, step->scratch_elements(N));
   scratch_ = arena.take({scratch});
-  rope_cos_ = arena.take({cache_.max_context(), config().head_dim / 2});
-  rope_sin_ = arena.take({cache_.max_context(), config().head_dim / 2});
-  row_cos_ = arena.take({N, config().head_dim / 2});
-  row_sin_ = arena.take({N, config().head_dim / 2});
+  rope_cos_ = arena.take({cache_.max_context(), config().rope_dim() / 2});
+  rope_sin_ = arena.take({cache_.max_context(), config().rope_dim() / 2});
+  row_cos_ = arena.take({N, config().rope_dim() / 2});
+  row_sin_ = arena.take({N, config().rope_dim() / 2});
 }
 
 void Decoder::append(const std::vector<SlotToken>& tokens, const Tensor& hidden) {
@@ -63,7 +63,7 @@ void Decoder::append_chunk(const SlotToken* tokens, int64_t N, const Tensor& hid
     rows.slot.push_back(slot);
     rows.position.push_back(length[size_t(slot)]++);
     token_ids_.data<int32_t>()[i] = tokens[i].token;
-    const int64_t half = config().head_dim / 2, position = rows.position.back();
+    const int64_t half = config().rope_dim() / 2, position = rows.position.back();
     std::copy_n(rope_cos_.data<float>() + position * half, half, row_cos_.data<float>() + i * half);
     std::copy_n(rope_sin_.data<float>() + position * half, half, row_sin_.data<float>() + i * half);
   }

@@ -7,6 +7,9 @@ namespace t6::infer {
 std::vector<CacheField> cache_fields(const ModelConfig& config) {
   const int64_t H = config.n_head, D = config.head_dim, R = config.rank;
   if (config.factorised_kv()) return {{"A_k", H, R}, {"B_k", R, D}, {"A_v", H, R}, {"B_v", R, D}};
+  // MLA: one row per token, the normed latent N_w(c) (Ckv) followed by the rotated k_pe (Dr), so that
+  // the row is the key of the absorbed attention (mla_step.h) and its first Ckv numbers the value.
+  if (config.latent_attention()) return {{"latent", 1, config.kv_lora_rank + config.qk_rope_head_dim}};
   return {{"k", config.kv_heads(), D}, {"v", config.kv_heads(), D}};
 }
 

@@ -18,7 +18,7 @@ MlaAttention::MlaAttention(const ModelWeights& weights, int64_t layer)
   const std::string prefix = str("transformer.h.", layer, ".attn.");
   auto bind = [&](const std::string& name, Tensor Weights::*member) {
     weights_.*member = weights.param(prefix + name + ".weight");
-    grads_.*member = weights.grad(prefix + name + ".weight");
+    grads_.*member = weights.grad(prefix + name + ".weight");  // empty without gradients (inference)
   };
   bind("q_a_proj", &Weights::q_a_proj);
   bind("q_a_layernorm", &Weights::q_a_layernorm);
@@ -29,6 +29,7 @@ MlaAttention::MlaAttention(const ModelWeights& weights, int64_t layer)
   bind("c_proj", &Weights::c_proj);
   // Two linear maps from one weight: its first Ckv rows give the latent, the last Dr rows k_pe.
   for (Weights* set : {&weights_, &grads_}) {
+    if (set->kv_a_latent.empty()) continue;
     set->kv_a_rope = set->kv_a_latent.rows(kv_rank_, kv_rank_ + rope_dim_);
     set->kv_a_latent = set->kv_a_latent.rows(0, kv_rank_);
   }
