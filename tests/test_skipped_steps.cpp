@@ -5,12 +5,14 @@
 // and AdamW step count exactly as they were, logs "skipped": true for that step in metrics.jsonl,
 // and training goes on from there. An inf gradient with clipping on is the trap: the clip factor
 // is 0 and inf · 0 is NaN. train.max_skipped_steps skips in a row end the run with an error after
-// saving the unchanged, finite state; a checkpoint is never written from non-finite weights.
+// saving the unchanged, finite state; a checkpoint is never written from non-finite weights. Both
+// skip counts (in the run, in a row) are kept in checkpoints and continue after a resume.
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <fstream>
 #include <limits>
+#include <map>
 
 #include "checkpoint/checkpoint_store.h"
 #include "common/error_expectations.h"
@@ -154,6 +156,41 @@ void expect_stops_after_limit(const World& world) {
 
 TEST(SkippedSteps, LimitInARowStopsWithTheFiniteStateSavedOnOneRank) { expect_stops_after_limit({false, false}); }
 TEST(SkippedSteps, LimitInARowStopsWithTheFiniteStateSavedOnTwoRanks) { expect_stops_after_limit({true, false}); }
+
+// metrics.jsonl's skipped_steps of each step record, by step.
+std::map<int64_t, int64_t> skipped_counts(const std::string& run_dir) {
+  std::map<int64_t, int64_t> counts;
+  std::ifstream file(run_dir + "/metrics.jsonl");
+  std::string line;
+  while (std::getline(file, line)) {
+    const auto record = nlohmann::json::parse(line);
+    if (record.contains("loss")) counts[record["step"]] = record["skipped_steps"];
+  }
+  return counts;
+}
+
+TEST(SkippedSteps, CountsContinueAfterResume) {
+  RunConfig config = tiny_run_config(ModelKind::T6, shared_corpus());
+  config.train.max_skipped_steps = 3;
+  ProcessGrid grid(communicator_of(MPI_COMM_SELF), 1, 0);
+  const std::string run_dir = run_dir_for({false, false}, "skip_resume");
+  {
+    // Steps 2 and 3 skipped, then the run ends and saves at step 3: 2 skipped, 2 in a row.
+    config.train.max_steps = 3;
+    Trainer trainer(config, grid, run_dir);
+    trainer.set_gradient_hook(poison({2, 3}, kNaN, world_rank()));
+    trainer.run();
+  }
+  // Resumed, step 4 is the third skip in a row: the limit is reached only if the count carried over.
+  config.train.max_steps = 6;
+  Trainer trainer(config, grid, run_dir, ResumeMode::latest);
+  ASSERT_EQ(trainer.step(), 3);
+  trainer.set_gradient_hook(poison({4}, kNaN, world_rank()));
+  const std::string message = error_of([&] { trainer.run(); });
+  expect_mentions(message, {"diverged", "3 steps in a row", "steps 2 to 4"});
+  const std::map<int64_t, int64_t> counts = skipped_counts(run_dir);
+  EXPECT_EQ(counts, (std::map<int64_t, int64_t>{{1, 0}, {2, 1}, {3, 2}, {4, 3}}));
+}
 
 TEST(SkippedSteps, NonFiniteWeightsAreNeverSaved) {
   for (const World world : {World{false, false}, World{true, false}}) {

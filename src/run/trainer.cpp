@@ -129,6 +129,8 @@ void Trainer::resume_from(const checkpoint::ResumePoint& point, const std::vecto
   step_ = last_saved_step_ = state.step;
   tokens_seen_ = point.manifest.tokens_seen;
   elapsed_seconds_ = state.elapsed_seconds;
+  skipped_steps_ = state.skipped_steps;
+  skipped_in_a_row_ = state.skipped_in_a_row;
   // DESIGN.md: the LR curve already run is kept when max_steps is raised, unless the user sets it.
   if (config_.train.lr_decay_steps == 0) config_.train.lr_decay_steps = state.lr_decay_steps;
   const checkpoint::CheckpointLayout& saved = point.manifest.layout;
@@ -141,7 +143,7 @@ void Trainer::save_checkpoint() {
   prefetcher_.wait();  // serial HDF5: no batch read while the checkpoint is written
   check_state_is_finite();
   TrainState state{step_, optimizer_.adamw().steps_taken(), config_.lr_schedule().lr_decay_steps, elapsed_seconds_,
-                   "", ""};
+                   "", "", skipped_steps_, skipped_in_a_row_};
   record_corpus(state, config_.data.path);
   const auto dir = checkpointer_.save({step_, tokens_seen_, {grid_.tp_size(), grid_.dp_size(), optimizer_.zero1()},
                                        config_.to_json(), to_json(state), train_checkpoint_tensors(config_.model)},

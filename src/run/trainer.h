@@ -6,7 +6,8 @@
 // on divergence; a run resumes from one (train_checkpoint.h says what one holds).
 // A step whose loss or global gradient norm is not finite is skipped: its batch is consumed but
 // weights, AdamW moments and AdamW's step count stay as they were; it logs a warning and a
-// metrics record with "skipped": true. train.max_skipped_steps skips in a row end the run.
+// metrics record with "skipped": true. train.max_skipped_steps skips in a row end the run; both
+// counts (in a row, and in the whole run) carry over a resume.
 #pragma once
 #include <cstdint>
 #include <filesystem>
@@ -102,11 +103,11 @@ class Trainer {
   int64_t tokens_seen_ = 0;  // training tokens of the steps taken (kept in checkpoints, advanced per step)
   int64_t last_saved_step_ = -1;  // never saved twice: a resumed step is already on disk
   double elapsed_seconds_ = 0;
-  int64_t skipped_in_a_row_ = 0;
+  int64_t skipped_in_a_row_ = 0;  // both skip counters are kept in checkpoints and restored on resume
   GradientHook gradient_hook_;
   double peak_flops_ = 0;          // of all ranks together, for MFU
   std::string peak_flops_source_;  // for the start-up table
-  int64_t skipped_steps_ = 0;      // since this process started
+  int64_t skipped_steps_ = 0;      // in the whole run
 };
 
 }  // namespace t6

@@ -13,7 +13,8 @@
 //                  tokens_per_s / the peak of all ranks (log.peak_flops per rank, or the SGEMM
 //                  rate measured at start-up)
 //   peak_rss_mib   the largest host resident set of any rank so far, MiB
-//   skipped_steps  steps skipped so far because their gradient was not finite
+//   skipped_steps  steps of the run skipped so far (kept across resumes) because their gradient
+//                  was not finite
 #pragma once
 #include <cstdint>
 #include <string>

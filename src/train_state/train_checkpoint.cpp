@@ -56,6 +56,8 @@ nlohmann::json to_json(const TrainState& state) {
           {"adam_steps", state.adam_steps},
           {"lr_decay_steps", state.lr_decay_steps},
           {"elapsed_seconds", state.elapsed_seconds},
+          {"skipped_steps", state.skipped_steps},
+          {"skipped_in_a_row", state.skipped_in_a_row},
           {"corpus", {{"path", state.corpus_path}, {"index_xxh3_128", state.corpus_index_hash}}}};
 }
 
@@ -63,6 +65,8 @@ TrainState train_state_from_json(const nlohmann::json& json, const std::string& 
   try {
     TrainState state{json.at("step").get<int64_t>(), json.at("adam_steps").get<int64_t>(),
                      json.at("lr_decay_steps").get<int64_t>(), json.at("elapsed_seconds").get<double>(), "", ""};
+    state.skipped_steps = json.value("skipped_steps", int64_t(0));
+    state.skipped_in_a_row = json.value("skipped_in_a_row", int64_t(0));
     if (json.contains("corpus")) {
       state.corpus_path = json["corpus"].at("path").get<std::string>();
       state.corpus_index_hash = json["corpus"].at("index_xxh3_128").get<std::string>();

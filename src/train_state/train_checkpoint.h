@@ -28,6 +28,10 @@ struct TrainState {
   double elapsed_seconds = 0;
   std::string corpus_path;        // data.path of the run
   std::string corpus_index_hash;  // XXH3-128 of its index.json: which corpus, wherever it lies
+  // Non-finite steps skipped: in the whole run, and in a row up to `step` (train.max_skipped_steps
+  // counts those across a resume). Checkpoints written before these existed read as 0.
+  int64_t skipped_steps = 0;
+  int64_t skipped_in_a_row = 0;
 };
 nlohmann::json to_json(const TrainState& state);
 TrainState train_state_from_json(const nlohmann::json& json, const std::string& source);
