@@ -66,6 +66,7 @@ void run_choice(const std::string& checkpoint, const ChoiceOptions& options) {
   for (const std::string& path : options.tasks) tasks.push_back(read_choice_task(path));  // bad files fail first
   const ModelSource source = open_model_source(checkpoint);
   const Tokenizer tokenizer = Tokenizer::load(resolve_tokenizer_path(options.tokenizer));
+  check_vocabulary_fits(source, tokenizer.vocab_size());
   const int64_t max_context = options.max_context ? options.max_context : source.seq_len ? source.seq_len : 1024;
   ModelWeights weights(source.config, 0, 1, 1, false);
   load_model_weights(source, weights);

@@ -87,7 +87,7 @@ int run(int argc, char** argv) {
                  "cache positions per sequence (default: the model's training seq_len, else 1024)")
       ->check(CLI::PositiveNumber);
   app.add_option("--memory-budget", options.memory_budget, "refuse a cache larger than this (e.g. 4GiB; 0: no limit)");
-  app.add_option("--decode-order", options.order, "TPA decode attention: factorised or materialised")
+  app.add_option("--decode-order", options.order, "TPA decode attention: factorised (faster on CPU) or materialised")
       ->check(CLI::IsMember({"factorised", "materialised"}));
   app.add_option("--block-tokens", options.block_tokens, "cache positions per attention block")->check(CLI::PositiveNumber);
   app.add_option("--backend", options.backend, "cpu (or auto; a CUDA decoding backend does not exist yet)");
@@ -101,6 +101,7 @@ int run(int argc, char** argv) {
   // Everything that can be refused is checked before the weights are read.
   const ModelSource source = open_model_source(options.checkpoint);
   const Tokenizer tokenizer = Tokenizer::load(resolve_tokenizer_path(options.tokenizer));
+  check_vocabulary_fits(source, tokenizer.vocab_size());
   generation.vocab_limit = tokenizer.vocab_size();
   generation.eot = int32_t(tokenizer.eot_id());
   const int64_t max_context = options.max_context ? options.max_context : source.seq_len ? source.seq_len : 1024;

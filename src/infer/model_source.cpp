@@ -20,7 +20,9 @@ ModelSource open_checkpoint_source(const std::string& path) {
     directory /= "checkpoints";
   ModelSource source;
   source.path = path;
-  source.checkpoint = checkpoint::open_checkpoint_path(directory, checkpoint::ChecksumCheck::skip);
+  // Every file is checksummed, AdamW moments included, although only the weights are read: a
+  // damaged checkpoint is refused naming its file, as resume does, instead of generating from it.
+  source.checkpoint = checkpoint::open_checkpoint_path(directory, checkpoint::ChecksumCheck::verify);
   const checkpoint::Manifest& manifest = source.checkpoint->manifest;
   source.config = model_config_of(manifest, source.checkpoint->dir);
   const auto& train = manifest.config.value("train", nlohmann::json::object());
@@ -43,6 +45,11 @@ ModelSource open_model_source(const std::string& path) {
   T6_CHECK(!path.empty(), "no model given (a checkpoint directory or a .safetensors file)");
   T6_CHECK(fs::exists(path), path, ": no such file or directory");
   return fs::is_directory(path) ? open_checkpoint_source(path) : open_safetensors_source(path);
+}
+
+void check_vocabulary_fits(const ModelSource& source, int64_t tokenizer_vocab_size) {
+  T6_CHECK(source.config.vocab_size >= tokenizer_vocab_size, source.path, ": the model's vocabulary has ",
+           source.config.vocab_size, " tokens, fewer than the tokenizer's ", tokenizer_vocab_size);
 }
 
 void load_model_weights(const ModelSource& source, ModelWeights& weights) {

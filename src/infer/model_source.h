@@ -21,9 +21,14 @@ struct ModelSource {
   std::string tensor_prefix;  // safetensors: "" for state dicts, "param." for fixture files
 };
 
-// Opens and checks the source (manifest, shard sizes, safetensors header, model config) without
-// reading weights. Throws t6::Error naming the path and the problem.
+// Opens and checks the source (manifest, every checkpoint file's checksum, safetensors header,
+// model config) without reading weights into the model. Throws t6::Error naming the path and the
+// problem.
 ModelSource open_model_source(const std::string& path);
+
+// Throws naming the source when the model's vocabulary is smaller than the tokenizer's, so that
+// text is never encoded into ids the model has no embedding for.
+void check_vocabulary_fits(const ModelSource& source, int64_t tokenizer_vocab_size);
 
 // Fills `weights` (built for source.config with tp = 1) from the source.
 void load_model_weights(const ModelSource& source, ModelWeights& weights);

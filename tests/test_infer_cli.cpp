@@ -1,0 +1,131 @@
+// ctest-timeout: 300
+// Bad input to t6_generate and t6_eval, through the built tools: a missing checkpoint, a damaged
+// one (a flipped bit in a shard, a truncated safetensors file), a model whose vocabulary is smaller
+// than the tokenizer's, a prompt longer than --max-context, a cache over --memory-budget, a task
+// file with an unknown or a missing field, and a corpus directory that does not exist each end the
+// tool with exit code 1 and exactly one line, "<tool>: error: ...", naming the file, option or
+// field (no crash, no hang, nothing on stdout). The model: a tiny T6 of random weights with GPT-2's
+// padded vocabulary, imported as a checkpoint.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <fstream>
+
+#include "common/command.h"
+#include "common/file_damage.h"
+#include "common/test_paths.h"
+#include "common/training_setup.h"
+#include "model/model_weights.h"
+#include "train_state/state_dict.h"
+
+using namespace t6::testing;
+namespace fs = std::filesystem;
+
+namespace {
+
+class InferCli : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    workdir_ = scratch_dir("infer_cli");
+    t6::ModelConfig config = fixture_model_config(t6::ModelKind::T6);
+    config.vocab_size = 50304;
+    t6::ModelWeights weights(config, 0, 1, 1, false);
+    weights.initialise(1);
+    const fs::path model = workdir_ / "model.safetensors";
+    t6::save_state_dict(model.string(), weights, t6::DType::F32);
+    checkpoints_ = workdir_ / "checkpoints";
+    const CommandResult result = run_command(tool("t6_ckpt") + " import " + model.string() + " " + checkpoints_.string());
+    ASSERT_EQ(result.exit_code, 0) << result.output;
+  }
+
+  static std::string tool(const std::string& name) { return (bin_dir() / name).string(); }
+  static fs::path fixture() { return fixture_dir() / "t6_tiny.safetensors"; }  // vocabulary 128
+
+  // The imported checkpoint's step directory, copied so that it can be damaged.
+  static fs::path copy_of_step(const std::string& name) {
+    const fs::path copy = workdir_ / name;
+    fs::copy(checkpoints_ / "step_00000000", copy, fs::copy_options::recursive);
+    return copy;
+  }
+
+  static void expect_one_error_line(const std::string& tool_name, const std::string& arguments,
+                                    const std::vector<std::string>& mentions) {
+    const CommandResult result = run_command(tool(tool_name) + " " + arguments, 120);
+    EXPECT_EQ(result.exit_code, 1) << arguments << "\n" << result.output;
+    EXPECT_EQ(result.output.rfind(tool_name + ": error: ", 0), 0u) << result.output;
+    EXPECT_EQ(std::count(result.output.begin(), result.output.end(), '\n'), 1) << result.output;
+    for (const std::string& part : mentions)
+      EXPECT_NE(result.output.find(part), std::string::npos) << "'" << part << "' not in: " << result.output;
+  }
+
+  static fs::path write_file(const std::string& name, const std::string& text) {
+    const fs::path path = workdir_ / name;
+    std::ofstream(path) << text;
+    return path;
+  }
+
+  static inline fs::path workdir_, checkpoints_;
+};
+
+TEST_F(InferCli, GenerateNamesAMissingCheckpoint) {
+  const std::string missing = (workdir_ / "no_such_run").string();
+  expect_one_error_line("t6_generate", "--checkpoint " + missing + " --prompt hi", {missing});
+}
+
+TEST_F(InferCli, GenerateNamesTheDamagedShardOfACheckpoint) {
+  const fs::path damaged = copy_of_step("flipped_step");
+  flip_bits(damaged / "shard_tp0_dp0.h5", fs::file_size(damaged / "shard_tp0_dp0.h5") / 2);
+  expect_one_error_line("t6_generate", "--checkpoint " + damaged.string() + " --prompt hi --max-new-tokens 2",
+                        {"shard_tp0_dp0.h5"});
+}
+
+TEST_F(InferCli, GenerateNamesATruncatedSafetensorsFile) {
+  const fs::path truncated = workdir_ / "truncated.safetensors";
+  fs::copy_file(fixture(), truncated);
+  fs::resize_file(truncated, fs::file_size(truncated) / 2);
+  expect_one_error_line("t6_generate", "--checkpoint " + truncated.string() + " --prompt hi --max-new-tokens 2",
+                        {truncated.string()});
+}
+
+TEST_F(InferCli, GenerateRefusesAModelWithASmallerVocabularyThanTheTokenizer) {
+  expect_one_error_line("t6_generate", "--checkpoint " + fixture().string() + " --prompt hi",
+                        {fixture().string(), "128 tokens", "50257"});
+}
+
+TEST_F(InferCli, GenerateRefusesAPromptLongerThanTheContext) {
+  expect_one_error_line("t6_generate",
+                        "--checkpoint " + checkpoints_.string() +
+                            " --max-context 8 --max-new-tokens 2 --prompt 'a prompt of many more tokens than eight'",
+                        {"prompt 0", "--max-context 8"});
+}
+
+TEST_F(InferCli, GenerateRefusesACacheOverTheMemoryBudget) {
+  expect_one_error_line("t6_generate",
+                        "--checkpoint " + checkpoints_.string() + " --max-context 1000000 --memory-budget 1MiB --prompt hi",
+                        {"--memory-budget 1.00 MiB", "--max-context"});
+}
+
+TEST_F(InferCli, ChoiceNamesAnUnknownField) {
+  const fs::path tasks = write_file("unknown_field.jsonl", R"({"context": "a", "choices": [" b", " c"], "lable": 0})"
+                                                           "\n");
+  expect_one_error_line("t6_eval", "choice --checkpoint " + checkpoints_.string() + " --tasks " + tasks.string(),
+                        {tasks.string() + ":1", "unknown field 'lable'"});
+}
+
+TEST_F(InferCli, ChoiceNamesAMissingField) {
+  const fs::path tasks = write_file("missing_field.jsonl", R"({"context": "a", "choices": [" b", " c"], "label": 1})"
+                                                           "\n"
+                                                           R"({"context": "a", "choices": [" b", " c"]})"
+                                                           "\n");
+  expect_one_error_line("t6_eval", "choice --checkpoint " + checkpoints_.string() + " --tasks " + tasks.string(),
+                        {tasks.string() + ":2", "missing field 'label'"});
+}
+
+TEST_F(InferCli, PerplexityNamesAMissingDataDirectory) {
+  const std::string missing = (workdir_ / "no_such_corpus").string();
+  expect_one_error_line("t6_eval",
+                        "perplexity --checkpoint " + checkpoints_.string() + " --seq-len 16 --data " + missing,
+                        {missing});
+}
+
+}  // namespace
