@@ -1,11 +1,13 @@
 // Decoding speed and cache size of T6-small against its MHA and GQA baselines (random weights):
 // for each context length and batch, the cache is filled with random entries (as if that many
 // tokens were prefilled) and a fixed number of decode steps is timed. Also the longest context each
-// model fits in a cache budget. One row per (model, batch, context); configurations whose cache
-// exceeds the budget are reported and skipped.
-//   build/bin/bench_decode [--contexts 1024,8192,32768] [--batches 1,8] [--steps 4] [--budget 4GiB]
-// Last line: RESULT bench_decode t6_tok_s_<batch>_<context>=... mha_tok_s_...=... gqa_tok_s_...=...
+// model fits in a cache budget. One row per (model, TPA decode order, batch, context); configurations
+// whose cache exceeds the budget are reported and skipped.
+//   build/bin/bench_decode [--models t6,mha,gqa] [--orders factorised,materialised] [--contexts 1024,8192,32768]
+//                          [--batches 1,8] [--steps 4] [--budget 4GiB]
+// Last line: RESULT bench_decode t6_<order>_tok_s_<batch>_<context>=... mha_tok_s_...=... gqa_tok_s_...=...
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 
@@ -69,15 +71,21 @@ double decode_tokens_per_s(const ModelWeights& weights, int64_t batch, int64_t c
 int main(int argc, char** argv) {
   CLI::App app{"Decode tokens/s and cache bytes per token: T6-small vs MHA-small vs GQA-small (random weights)"};
   std::vector<int64_t> contexts = {1024, 8192, 32768}, batches = {1, 8};
+  std::vector<std::string> model_names = {"t6", "mha", "gqa"}, order_names = {"factorised"};
   int64_t steps = 4;
-  std::string budget_text = "4GiB", order_text = "factorised";
+  std::string budget_text = "4GiB";
+  app.add_option("--models", model_names, "models to run")
+      ->delimiter(',')
+      ->capture_default_str()
+      ->check(CLI::IsMember({"t6", "mha", "gqa"}));
+  app.add_option("--orders", order_names, "TPA decode orders to run (T6 only): factorised, materialised")
+      ->delimiter(',')
+      ->capture_default_str()
+      ->check(CLI::IsMember({"factorised", "materialised"}));
   app.add_option("--contexts", contexts, "cached tokens per sequence")->delimiter(',')->capture_default_str();
   app.add_option("--batches", batches, "sequences decoded together")->delimiter(',')->capture_default_str();
   app.add_option("--steps", steps, "decode steps timed per configuration")->capture_default_str()->check(CLI::PositiveNumber);
   app.add_option("--budget", budget_text, "cache budget (skip configurations above it)")->capture_default_str();
-  app.add_option("--order", order_text, "TPA decode order: factorised or materialised")
-      ->capture_default_str()
-      ->check(CLI::IsMember({"factorised", "materialised"}));
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {
@@ -85,27 +93,35 @@ int main(int argc, char** argv) {
   }
   try {
     const uint64_t budget = parse_byte_size(budget_text, "--budget");
-    const TpaDecodeOrder order = tpa_decode_order_from_name(order_text);
     std::string result = "RESULT bench_decode";
-    std::printf("%-5s %6s %8s %14s %12s %12s\n", "model", "batch", "context", "cache B/token", "cache", "decode tok/s");
+    std::printf("%-5s %-12s %6s %8s %14s %12s %12s\n", "model", "order", "batch", "context", "cache B/token", "cache",
+                "decode tok/s");
     for (const BenchModel& model : small_models()) {
+      if (std::find(model_names.begin(), model_names.end(), model.name) == model_names.end()) continue;
       ModelWeights weights(model.config, 0, 1, 1, false);
       weights.initialise(1);
       const int64_t per_token = cache_bytes_per_token(model.config);
-      for (int64_t batch : batches)
-        for (int64_t context : contexts) {
-          const uint64_t bytes = uint64_t(batch * (context + steps) * per_token);
-          if (bytes > budget) {
-            std::printf("%-5s %6lld %8lld %14lld %12s %12s\n", model.name.c_str(), (long long)batch, (long long)context,
-                        (long long)per_token, format_bytes(bytes).c_str(), "over budget");
-            continue;
+      // The order only matters to the factor cache; MHA and GQA run once.
+      const std::vector<std::string> orders =
+          model.config.factorised_kv() ? order_names : std::vector<std::string>{"-"};
+      for (int64_t batch : batches)  // the orders innermost, so that both see the same load
+        for (int64_t context : contexts)
+          for (const std::string& order_name : orders) {
+            const uint64_t bytes = uint64_t(batch * (context + steps) * per_token);
+            std::printf("%-5s %-12s %6lld %8lld %14lld %12s ", model.name.c_str(), order_name.c_str(),
+                        (long long)batch, (long long)context, (long long)per_token, format_bytes(bytes).c_str());
+            if (bytes > budget) {
+              std::printf("%12s\n", "over budget");
+              continue;
+            }
+            const TpaDecodeOrder order =
+                order_name == "-" ? TpaDecodeOrder::factorised : tpa_decode_order_from_name(order_name);
+            const double tokens_per_s = decode_tokens_per_s(weights, batch, context, steps, order);
+            std::printf("%12.2f\n", tokens_per_s);
+            std::fflush(stdout);
+            const std::string label = order_name == "-" ? model.name : str(model.name, "_", order_name);
+            result += str(" ", label, "_tok_s_", batch, "_", context, "=", tokens_per_s);
           }
-          const double tokens_per_s = decode_tokens_per_s(weights, batch, context, steps, order);
-          std::printf("%-5s %6lld %8lld %14lld %12s %12.2f\n", model.name.c_str(), (long long)batch, (long long)context,
-                      (long long)per_token, format_bytes(bytes).c_str(), tokens_per_s);
-          std::fflush(stdout);
-          result += str(" ", model.name, "_tok_s_", batch, "_", context, "=", tokens_per_s);
-        }
       std::printf("%-5s longest context in %s: %lld tokens at batch 1, %lld at batch 8\n", model.name.c_str(),
                   format_bytes(budget).c_str(), (long long)(budget / uint64_t(per_token)),
                   (long long)(budget / uint64_t(8 * per_token)));
