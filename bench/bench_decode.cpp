@@ -26,10 +26,11 @@ struct BenchModel {
 
 std::vector<BenchModel> small_models() {
   ModelConfig t6;  // the defaults are T6-small
-  ModelConfig mha = t6, gqa = t6;
+  ModelConfig mha = t6, gqa = t6, mla = t6;
   mha.kind = ModelKind::llama_mha, mha.n_head = 12, mha.head_dim = 64;
   gqa.kind = ModelKind::llama_gqa, gqa.n_head = 22, gqa.head_dim = 64, gqa.group_size = 11;
-  return {{"t6", t6}, {"mha", mha}, {"gqa", gqa}};
+  mla.kind = ModelKind::llama_mla, mla.n_head = 13;  // the MLA defaults (Dr 32, Cq 512, Ckv 256, Dv 64) are MLA-small's
+  return {{"t6", t6}, {"mha", mha}, {"gqa", gqa}, {"mla", mla}};
 }
 
 // Uniform values in [−0.5, 0.5) from a xorshift stream: filling gigabytes must be cheap.
