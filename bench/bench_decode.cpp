@@ -1,9 +1,9 @@
-// Decoding speed and cache size of T6-small against its MHA and GQA baselines (random weights):
+// Decoding speed and cache size of T6-small against its MHA, GQA and MLA baselines (random weights):
 // for each context length and batch, the cache is filled with random entries (as if that many
 // tokens were prefilled) and a fixed number of decode steps is timed. Also the longest context each
 // model fits in a cache budget. One row per (model, TPA decode order, batch, context); configurations
 // whose cache exceeds the budget are reported and skipped.
-//   build/bin/bench_decode [--models t6,mha,gqa] [--orders factorised,materialised] [--contexts 1024,8192,32768]
+//   build/bin/bench_decode [--models t6,mha,gqa,mla] [--orders factorised,materialised] [--contexts 1024,8192,32768]
 //                          [--batches 1,8] [--steps 4] [--budget 4GiB]
 // Last line: RESULT bench_decode t6_<order>_tok_s_<batch>_<context>=... mha_tok_s_...=... gqa_tok_s_...=...
 #include <CLI/CLI.hpp>
@@ -70,15 +70,15 @@ double decode_tokens_per_s(const ModelWeights& weights, int64_t batch, int64_t c
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"Decode tokens/s and cache bytes per token: T6-small vs MHA-small vs GQA-small (random weights)"};
+  CLI::App app{"Decode tokens/s and cache bytes per token: T6-small vs MHA-, GQA- and MLA-small (random weights)"};
   std::vector<int64_t> contexts = {1024, 8192, 32768}, batches = {1, 8};
-  std::vector<std::string> model_names = {"t6", "mha", "gqa"}, order_names = {"factorised"};
+  std::vector<std::string> model_names = {"t6", "mha", "gqa", "mla"}, order_names = {"factorised"};
   int64_t steps = 4;
   std::string budget_text = "4GiB";
   app.add_option("--models", model_names, "models to run")
       ->delimiter(',')
       ->capture_default_str()
-      ->check(CLI::IsMember({"t6", "mha", "gqa"}));
+      ->check(CLI::IsMember({"t6", "mha", "gqa", "mla"}));
   app.add_option("--orders", order_names, "TPA decode orders to run (T6 only): factorised, materialised")
       ->delimiter(',')
       ->capture_default_str()
