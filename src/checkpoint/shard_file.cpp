@@ -11,6 +11,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "checkpoint/chunk_writer.h"
 #include "checkpoint/file_checksum.h"
 #include "checkpoint/save_faults.h"
 #include "core/durable_file.h"
@@ -136,8 +137,11 @@ void ShardFileWriter::write(const std::string& tensor, const TensorRegion& regio
                                   properties.get(), H5P_DEFAULT));
     T6_CHECK(dataset.valid(), where, ": cannot create dataset");
     const auto* source = static_cast<const unsigned char*>(data.raw()) + size_t(stored.storage_offset) * element_bytes;
-    T6_CHECK(H5Dwrite(dataset.get(), native_type(data.dtype()), H5S_ALL, H5S_ALL, H5P_DEFAULT, source) >= 0, where,
-             ": write failed (disk full?)");
+    if (chunks_are_row_runs(dims, chunk))
+      write_fletcher32_chunks(dataset.get(), source, dims, chunk, element_bytes, where);
+    else
+      T6_CHECK(H5Dwrite(dataset.get(), native_type(data.dtype()), H5S_ALL, H5S_ALL, H5P_DEFAULT, source) >= 0, where,
+               ": write failed (disk full?)");
     write_string_attribute(dataset.get(), "tensor", tensor, where);
     write_string_attribute(dataset.get(), "dtype", dtype_name(data.dtype()), where);
     write_int64_list_attribute(dataset.get(), "global_shape", region.global_shape, where);
