@@ -103,11 +103,13 @@ int main(int argc, char** argv) {
     auto bf16 = [](const DeviceBuffer& buffer, Shape shape) { return buffer.as(shape, DType::BF16); };
     const Tensor lse_view = lse.as({B, H, T}, DType::F32);
     const double forward_seconds = median_seconds(repeats, [&] {
-      ops::attention_forward(bf16(y, q_shape), lse_view, bf16(q, q_shape), bf16(k, kv_shape), bf16(v, kv_shape), heads);
+      ops::attention_forward(bf16(y, q_shape), lse_view, bf16(q, q_shape), bf16(k, kv_shape), bf16(v, kv_shape), {},
+                             heads);  // the kernels need no scratch
     });
     const double backward_seconds = median_seconds(repeats, [&] {
       ops::attention_backward(bf16(dq, q_shape), bf16(dk, kv_shape), bf16(dv, kv_shape), bf16(dy, q_shape),
-                              bf16(q, q_shape), bf16(k, kv_shape), bf16(v, kv_shape), bf16(y, q_shape), lse_view, heads);
+                              bf16(q, q_shape), bf16(k, kv_shape), bf16(v, kv_shape), bf16(y, q_shape), lse_view, {},
+                              heads);
     });
     // Causal: half of the T × T scores. Forward 2 products (QKᵀ, PV), backward 5 (QKᵀ, dO·Vᵀ, dV, dK, dQ);
     // the FLOP counts of FlashAttention's papers, which SDPA's figures also use.

@@ -363,24 +363,25 @@ TEST_P(CudaAttention, ForwardBackwardMatchTheCpuAndRepeat) {
   const HostTensor dy = random_values(q_shape);
   HostTensor y(q_shape, DType::F32), lse({c.B, c.H, c.T}, DType::F32);
   HostTensor dq(q_shape, DType::F32), dk(kv_shape, DType::F32), dv(kv_shape, DType::F32);
-  ops::attention_forward(y.view(), lse.view(), q, k, v, c.heads);
-  ops::attention_backward(dq.view(), dk.view(), dv.view(), dy, q, k, v, y, lse, c.heads);
+  HostTensor scratch({ops::attention_scratch_elements(c.T, true)}, DType::F32);
+  ops::attention_forward(y.view(), lse.view(), q, k, v, scratch.view(), c.heads);
+  ops::attention_backward(dq.view(), dk.view(), dv.view(), dy, q, k, v, y, lse, scratch.view(), c.heads);
 
   const DeviceTensor gq = upload(q, DType::BF16), gk = upload(k, DType::BF16), gv = upload(v, DType::BF16);
   DeviceTensor gy = poisoned(q_shape), glse = poisoned({c.B, c.H, c.T});
-  ops::attention_forward(gy.view, glse.view, gq, gk, gv, c.heads);
+  ops::attention_forward(gy.view, glse.view, gq, gk, gv, {}, c.heads);  // the kernels need no scratch
   EXPECT_CLOSE(gy.view, y, kAttention);
   EXPECT_CLOSE(glse.view, lse, 1e-5);  // fp32 scores of bf16 inputs: exact products, fp32 sums
   // The backward gets the CPU's y in fp32, so that rowsum(dO ⊙ y), where dS cancels, is the CPU's
   // up to order and the error measured is the kernel's own.
   const DeviceTensor gdy = upload(dy, DType::BF16), gy_in = upload(y);
   DeviceTensor gdq = poisoned(q_shape), gdk = poisoned(kv_shape), gdv = poisoned(kv_shape);
-  ops::attention_backward(gdq.view, gdk.view, gdv.view, gdy, gq, gk, gv, gy_in, glse.view, c.heads);
+  ops::attention_backward(gdq.view, gdk.view, gdv.view, gdy, gq, gk, gv, gy_in, glse.view, {}, c.heads);
   EXPECT_CLOSE(gdq.view, dq, kAttention);
   EXPECT_CLOSE(gdk.view, dk, kAttention);
   EXPECT_CLOSE(gdv.view, dv, kAttention);
   DeviceTensor again = poisoned(kv_shape), again_dq = poisoned(q_shape), again_dv = poisoned(kv_shape);
-  ops::attention_backward(again_dq.view, again.view, again_dv.view, gdy, gq, gk, gv, gy_in, glse.view, c.heads);
+  ops::attention_backward(again_dq.view, again.view, again_dv.view, gdy, gq, gk, gv, gy_in, glse.view, {}, c.heads);
   EXPECT_TRUE(bitwise_equal(download(again.view), download(gdk.view))) << "dK: no atomics, fixed order";
   EXPECT_TRUE(bitwise_equal(download(again_dq.view), download(gdq.view))) << "dQ in its own pass";
 }

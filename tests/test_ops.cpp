@@ -13,6 +13,7 @@
 #include <random>
 #include <vector>
 
+#include "common/error_expectations.h"
 #include "common/finite_difference.h"
 #include "core/bf16.h"
 #include "core/error.h"
@@ -461,7 +462,9 @@ TEST(Attention, ForwardMatchesNaiveSoftmaxAndGradientsMatchFiniteDifferences) {
     HostTensor v = random_tensor({B, T, c.Hkv, c.Dv}, rng());
     HostTensor w = random_tensor({B, T, c.H, c.Dv}, rng());
     HostTensor y({B, T, c.H, c.Dv}, DType::F64), lse({B, c.H, T}, DType::F64);
-    ops::attention_forward(y, lse, q, k, v, c.heads);
+    // Scratch holds garbage between calls in a real run: NaN makes any read-before-write show.
+    HostTensor scratch = filled_tensor({ops::attention_scratch_elements(T, true)}, NAN);
+    ops::attention_forward(y, lse, q, k, v, scratch, c.heads);
 
     HostTensor expected_y({B, T, c.H, c.Dv}, DType::F64), expected_lse({B, c.H, T}, DType::F64);
     naive_attention(expected_y, expected_lse, q, k, v, c.heads);
@@ -470,11 +473,12 @@ TEST(Attention, ForwardMatchesNaiveSoftmaxAndGradientsMatchFiniteDifferences) {
 
     HostTensor scratch_y(y.shape(), DType::F64), scratch_lse(lse.shape(), DType::F64);
     auto loss = [&] {
-      ops::attention_forward(scratch_y, scratch_lse, q, k, v, c.heads);
+      ops::attention_forward(scratch_y, scratch_lse, q, k, v, scratch, c.heads);
       return dot(w, scratch_y);
     };
     HostTensor dq = filled_tensor(q.shape(), NAN), dk = filled_tensor(k.shape(), NAN), dv = filled_tensor(v.shape(), NAN);
-    ops::attention_backward(dq, dk, dv, w, q, k, v, y, lse, c.heads);
+    std::fill_n(scratch.data<double>(), scratch.numel(), NAN);
+    ops::attention_backward(dq, dk, dv, w, q, k, v, y, lse, scratch, c.heads);
     EXPECT_TRUE(gradient_matches(dq, q, loss, "dq"));
     EXPECT_TRUE(gradient_matches(dk, k, loss, "dk"));
     EXPECT_TRUE(gradient_matches(dv, v, loss, "dv"));
@@ -757,10 +761,21 @@ TEST(OpErrors, MismatchedShapesThrow) {
 
   HostTensor q = random_tensor({2, 5, 3, 8}, rng()), k_short_d = random_tensor({2, 5, 3, 6}, rng());
   HostTensor y({2, 5, 3, 8}, DType::F64), lse({2, 3, 5}, DType::F64);
-  EXPECT_THROW(ops::attention_forward(y, lse, q, k_short_d, k_short_d), Error);
+  HostTensor scratch({ops::attention_scratch_elements(5, true)}, DType::F64);
+  EXPECT_THROW(ops::attention_forward(y, lse, q, k_short_d, k_short_d, scratch), Error);
   // Group 2 over 3 query heads needs 2 KV heads: with 1, head 2 maps past the end.
   HostTensor k_one_head = random_tensor({2, 5, 1, 8}, rng());
-  EXPECT_THROW(ops::attention_forward(y, lse, q, k_one_head, k_one_head, {0, 2, 0}), Error);
+  EXPECT_THROW(ops::attention_forward(y, lse, q, k_one_head, k_one_head, scratch, {0, 2, 0}), Error);
+  // Scratch for one T×T matrix less an element, or of another element type, is refused.
+  HostTensor k = random_tensor({2, 5, 3, 8}, rng());
+  HostTensor short_scratch({ops::attention_scratch_elements(5, false) - 1}, DType::F64);
+  const std::string message = t6::testing::error_of([&] { ops::attention_forward(y, lse, q, k, k, short_scratch); });
+  EXPECT_NE(message.find("scratch of 24 elements, 25 needed"), std::string::npos) << message;
+  EXPECT_THROW(ops::attention_forward(y, lse, q, k, k, HostTensor({25}, DType::F32)), Error);
+  HostTensor dq(q.shape(), DType::F64), dk(k.shape(), DType::F64);
+  HostTensor one_matrix({ops::attention_scratch_elements(5, false)}, DType::F64);
+  ops::attention_forward(y, lse, q, k, k, one_matrix);
+  EXPECT_THROW(ops::attention_backward(dq, dk, dk, y, q, k, k, y, lse, one_matrix), Error);
 
   HostTensor A = random_tensor({2, 5, 3, 2}, rng()), B_rank3 = random_tensor({2, 5, 3, 8}, rng());
   EXPECT_THROW(ops::tpa_contract_forward(y, A, B_rank3), Error);

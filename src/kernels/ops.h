@@ -77,11 +77,15 @@ struct HeadMap {
   int64_t first_kv_head = 0;
 };
 // y (B, T, H, Dv), lse (B, H, T) the log-sum-exp of each score row; q (B, T, H, D), k (B, T, Hkv, D),
-// v (B, T, Hkv, Dv). Dv = D except for MLA.
-void attention_forward(Tensor y, Tensor lse, const Tensor& q, const Tensor& k, const Tensor& v, HeadMap heads = {});
+// v (B, T, Hkv, Dv). Dv = D except for MLA. `scratch` (of q's dtype, planned with the activations)
+// holds the CPU backend's T×T scores of one head (forward) or its probabilities and their gradient
+// (backward); the CUDA kernels keep their tiles on chip and take an empty one.
+int64_t attention_scratch_elements(int64_t T, bool backward);
+void attention_forward(Tensor y, Tensor lse, const Tensor& q, const Tensor& k, const Tensor& v, Tensor scratch,
+                       HeadMap heads = {});
 // dq, dk, dv overwritten.
 void attention_backward(Tensor dq, Tensor dk, Tensor dv, const Tensor& dy, const Tensor& q, const Tensor& k,
-                        const Tensor& v, const Tensor& y, const Tensor& lse, HeadMap heads = {});
+                        const Tensor& v, const Tensor& y, const Tensor& lse, Tensor scratch, HeadMap heads = {});
 
 // ---- MLA keys and values from the expanded latent (T6_SPEC.md 3.1, steps 2 and 5) ---------------
 // kv (B, T, H, Dn + Dv) as kv_b_proj gives it, k_pe (B, T, 1, Dr) the rotated key part shared by all
@@ -97,7 +101,8 @@ void mla_split_kv_backward(Tensor dkv, Tensor dk_pe, const Tensor& dk, const Ten
 struct TpaFactors {
   Tensor A_q, B_q, A_k, B_k, A_v, B_v;
 };
-// Elements of workspace the CPU backend needs for a (B, T, H, D) problem: forward 3·BTHD, backward 6·BTHD.
+// Elements of workspace the CPU backend needs for a (B, T, H, D) problem: 6·BTHD for q, k, v and their
+// gradients, then attention's scratch for backward.
 int64_t tpa_attention_workspace_elements(int64_t B, int64_t T, int64_t H, int64_t D);
 void tpa_attention_forward(Tensor y, Tensor lse, const TpaFactors& factors, Tensor workspace);
 // Writes the six factor gradients (overwritten).

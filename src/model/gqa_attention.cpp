@@ -36,7 +36,8 @@ int64_t GqaAttention::scratch_elements(int64_t B, int64_t T) const {
   cursor.take({B, T, heads_, head_dim_});     // dq
   cursor.take({B, T, kv_heads_, head_dim_});  // dk
   cursor.take({B, T, kv_heads_, head_dim_});  // dv
-  return cursor.used();
+  cursor.take({ops::attention_scratch_elements(T, true)});
+  return cursor.used();  // the forward's attention scratch fits in the same space
 }
 
 void GqaAttention::forward(const LayerContext& context, const Tensor& x, const Tensor& out) {
@@ -46,7 +47,9 @@ void GqaAttention::forward(const LayerContext& context, const Tensor& x, const T
   linear_forward(v_, x, weights_.c_v, N);
   ops::rope_forward(q_, context.rope_cos, context.rope_sin);
   ops::rope_forward(k_, context.rope_cos, context.rope_sin);
-  ops::attention_forward(y_, lse_, q_, k_, v_, head_map_);
+  const Tensor attention_scratch =
+      ScratchCursor(context.scratch).take({ops::attention_scratch_elements(context.seq_len, false)});
+  ops::attention_forward(y_, lse_, q_, k_, v_, attention_scratch, head_map_);
   linear_forward(out, y_, weights_.c_proj, N);
 }
 
@@ -55,8 +58,9 @@ void GqaAttention::backward(const LayerContext& context, const Tensor& x, const 
   ScratchCursor cursor(context.scratch);
   Tensor dy = cursor.take(y_.shape()), dq = cursor.take(q_.shape());
   Tensor dk = cursor.take(k_.shape()), dv = cursor.take(v_.shape());
+  const Tensor attention_scratch = cursor.take({ops::attention_scratch_elements(context.seq_len, true)});
   linear_backward(dy, grads_.c_proj, dout, y_, weights_.c_proj, N, false);
-  ops::attention_backward(dq, dk, dv, dy, q_, k_, v_, y_, lse_, head_map_);
+  ops::attention_backward(dq, dk, dv, dy, q_, k_, v_, y_, lse_, attention_scratch, head_map_);
   ops::rope_backward(dq, context.rope_cos, context.rope_sin);
   ops::rope_backward(dk, context.rope_cos, context.rope_sin);
   linear_backward(dx, grads_.c_q, dq, x, weights_.c_q, N, false);

@@ -29,6 +29,9 @@ class LanguageModel {
   int64_t micro_batch() const { return batch_; }
   int64_t seq_len() const { return seq_len_; }
   size_t activation_bytes() const { return activations_.bytes(); }
+  // The part of activation_bytes() that layers share for buffers living within one call (backward's
+  // gradients, TPA's q/k/v, the CPU attention's T×T scores).
+  size_t scratch_bytes() const { return size_t(scratch_.numel()) * dtype_size(scratch_.dtype()); }
 
   // Forward and backward of one micro-batch (inputs, targets: I32 (B, T)). Adds the gradient of
   // loss_scale · mean loss to the gradients (so micro-batches accumulate) and returns the mean loss.

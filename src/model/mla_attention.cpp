@@ -61,7 +61,8 @@ int64_t MlaAttention::scratch_elements(int64_t B, int64_t T) const {
   // backward: dy, dq, dk, dv, dkv, dk_pe, then each latent's gradient after and before its norm.
   for (const Shape& shape : {s.v, s.q, s.k, s.v, s.kv, s.k_pe}) cursor.take(shape);
   for (int64_t width : {q_rank_, q_rank_, kv_rank_, kv_rank_}) cursor.take({N, width});
-  return cursor.used();  // the forward's kv fits in the same space
+  cursor.take({ops::attention_scratch_elements(T, true)});
+  return cursor.used();  // the forward's kv and attention scratch fit in the same space
 }
 
 void MlaAttention::project_query(const Tensor& x, const Tensor& cos, const Tensor& sin, const Latent& latent,
@@ -93,7 +94,8 @@ void MlaAttention::forward(const LayerContext& context, const Tensor& x, const T
   project_kv_latent(x, context.rope_cos, context.rope_sin, kv_latent_, k_pe_);
   ScratchCursor cursor(context.scratch);
   expand_kv(kv_latent_.normed, k_pe_, cursor.take(shapes(context.batch, context.seq_len).kv), k_, v_);
-  ops::attention_forward(y_, lse_, q_, k_, v_);  // scale 1/sqrt(Dn + Dr), the width of q and k
+  // scale 1/sqrt(Dn + Dr), the width of q and k
+  ops::attention_forward(y_, lse_, q_, k_, v_, cursor.take({ops::attention_scratch_elements(context.seq_len, false)}));
   linear_forward(out, y_, weights_.c_proj, context.rows());
 }
 
@@ -105,8 +107,9 @@ void MlaAttention::backward(const LayerContext& context, const Tensor& x, const 
   Tensor dkv = cursor.take(s.kv), dk_pe = cursor.take(s.k_pe);
   Tensor dq_normed = cursor.take({N, q_rank_}), dq_latent = cursor.take({N, q_rank_});
   Tensor dkv_normed = cursor.take({N, kv_rank_}), dkv_latent = cursor.take({N, kv_rank_});
+  const Tensor attention_scratch = cursor.take({ops::attention_scratch_elements(context.seq_len, true)});
   linear_backward(dy, grads_.c_proj, dout, y_, weights_.c_proj, N, false);
-  ops::attention_backward(dq, dk, dv, dy, q_, k_, v_, y_, lse_);
+  ops::attention_backward(dq, dk, dv, dy, q_, k_, v_, y_, lse_, attention_scratch);
 
   // Query path, in reverse: RoPE's transpose on q_pe, q_b_proj, the weighted norm, q_a_proj.
   ops::rope_backward(dq, context.rope_cos, context.rope_sin, nope_dim_);

@@ -97,7 +97,7 @@ void TpaAttention::forward(const LayerContext& context, const Tensor& x, const T
     Tensor k = cursor.take({B, T, heads_, head_dim_}), v = cursor.take({B, T, heads_, head_dim_});
     ops::tpa_contract_forward(k, saved_.factors.A_k, saved_.factors.B_k);
     ops::tpa_contract_forward(v, saved_.factors.A_v, saved_.factors.B_v);
-    ops::attention_forward(saved_.y, saved_.lse, saved_.q, k, v);
+    ops::attention_forward(saved_.y, saved_.lse, saved_.q, k, v, cursor.take({ops::attention_scratch_elements(T, false)}));
   }
   linear_forward(out, saved_.y, weights_.c_proj, context.rows());
 }
@@ -119,7 +119,8 @@ void TpaAttention::backward(const LayerContext& context, const Tensor& x, const 
     Tensor dk = parts.take({B, T, heads_, head_dim_}), dv = parts.take({B, T, heads_, head_dim_});
     ops::tpa_contract_forward(k, f.A_k, f.B_k);
     ops::tpa_contract_forward(v, f.A_v, f.B_v);
-    ops::attention_backward(d.A_q, dk, dv, dy, saved_.q, k, v, saved_.y, saved_.lse);
+    ops::attention_backward(d.A_q, dk, dv, dy, saved_.q, k, v, saved_.y, saved_.lse,
+                            parts.take({ops::attention_scratch_elements(T, true)}));
     ops::tpa_contract_backward(d.A_k, d.B_k, dk, f.A_k, f.B_k);
     ops::tpa_contract_backward(d.A_v, d.B_v, dv, f.A_v, f.B_v);
   }

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
-#include <vector>
 
 #include "kernels/cpu/blas.h"
 #include "kernels/cpu/cpu_dispatch.h"
@@ -19,12 +18,13 @@ int64_t kv_head_of(const HeadMap& heads, int64_t h) { return (heads.first_head +
 // Per (batch, head): the T×T score matrix through BLAS (full square, masked after: BLAS on the
 // square is far faster than exact triangular loops), softmax in place, then P·V. Heads are visited
 // one after another and BLAS threads each product, so dk and dv of a shared KV head accumulate
-// without races. The score matrix lives in a per-thread buffer that grows once.
+// without races, and one head's score matrices in the caller's scratch serve every head.
 template <class T>
-std::vector<T>& score_buffer(int64_t elements) {
-  thread_local std::vector<T> buffer;
-  if (int64_t(buffer.size()) < elements) buffer.resize(size_t(elements));
-  return buffer;
+T* checked_scratch(const char* op, const Tensor& scratch, int64_t seq_len, bool backward) {
+  const int64_t needed = attention_scratch_elements(seq_len, backward);
+  T6_CHECK(scratch.numel() >= needed, op, ": scratch of ", scratch.numel(), " elements, ", needed, " needed for T = ",
+           seq_len, " (ops::attention_scratch_elements)");
+  return scratch.data<T>();
 }
 
 // One head's rows in q, k, v and y (or their gradients), and the strides between positions.
@@ -39,10 +39,11 @@ HeadOffsets head_offsets(const AttentionDims& s, int64_t b, int64_t h, int64_t k
 }
 
 template <class T>
-void forward(Tensor y, Tensor lse, const Tensor& q, const Tensor& k, const Tensor& v, const HeadMap& heads) {
+void forward(Tensor y, Tensor lse, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& scratch,
+             const HeadMap& heads) {
   const AttentionDims s = check_attention_dims("attention_forward", q, k, v, y, lse, heads);
   const T scale = T(1) / std::sqrt(T(s.D));
-  T* scores = score_buffer<T>(s.T * s.T).data();
+  T* scores = checked_scratch<T>("attention_forward", scratch, s.T, false);
   for (int64_t b = 0; b < s.B; ++b) {
     for (int64_t h = 0; h < s.H; ++h) {
       const HeadOffsets at = head_offsets(s, b, h, kv_head_of(heads, h));
@@ -69,15 +70,15 @@ void forward(Tensor y, Tensor lse, const Tensor& q, const Tensor& k, const Tenso
 
 template <class T>
 void backward(Tensor dq, Tensor dk, Tensor dv, const Tensor& dy, const Tensor& q, const Tensor& k, const Tensor& v,
-              const Tensor& y, const Tensor& lse, const HeadMap& heads) {
+              const Tensor& y, const Tensor& lse, const Tensor& scratch, const HeadMap& heads) {
   const AttentionDims s = check_attention_dims("attention_backward", q, k, v, y, lse, heads);
   require_same_shape("attention_backward", dq, q);
   require_same_shape("attention_backward", dk, k);
   require_same_shape("attention_backward", dv, v);
   require_same_shape("attention_backward", dy, y);
   const T scale = T(1) / std::sqrt(T(s.D));
-  std::vector<T>& buffer = score_buffer<T>(2 * s.T * s.T);
-  T *probabilities = buffer.data(), *dscores = buffer.data() + s.T * s.T;
+  T* probabilities = checked_scratch<T>("attention_backward", scratch, s.T, true);
+  T* dscores = probabilities + s.T * s.T;
   std::fill(dk.data<T>(), dk.data<T>() + dk.numel(), T(0));
   std::fill(dv.data<T>(), dv.data<T>() + dv.numel(), T(0));
   for (int64_t b = 0; b < s.B; ++b) {
@@ -111,17 +112,20 @@ void backward(Tensor dq, Tensor dk, Tensor dv, const Tensor& dy, const Tensor& q
 
 }  // namespace
 
-void attention_forward(Tensor y, Tensor lse, const Tensor& q, const Tensor& k, const Tensor& v, HeadMap heads) {
+int64_t attention_scratch_elements(int64_t T, bool backward) { return (backward ? 2 : 1) * T * T; }
+
+void attention_forward(Tensor y, Tensor lse, const Tensor& q, const Tensor& k, const Tensor& v, Tensor scratch,
+                       HeadMap heads) {
   T6_CUDA_TWIN(y, attention_forward(y, lse, q, k, v, heads));
-  for_float_type("attention_forward", {&y, &lse, &q, &k, &v},
-                 [&](auto zero) { forward<decltype(zero)>(y, lse, q, k, v, heads); });
+  for_float_type("attention_forward", {&y, &lse, &q, &k, &v, &scratch},
+                 [&](auto zero) { forward<decltype(zero)>(y, lse, q, k, v, scratch, heads); });
 }
 
 void attention_backward(Tensor dq, Tensor dk, Tensor dv, const Tensor& dy, const Tensor& q, const Tensor& k,
-                        const Tensor& v, const Tensor& y, const Tensor& lse, HeadMap heads) {
+                        const Tensor& v, const Tensor& y, const Tensor& lse, Tensor scratch, HeadMap heads) {
   T6_CUDA_TWIN(dq, attention_backward(dq, dk, dv, dy, q, k, v, y, lse, heads));
-  for_float_type("attention_backward", {&dq, &dk, &dv, &dy, &q, &k, &v, &y, &lse},
-                 [&](auto zero) { backward<decltype(zero)>(dq, dk, dv, dy, q, k, v, y, lse, heads); });
+  for_float_type("attention_backward", {&dq, &dk, &dv, &dy, &q, &k, &v, &y, &lse, &scratch},
+                 [&](auto zero) { backward<decltype(zero)>(dq, dk, dv, dy, q, k, v, y, lse, scratch, heads); });
 }
 
 }  // namespace t6::ops

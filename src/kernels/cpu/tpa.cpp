@@ -66,7 +66,9 @@ void tpa_contract_backward(Tensor dA, Tensor dB, const Tensor& dout, const Tenso
   });
 }
 
-int64_t tpa_attention_workspace_elements(int64_t B, int64_t T, int64_t H, int64_t D) { return 6 * B * T * H * D; }
+int64_t tpa_attention_workspace_elements(int64_t B, int64_t T, int64_t H, int64_t D) {
+  return 6 * B * T * H * D + attention_scratch_elements(T, true);
+}
 
 namespace {
 // q, k, v (and in backward dq, dk, dv) laid out one after another in the workspace.
@@ -76,6 +78,13 @@ Tensor workspace_slot(const Tensor& workspace, int slot, const Tensor& like_y) {
   return Tensor(static_cast<char*>(workspace.raw()) + slot * elements * int64_t(dtype_size(workspace.dtype())),
                 like_y.shape(), workspace.dtype(), workspace.device());
 }
+// Attention's score scratch, after the six q/k/v slots.
+Tensor attention_scratch_slot(const Tensor& workspace, const Tensor& like_y) {
+  const int64_t elements = attention_scratch_elements(like_y.size(1), true);
+  T6_CHECK(workspace.numel() >= 6 * like_y.numel() + elements, "tpa_attention: workspace too small");
+  return Tensor(static_cast<char*>(workspace.raw()) + 6 * like_y.numel() * int64_t(dtype_size(workspace.dtype())),
+                {elements}, workspace.dtype(), workspace.device());
+}
 }  // namespace
 
 void tpa_attention_forward(Tensor y, Tensor lse, const TpaFactors& f, Tensor workspace) {
@@ -83,7 +92,7 @@ void tpa_attention_forward(Tensor y, Tensor lse, const TpaFactors& f, Tensor wor
   tpa_contract_forward(q, f.A_q, f.B_q);
   tpa_contract_forward(k, f.A_k, f.B_k);
   tpa_contract_forward(v, f.A_v, f.B_v);
-  attention_forward(y, lse, q, k, v);
+  attention_forward(y, lse, q, k, v, attention_scratch_slot(workspace, y));
 }
 
 void tpa_attention_backward(const TpaFactors& grads, const Tensor& dy, const Tensor& y, const Tensor& lse,
@@ -94,7 +103,7 @@ void tpa_attention_backward(const TpaFactors& grads, const Tensor& dy, const Ten
   tpa_contract_forward(q, f.A_q, f.B_q);
   tpa_contract_forward(k, f.A_k, f.B_k);
   tpa_contract_forward(v, f.A_v, f.B_v);
-  attention_backward(dq, dk, dv, dy, q, k, v, y, lse);
+  attention_backward(dq, dk, dv, dy, q, k, v, y, lse, attention_scratch_slot(workspace, y));
   tpa_contract_backward(grads.A_q, grads.B_q, dq, f.A_q, f.B_q);
   tpa_contract_backward(grads.A_k, grads.B_k, dk, f.A_k, f.B_k);
   tpa_contract_backward(grads.A_v, grads.B_v, dv, f.A_v, f.B_v);
