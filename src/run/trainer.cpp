@@ -195,10 +195,38 @@ void Trainer::check_state_is_finite() {
                            : str(problem, " on rank ", grid_.world_rank())));
 }
 
-bool Trainer::stop_requested_on_any_rank() {
-  int32_t requested = stop_signal != 0;
-  grid_.world().all_reduce(Tensor(&requested, {1}, DType::I32), ReduceOp::Max);
-  return requested != 0;
+Trainer::StopRequest Trainer::stop_requested_on_any_rank() {
+  int32_t requested[2] = {stop_signal != 0, !metrics_failure_.empty()};
+  grid_.world().all_reduce(Tensor(requested, {2}, DType::I32), ReduceOp::Max);
+  return {requested[0] != 0, requested[1] != 0};
+}
+
+void Trainer::write_metrics(const nlohmann::json& record) {
+  if (!metrics_ || !metrics_failure_.empty()) return;
+  try {
+    metrics_->write(record);
+  } catch (const Error& error) {
+    metrics_failure_ = str(error.what(), " (", record.dump(), ")");
+  }
+}
+
+// Training on without metrics would leave a hole in the run's record that no resume can fill, and a
+// full disk would most likely fail the next save too. So the run stops at once, keeping the step
+// just taken in a checkpoint when the disk still takes one.
+void Trainer::stop_after_metrics_failure() {
+  const std::string failure = broadcast_string(grid_.world(), metrics_failure_);
+  std::string saved = str("a checkpoint of step ", step_, " is saved");
+  if (step_ == last_saved_step_) {
+    saved = str("the checkpoint of step ", step_, " was saved before");
+  } else {
+    try {
+      save_checkpoint();
+    } catch (const Error& error) {
+      saved = str("the checkpoint of step ", step_, " could not be saved either (", error.what(),
+                  "), the newest one is kept");
+    }
+  }
+  fail(str("stopping at step ", step_, ": ", failure, "; ", saved, "; free space, then resume with --resume"));
 }
 
 void Trainer::print_startup_table() const {
@@ -221,7 +249,9 @@ void Trainer::print_startup_table() const {
            " val tokens; at most ", config_.data.max_open_shards, " shards open; prefetch ",
            config_.data.prefetch ? "on" : "off");
   log_info("  memory      ", double(model_.activation_bytes()) / (1 << 20), " MiB activations, ",
-           double(model_.weights().padded_numel()) * 16 / (1 << 20), " MiB weights+grads+AdamW per rank");
+           double(model_.weights().padded_numel()) * 16 / (1 << 20), " MiB weights+grads+AdamW per rank (activations ",
+           "include ", double(model_.scratch_bytes()) / (1 << 20), " MiB of layer scratch: backward's gradients, ",
+           "the attention's T×T scores)");
   log_info("  peak        ", peak_flops_ / 1e9, " GFLOP/s over ", grid_.world_size(), " ranks (", peak_flops_source_, "); ",
            m.training_flops_per_token(t.seq_len) / 1e6, " MFLOP per token (6N + 12 L H D T)");
   log_info("  per step    tok/s = tokens / step time; MFU = FLOP per token x tok/s / peak; step time (max over "
@@ -301,7 +331,7 @@ void Trainer::log_step(const StepStats& stats) {
                              {"skipped_steps", skipped_steps_}};
     if (stats.skipped) record["skipped"] = true;
     add_step_cost(record, cost);
-    metrics_->write(record);
+    write_metrics(record);
   }
   if (step_ % config_.log.interval == 0 || step_ == config_.train.max_steps) {
     const double eta = elapsed_seconds_ / double(step_) * double(config_.train.max_steps - step_);
@@ -314,8 +344,7 @@ void Trainer::log_step(const StepStats& stats) {
 void Trainer::log_validation() {
   const double val_loss = evaluate();
   log_info("step ", step_, " | val loss ", val_loss);
-  if (metrics_) metrics_->write({{"step", step_}, {"tokens", tokens_seen_},
-                                 {"val_loss", val_loss}});
+  write_metrics({{"step", step_}, {"tokens", tokens_seen_}, {"val_loss", val_loss}});
 }
 
 void Trainer::run() {
@@ -329,10 +358,11 @@ void Trainer::run() {
     count_skipped_step(stats);
     const bool last = step_ == config_.train.max_steps;
     if (config_.eval.interval > 0 && (step_ % config_.eval.interval == 0 || last)) log_validation();
-    const bool stop = stop_requested_on_any_rank();
+    const StopRequest stop = stop_requested_on_any_rank();
+    if (stop.metrics_failed) stop_after_metrics_failure();
     const int64_t interval = config_.checkpoint.interval;
-    if (last || stop || (interval > 0 && step_ % interval == 0)) save_checkpoint();
-    if (stop) {
+    if (last || stop.signal || (interval > 0 && step_ % interval == 0)) save_checkpoint();
+    if (stop.signal) {
       log_info("stopped by a signal at step ", step_, "; resume with --resume");
       return;
     }

@@ -8,6 +8,8 @@
 // weights, AdamW moments and AdamW's step count stay as they were; it logs a warning and a
 // metrics record with "skipped": true. train.max_skipped_steps skips in a row end the run; both
 // counts (in a row, and in the whole run) carry over a resume.
+// A metrics record that cannot be written (a full disk) ends the run at that step with one line,
+// after saving a checkpoint of it where the disk allows; metrics.jsonl still ends with a whole line.
 #pragma once
 #include <cstdint>
 #include <filesystem>
@@ -82,7 +84,13 @@ class Trainer {
   void save_checkpoint();
   void check_state_is_finite();
   void count_skipped_step(const StepStats& stats);
-  bool stop_requested_on_any_rank();
+  struct StopRequest {
+    bool signal = false;          // a stop signal reached a rank
+    bool metrics_failed = false;  // rank 0 could not write a metrics record
+  };
+  StopRequest stop_requested_on_any_rank();
+  void write_metrics(const nlohmann::json& record);  // on rank 0; a failure is kept for the stop check
+  [[noreturn]] void stop_after_metrics_failure();
 
   RunConfig config_;
   ProcessGrid& grid_;
@@ -108,6 +116,7 @@ class Trainer {
   double peak_flops_ = 0;          // of all ranks together, for MFU
   std::string peak_flops_source_;  // for the start-up table
   int64_t skipped_steps_ = 0;      // in the whole run
+  std::string metrics_failure_;    // rank 0: why a metrics record could not be written
 };
 
 }  // namespace t6

@@ -1,15 +1,16 @@
 #include "train/metrics_log.h"
 
 #include <filesystem>
-#include <sstream>
+#include <fstream>
 
 #include "core/durable_file.h"
 #include "core/error.h"
 
 namespace t6 {
+namespace {
 
-MetricsLog::MetricsLog(const std::string& path, int64_t keep_through_step, const std::filesystem::path& tensorboard_dir)
-    : path_(path) {
+// Drops the lines of steps after keep_through_step (all of them for -1) and returns `path`.
+const std::string& keep_lines_through(const std::string& path, int64_t keep_through_step) {
   std::string kept;
   if (keep_through_step >= 0 && std::filesystem::exists(path)) {
     std::ifstream existing(path);
@@ -23,15 +24,18 @@ MetricsLog::MetricsLog(const std::string& path, int64_t keep_through_step, const
   }
   // Rewritten atomically so a crash here cannot lose the kept lines.
   write_file_atomically(path, kept);
-  file_.open(path, std::ios::app);
-  T6_CHECK(file_, path, ": cannot open the metrics file for appending");
+  return path;
+}
+
+}  // namespace
+
+MetricsLog::MetricsLog(const std::string& path, int64_t keep_through_step, const std::filesystem::path& tensorboard_dir)
+    : file_(keep_lines_through(path, keep_through_step)) {
   if (!tensorboard_dir.empty()) tensorboard_ = std::make_unique<TensorBoardLog>(tensorboard_dir, keep_through_step);
 }
 
 void MetricsLog::write(const nlohmann::json& record) {
-  file_ << record.dump() << '\n';
-  file_.flush();
-  T6_CHECK(file_, path_, ": write failed (disk full?)");
+  file_.append(record.dump() + '\n');
   if (!tensorboard_) return;
   std::vector<std::pair<std::string, double>> scalars;
   for (const auto& [name, value] : record.items())

@@ -5,12 +5,12 @@
 #pragma once
 #include <cstdint>
 #include <filesystem>
-#include <fstream>
 #include <memory>
 #include <string>
 
 #include <nlohmann/json.hpp>
 
+#include "core/append_file.h"
 #include "train/tensorboard_log.h"
 
 namespace t6 {
@@ -20,11 +20,12 @@ class MetricsLog {
   // Opens for appending, after dropping lines whose "step" is greater than keep_through_step
   // (pass -1 to start a fresh file); with a tensorboard_dir, its event file likewise.
   MetricsLog(const std::string& path, int64_t keep_through_step, const std::filesystem::path& tensorboard_dir = {});
-  void write(const nlohmann::json& record);  // one line, flushed
+  // One line, written whole or not at all (then throws naming the file and the cause, e.g. a full
+  // disk: the file still ends with the previous record).
+  void write(const nlohmann::json& record);
 
  private:
-  std::string path_;
-  std::ofstream file_;
+  AppendFile file_;
   std::unique_ptr<TensorBoardLog> tensorboard_;
 };
 

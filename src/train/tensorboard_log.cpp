@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cstring>
+#include <fstream>
 #include <unistd.h>
 
 #include "core/crc32c.h"
@@ -110,20 +111,20 @@ std::string host_name() {
 
 TensorBoardLog::TensorBoardLog(const std::filesystem::path& dir, int64_t keep_through_step) {
   std::filesystem::create_directories(dir);
+  std::filesystem::path path;
   for (const auto& entry : std::filesystem::directory_iterator(dir))
-    if (entry.path().filename().string().starts_with(kFilePrefix) && (path_.empty() || entry.path() < path_)) path_ = entry.path();
-  if (!path_.empty() && keep_through_step >= 0) {
+    if (entry.path().filename().string().starts_with(kFilePrefix) && (path.empty() || entry.path() < path)) path = entry.path();
+  if (!path.empty() && keep_through_step >= 0) {
     std::string kept;
-    for (const std::string& record : read_records(path_))
+    for (const std::string& record : read_records(path))
       if (event_step(record) <= keep_through_step) kept += framed(record);
-    write_file_atomically(path_, kept);  // a crash here cannot lose the kept events
+    write_file_atomically(path, kept);  // a crash here cannot lose the kept events
   } else {
-    if (!path_.empty()) std::filesystem::remove(path_);  // a fresh run: the old events are not its own
-    path_ = dir / str(kFilePrefix, int64_t(unix_seconds()), ".", host_name());
-    write_file_atomically(path_, framed(double_field(1, unix_seconds()) + bytes_field(3, "brain.Event:2")));
+    if (!path.empty()) std::filesystem::remove(path);  // a fresh run: the old events are not its own
+    path = dir / str(kFilePrefix, int64_t(unix_seconds()), ".", host_name());
+    write_file_atomically(path, framed(double_field(1, unix_seconds()) + bytes_field(3, "brain.Event:2")));
   }
-  file_.open(path_, std::ios::binary | std::ios::app);
-  T6_CHECK(file_, path_.string(), ": cannot open the TensorBoard event file for appending");
+  file_ = std::make_unique<AppendFile>(path);
 }
 
 void TensorBoardLog::write_scalars(int64_t step, const std::vector<std::pair<std::string, double>>& scalars) {
@@ -132,10 +133,6 @@ void TensorBoardLog::write_scalars(int64_t step, const std::vector<std::pair<std
   write_record(double_field(1, unix_seconds()) + varint_field(2, uint64_t(step)) + bytes_field(5, summary));
 }
 
-void TensorBoardLog::write_record(const std::string& event) {
-  file_ << framed(event);
-  file_.flush();
-  T6_CHECK(file_, path_.string(), ": write failed (disk full?)");
-}
+void TensorBoardLog::write_record(const std::string& event) { file_->append(framed(event)); }
 
 }  // namespace t6

@@ -8,10 +8,12 @@
 #pragma once
 #include <cstdint>
 #include <filesystem>
-#include <fstream>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
+
+#include "core/append_file.h"
 
 namespace t6 {
 
@@ -20,15 +22,14 @@ class TensorBoardLog {
   // Opens dir's event file (made with the first event when there is none), after dropping its
   // events of steps after keep_through_step (-1: all of them, a fresh run).
   TensorBoardLog(const std::filesystem::path& dir, int64_t keep_through_step);
-  // One event at `step` with a scalar per (tag, value); flushed.
+  // One event at `step` with a scalar per (tag, value), appended whole or not at all (AppendFile).
   void write_scalars(int64_t step, const std::vector<std::pair<std::string, double>>& scalars);
-  const std::filesystem::path& path() const { return path_; }
+  const std::filesystem::path& path() const { return file_->path(); }
 
  private:
   void write_record(const std::string& event);
 
-  std::filesystem::path path_;
-  std::ofstream file_;
+  std::unique_ptr<AppendFile> file_;  // opened once the file holds its first or kept events
 };
 
 }  // namespace t6
