@@ -14,3 +14,19 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 mpirun -np 2 --oversubscribe build/bin/t6_pretrain --config configs/t6-demo.toml --run-dir runs/demo "$@"
 # The curves of the run (train and validation loss, LR, throughput) as a picture.
 build/bin/t6_plot runs/demo --out runs/demo/curves.png
+
+# A few lines from the trained model, decoded with its factor cache.
+build/bin/t6_generate --checkpoint runs/demo --prompt "ROMEO:" --max-new-tokens 60 --temperature 0.8 --top-k 40 --seed 1
+# Its perplexity on the validation windows the trainer evaluated (eval.batches global batches):
+# the mean loss must be the val_loss that t6_pretrain logged for the same weights.
+windows=$(python3 -c 'import json, sys; c = json.load(open(sys.argv[1]))["config"]
+print(c["eval"]["batches"] * c["train"]["global_batch_size"])' runs/demo/checkpoints/latest/manifest.json)
+build/bin/t6_eval perplexity --checkpoint runs/demo --data "$corpus" --windows "$windows" | tee runs/demo/perplexity.json
+python3 - runs/demo/perplexity.json runs/demo/metrics.jsonl <<'CHECK'
+import json, math, sys
+evaluated = json.load(open(sys.argv[1]))["mean_loss"]
+last = [record for record in map(json.loads, open(sys.argv[2])) if "val_loss" in record][-1]
+if not math.isclose(evaluated, last["val_loss"], rel_tol=1e-5):
+    sys.exit(f"t6_eval's mean loss {evaluated} is not the val_loss {last['val_loss']} of step {last['step']}")
+print(f"perplexity {math.exp(evaluated):.2f} = exp(val_loss {last['val_loss']:.6f} of step {last['step']})")
+CHECK
