@@ -19,8 +19,10 @@ build/bin/t6_plot runs/demo --out runs/demo/curves.png
 build/bin/t6_generate --checkpoint runs/demo --prompt "ROMEO:" --max-new-tokens 60 --temperature 0.8 --top-k 40 --seed 1
 # Its perplexity on the validation windows the trainer evaluated (eval.batches global batches):
 # the mean loss must be the val_loss that t6_pretrain logged for the same weights.
+latest=runs/demo/checkpoints/latest  # a symlink, or a file holding the step directory's name
+[ -d "$latest" ] || latest="runs/demo/checkpoints/$(cat "$latest")"
 windows=$(python3 -c 'import json, sys; c = json.load(open(sys.argv[1]))["config"]
-print(c["eval"]["batches"] * c["train"]["global_batch_size"])' runs/demo/checkpoints/latest/manifest.json)
+print(c["eval"]["batches"] * c["train"]["global_batch_size"])' "$latest/manifest.json")
 build/bin/t6_eval perplexity --checkpoint runs/demo --data "$corpus" --windows "$windows" | tee runs/demo/perplexity.json
 python3 - runs/demo/perplexity.json runs/demo/metrics.jsonl <<'CHECK'
 import json, math, sys
