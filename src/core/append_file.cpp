@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "core/durable_file.h"
 #include "core/error.h"
 
 namespace t6 {
@@ -20,18 +21,11 @@ AppendFile::~AppendFile() { ::close(fd_); }
 void AppendFile::append(std::string_view record) {
   const off_t end = ::lseek(fd_, 0, SEEK_END);
   T6_CHECK(end >= 0, path_.string(), ": cannot find the end of the file (", std::strerror(errno), ")");
-  size_t written = 0;
-  while (written < record.size()) {
-    const ssize_t result = ::write(fd_, record.data() + written, record.size() - written);
-    if (result < 0 && errno == EINTR) continue;
-    if (result <= 0) {
-      const int error = result < 0 ? errno : ENOSPC;  // a write of 0 bytes: nothing more fits
-      // The part that fitted would be a torn record; what the file held stays whole.
-      const bool restored = ::ftruncate(fd_, end) == 0;
-      fail(str(path_.string(), ": ", std::strerror(error), ": a record of ", record.size(),
-               " bytes was not written", restored ? "" : " (and its first bytes could not be removed again)"));
-    }
-    written += size_t(result);
+  if (const int error = write_all_bytes(fd_, record.data(), record.size()); error != 0) {
+    // The part that fitted would be a torn record; what the file held stays whole.
+    const bool restored = ::ftruncate(fd_, end) == 0;
+    fail(str(path_.string(), ": ", std::strerror(error), ": a record of ", record.size(), " bytes was not written",
+             restored ? "" : " (and its first bytes could not be removed again)"));
   }
 }
 

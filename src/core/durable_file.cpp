@@ -23,6 +23,18 @@ void fsync_path(const std::filesystem::path& path, int flags) {
 
 }  // namespace
 
+int write_all_bytes(int fd, const void* data, size_t size) {
+  const auto* bytes = static_cast<const char*>(data);
+  while (size > 0) {
+    const ssize_t written = ::write(fd, bytes, size);
+    if (written < 0 && errno == EINTR) continue;
+    if (written <= 0) return written < 0 ? errno : ENOSPC;
+    bytes += written;
+    size -= size_t(written);
+  }
+  return 0;
+}
+
 void fsync_file(const std::filesystem::path& path) { fsync_path(path, O_RDONLY); }
 void fsync_directory(const std::filesystem::path& path) { fsync_path(path, O_RDONLY | O_DIRECTORY); }
 
@@ -31,16 +43,9 @@ void write_file_atomically(const std::filesystem::path& path, const std::string&
   temporary += ".tmp";
   int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   T6_CHECK(fd >= 0, "cannot create ", temporary.string(), ": ", std::strerror(errno));
-  size_t written = 0;
-  while (written < contents.size()) {
-    ssize_t got = ::write(fd, contents.data() + written, contents.size() - written);
-    if (got < 0 && errno == EINTR) continue;
-    if (got < 0) {
-      int saved_errno = errno;
-      ::close(fd);
-      fail(str("cannot write ", temporary.string(), ": ", std::strerror(saved_errno)));
-    }
-    written += size_t(got);
+  if (const int error = write_all_bytes(fd, contents.data(), contents.size()); error != 0) {
+    ::close(fd);
+    fail(str("cannot write ", temporary.string(), ": ", std::strerror(error)));
   }
   int result = ::fsync(fd);
   int saved_errno = errno;

@@ -3,10 +3,15 @@
 // writer whose output must never be seen half-written: checkpoints, safetensors, corpus indexes,
 // the metrics log.
 #pragma once
+#include <cstddef>
 #include <filesystem>
 #include <string>
 
 namespace t6 {
+
+// Writes all `size` bytes to `fd`, retrying on EINTR. Returns 0, or the errno of the failure (ENOSPC
+// for a write that takes nothing); what had been written before a failure stays written.
+int write_all_bytes(int fd, const void* data, size_t size);
 
 void fsync_file(const std::filesystem::path& path);
 void fsync_directory(const std::filesystem::path& path);

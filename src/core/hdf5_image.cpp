@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "core/durable_file.h"
 #include "core/error.h"
 #include "core/hdf5_util.h"
 
@@ -55,13 +56,8 @@ void write_hdf5_image(hid_t file, const std::filesystem::path& path, const std::
   };
   auto write_all = [&](const unsigned char* data, size_t size) {
     if (on_block) on_block(data, size);
-    while (size > 0) {
-      const ssize_t written = fail_as_disk_full ? (errno = ENOSPC, -1) : ::write(fd, data, size);
-      if (written < 0 && errno == EINTR) continue;
-      if (written < 0) give_up(errno, "");
-      data += written;
-      size -= size_t(written);
-    }
+    const int error = fail_as_disk_full ? ENOSPC : write_all_bytes(fd, data, size);
+    if (error != 0) give_up(error, "");
   };
   write_all(superblock_start, sizeof superblock_start);
   constexpr size_t kBlockBytes = size_t(8) << 20;
