@@ -1,5 +1,7 @@
 #include "infer/attention_step.h"
 
+#include <array>
+
 #include "core/arena.h"
 #include "infer/mla_step.h"
 #include "infer/step_helpers.h"
@@ -44,6 +46,9 @@ class TpaStep : public AttentionStep {
     const int64_t query = factorised_query_ ? N * q_rank_ * (H + D) : N * H * D;
     return query + 2 * N * R * (H + D) + N * H * D;
   }
+  int64_t attention_scratch_elements(int64_t block_tokens, TpaDecodeOrder order) const override {
+    return factor_cache_scratch_elements(heads_, head_dim_, block_tokens, order);
+  }
 
   void forward(const StepContext& context, const Tensor& x, const Tensor& out) const override {
     const int64_t N = context.rows.size(), H = heads_, D = head_dim_, R = rank_, Rq = q_rank_;
@@ -59,8 +64,8 @@ class TpaStep : public AttentionStep {
       linear_forward(q, x, c_q_, N);
       rope_rows(context, q, H);
     }
-    const std::vector<Tensor> factors = {cursor.take({N, H * R}), cursor.take({N, R * D}), cursor.take({N, H * R}),
-                                         cursor.take({N, R * D})};
+    const std::array<Tensor, 4> factors = {cursor.take({N, H * R}), cursor.take({N, R * D}), cursor.take({N, H * R}),
+                                           cursor.take({N, R * D})};
     linear_forward(factors[0], x, W_A_k_, N);
     linear_forward(factors[1], x, W_B_k_, N);
     linear_forward(factors[2], x, W_A_v_, N);
@@ -69,7 +74,7 @@ class TpaStep : public AttentionStep {
     write_cache_rows(context, factors);
 
     const Tensor y = cursor.take({N, H * D});
-    for_rows_and_heads(context, H, [&](int64_t row, HeadRange heads) {
+    for_rows_and_heads(context, H, [&](int64_t row, HeadRange heads, const Tensor& scratch) {
       const int64_t slot = context.rows.slot[size_t(row)];
       FactorQuery query;
       if (factorised_query_) {
@@ -82,7 +87,7 @@ class TpaStep : public AttentionStep {
       const FactorCache cache{context.cache.field(context.layer, 0, slot), context.cache.field(context.layer, 1, slot),
                               context.cache.field(context.layer, 2, slot), context.cache.field(context.layer, 3, slot)};
       attend_factor_cache(y.data<float>() + row * H * D, query, cache, context.rows.position[size_t(row)] + 1, heads,
-                          context.block_tokens, context.order);
+                          context.block_tokens, context.order, scratch);
     });
     linear_forward(out, y, c_proj_, N);
   }
@@ -106,12 +111,15 @@ class GqaStep : public AttentionStep {
         c_proj_(weights.param(attn_weight(layer, "c_proj"))) {}
 
   int64_t scratch_elements(int64_t N) const override { return N * head_dim_ * (2 * heads_ + 2 * kv_heads_); }
+  int64_t attention_scratch_elements(int64_t block_tokens, TpaDecodeOrder) const override {
+    return kv_cache_scratch_elements(heads_, head_dim_, block_tokens);
+  }
 
   void forward(const StepContext& context, const Tensor& x, const Tensor& out) const override {
     const int64_t N = context.rows.size(), H = heads_, D = head_dim_;
     ScratchCursor cursor(context.scratch);
     const Tensor q = cursor.take({N, H * D});
-    const std::vector<Tensor> kv = {cursor.take({N, kv_heads_ * D}), cursor.take({N, kv_heads_ * D})};
+    const std::array<Tensor, 2> kv = {cursor.take({N, kv_heads_ * D}), cursor.take({N, kv_heads_ * D})};
     linear_forward(q, x, c_q_, N);
     linear_forward(kv[0], x, c_k_, N);
     linear_forward(kv[1], x, c_v_, N);
@@ -120,11 +128,11 @@ class GqaStep : public AttentionStep {
     write_cache_rows(context, kv);
 
     const Tensor y = cursor.take({N, H * D});
-    for_rows_and_heads(context, H, [&](int64_t row, HeadRange heads) {
+    for_rows_and_heads(context, H, [&](int64_t row, HeadRange heads, const Tensor& scratch) {
       const int64_t slot = context.rows.slot[size_t(row)];
       attend_kv_cache(y.data<float>() + row * H * D, q.data<float>() + row * H * D,
                       context.cache.field(context.layer, 0, slot), context.cache.field(context.layer, 1, slot),
-                      context.rows.position[size_t(row)] + 1, H / kv_heads_, heads, context.block_tokens);
+                      context.rows.position[size_t(row)] + 1, H / kv_heads_, heads, context.block_tokens, scratch);
     });
     linear_forward(out, y, c_proj_, N);
   }

@@ -28,12 +28,17 @@ struct StepContext {
   int64_t block_tokens;
   TpaDecodeOrder order;
   Tensor scratch;  // flat F32, at least scratch_elements(rows) long
+  // (threads, attention_scratch_elements): the decode attention's working memory, one row for each
+  // thread that for_rows_and_heads (step_helpers.h) runs.
+  Tensor attention_scratch;
 };
 
 class AttentionStep {
  public:
   virtual ~AttentionStep() = default;
   virtual int64_t scratch_elements(int64_t rows) const = 0;
+  // What one thread's attend_kv_cache / attend_factor_cache needs over all the heads of a row.
+  virtual int64_t attention_scratch_elements(int64_t block_tokens, TpaDecodeOrder order) const = 0;
   // out (N, d) from the normed rows x (N, d).
   virtual void forward(const StepContext& context, const Tensor& x, const Tensor& out) const = 0;
 };

@@ -3,8 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
-#include <vector>
-
+#include "core/arena.h"
 #include "core/error.h"
 
 namespace t6::infer {
@@ -32,60 +31,95 @@ void axpy(float* acc, float weight, const float* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) acc[i] += weight * x[i];
 }
 
+// One call's working memory in the caller's scratch, laid out by the code that also sizes it.
+struct CallScratch {
+  float *max, *sum, *acc, *scores;  // per head of the range: 1, 1, width and block_tokens numbers
+  float *query, *block_k, *block_v;   // materialised order only: (heads, D) and (block_tokens, heads, D) twice
+};
+
+CallScratch carve(ScratchCursor& cursor, int64_t heads, int64_t width, int64_t block_tokens, bool materialised) {
+  CallScratch s{};
+  s.max = cursor.take({heads}).data<float>();
+  s.sum = cursor.take({heads}).data<float>();
+  s.acc = cursor.take({heads, width}).data<float>();
+  s.scores = cursor.take({heads, block_tokens}).data<float>();
+  if (materialised) {
+    s.query = cursor.take({heads, width}).data<float>();
+    s.block_k = cursor.take({block_tokens, heads, width}).data<float>();
+    s.block_v = cursor.take({block_tokens, heads, width}).data<float>();
+  }
+  return s;
+}
+
+int64_t scratch_elements(int64_t heads, int64_t width, int64_t block_tokens, bool materialised) {
+  ScratchCursor measure;
+  carve(measure, heads, width, block_tokens, materialised);
+  return measure.used();
+}
+
+// The call's scratch, after checking that `scratch` holds it.
+CallScratch call_scratch(const Tensor& scratch, HeadRange heads, int64_t width, int64_t block_tokens,
+                         bool materialised) {
+  const int64_t local_heads = heads.end_head - heads.first_head;
+  const int64_t needed = scratch_elements(local_heads, width, block_tokens, materialised);
+  T6_CHECK(scratch.dtype() == DType::F32 && scratch.numel() >= needed, "decode attention: scratch of ",
+           scratch.numel(), " elements, ", needed, " needed for ", local_heads, " heads of width ", width,
+           " in blocks of ", block_tokens, materialised ? " (materialised order)" : "");
+  ScratchCursor cursor(scratch);
+  return carve(cursor, local_heads, width, block_tokens, materialised);
+}
+
 // Per head of a range: the running maximum and sum of exp(score − maximum) and the output
 // accumulated against that maximum; each block rescales what came before to its new maximum.
-// The buffers are per thread and keep their capacity, so a decode step allocates nothing.
 struct OnlineSoftmax {
-  std::vector<float> max, sum, acc, scores, block_k, block_v, query;
-  int64_t head_dim = 0;
+  CallScratch buffers;
+  int64_t head_dim, block_tokens;
 
-  void reset(int64_t heads, int64_t D, int64_t block_tokens) {
-    head_dim = D;
-    max.assign(size_t(heads), -std::numeric_limits<float>::infinity());
-    sum.assign(size_t(heads), 0.0f);
-    acc.assign(size_t(heads * D), 0.0f);
-    scores.resize(size_t(heads * block_tokens));
+  OnlineSoftmax(const CallScratch& scratch, int64_t heads, int64_t D, int64_t block)
+      : buffers(scratch), head_dim(D), block_tokens(block) {
+    std::fill(buffers.max, buffers.max + heads, -std::numeric_limits<float>::infinity());
+    std::fill(buffers.sum, buffers.sum + heads, 0.0f);
+    std::fill(buffers.acc, buffers.acc + heads * D, 0.0f);
   }
-  float* scores_of(int64_t head, int64_t block_tokens) { return scores.data() + head * block_tokens; }
-  float* acc_of(int64_t head) { return acc.data() + head * head_dim; }
+  float* scores_of(int64_t head) const { return buffers.scores + head * block_tokens; }
+  float* acc_of(int64_t head) const { return buffers.acc + head * head_dim; }
 
   // Turns head `head`'s scores s[0, n) of a new block into probabilities against the new maximum.
-  void absorb(int64_t head, float* s, int64_t n) {
-    float block_max = max[size_t(head)];
+  void absorb(int64_t head, float* s, int64_t n) const {
+    float block_max = buffers.max[head];
     for (int64_t t = 0; t < n; ++t) block_max = std::max(block_max, s[t]);
-    const float rescale = std::exp(max[size_t(head)] - block_max);  // 0 for the first block
-    sum[size_t(head)] *= rescale;
+    const float rescale = std::exp(buffers.max[head] - block_max);  // 0 for the first block
+    float sum = buffers.sum[head] * rescale;  // in a register: s could alias the scratch
     float* out = acc_of(head);
     for (int64_t j = 0; j < head_dim; ++j) out[j] *= rescale;
     for (int64_t t = 0; t < n; ++t) {
       s[t] = std::exp(s[t] - block_max);
-      sum[size_t(head)] += s[t];
+      sum += s[t];
     }
-    max[size_t(head)] = block_max;
+    buffers.sum[head] = sum;
+    buffers.max[head] = block_max;
   }
 
   void write(float* y, HeadRange heads) const {
     for (int64_t h = heads.first_head; h < heads.end_head; ++h) {
       const int64_t local = h - heads.first_head;
-      const float inv_sum = 1.0f / sum[size_t(local)];
-      for (int64_t j = 0; j < head_dim; ++j) y[h * head_dim + j] = acc[size_t(local * head_dim + j)] * inv_sum;
+      const float inv_sum = 1.0f / buffers.sum[local];
+      for (int64_t j = 0; j < head_dim; ++j) y[h * head_dim + j] = acc_of(local)[j] * inv_sum;
     }
   }
 };
 
-thread_local OnlineSoftmax t_state;
-
-// Plain attention of the range's queries over one block of n tokens whose k and v rows are given
-// by key(t, h) and value(t, h) (D numbers each).
+// Plain attention of the range's queries (local heads × D, one row after another) over one block of
+// n tokens whose k and v rows are given by key(t, h) and value(t, h) (D numbers each).
 template <class Key, class Value>
-void attend_plain_block(OnlineSoftmax& state, const float* const* queries, HeadRange heads, int64_t n,
-                        int64_t block_tokens, Key key, Value value) {
+void attend_plain_block(const OnlineSoftmax& state, const float* queries, HeadRange heads, int64_t n, Key key,
+                        Value value) {
   const int64_t D = state.head_dim;
   const float scale = 1.0f / std::sqrt(float(D));
   for (int64_t h = heads.first_head; h < heads.end_head; ++h) {
     const int64_t local = h - heads.first_head;
-    float* s = state.scores_of(local, block_tokens);
-    for (int64_t t = 0; t < n; ++t) s[t] = dot(queries[local], key(t, h), D) * scale;
+    float* s = state.scores_of(local);
+    for (int64_t t = 0; t < n; ++t) s[t] = dot(queries + local * D, key(t, h), D) * scale;
     state.absorb(local, s, n);
     float* out = state.acc_of(local);
     for (int64_t t = 0; t < n; ++t) axpy(out, s[t], value(t, h), D);
@@ -94,14 +128,20 @@ void attend_plain_block(OnlineSoftmax& state, const float* const* queries, HeadR
 
 }  // namespace
 
+int64_t kv_cache_scratch_elements(int64_t heads, int64_t width, int64_t block_tokens) {
+  return scratch_elements(heads, width, block_tokens, false);
+}
+
+int64_t factor_cache_scratch_elements(int64_t heads, int64_t head_dim, int64_t block_tokens, TpaDecodeOrder order) {
+  return scratch_elements(heads, head_dim, block_tokens, order == TpaDecodeOrder::materialised);
+}
+
 void attend_kv_cache(float* y, const float* q, const Tensor& k, const Tensor& v, int64_t length, int64_t group_size,
-                     HeadRange heads, int64_t block_tokens) {
+                     HeadRange heads, int64_t block_tokens, const Tensor& scratch) {
   const int64_t kv_heads = k.size(1), D = k.size(2), local_heads = heads.end_head - heads.first_head;
   T6_ASSERT(length >= 1 && length <= k.size(0));
-  OnlineSoftmax& state = t_state;
-  state.reset(local_heads, D, block_tokens);
-  std::vector<const float*> queries(static_cast<size_t>(local_heads), nullptr);
-  for (int64_t h = heads.first_head; h < heads.end_head; ++h) queries[size_t(h - heads.first_head)] = q + h * D;
+  const OnlineSoftmax state(call_scratch(scratch, heads, D, block_tokens, false), local_heads, D, block_tokens);
+  const float* queries = q + heads.first_head * D;
   const float* keys = k.data<float>();
   const float* values = v.data<float>();
   for (int64_t begin = 0; begin < length; begin += block_tokens) {
@@ -109,7 +149,7 @@ void attend_kv_cache(float* y, const float* q, const Tensor& k, const Tensor& v,
     auto row = [&](const float* base) {
       return [=](int64_t t, int64_t h) { return base + ((begin + t) * kv_heads + h / group_size) * D; };
     };
-    attend_plain_block(state, queries.data(), heads, n, block_tokens, row(keys), row(values));
+    attend_plain_block(state, queries, heads, n, row(keys), row(values));
   }
   state.write(y, heads);
 }
@@ -119,8 +159,8 @@ namespace {
 // Scores of the range's heads for one block, straight from the factors: for T6,
 // P[r, r'] = B̃_q[r] · B̃_k[t, r'] (shared by all heads), then s[h, t] = Σ_{r,r'} A_q[h, r] A_k[t, h, r'] P[r, r'];
 // for KVonly s[h, t] = Σ_{r'} A_k[t, h, r'] (q̃_h · B̃_k[t, r']). Scaled by 1/(Rq·R·√D) (1/(R·√D)).
-void factorised_scores(OnlineSoftmax& state, const FactorQuery& query, const FactorCache& cache, int64_t begin,
-                       int64_t n, HeadRange heads, int64_t block_tokens) {
+void factorised_scores(const OnlineSoftmax& state, const FactorQuery& query, const FactorCache& cache, int64_t begin,
+                       int64_t n, HeadRange heads) {
   const int64_t H = cache.A_k.size(1), R = cache.A_k.size(2), D = cache.B_k.size(2), Rq = query.q_rank;
   const float* A_k = cache.A_k.data<float>();
   const float* B_k = cache.B_k.data<float>();
@@ -144,23 +184,24 @@ void factorised_scores(OnlineSoftmax& state, const FactorQuery& query, const Fac
           projected = dot(query.q + h * D, Bk + r2 * D, D);
         score += Ak[h * R + r2] * projected;
       }
-      state.scores_of(h - heads.first_head, block_tokens)[t] = score * scale;
+      state.scores_of(h - heads.first_head)[t] = score * scale;
     }
   }
 }
 
-void attend_factorised(OnlineSoftmax& state, const FactorQuery& query, const FactorCache& cache, int64_t length,
-                       HeadRange heads, int64_t block_tokens) {
+void attend_factorised(const OnlineSoftmax& state, const FactorQuery& query, const FactorCache& cache, int64_t length,
+                       HeadRange heads) {
+  const int64_t block_tokens = state.block_tokens;
   const int64_t H = cache.A_k.size(1), R = cache.A_k.size(2), D = cache.B_k.size(2);
   const float* A_v = cache.A_v.data<float>();
   const float* B_v = cache.B_v.data<float>();
   const float inv_rank = 1.0f / float(R);
   for (int64_t begin = 0; begin < length; begin += block_tokens) {
     const int64_t n = std::min(block_tokens, length - begin);
-    factorised_scores(state, query, cache, begin, n, heads, block_tokens);
+    factorised_scores(state, query, cache, begin, n, heads);
     for (int64_t h = heads.first_head; h < heads.end_head; ++h) {
       const int64_t local = h - heads.first_head;
-      float* p = state.scores_of(local, block_tokens);
+      float* p = state.scores_of(local);
       state.absorb(local, p, n);
       // y_h += (1/R) Σ_t Σ_r' (p[h, t] · A_v[t, h, r']) · B_v[t, r']
       float* out = state.acc_of(local);
@@ -184,48 +225,41 @@ void contract_heads(float* out, const float* A, const float* B, int64_t R, int64
   }
 }
 
-void attend_materialised(OnlineSoftmax& state, const FactorQuery& query, const FactorCache& cache, int64_t length,
-                         HeadRange heads, int64_t block_tokens) {
-  const int64_t H = cache.A_k.size(1), R = cache.A_k.size(2), D = cache.B_k.size(2);
+void attend_materialised(const OnlineSoftmax& state, const FactorQuery& query, const FactorCache& cache,
+                         int64_t length, HeadRange heads) {
+  const int64_t H = cache.A_k.size(1), R = cache.A_k.size(2), D = cache.B_k.size(2), block_tokens = state.block_tokens;
   const int64_t local_heads = heads.end_head - heads.first_head;
-  std::vector<const float*> queries(static_cast<size_t>(local_heads), nullptr);
-  if (query.A_q) {
-    state.query.resize(size_t(local_heads * D));
-    contract_heads(state.query.data(), query.A_q, query.B_q, query.q_rank, D, heads);
-    for (int64_t h = 0; h < local_heads; ++h) queries[size_t(h)] = state.query.data() + h * D;
-  } else {
-    for (int64_t h = 0; h < local_heads; ++h) queries[size_t(h)] = query.q + (heads.first_head + h) * D;
-  }
-  state.block_k.resize(size_t(block_tokens * local_heads * D));
-  state.block_v.resize(size_t(block_tokens * local_heads * D));
+  const CallScratch& s = state.buffers;
+  const float* queries = s.query;
+  if (query.A_q) contract_heads(s.query, query.A_q, query.B_q, query.q_rank, D, heads);
+  else queries = query.q + heads.first_head * D;
   for (int64_t begin = 0; begin < length; begin += block_tokens) {
     const int64_t n = std::min(block_tokens, length - begin);
     for (int64_t t = 0; t < n; ++t) {
-      const int64_t token = begin + t;
-      const size_t at = size_t(t * local_heads * D);
-      contract_heads(state.block_k.data() + at, cache.A_k.data<float>() + token * H * R,
-                     cache.B_k.data<float>() + token * R * D, R, D, heads);
-      contract_heads(state.block_v.data() + at, cache.A_v.data<float>() + token * H * R,
-                     cache.B_v.data<float>() + token * R * D, R, D, heads);
+      const int64_t token = begin + t, at = t * local_heads * D;
+      contract_heads(s.block_k + at, cache.A_k.data<float>() + token * H * R, cache.B_k.data<float>() + token * R * D,
+                     R, D, heads);
+      contract_heads(s.block_v + at, cache.A_v.data<float>() + token * H * R, cache.B_v.data<float>() + token * R * D,
+                     R, D, heads);
     }
-    auto row = [&](const std::vector<float>& block) {
-      return [&, base = block.data()](int64_t t, int64_t h) {
-        return base + (t * local_heads + h - heads.first_head) * D;
-      };
+    auto row = [&](const float* block) {
+      return [&, block](int64_t t, int64_t h) { return block + (t * local_heads + h - heads.first_head) * D; };
     };
-    attend_plain_block(state, queries.data(), heads, n, block_tokens, row(state.block_k), row(state.block_v));
+    attend_plain_block(state, queries, heads, n, row(s.block_k), row(s.block_v));
   }
 }
 
 }  // namespace
 
 void attend_factor_cache(float* y, const FactorQuery& query, const FactorCache& cache, int64_t length,
-                         HeadRange heads, int64_t block_tokens, TpaDecodeOrder order) {
+                         HeadRange heads, int64_t block_tokens, TpaDecodeOrder order, const Tensor& scratch) {
   T6_ASSERT(length >= 1 && length <= cache.A_k.size(0));
-  OnlineSoftmax& state = t_state;
-  state.reset(heads.end_head - heads.first_head, cache.B_k.size(2), block_tokens);
-  if (order == TpaDecodeOrder::factorised) attend_factorised(state, query, cache, length, heads, block_tokens);
-  else attend_materialised(state, query, cache, length, heads, block_tokens);
+  const int64_t D = cache.B_k.size(2);
+  const bool materialised = order == TpaDecodeOrder::materialised;
+  const OnlineSoftmax state(call_scratch(scratch, heads, D, block_tokens, materialised),
+                            heads.end_head - heads.first_head, D, block_tokens);
+  if (materialised) attend_materialised(state, query, cache, length, heads);
+  else attend_factorised(state, query, cache, length, heads);
   state.write(y, heads);
 }
 

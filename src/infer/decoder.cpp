@@ -1,7 +1,10 @@
 #include "infer/decoder.h"
 
+#include <omp.h>
+
 #include <algorithm>
 
+#include "infer/byte_size.h"
 #include "kernels/ops.h"
 #include "model/linear.h"
 
@@ -12,15 +15,26 @@ std::string mlp_weight(int64_t layer, const char* name) { return str("transforme
 }  // namespace
 
 Decoder::Decoder(const ModelWeights& weights, int64_t slots, int64_t max_context, const DecodeOptions& options)
-    : weights_(weights), options_(options), cache_(weights.config(), slots, max_context) {
+    : weights_(weights),
+      options_(options),
+      cache_(weights.config(), slots, max_context),
+      embedding_(weights.param("transformer.wte.weight")) {
   T6_CHECK(weights.table().tp_size() == 1, "generation runs the whole model in one process (tp = 1)");
   T6_CHECK(options.block_tokens >= 1 && options.max_rows >= 1, "decode block and row counts must be positive");
-  for (int64_t layer = 0; layer < config().n_layer; ++layer) attention_.push_back(make_attention_step(weights, layer));
-  buffers_ = Arena([this](Arena& arena) { plan(arena); });
+  for (int64_t layer = 0; layer < config().n_layer; ++layer) {
+    attention_.push_back(make_attention_step(weights, layer));
+    mlp_.push_back({weights.param(mlp_weight(layer, "c_fc1")), weights.param(mlp_weight(layer, "c_fc2")),
+                    weights.param(mlp_weight(layer, "c_proj"))});
+  }
+  rows_.slot.reserve(size_t(options.max_rows));
+  rows_.position.reserve(size_t(options.max_rows));
+  length_.resize(size_t(slots));
+  const int64_t threads = omp_get_max_threads();
+  buffers_ = Arena([this, threads](Arena& arena) { plan(arena, threads); });
   ops::rope_tables(rope_cos_, rope_sin_);
 }
 
-void Decoder::plan(Arena& arena) {
+void Decoder::plan(Arena& arena, int64_t threads) {
   const int64_t N = options_.max_rows, d = config().n_embd, hidden = config().mlp_hidden();
   residual_ = arena.take({N, d});
   norm_ = arena.take({N, d});
@@ -33,6 +47,10 @@ void Decoder::plan(Arena& arena) {
   int64_t scratch = 0;
   for (const auto& step : attention_) scratch = std::max(scratch, step->scratch_elements(N));
   scratch_ = arena.take({scratch});
+  int64_t attention = 0;  // per thread
+  for (const auto& step : attention_)
+    attention = std::max(attention, step->attention_scratch_elements(options_.block_tokens, options_.order));
+  attention_scratch_ = arena.take({threads, attention});
   rope_cos_ = arena.take({cache_.max_context(), config().rope_dim() / 2});
   rope_sin_ = arena.take({cache_.max_context(), config().rope_dim() / 2});
   row_cos_ = arena.take({N, config().rope_dim() / 2});
@@ -50,8 +68,9 @@ void Decoder::append(const std::vector<SlotToken>& tokens, const Tensor& hidden)
 }
 
 void Decoder::append_chunk(const SlotToken* tokens, int64_t N, const Tensor& hidden) {
-  StepRows rows;
-  std::vector<int64_t> length(size_t(cache_.slots()));
+  StepRows& rows = rows_;
+  rows.slot.clear(), rows.position.clear();
+  std::vector<int64_t>& length = length_;
   for (int64_t slot = 0; slot < cache_.slots(); ++slot) length[size_t(slot)] = cache_.length(slot);
   for (int64_t i = 0; i < N; ++i) {
     const int64_t slot = tokens[i].slot;
@@ -70,27 +89,34 @@ void Decoder::append_chunk(const SlotToken* tokens, int64_t N, const Tensor& hid
   const Tensor residual = residual_.rows(0, N), norm = norm_.rows(0, N), rstd = rstd_.rows(0, N);
   const Tensor branch = branch_.rows(0, N);
   const Tensor pre_gate = pre_gate_.rows(0, N), up = up_.rows(0, N), gated = gated_.rows(0, N);
-  ops::embedding_forward(residual, token_ids_.rows(0, N), weights_.param("transformer.wte.weight"));
+  ops::embedding_forward(residual, token_ids_.rows(0, N), embedding_);
   for (int64_t layer = 0; layer < config().n_layer; ++layer) {
     ops::rmsnorm_forward(norm, rstd, residual);
     const StepContext context{rows, row_cos_.rows(0, N), row_sin_.rows(0, N), cache_, layer, options_.block_tokens,
-                              options_.order, scratch_};
+                              options_.order, scratch_, attention_scratch_};
     attention_[size_t(layer)]->forward(context, norm, branch);
     ops::add(residual, residual, branch);
     ops::rmsnorm_forward(norm, rstd, residual);
     // SwiGLU MLP (model/mlp.h) on this call's rows.
-    linear_forward(pre_gate, norm, weights_.param(mlp_weight(layer, "c_fc1")), N);
-    linear_forward(up, norm, weights_.param(mlp_weight(layer, "c_fc2")), N);
+    const MlpWeights& mlp = mlp_[size_t(layer)];
+    linear_forward(pre_gate, norm, mlp.c_fc1, N);
+    linear_forward(up, norm, mlp.c_fc2, N);
     ops::swiglu_forward(gated, pre_gate, up);
-    linear_forward(branch, gated, weights_.param(mlp_weight(layer, "c_proj")), N);
+    linear_forward(branch, gated, mlp.c_proj, N);
     ops::add(residual, residual, branch);
   }
   ops::rmsnorm_forward(hidden, rstd, residual);
   for (int64_t slot = 0; slot < cache_.slots(); ++slot) cache_.set_length(slot, length[size_t(slot)]);
 }
 
+std::string Decoder::describe_buffers() const {
+  return str(format_bytes(buffer_bytes()), ", of which decode attention scratch ", format_bytes(attention_scratch_bytes()),
+             " (", attention_threads(), " threads × ", format_bytes(attention_scratch_bytes() / size_t(attention_threads())),
+             ")");
+}
+
 void Decoder::logits(const Tensor& hidden, const Tensor& logits) const {
-  linear_forward(logits, hidden, weights_.param("transformer.wte.weight"), hidden.numel() / config().n_embd);
+  linear_forward(logits, hidden, embedding_, hidden.numel() / config().n_embd);
 }
 
 }  // namespace t6::infer

@@ -6,6 +6,7 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "core/arena.h"
@@ -36,8 +37,14 @@ class Decoder {
   const KvCache& cache() const { return cache_; }
   KvCache& cache() { return cache_; }  // benchmarks fill it directly
   int64_t length(int64_t slot) const { return cache_.length(slot); }
-  size_t buffer_bytes() const { return buffers_.bytes(); }  // besides the cache
-  void set_order(TpaDecodeOrder order) { options_.order = order; }
+  // The buffers besides the cache: each internal batch's activations, the RoPE tables, and the
+  // decode attention's scratch, one slice per OpenMP thread counted when the decoder was made
+  // (decoding runs that many threads) sized for a row's heads in options' block size and order.
+  size_t buffer_bytes() const { return buffers_.bytes(); }
+  size_t attention_scratch_bytes() const { return attention_scratch_.bytes(); }
+  int64_t attention_threads() const { return attention_scratch_.size(0); }
+  // "3.23 MiB, of which decode attention scratch 15.25 KiB (2 threads × 7.62 KiB)"
+  std::string describe_buffers() const;
 
   // Appends the tokens to their slots (a slot's tokens in order) and writes each row's final normed
   // hidden state into hidden (N, d). Throws naming the slot when a sequence would outgrow the cache.
@@ -48,14 +55,23 @@ class Decoder {
   void clear(int64_t slot) { cache_.set_length(slot, 0); }
 
  private:
-  void plan(Arena& arena);
+  void plan(Arena& arena, int64_t threads);
   void append_chunk(const SlotToken* tokens, int64_t count, const Tensor& hidden);
 
   const ModelWeights& weights_;
   DecodeOptions options_;
   KvCache cache_;
+  // The weights are looked up by name once: a step builds no strings.
+  Tensor embedding_;  // also the LM head
+  struct MlpWeights {
+    Tensor c_fc1, c_fc2, c_proj;
+  };
+  std::vector<MlpWeights> mlp_;
   std::vector<std::unique_ptr<AttentionStep>> attention_;
+  StepRows rows_;                // this call's rows, kept so that their capacity stays
+  std::vector<int64_t> length_;  // each slot's length as this call's rows are added
   Arena buffers_;
+  Tensor attention_scratch_;  // (threads, elements per thread)
   Tensor residual_, norm_, rstd_, branch_, token_ids_, pre_gate_, up_, gated_, scratch_, rope_cos_, rope_sin_, row_cos_, row_sin_;
 };
 

@@ -35,6 +35,9 @@ class MlaStep : public AttentionStep {
     buffers(cursor, N);
     return cursor.used();
   }
+  int64_t attention_scratch_elements(int64_t block_tokens, TpaDecodeOrder) const override {
+    return kv_cache_scratch_elements(heads_, kv_rank_ + rope_dim_, block_tokens);
+  }
 
   void forward(const StepContext& context, const Tensor& x, const Tensor& out) const override {
     const int64_t N = context.rows.size(), H = heads_, key = kv_rank_ + rope_dim_;
@@ -49,13 +52,13 @@ class MlaStep : public AttentionStep {
       std::copy_n(b.kv_latent.normed.data<float>() + i * kv_rank_, kv_rank_, row);
       std::copy_n(b.k_pe.data<float>() + i * rope_dim_, rope_dim_, row + kv_rank_);
     }
-    write_cache_rows(context, {b.entry});
+    write_cache_rows(context, {&b.entry, 1});
 
     absorb_queries(b.q, b.absorbed, N);
-    for_rows_and_heads(context, H, [&](int64_t row, HeadRange heads) {
+    for_rows_and_heads(context, H, [&](int64_t row, HeadRange heads, const Tensor& scratch) {
       const Tensor latents = context.cache.field(context.layer, 0, context.rows.slot[size_t(row)]);
       attend_kv_cache(b.attended.data<float>() + row * H * key, b.absorbed.data<float>() + row * H * key, latents,
-                      latents, context.rows.position[size_t(row)] + 1, H, heads, context.block_tokens);
+                      latents, context.rows.position[size_t(row)] + 1, H, heads, context.block_tokens, scratch);
     });
     expand_values(b.attended, b.y, N);
     linear_forward(out, b.y, c_proj_, N);

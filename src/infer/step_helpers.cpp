@@ -8,7 +8,7 @@ std::string attn_weight(int64_t layer, const std::string& name) {
   return str("transformer.h.", layer, ".attn.", name, ".weight");
 }
 
-void write_cache_rows(const StepContext& context, const std::vector<Tensor>& projections) {
+void write_cache_rows(const StepContext& context, std::span<const Tensor> projections) {
   for (size_t field = 0; field < projections.size(); ++field) {
     const int64_t width = projections[field].size(1);
     for (int64_t i = 0; i < context.rows.size(); ++i) {
