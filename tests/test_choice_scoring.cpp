@@ -1,3 +1,4 @@
+// ctest-labels: infer
 // Choice scoring (src/infer/choice_scoring.h): each continuation's log-likelihood is the sum of the
 // log-softmax of the model's full-forward logits at the rows that predict it (also when the context
 // is cut from the left to fit), and acc / acc_norm with their standard errors match a hand count.

@@ -1,3 +1,4 @@
+// ctest-labels: infer
 // Task files (src/infer/choice_tasks.h): the documented JSONL form reads back, and every kind of bad
 // line is one error naming the file, the line and the field.
 #include <gtest/gtest.h>

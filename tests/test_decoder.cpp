@@ -1,3 +1,4 @@
+// ctest-labels: infer
 // ctest-timeout: 120
 // Incremental decoding (src/infer/decoder.h) against the model's full forward on the same weights:
 // for every model kind (MLA over its latent cache, values narrower than keys), a batch of sequences of different lengths, prefilled in one packed call and

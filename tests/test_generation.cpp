@@ -1,3 +1,4 @@
+// ctest-labels: infer
 // Generation (src/infer/generation.h) on a small random model: greedy output is deterministic and
 // the same in a batch of prompts of different lengths as alone, a seed repeats its samples, the
 // reported log-probabilities are the full forward's log-softmax, EOT stops a sequence, and a prompt

@@ -1,3 +1,4 @@
+// ctest-labels: infer
 // ctest-timeout: 300
 // Bad input to t6_generate and t6_eval, through the built tools: a missing checkpoint, a damaged
 // one (a flipped bit in a shard, a truncated safetensors file), a model whose vocabulary is smaller

@@ -1,3 +1,4 @@
+// ctest-labels: infer
 // Loading a model for generation and evaluation (src/infer/model_source.h): a fixture safetensors
 // file, the step-0 checkpoint imported from it, and that checkpoint resharded to TP 2 × DP 2 with
 // ZeRO-1 all give exactly the fixture's weights in one process, by step directory, checkpoints

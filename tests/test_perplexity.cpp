@@ -1,3 +1,4 @@
+// ctest-labels: infer
 // ctest-mpi-ranks: 1
 // Perplexity (src/infer/perplexity.h) equals the trainer's own evaluation: a tiny run logs its
 // validation loss at its last step, and the mean loss over the same windows (eval.batches global

@@ -1,3 +1,4 @@
+// ctest-labels: infer
 // Sampling (src/infer/sampling.h) on known logits: greedy is the argmax, a seed repeats its draws,
 // top-k 1 is greedy, top-p keeps the smallest most-probable set whose mass reaches p, and the
 // draws follow the kept distribution.

@@ -1,3 +1,4 @@
+// ctest-labels: infer
 // Streaming decoded bytes (src/infer/utf8_stream.h): a multi-byte character split over tokens is
 // printed whole, once complete; ASCII and invalid bytes pass at once; nothing is lost.
 #include <gtest/gtest.h>
