@@ -43,9 +43,15 @@ void fill_random(const Tensor& tensor, uint64_t seed) {
   }
 }
 
-// Decode tokens/s over `steps` steps from a cache holding `context` random tokens per sequence.
-double decode_tokens_per_s(const ModelWeights& weights, int64_t batch, int64_t context, int64_t steps,
-                           TpaDecodeOrder order) {
+struct DecodeRun {
+  double tokens_per_s = 0;
+  std::string buffers;  // the decoder's buffers besides the cache, with its attention scratch
+};
+
+// Decode tokens/s over `steps` steps from a cache holding `context` random tokens per sequence, and
+// the decoder's buffers.
+DecodeRun time_decode(const ModelWeights& weights, int64_t batch, int64_t context, int64_t steps,
+                      TpaDecodeOrder order) {
   Decoder decoder(weights, batch, context + steps, DecodeOptions{256, order, 256});
   KvCache& cache = decoder.cache();
   for (int64_t layer = 0; layer < weights.config().n_layer; ++layer)
@@ -64,7 +70,7 @@ double decode_tokens_per_s(const ModelWeights& weights, int64_t batch, int64_t c
     decoder.logits(hidden_view, logits_view);
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  return double(batch * steps) / seconds;
+  return {double(batch * steps) / seconds, decoder.describe_buffers()};
 }
 
 }  // namespace
@@ -95,8 +101,8 @@ int main(int argc, char** argv) {
   try {
     const uint64_t budget = parse_byte_size(budget_text, "--budget");
     std::string result = "RESULT bench_decode";
-    std::printf("%-5s %-12s %6s %8s %14s %12s %12s\n", "model", "order", "batch", "context", "cache B/token", "cache",
-                "decode tok/s");
+    std::printf("%-5s %-12s %6s %8s %14s %12s %12s   %s\n", "model", "order", "batch", "context", "cache B/token",
+                "cache", "decode tok/s", "buffers besides the cache");
     for (const BenchModel& model : small_models()) {
       if (std::find(model_names.begin(), model_names.end(), model.name) == model_names.end()) continue;
       ModelWeights weights(model.config, 0, 1, 1, false);
@@ -117,11 +123,11 @@ int main(int argc, char** argv) {
             }
             const TpaDecodeOrder order =
                 order_name == "-" ? TpaDecodeOrder::factorised : tpa_decode_order_from_name(order_name);
-            const double tokens_per_s = decode_tokens_per_s(weights, batch, context, steps, order);
-            std::printf("%12.2f\n", tokens_per_s);
+            const DecodeRun run = time_decode(weights, batch, context, steps, order);
+            std::printf("%12.2f   %s\n", run.tokens_per_s, run.buffers.c_str());
             std::fflush(stdout);
             const std::string label = order_name == "-" ? model.name : str(model.name, "_", order_name);
-            result += str(" ", label, "_tok_s_", batch, "_", context, "=", tokens_per_s);
+            result += str(" ", label, "_tok_s_", batch, "_", context, "=", run.tokens_per_s);
           }
       std::printf("%-5s longest context in %s: %lld tokens at batch 1, %lld at batch 8\n", model.name.c_str(),
                   format_bytes(budget).c_str(), (long long)(budget / uint64_t(per_token)),

@@ -154,11 +154,11 @@ int run(int argc, char** argv) {
     }
     std::fflush(stdout);
   }
-  std::fprintf(stderr, "prefill: %lld tokens, %.1f tokens/s | decode: %lld tokens, %.1f tokens/s | cache: %s (%lld B per token, %lld sequences × %lld positions)\n",
+  std::fprintf(stderr, "prefill: %lld tokens, %.1f tokens/s | decode: %lld tokens, %.1f tokens/s | cache: %s (%lld B per token, %lld sequences × %lld positions) | buffers: %s\n",
                (long long)stats.prefill_tokens, double(stats.prefill_tokens) / std::max(stats.prefill_seconds, 1e-9),
                (long long)stats.decode_tokens, double(stats.decode_tokens) / std::max(stats.decode_seconds, 1e-9),
                format_bytes(decoder.cache().bytes()).c_str(), (long long)cache_bytes_per_token(source.config),
-               (long long)slots, (long long)max_context);
+               (long long)slots, (long long)max_context, decoder.describe_buffers().c_str());
   return 0;
 }
 
