@@ -299,6 +299,24 @@ TEST(ConfigErrors, ImpossibleValuesNameFileAndKey) {
   expect_mentions(in_file.message, {in_file.path.string(), "checkpoint.resume"});
 }
 
+TEST(ConfigErrors, NonFiniteNumbersAreRefusedWhereverTheyAreGiven) {
+  // TOML reads inf and nan as floats. An infinite train.lr passed every range check and the warmup's
+  // 0 · inf turned the weights into NaN at step 1; an infinite (or astronomically large)
+  // parallel.timeout_s overflowed the deadline clock, so every collective of a healthy job timed out.
+  for (const ConfigKey<RunConfig>& key : run_config_keys()) {
+    if (key.type != ConfigType::real) continue;
+    for (const std::string value : {"inf", "-inf", "nan", "+inf"}) {
+      SCOPED_TRACE(key.name + "=" + value);
+      const std::string set = key.name + "=" + value;
+      expect_mentions(load_error("", {set}).message, {"--set " + set, key.name, "finite"});
+    }
+  }
+  const LoadError in_file = load_error("\n[log]\npeak_flops = inf\n");
+  expect_mentions(in_file.message, {in_file.path.string(), "log.peak_flops", "finite", "inf"});
+  expect_mentions(load_error("", {"parallel.timeout_s=1e300"}).message, {"parallel.timeout_s", "(0, 1e+6]", "1e+300"});
+  EXPECT_DOUBLE_EQ(load_base({"parallel.timeout_s=1e6"}).parallel.timeout_s, 1e6);
+}
+
 TEST(ConfigErrors, IntegerThatDoesNotFitItsFieldIsRefusedNotNarrowed) {
   struct Narrow {
     int32_t count = 0;

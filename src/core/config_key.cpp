@@ -96,6 +96,7 @@ std::string ValueRange::describe() const {
 ValueRange any_value() { return {}; }
 ValueRange at_least(double min) { return {min, std::nullopt, false, false, {}}; }
 ValueRange above(double min) { return {min, std::nullopt, true, false, {}}; }
+ValueRange above_up_to(double min, double max) { return {min, max, true, false, {}}; }
 ValueRange from_up_to_below(double min, double max) { return {min, max, false, true, {}}; }
 ValueRange closed_range(double min, double max) { return {min, max, false, false, {}}; }
 ValueRange one_of(std::vector<std::string> choices) { return {std::nullopt, std::nullopt, false, false, std::move(choices)}; }

@@ -36,6 +36,7 @@ struct ValueRange {
 ValueRange any_value();
 ValueRange at_least(double min);
 ValueRange above(double min);
+ValueRange above_up_to(double min, double max);       // (min, max]
 ValueRange from_up_to_below(double min, double max);  // [min, max)
 ValueRange closed_range(double min, double max);      // [min, max]
 ValueRange one_of(std::vector<std::string> choices);

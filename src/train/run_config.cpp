@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <toml++/toml.h>
 
 #include "core/error.h"
@@ -63,7 +64,7 @@ std::vector<ConfigKey<RunConfig>> make_run_config_keys() {
           [](auto& c) -> auto& { return c.parallel.zero1; }),
       key("parallel.threads", at_least(0), "CPU threads per rank; 0: the node's cores / ranks on the node",
           [](auto& c) -> auto& { return c.parallel.threads; }),
-      key("parallel.timeout_s", above(0),
+      key("parallel.timeout_s", above_up_to(0, 1e6),
           "seconds a collective waits for its slowest rank before the job ends, naming the late rank",
           [](auto& c) -> auto& { return c.parallel.timeout_s; }),
       key("parallel.backend", one_of({"auto", "cpu", "cuda"}),
@@ -111,9 +112,15 @@ ConfigValue value_of(const toml::node& node, const ConfigKey<RunConfig>& key, co
     case ConfigType::integer:
       T6_CHECK(node.is_integer(), where, ": ", key.name, " must be an integer");
       return *node.value<int64_t>();
-    case ConfigType::real:
+    case ConfigType::real: {
       T6_CHECK(node.is_floating_point() || node.is_integer(), where, ": ", key.name, " must be a number");
-      return *node.value<double>();
+      // TOML reads inf and nan as floats; no key means anything by them (an infinite lr turns the
+      // warmup's 0 · lr into NaN weights, an infinite timeout_s overflows the deadline clock).
+      const double number = *node.value<double>();
+      T6_CHECK(std::isfinite(number), where, ": ", key.name, " must be a finite number, got ",
+               format_config_value(number));
+      return number;
+    }
     case ConfigType::boolean:
       T6_CHECK(node.is_boolean(), where, ": ", key.name, " must be true or false");
       return *node.value<bool>();
