@@ -71,6 +71,36 @@ TEST_F(PretrainCli, TwoRanksTrainAndWriteMetrics) {
   EXPECT_LT(losses.back(), losses.front() - 1.0);
 }
 
+size_t occurrences(const std::string& text, const std::string& part) {
+  size_t count = 0;
+  for (size_t at = text.find(part); at != std::string::npos; at = text.find(part, at + 1)) ++count;
+  return count;
+}
+
+// Every rank parses the same command line; a bad flag was printed by each of them, in CLI11's own
+// words, and the help twice.
+TEST_F(PretrainCli, BadFlagsUnderMpirunArePrintedOnceAsOneErrorLine) {
+  const std::string tool = mpirun_prefix(2) + (bin_dir() / "t6_pretrain").string();
+  const std::string run_dir = " --run-dir " + (workdir_ / "bad_flags").string();
+  struct Case {
+    std::string arguments, names;
+  };
+  for (const Case& bad : {Case{" --config " + config_.string() + run_dir + " --frobnicate", "--frobnicate"},
+                          Case{run_dir, "--config is required"},
+                          Case{" --config " + (workdir_ / "absent.toml").string() + run_dir, "absent.toml"}}) {
+    SCOPED_TRACE(bad.arguments);
+    const CommandResult result = run(tool + bad.arguments);
+    EXPECT_NE(result.exit_code, 0);
+    EXPECT_NE(result.exit_code, 124) << "timed out: a rank hung";
+    EXPECT_EQ(occurrences(result.output, "t6_pretrain: error: "), 1u) << result.output;
+    EXPECT_NE(result.output.find(bad.names), std::string::npos) << result.output;
+  }
+  const CommandResult help = run(tool + " --help");
+  EXPECT_EQ(help.exit_code, 0) << help.output;
+  EXPECT_EQ(occurrences(help.output, "Usage:"), 1u) << help.output;
+  EXPECT_FALSE(std::filesystem::exists(workdir_ / "bad_flags"));
+}
+
 TEST_F(PretrainCli, UnknownKeyIsOneLineAndNonZeroExit) {
   const CommandResult result = run(pretrain(2, (workdir_ / "bad_key").string(), "--set train.learning_rate=1"));
   EXPECT_NE(result.exit_code, 0);

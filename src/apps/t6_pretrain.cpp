@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <optional>
 
+#include "apps/tool_main.h"
 #include "core/cpu_threads.h"
 #include "parallel/mpi_runtime.h"
 #include "train/config_report.h"
@@ -49,11 +50,13 @@ int main(int argc, char** argv) {
     app.add_option("--allow-change", allowed_changes,
                    "resume although these keys differ from the checkpoint's: train.seed, train.global_batch_size, "
                    "train.seq_len, data.corpus (otherwise an error)");
-    try {
-      app.parse(argc, argv);
-      if (!print_config_doc && config_path.empty()) throw CLI::RequiredError("--config");
-    } catch (const CLI::ParseError& error) {
-      return app.exit(error);
+    // Every rank sees the same command line, so a bad flag is found by all of them: rank 0 alone
+    // prints it, once, and every rank returns (nothing to abort).
+    const bool report = t6::world_rank() == 0;
+    if (const auto exit_code = t6::parse_command_line(app, "t6_pretrain", argc, argv, report)) return *exit_code;
+    if (!print_config_doc && config_path.empty()) {
+      if (report) std::fprintf(stderr, "t6_pretrain: error: --config is required (or --print-config-doc)\n");
+      return 1;
     }
     if (print_config_doc || print_config) {
       const std::string text =

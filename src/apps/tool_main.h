@@ -1,5 +1,6 @@
-// The frame of the single-process tools (t6_ckpt, t6_generate, t6_eval): flag errors and t6 errors
-// print one line, "NAME: error: MESSAGE", and exit 1; --help exits 0.
+// The frame of the tools: flag errors and t6 errors print one line, "NAME: error: MESSAGE", and exit
+// 1; --help exits 0. run_tool is for the single-process ones (t6_ckpt, t6_generate, t6_eval);
+// t6_pretrain parses with parse_command_line under run_mpi_tool.
 #pragma once
 #include <CLI/CLI.hpp>
 #include <cstdio>
@@ -24,16 +25,19 @@ inline std::string unknown_subcommand(CLI::App& app, int argc, char** argv) {
 }
 
 // Parses the command line; nullopt to go on, else the exit code to return (help or a bad flag).
-inline std::optional<int> parse_command_line(CLI::App& app, const char* name, int argc, char** argv) {
+// `report` false parses silently: under mpirun every rank parses the same command line, and one
+// rank prints the help or the error for all of them.
+inline std::optional<int> parse_command_line(CLI::App& app, const char* name, int argc, char** argv,
+                                             bool report = true) {
   if (const std::string unknown = unknown_subcommand(app, argc, argv); !unknown.empty()) {
-    std::fprintf(stderr, "%s: error: %s\n", name, unknown.c_str());
+    if (report) std::fprintf(stderr, "%s: error: %s\n", name, unknown.c_str());
     return 1;
   }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {
-    if (error.get_exit_code() == 0) return app.exit(error);
-    std::fprintf(stderr, "%s: error: %s\n", name, error.what());
+    if (error.get_exit_code() == 0) return report ? app.exit(error) : 0;
+    if (report) std::fprintf(stderr, "%s: error: %s\n", name, error.what());
     return 1;
   }
   return std::nullopt;
