@@ -1,5 +1,5 @@
 // The checkpoint store under faults: every kind of damaged file (bit flip, wrong magic, truncation,
-// a missing file, damaged HDF5 metadata, a broken manifest, files of two saves mixed) is refused by
+// a missing file, damaged HDF5 metadata, a broken or hand-edited manifest, files of two saves mixed) is refused by
 // a verifying resume naming the file, and auto-resume falls back to the newest checkpoint that
 // verifies; a garbage `latest` is shown escaped; a crash at every point of the save protocol (the
 // T6_CKPT_CRASH_AT hook, in a forked child) leaves the newest committed checkpoint loadable and the
@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <functional>
+#include <nlohmann/json.hpp>
 
 #include "checkpoint/checkpoint_store.h"
 #include "checkpoint/save_faults.h"
@@ -72,6 +73,13 @@ void overwrite(const fs::path& path, uint64_t offset, const std::string& bytes) 
   file.write(bytes.data(), std::streamsize(bytes.size()));
 }
 
+// Edits manifest.json as a person would by hand (its shard files stay untouched and verify).
+void edit_manifest(const fs::path& dir, const std::function<void(nlohmann::json&)>& edit) {
+  nlohmann::json manifest = nlohmann::json::parse(std::ifstream(dir / "manifest.json"));
+  edit(manifest);
+  std::ofstream(dir / "manifest.json") << manifest.dump(1);
+}
+
 struct Damage {
   const char* name;
   const char* file;       // the file of step_00000200 that is damaged (and must be named)
@@ -104,6 +112,28 @@ const std::vector<Damage>& damages() {
        [](const fs::path& dir) {
          fs::copy_file(dir.parent_path() / "step_00000100" / "shard_tp1_dp0.h5", dir / "shard_tp1_dp0.h5",
                        fs::copy_options::overwrite_existing);
+       }},
+      // Hand edits of the manifest, which no checksum covers. A step that disagrees with the
+      // directory name made a resume set aside the very directory it was resuming from.
+      {"manifest step edited", "manifest.json", "records step 150 but its directory is step_00000200",
+       [](const fs::path& dir) { edit_manifest(dir, [](nlohmann::json& m) { m["step"] = 150; }); }},
+      {"manifest layout TP 0", "manifest.json", "is not a layout",
+       [](const fs::path& dir) { edit_manifest(dir, [](nlohmann::json& m) { m["layout"]["tp"] = 0; }); }},
+      {"manifest negative tokens", "manifest.json", "tokens_seen -1 is negative",
+       [](const fs::path& dir) { edit_manifest(dir, [](nlohmann::json& m) { m["tokens_seen"] = -1; }); }},
+      {"manifest shard outside the directory", "manifest.json", "not a file name inside the checkpoint directory",
+       [](const fs::path& dir) {
+         edit_manifest(dir, [](nlohmann::json& m) { m["shards"][1]["file"] = "../step_00000100/shard_tp1_dp0.h5"; });
+       }},
+      {"manifest names a dataset the shard lacks", "shard_tp1_dp0.h5", "the manifest lists it but the file does not hold it",
+       [](const fs::path& dir) {
+         edit_manifest(dir, [](nlohmann::json& m) { m["shards"][1]["slices"][0]["dataset"] = "slice_999999"; });
+       }},
+      {"manifest moves a slice", "shard_tp1_dp0.h5", "but the file holds tensor 'param/w' at offset [128, 0]",
+       [](const fs::path& dir) {
+         edit_manifest(dir, [](nlohmann::json& m) {
+           std::swap(m["shards"][0]["slices"][0]["offset"], m["shards"][1]["slices"][0]["offset"]);
+         });
        }},
   };
   return kinds;

@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <map>
+#include <optional>
 
+#include "checkpoint/checkpoint_store.h"
 #include "checkpoint/file_checksum.h"
 #include "checkpoint/shard_file.h"
 #include "core/error.h"
@@ -53,6 +55,58 @@ std::string save_id_of(const std::filesystem::path& path) {
   }
 }
 
+// The checksum covers the shard file, not the manifest: a manifest edited by hand (a dataset name,
+// a slice box, a dtype) must still agree with what the file itself says it holds.
+void check_slices_against_file(const std::filesystem::path& path, const ShardRecord& shard, const Manifest& manifest,
+                               std::vector<CheckpointProblem>& problems) {
+  ShardSummary contents;
+  try {
+    contents = ShardFileReader(path).read_contents();
+  } catch (const Error& error) {
+    problems.push_back({path.string(), "", error.what()});
+    return;
+  }
+  for (const SliceRecord& slice : shard.slices) {
+    const std::string dataset = str(slice.dataset, " (tensor '", slice.tensor, "')");
+    const auto held = std::find_if(contents.record.slices.begin(), contents.record.slices.end(),
+                                   [&](const SliceRecord& stored) { return stored.dataset == slice.dataset; });
+    if (held == contents.record.slices.end()) {
+      problems.push_back({path.string(), dataset, "the manifest lists it but the file does not hold it"});
+      continue;
+    }
+    if (held->tensor != slice.tensor || held->box != slice.box) {
+      problems.push_back({path.string(), dataset,
+                          str("the manifest records tensor '", slice.tensor, "' at offset ",
+                              extents_to_string(slice.box.offset), " shape ", extents_to_string(slice.box.shape),
+                              " but the file holds tensor '", held->tensor, "' at offset ",
+                              extents_to_string(held->box.offset), " shape ", extents_to_string(held->box.shape))});
+      continue;
+    }
+    const TensorInfo* listed = manifest.find_tensor(slice.tensor);
+    for (const TensorInfo& stored : contents.tensors) {
+      if (listed && stored.name == slice.tensor && stored.dtype != listed->dtype)
+        problems.push_back({path.string(), dataset, str("the manifest records dtype ", dtype_name(listed->dtype),
+                                                        " but the file holds ", dtype_name(stored.dtype))});
+    }
+  }
+  if (contents.record.slices.size() != shard.slices.size())
+    problems.push_back({path.string(), "", str("the file holds ", contents.record.slices.size(),
+                                               " datasets but the manifest lists ", shard.slices.size())});
+}
+
+// A step directory's name says which step it holds; its manifest must say the same, or a resume
+// would take it for another step (and set aside the very directory it resumes from).
+void check_step_matches_directory(const std::filesystem::path& checkpoint_dir, const Manifest& manifest,
+                                  std::vector<CheckpointProblem>& problems) {
+  const std::filesystem::path name = checkpoint_dir.filename().empty() ? checkpoint_dir.parent_path().filename()
+                                                                       : checkpoint_dir.filename();
+  const std::optional<int64_t> named = parse_step_dir_name(name.string());
+  if (named && *named != manifest.step)
+    problems.push_back({(checkpoint_dir / "manifest.json").string(), "",
+                        str("records step ", manifest.step, " but its directory is ", name.string(),
+                            " (edited, or copied from another checkpoint)")});
+}
+
 void check_shard_file(const std::filesystem::path& checkpoint_dir, const ShardRecord& shard, const Manifest& manifest,
                       ChecksumCheck checksums, std::vector<CheckpointProblem>& problems) {
   const std::filesystem::path path = checkpoint_dir / shard.file;
@@ -69,7 +123,10 @@ void check_shard_file(const std::filesystem::path& checkpoint_dir, const ShardRe
   }
   if (checksums == ChecksumCheck::skip) return;
   const FileDigest digest = digest_file(path);
-  if (digest.xxh3_128 == shard.xxh3_128) return;
+  if (digest.xxh3_128 == shard.xxh3_128) {
+    check_slices_against_file(path, shard, manifest, problems);
+    return;
+  }
   if (std::string file_save = save_id_of(path); !file_save.empty() && file_save != manifest.save_id) {
     problems.push_back({path.string(), "", str("belongs to save '", file_save, "' but the manifest is of save '",
                                                manifest.save_id, "' (files of two saves mixed)")});
@@ -109,6 +166,7 @@ std::string CheckpointProblem::to_string() const {
 std::vector<CheckpointProblem> find_checkpoint_problems(const std::filesystem::path& checkpoint_dir,
                                                         const Manifest& manifest, ChecksumCheck checksums) {
   std::vector<CheckpointProblem> problems;
+  check_step_matches_directory(checkpoint_dir, manifest, problems);
   for (const ShardRecord& shard : manifest.shards) check_shard_file(checkpoint_dir, shard, manifest, checksums, problems);
   check_tiling(checkpoint_dir / "manifest.json", manifest, problems);
   return problems;

@@ -1,5 +1,7 @@
-// Checks that a checkpoint directory is whole: every shard file its manifest lists is present with
-// its recorded size (and, when asked, its XXH3-128), and every tensor is tiled exactly by its slices.
+// Checks that a checkpoint directory is whole: its manifest records the step its directory is named
+// for, every shard file the manifest lists is present with its recorded size (and, when asked, its
+// XXH3-128 and the slices the file itself says it holds), and every tensor is tiled exactly by its
+// slices.
 // Resume runs the cheap form; `t6_ckpt verify` the full one, which also reads a corrupt file dataset
 // by dataset (Fletcher32) to name the damaged datasets.
 #pragma once

@@ -1,6 +1,7 @@
 #include "checkpoint/manifest.h"
 
 #include <fstream>
+#include <set>
 #include <sstream>
 
 #include "core/durable_file.h"
@@ -22,6 +23,21 @@ T required(const json& object, const char* key, const std::string& source) {
     return object.at(key).get<T>();
   } catch (const json::exception& error) {
     fail(str(source, ": key '", key, "' has the wrong type (", error.what(), ")"));
+  }
+}
+
+// Values no save writes (a manifest edited by hand): refused here, before anything acts on them.
+void check_values(const Manifest& manifest, const std::string& source) {
+  T6_CHECK(manifest.step >= 0, source, ": step ", manifest.step, " is negative");
+  T6_CHECK(manifest.tokens_seen >= 0, source, ": tokens_seen ", manifest.tokens_seen, " is negative");
+  T6_CHECK(manifest.layout.tp >= 1 && manifest.layout.dp >= 1, source, ": layout TP ", manifest.layout.tp, " × DP ",
+           manifest.layout.dp, " is not a layout (each must be at least 1)");
+  std::set<std::string> files;
+  for (const ShardRecord& shard : manifest.shards) {
+    const std::filesystem::path file(shard.file);
+    T6_CHECK(!shard.file.empty() && file.filename() == file && shard.file != "." && shard.file != "..", source,
+             ": shard file '", shard.file, "' is not a file name inside the checkpoint directory");
+    T6_CHECK(files.insert(shard.file).second, source, ": shard file '", shard.file, "' is listed twice");
   }
 }
 
@@ -112,6 +128,7 @@ Manifest manifest_from_json(const json& value, const std::string& source) {
   for (const json& shard : required<json>(value, "shards", source))
     manifest.shards.push_back(shard_record_from_json(shard, source));
   manifest.state = required<json>(value, "state", source);
+  check_values(manifest, source);
   return manifest;
 }
 
