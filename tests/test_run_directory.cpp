@@ -2,7 +2,8 @@
 // ctest-timeout: 300
 // Run directories at 2 ranks: a fresh run (no --resume, checkpoint.resume = "never") in a directory
 // that holds a run is refused on every rank and leaves its metrics.jsonl and `latest` byte for byte
-// as they were; a directory that cannot be written is refused at start-up naming it; a directory
+// as they were; a directory that cannot be written, or whose checkpoints/ no save could write (a
+// file, or a `latest` that is a directory), is refused at start-up naming it; a directory
 // whose job lock, or whose rank lock (ranks of a killed job still exiting), is held elsewhere is
 // refused after a bounded wait, and nothing is written there.
 #include <gtest/gtest.h>
@@ -65,6 +66,22 @@ TEST(RunDirectory, UnwritableRunDirectoryIsRefusedAtStartUp) {
   if (world_rank() == 0) std::ofstream(parent + "/file") << "x";
   const std::string run_dir = parent + "/file/run";
   expect_mentions(train_error(short_config(), run_dir), {run_dir, "cannot create the run directory"});
+  EXPECT_TRUE(all_ranks_agree(!::testing::Test::HasFailure()));
+}
+
+TEST(RunDirectory, CheckpointsThatNoSaveCouldWriteAreRefusedAtStartUp) {
+  // Both trained to the end before and failed at the first save, with a raw filesystem error.
+  const std::string file_parent = shared_run_dir("checkpoints_file");
+  if (world_rank() == 0) std::ofstream(file_parent + "/checkpoints") << "x";
+  expect_mentions(train_error(short_config(), file_parent), {file_parent + "/checkpoints", "is not a directory"});
+  EXPECT_FALSE(fs::exists(file_parent + "/metrics.jsonl"));
+
+  const std::string dir_latest = shared_run_dir("latest_dir");
+  if (world_rank() == 0) fs::create_directories(dir_latest + "/checkpoints/latest");
+  RunConfig resuming = short_config();
+  resuming.checkpoint.resume = "auto";
+  expect_mentions(train_error(resuming, dir_latest), {dir_latest + "/checkpoints/latest", "is a directory"});
+  EXPECT_FALSE(fs::exists(dir_latest + "/metrics.jsonl"));
   EXPECT_TRUE(all_ranks_agree(!::testing::Test::HasFailure()));
 }
 

@@ -47,6 +47,20 @@ void check_writable(const fs::path& dir) {
   T6_CHECK(written, dir.string(), ": cannot write in the run directory (", std::strerror(write_errno), ")");
 }
 
+// What the first save would trip over, found before the run spends hours: checkpoints/ that is not
+// a directory, or a `latest` that is one (a file is replaced by rename, a directory cannot be).
+void check_checkpoints_dir(const fs::path& dir) {
+  const fs::path checkpoints = dir / "checkpoints", latest = checkpoints / "latest";
+  std::error_code error;
+  const fs::file_type type = fs::status(checkpoints, error).type();
+  if (type == fs::file_type::not_found) return;
+  T6_CHECK(type == fs::file_type::directory, checkpoints.string(),
+           ": is not a directory, so no checkpoint could be saved; move it away");
+  check_writable(checkpoints);
+  T6_CHECK(fs::symlink_status(latest, error).type() != fs::file_type::directory, latest.string(),
+           ": is a directory, not the file naming the newest checkpoint, so no save could replace it; move it away");
+}
+
 bool holds_a_run(const fs::path& dir) {
   std::error_code error;
   if (fs::file_size(dir / "metrics.jsonl", error) > 0 && !error) return true;
@@ -70,6 +84,7 @@ RunDirectory::RunDirectory(const fs::path& dir, Communicator& world, bool fresh_
       fs::create_directories(dir, error);
       T6_CHECK(!error, dir.string(), ": cannot create the run directory (", error.message(), ")");
       check_writable(dir);
+      check_checkpoints_dir(dir);
       job_lock_ = open_lock_file(dir / ".t6_job.lock");
       T6_CHECK(lock_within(job_lock_, LOCK_EX, wait_seconds), dir.string(), ": another job is using this run directory ",
                "(it holds ", (dir / ".t6_job.lock").string(), "; waited ", wait_seconds,

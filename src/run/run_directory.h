@@ -1,4 +1,5 @@
-// RUN_DIR is claimed by one job at a time. Rank 0 creates it, checks that it can write there (at
+// RUN_DIR is claimed by one job at a time. Rank 0 creates it, checks that it can write there and in
+// RUN_DIR/checkpoints, which must be a directory with no directory named `latest` in it (at
 // start-up, not at the first save) and takes its job lock (RUN_DIR/.t6_job.lock, flock): a second
 // job on the same directory waits for it (bounded) and then refuses. Every rank of the job holds a
 // shared lock on RUN_DIR/.t6_ranks.lock for its life, and rank 0 first takes it exclusively, so a
