@@ -16,6 +16,7 @@
 #pragma once
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -91,19 +92,27 @@ void recover_interrupted_saves(const std::filesystem::path& checkpoints_dir);
 std::vector<std::filesystem::path> set_aside_newer_than(const std::filesystem::path& checkpoints_dir, int64_t step,
                                                         const std::string& nonce);
 
+// What a checkpoint's manifest means to its caller (a training state, a model config), checked
+// beyond the storage: throws t6::Error naming what is wrong. A checkpoint it refuses counts as
+// damaged, so auto-resume falls back past it as past a damaged file.
+using CheckpointCheck = std::function<void(const ResumePoint& point)>;
+
 // One checkpoint directory, checked: manifest parses, every shard present with its size (and
-// checksum when asked), every tensor tiled. Throws t6::Error naming the files at fault.
-ResumePoint open_checkpoint(const std::filesystem::path& checkpoint_dir, ChecksumCheck checksums);
+// checksum when asked), every tensor tiled, and `check` passes. Throws t6::Error naming the files
+// at fault.
+ResumePoint open_checkpoint(const std::filesystem::path& checkpoint_dir, ChecksumCheck checksums,
+                            const CheckpointCheck& check = {});
 
 // The checkpoint `latest` names, or a newer step directory (a save that stopped before updating
 // `latest`; then with a warning); any problem (no `latest`, a damaged target) is an error.
-ResumePoint resolve_latest(const std::filesystem::path& checkpoints_dir, ChecksumCheck checksums);
+ResumePoint resolve_latest(const std::filesystem::path& checkpoints_dir, ChecksumCheck checksums,
+                           const CheckpointCheck& check = {});
 
 // For auto-resume: the newest step directory that verifies, with warnings saying what was skipped
 // (and a garbage `latest`, shown escaped). nullopt when there is no checkpoint at all (a fresh run);
 // an error when step directories exist but none verifies.
 std::optional<ResumePoint> resolve_for_auto_resume(const std::filesystem::path& checkpoints_dir,
-                                                   ChecksumCheck checksums);
+                                                   ChecksumCheck checksums, const CheckpointCheck& check = {});
 
 // The step directories (complete or not) under checkpoints_dir, oldest first.
 std::vector<std::filesystem::path> list_step_dirs(const std::filesystem::path& checkpoints_dir);

@@ -77,6 +77,30 @@ TrainState train_state_from_json(const nlohmann::json& json, const std::string& 
   }
 }
 
+TrainState training_state_of(const checkpoint::Manifest& manifest, const std::filesystem::path& dir) {
+  const std::string source = (dir / "manifest.json").string();
+  const TrainState state = train_state_from_json(manifest.state, source);
+  T6_CHECK(state.step == manifest.step, source, ": the training state is of step ", state.step, " but the manifest of step ",
+           manifest.step);
+  auto check_count = [&](const char* name, int64_t count, int64_t most) {
+    T6_CHECK(count >= 0 && count <= most, source, ": the training state's ", name, " ", count, " is not in [0, ", most,
+             "]");
+  };
+  check_count("adam_steps", state.adam_steps, state.step);
+  check_count("skipped_steps", state.skipped_steps, state.step);
+  check_count("skipped_in_a_row", state.skipped_in_a_row, state.skipped_steps);
+  T6_CHECK(state.lr_decay_steps >= 0, source, ": the training state's lr_decay_steps ", state.lr_decay_steps,
+           " is negative");
+  T6_CHECK(std::isfinite(state.elapsed_seconds) && state.elapsed_seconds >= 0, source,
+           ": the training state's elapsed_seconds ", state.elapsed_seconds, " is not a time");
+  return state;
+}
+
+void check_training_checkpoint(const checkpoint::ResumePoint& point) {
+  model_config_of(point.manifest, point.dir);
+  training_state_of(point.manifest, point.dir);
+}
+
 std::vector<checkpoint::TensorInfo> train_checkpoint_tensors(const ModelConfig& config) {
   std::vector<checkpoint::TensorInfo> tensors;
   for (const char* prefix : {"param/", kMomentNames[0], kMomentNames[1]})
@@ -163,7 +187,7 @@ void check_resume_keeps_meaning(const checkpoint::Manifest& manifest, const std:
                  resume_sensitive_keys().end(),
              "--allow-change ", key, ": not a key resume checks (train.seed, train.global_batch_size, train.seq_len, ",
              "data.corpus)");
-  const TrainState saved = train_state_from_json(manifest.state, (dir / "manifest.json").string());
+  const TrainState saved = training_state_of(manifest, dir);
   std::string differences;
   auto compare = [&](const std::string& key, bool same, const std::string& saved_value, const std::string& run_value) {
     if (same || std::find(allowed.begin(), allowed.end(), key) != allowed.end()) return;

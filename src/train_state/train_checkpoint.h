@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "checkpoint/checkpoint_reader.h"
+#include "checkpoint/checkpoint_store.h"
 #include "checkpoint/manifest.h"
 #include "checkpoint/shard_file.h"
 #include "model/model_weights.h"
@@ -35,6 +36,14 @@ struct TrainState {
 };
 nlohmann::json to_json(const TrainState& state);
 TrainState train_state_from_json(const nlohmann::json& json, const std::string& source);
+// The manifest's training state, refused (naming the manifest and the value) when it holds what no
+// save writes: a step other than the manifest's, AdamW or skipped-step counts outside [0, step], a
+// negative decay horizon or elapsed time.
+TrainState training_state_of(const checkpoint::Manifest& manifest, const std::filesystem::path& dir);
+
+// The check resume and auto-resume apply beyond the files (checkpoint::CheckpointCheck): the model
+// config and the training state read and make sense. Throws naming the manifest.
+void check_training_checkpoint(const checkpoint::ResumePoint& point);
 
 // One rank's optimizer state: AdamW moments of the local flat range [state_begin, state_end).
 struct OptimizerShard {

@@ -21,9 +21,9 @@ std::optional<checkpoint::ResumePoint> TrainCheckpointer::find_resume_point(bool
       if (std::filesystem::is_directory(dir())) checkpoint::recover_interrupted_saves(dir());
       std::optional<checkpoint::ResumePoint> point;
       if (strict) {
-        point = checkpoint::resolve_latest(dir(), checkpoint::ChecksumCheck::verify);
+        point = checkpoint::resolve_latest(dir(), checkpoint::ChecksumCheck::verify, check_training_checkpoint);
       } else {
-        point = checkpoint::resolve_for_auto_resume(dir(), checkpoint::ChecksumCheck::verify);
+        point = checkpoint::resolve_for_auto_resume(dir(), checkpoint::ChecksumCheck::verify, check_training_checkpoint);
       }
       if (point) {
         for (const std::string& warning : point->warnings) log_info("warning: ", warning);
@@ -90,7 +90,7 @@ TrainState load_training_checkpoint(const checkpoint::ResumePoint& point, const 
                                     ModelWeights& weights, const OptimizerShard& optimizer) {
   check_same_model(point.manifest, point.dir, config.model);
   check_resume_keeps_meaning(point.manifest, point.dir, config.to_json(), run_state, allowed_changes);
-  const TrainState saved = train_state_from_json(point.manifest.state, (point.dir / "manifest.json").string());
+  const TrainState saved = training_state_of(point.manifest, point.dir);
   checkpoint::CheckpointReader reader(point.dir, point.manifest);
   read_rank_tensors(reader, weights, optimizer);
   return saved;

@@ -24,8 +24,8 @@ class TrainCheckpointer {
 
   // Collective. Rank 0 finishes what crashed saves left, then picks the checkpoint: `strict`
   // (--resume) the one `latest` names (or a newer committed one), every file checked against the
-  // manifest's checksums, else an error naming the file; otherwise (auto-resume) the newest that
-  // verifies, warning about each one skipped, and the newer step directories of the abandoned
+  // manifest's checksums and its training state and model config checked (check_training_checkpoint),
+  // else an error naming the file; otherwise (auto-resume) the newest that verifies, warning about each one skipped, and the newer step directories of the abandoned
   // branch are set aside. Every rank gets the same point; nullopt when there is no checkpoint.
   std::optional<checkpoint::ResumePoint> find_resume_point(bool strict);
 
