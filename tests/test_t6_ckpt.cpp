@@ -5,7 +5,8 @@
 // fixture's logits from it (skipped without python3-torch or ../shared/anchors); a reshard to TP2 × DP2
 // ZeRO-1 holds the same weights and moments; verify passes a whole checkpoint and fails, naming the
 // file, on a truncated shard and on a flipped bit; inspect prints the tensor table; bad input exits 1
-// with one "t6_ckpt: error:" line.
+// with one "t6_ckpt: error:" line; a failed reshard or import (full disk, a destination holding a
+// newer checkpoint) leaves nothing behind and the destination as it was.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -16,6 +17,8 @@
 #include <map>
 #include <set>
 #include <sstream>
+
+#include <nlohmann/json.hpp>
 
 #include "checkpoint/checkpoint_reader.h"
 #include "train_state/reshard.h"
@@ -233,6 +236,60 @@ TEST(T6Ckpt, BadInputExitsOneWithOneLine) {
   expect_one_error_line(t6_ckpt("reshard " + imported().string() + " " + imported().string() + " --tp 1 --dp 1"),
                         "exists already");
   expect_one_error_line(t6_ckpt("frobnicate"), "subcommand");
+}
+
+// A listing of a directory tree (names and sizes), to show that a failed command changed nothing.
+std::string tree_of(const fs::path& dir) {
+  std::set<std::string> entries;
+  for (const fs::directory_entry& entry : fs::recursive_directory_iterator(dir))
+    entries.insert(str(fs::relative(entry.path(), dir).string(), entry.is_regular_file() ? str(" ", entry.file_size()) : ""));
+  std::string listing;
+  for (const std::string& entry : entries) listing += entry + "\n";
+  return listing;
+}
+
+// t6_ckpt with every checkpoint file write failing as on a full disk (the T6_CKPT_DISK_FULL hook).
+ToolResult t6_ckpt_on_a_full_disk(const std::string& arguments) {
+  setenv("T6_CKPT_DISK_FULL", "1", 1);
+  const ToolResult result = t6_ckpt(arguments);
+  unsetenv("T6_CKPT_DISK_FULL");
+  return result;
+}
+
+TEST(T6Ckpt, FailedReshardOrImportLeavesNothingBehind) {
+  // A full disk left DST/step_N.tmp-<nonce> behind, and the DST directory created for it.
+  const fs::path fresh = scratch_dir("full_disk") / "checkpoints";
+  expect_one_error_line(t6_ckpt_on_a_full_disk(str("reshard ", imported().string(), " ", fresh.string(), " --tp 2 --dp 1")),
+                        "No space left on device");
+  EXPECT_FALSE(fs::exists(fresh));
+  expect_one_error_line(t6_ckpt_on_a_full_disk(str("import ", fixture.string(), " ", fresh.string())),
+                        "No space left on device");
+  EXPECT_FALSE(fs::exists(fresh));
+
+  // Into a checkpoints directory that holds a checkpoint: it stays as it was.
+  const fs::path existing = scratch_dir("full_disk_existing") / "checkpoints";
+  ASSERT_EQ(t6_ckpt(str("reshard ", imported().string(), " ", existing.string(), " --tp 1 --dp 1")).exit_code, 0);
+  const fs::path other = copy_of_checkpoint("other_step");
+  nlohmann::json manifest = nlohmann::json::parse(std::ifstream(other / "manifest.json"));
+  manifest["step"] = manifest["state"]["step"] = 3;
+  const fs::path step3 = other.parent_path() / step_dir_name(3);
+  fs::rename(other, step3);
+  std::ofstream(step3 / "manifest.json") << manifest.dump();
+  const std::string before = tree_of(existing);
+  expect_one_error_line(t6_ckpt_on_a_full_disk(str("reshard ", step3.string(), " ", existing.string(), " --tp 2 --dp 1")),
+                        "No space left on device");
+  EXPECT_EQ(tree_of(existing), before);
+
+  // An import (step 0) beside a newer checkpoint would move `latest` back, and resume would still
+  // take the newer one: refused, nothing written.
+  const fs::path newer = scratch_dir("newer") / "checkpoints";
+  ASSERT_EQ(t6_ckpt(str("reshard ", step3.string(), " ", newer.string(), " --tp 1 --dp 1")).exit_code, 0);
+  const std::string with_step3 = tree_of(newer);
+  expect_one_error_line(t6_ckpt(str("import ", fixture.string(), " ", newer.string())),
+                        "holds step_00000003, newer than the step 0 written here");
+  EXPECT_EQ(tree_of(newer), with_step3);
+  expect_one_error_line(t6_ckpt(str("reshard ", imported().string(), " ", fixture.string(), " --tp 1 --dp 1")),
+                        "exists and is not a directory");
 }
 
 }  // namespace

@@ -275,6 +275,32 @@ fs::path CheckpointStore::commit_save(const SaveInfo& info) const {
   return final_dir;
 }
 
+fs::path write_checkpoint_offline(const fs::path& checkpoints_dir, const SaveInfo& info,
+                                  const std::function<void(const CheckpointStore& store)>& write_shards) {
+  std::error_code error;
+  const bool existed = fs::exists(checkpoints_dir, error);
+  T6_CHECK(!existed || fs::is_directory(checkpoints_dir, error), checkpoints_dir.string(),
+           ": exists and is not a directory; pick another destination");
+  const fs::path final_dir = checkpoints_dir / step_dir_name(info.step);
+  T6_CHECK(!fs::exists(final_dir, error), final_dir.string(), " exists already; pick another destination");
+  const std::vector<fs::path> held = existed ? list_step_dirs(checkpoints_dir) : std::vector<fs::path>{};
+  T6_CHECK(held.empty() || *parse_step_dir_name(held.back().filename().string()) < info.step, checkpoints_dir.string(),
+           " holds ", held.empty() ? "" : held.back().filename().string(), ", newer than the step ", info.step,
+           " written here, so its `latest` would move back; pick another destination");
+  fs::create_directories(checkpoints_dir, error);
+  T6_CHECK(!error, checkpoints_dir.string(), ": cannot create the checkpoints directory (", error.message(), ")");
+  const CheckpointStore store(checkpoints_dir, 0, make_save_nonce());
+  try {
+    store.begin_save(info.step);
+    write_shards(store);
+    return store.commit_save(info);
+  } catch (...) {
+    store.abort_save(info.step);
+    if (!existed) fs::remove(checkpoints_dir, error);  // only while empty
+    throw;
+  }
+}
+
 void recover_interrupted_saves(const fs::path& checkpoints_dir) {
   std::error_code error;
   for (const fs::directory_entry& entry : fs::directory_iterator(checkpoints_dir, error)) {

@@ -76,6 +76,15 @@ class CheckpointStore {
   std::string save_nonce_;
 };
 
+// Writes one checkpoint outside a training run (t6_ckpt reshard and import) into a checkpoints
+// directory, created if missing: `write_shards` writes the shard files into
+// store.staging_dir(info.step), then the save is committed and `latest` names it. Refuses a
+// destination that is not a directory or already holds this step or a newer one (its `latest` would
+// move back, and resume would still take the newer one). On a failure (a full disk) the staging
+// directory is removed, and the destination too when this call created it: nothing partial stays.
+std::filesystem::path write_checkpoint_offline(const std::filesystem::path& checkpoints_dir, const SaveInfo& info,
+                                               const std::function<void(const CheckpointStore& store)>& write_shards);
+
 struct ResumePoint {
   std::filesystem::path dir;          // the step directory
   Manifest manifest;

@@ -28,20 +28,17 @@ std::filesystem::path import_safetensors(const std::string& in, const std::files
   ModelWeights weights(config.model, 0, 1);
   load_state_dict(file, weights, fixture ? "param." : "");
 
-  const std::filesystem::path final_dir = destination_checkpoints / step_dir_name(0);
-  T6_CHECK(!std::filesystem::exists(final_dir), final_dir.string(), " exists already; pick another destination");
-  std::filesystem::create_directories(destination_checkpoints);
-  CheckpointStore store(destination_checkpoints, 0, make_save_nonce());
-  store.begin_save(0);
-  const int64_t numel = weights.table().local_numel();
-  HostBuffer first(size_t(numel) * sizeof(float)), second(size_t(numel) * sizeof(float));  // zero: fresh AdamW
-  ShardFileWriter writer(store.staging_dir(0) / shard_file_name(0, 0), store.save_id(0));
-  write_rank_tensors(writer, weights, {first.as({numel}, DType::F32), second.as({numel}, DType::F32), 0, numel},
-                     {0, numel});
-  writer.finish();
   // lr_decay_steps as the user set it (0: the resumed run's max_steps).
   const TrainState state{0, 0, config.train.lr_decay_steps, 0, "", ""};
-  return store.commit_save({0, 0, {1, 1, false}, config.to_json(), to_json(state), train_checkpoint_tensors(config.model)});
+  const SaveInfo info{0, 0, {1, 1, false}, config.to_json(), to_json(state), train_checkpoint_tensors(config.model)};
+  return write_checkpoint_offline(destination_checkpoints, info, [&](const CheckpointStore& store) {
+    const int64_t numel = weights.table().local_numel();
+    HostBuffer first(size_t(numel) * sizeof(float)), second(size_t(numel) * sizeof(float));  // zero: fresh AdamW
+    ShardFileWriter writer(store.staging_dir(0) / shard_file_name(0, 0), store.save_id(0));
+    write_rank_tensors(writer, weights, {first.as({numel}, DType::F32), second.as({numel}, DType::F32), 0, numel},
+                       {0, numel});
+    writer.finish();
+  });
 }
 
 }  // namespace t6::checkpoint

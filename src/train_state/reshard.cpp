@@ -23,39 +23,36 @@ std::filesystem::path reshard_checkpoint(const ResumePoint& source, const std::f
            layout.dp);
   const Manifest& manifest = source.manifest;
   const ModelConfig model = model_config_of(manifest, source.dir);
-  const std::filesystem::path final_dir = destination_checkpoints / step_dir_name(manifest.step);
-  T6_CHECK(!std::filesystem::exists(final_dir), final_dir.string(), " exists already; pick another destination");
-  std::filesystem::create_directories(destination_checkpoints);
-
   const bool zero1 = layout.zero1 && layout.dp > 1;  // what the trainer does: ZeRO-1 over one rank is plain
-  CheckpointStore store(destination_checkpoints, 0, make_save_nonce());
-  store.begin_save(manifest.step);
-  CheckpointReader reader(source.dir, manifest);
-  const int64_t total = int64_t(layout.tp) * layout.dp;
-  int64_t done = 0;
-  for (int tp_rank = 0; tp_rank < layout.tp; ++tp_rank) {
-    ModelWeights weights(model, tp_rank, layout.tp, zero1 ? layout.dp : 1);
-    std::optional<Range> loaded;  // the state range read; without ZeRO-1 every DP rank holds all of it
-    HostBuffer first, second;
-    OptimizerShard optimizer;
-    for (int dp_rank = 0; dp_rank < layout.dp; ++dp_rank) {
-      const Range state = optimizer_state_range(weights, dp_rank, layout.dp, zero1);
-      if (!loaded || loaded->begin != state.begin || loaded->end != state.end) {
-        first = HostBuffer(size_t(state.size()) * sizeof(float));
-        second = HostBuffer(size_t(state.size()) * sizeof(float));
-        optimizer = {first.as({state.size()}, DType::F32), second.as({state.size()}, DType::F32), state.begin, state.end};
-        read_rank_tensors(reader, weights, optimizer);
-        loaded = state;
+  const SaveInfo info{manifest.step, manifest.tokens_seen, {layout.tp, layout.dp, zero1}, manifest.config,
+                      manifest.state, train_checkpoint_tensors(model)};
+  return write_checkpoint_offline(destination_checkpoints, info, [&](const CheckpointStore& store) {
+    CheckpointReader reader(source.dir, manifest);
+    const int64_t total = int64_t(layout.tp) * layout.dp;
+    int64_t done = 0;
+    for (int tp_rank = 0; tp_rank < layout.tp; ++tp_rank) {
+      ModelWeights weights(model, tp_rank, layout.tp, zero1 ? layout.dp : 1);
+      std::optional<Range> loaded;  // the state range read; without ZeRO-1 every DP rank holds all of it
+      HostBuffer first, second;
+      OptimizerShard optimizer;
+      for (int dp_rank = 0; dp_rank < layout.dp; ++dp_rank) {
+        const Range state = optimizer_state_range(weights, dp_rank, layout.dp, zero1);
+        if (!loaded || loaded->begin != state.begin || loaded->end != state.end) {
+          first = HostBuffer(size_t(state.size()) * sizeof(float));
+          second = HostBuffer(size_t(state.size()) * sizeof(float));
+          optimizer = {first.as({state.size()}, DType::F32), second.as({state.size()}, DType::F32), state.begin,
+                       state.end};
+          read_rank_tensors(reader, weights, optimizer);
+          loaded = state;
+        }
+        ShardFileWriter writer(store.staging_dir(manifest.step) / shard_file_name(tp_rank, dp_rank),
+                               store.save_id(manifest.step));
+        write_rank_tensors(writer, weights, optimizer, shard_range(weights, dp_rank, layout.dp, zero1));
+        writer.finish();
+        if (progress) progress(++done, total);
       }
-      ShardFileWriter writer(store.staging_dir(manifest.step) / shard_file_name(tp_rank, dp_rank),
-                             store.save_id(manifest.step));
-      write_rank_tensors(writer, weights, optimizer, shard_range(weights, dp_rank, layout.dp, zero1));
-      writer.finish();
-      if (progress) progress(++done, total);
     }
-  }
-  return store.commit_save({manifest.step, manifest.tokens_seen, {layout.tp, layout.dp, zero1}, manifest.config,
-                            manifest.state, train_checkpoint_tensors(model)});
+  });
 }
 
 }  // namespace t6::checkpoint

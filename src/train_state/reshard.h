@@ -19,7 +19,8 @@ using ReshardProgress = std::function<void(int64_t done, int64_t total)>;
 
 // Writes `source` at `layout` as a new checkpoint of the same step under `destination_checkpoints`
 // (a checkpoints directory, created if missing; its `latest` then names the new step directory).
-// Refuses to replace an existing step directory. Returns the new step directory.
+// Refuses a destination holding this step or a newer one; a failure leaves nothing behind
+// (write_checkpoint_offline). Returns the new step directory.
 std::filesystem::path reshard_checkpoint(const ResumePoint& source, const std::filesystem::path& destination_checkpoints,
                                          const CheckpointLayout& layout, const ReshardProgress& progress = {});
 
