@@ -4,7 +4,8 @@
 // names (T6 and MLA), and the official llama-mla.py loads the MLA export strictly and computes the
 // fixture's logits from it (skipped without python3-torch or ../shared/anchors); a reshard to TP2 × DP2
 // ZeRO-1 holds the same weights and moments; verify passes a whole checkpoint and fails, naming the
-// file, on a truncated shard and on a flipped bit; inspect prints the tensor table; bad input exits 1
+// file, on a truncated shard, a flipped bit and a manifest whose training state or model config
+// resume refuses; inspect prints the tensor table; bad input exits 1
 // with one "t6_ckpt: error:" line; a failed reshard or import (full disk, a destination holding a
 // newer checkpoint) leaves nothing behind and the destination as it was.
 #include <gtest/gtest.h>
@@ -17,6 +18,7 @@
 #include <map>
 #include <set>
 #include <sstream>
+#include <tuple>
 
 #include <nlohmann/json.hpp>
 
@@ -214,6 +216,17 @@ TEST(T6Ckpt, VerifyPassesAWholeCheckpointAndNamesDamagedFiles) {
   result = t6_ckpt("verify " + flipped.string());
   EXPECT_EQ(result.exit_code, 1);
   EXPECT_NE(result.err.find("shard_tp0_dp0.h5"), std::string::npos) << result.err;
+
+  // Whole files, but a manifest that resume refuses: verify said "complete" before.
+  for (const auto& [key, value, expected] :
+       {std::tuple<const char*, nlohmann::json, const char*>{"adam_steps", -1, "adam_steps -1 is not in [0, 0]"},
+        {"kind", "llama_mha", "the manifest's model config is invalid"}}) {
+    const fs::path edited = copy_of_checkpoint("edited");
+    nlohmann::json manifest = nlohmann::json::parse(std::ifstream(edited / "manifest.json"));
+    (std::string(key) == "kind" ? manifest["config"]["model"] : manifest["state"])[key] = value;
+    std::ofstream(edited / "manifest.json") << manifest.dump();
+    expect_one_error_line(t6_ckpt("verify " + edited.string()), expected);
+  }
 }
 
 TEST(T6Ckpt, InspectPrintsTheTensorTable) {
@@ -236,6 +249,9 @@ TEST(T6Ckpt, BadInputExitsOneWithOneLine) {
   expect_one_error_line(t6_ckpt("reshard " + imported().string() + " " + imported().string() + " --tp 1 --dp 1"),
                         "exists already");
   expect_one_error_line(t6_ckpt("frobnicate"), "subcommand");
+  const fs::path latest_dir = scratch_dir("latest_dir") / "checkpoints";
+  fs::create_directories(latest_dir / "latest");
+  expect_one_error_line(t6_ckpt("inspect " + latest_dir.string()), "latest: is a directory");
 }
 
 // A listing of a directory tree (names and sizes), to show that a failed command changed nothing.

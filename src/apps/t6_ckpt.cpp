@@ -16,6 +16,7 @@
 #include "checkpoint/checkpoint_verify.h"
 #include "train_state/model_export.h"
 #include "train_state/reshard.h"
+#include "train_state/train_checkpoint.h"
 #include "apps/tool_main.h"
 #include "core/error.h"
 #include "core/progress_bar.h"
@@ -54,6 +55,8 @@ int verify(const std::string& path) {
   for (const CheckpointProblem& problem : problems)
     std::fprintf(stderr, "t6_ckpt: error: %s\n", problem.to_string().c_str());
   if (!problems.empty()) return 1;
+  // Whole files can still hold a training state or model config that resume refuses.
+  check_training_checkpoint({dir, read_manifest(dir / "manifest.json"), {}});
   std::printf("%s: complete, every checksum matches\n", dir.string().c_str());
   return 0;
 }
@@ -81,7 +84,8 @@ int run(int argc, char** argv) {
   CLI::App* inspect_command = app.add_subcommand("inspect", "print step, tokens, layout and the tensor table");
   inspect_command->add_option("CHECKPOINT", source)->required();
   CLI::App* verify_command =
-      app.add_subcommand("verify", "check completeness and every checksum; exit 1 naming each damaged file and dataset");
+      app.add_subcommand("verify", "check completeness, every checksum, the training state and the model config; exit 1 "
+                                   "naming each damaged file and dataset");
   verify_command->add_option("CHECKPOINT", source)->required();
   CLI::App* reshard_command = app.add_subcommand(
       "reshard", "rewrite a checkpoint for another TP × DP layout, offline in one process. DST is a checkpoints "

@@ -126,6 +126,7 @@ std::string read_latest_name(const fs::path& checkpoints_dir) {
   if (fs::is_symlink(latest, error)) {
     name = fs::read_symlink(latest).filename().string();  // a relative symlink, as DESIGN.md allows
   } else {
+    T6_CHECK(!fs::is_directory(latest, error), latest.string(), ": is a directory, not a file naming a step directory");
     std::ifstream in(latest, std::ios::binary);
     T6_CHECK(in, latest.string(), ": missing (no checkpoint was ever completed here)");
     name.resize(128);
