@@ -8,6 +8,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "common/child_process.h"
 #include "common/command.h"
 #include "common/test_paths.h"
 
@@ -99,6 +100,22 @@ TEST_F(PretrainCli, BadFlagsUnderMpirunArePrintedOnceAsOneErrorLine) {
   EXPECT_EQ(help.exit_code, 0) << help.output;
   EXPECT_EQ(occurrences(help.output, "Usage:"), 1u) << help.output;
   EXPECT_FALSE(std::filesystem::exists(workdir_ / "bad_flags"));
+}
+
+TEST_F(PretrainCli, ResumeAtOrPastMaxStepsSaysThereIsNothingLeftToTrain) {
+  // It ended with exit 0 and no word: a lowered max_steps looked like a run that did nothing.
+  const std::string run_dir = (workdir_ / "finished").string();
+  ASSERT_EQ(run(pretrain(2, run_dir, "--set train.max_steps=2 --set eval.interval=0")).exit_code, 0);
+  const std::string metrics = read_text(run_dir + "/metrics.jsonl");
+  for (const char* max_steps : {"2", "1"}) {
+    const CommandResult result = run(pretrain(2, run_dir, std::string("--resume --set eval.interval=0 --set train.max_steps=") + max_steps));
+    EXPECT_EQ(result.exit_code, 0) << result.output;
+    EXPECT_NE(result.output.find(std::string("resumed at step 2, which train.max_steps = ") + max_steps +
+                                 " does not exceed: nothing left to train"),
+              std::string::npos)
+        << result.output;
+    EXPECT_EQ(read_text(run_dir + "/metrics.jsonl"), metrics);
+  }
 }
 
 TEST_F(PretrainCli, UnknownKeyIsOneLineAndNonZeroExit) {

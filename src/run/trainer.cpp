@@ -348,6 +348,11 @@ void Trainer::log_validation() {
 }
 
 void Trainer::run() {
+  // A resumed run already there (a finished job requeued, or max_steps lowered by mistake) trains
+  // nothing; say so rather than end without a word.
+  if (step_ >= config_.train.max_steps)
+    log_info("resumed at step ", step_, ", which train.max_steps = ", config_.train.max_steps,
+             " does not exceed: nothing left to train (raise train.max_steps to continue)");
   // The untrained model's validation loss, so the curve starts where training does.
   if (config_.eval.interval > 0 && step_ == 0) log_validation();
   while (step_ < config_.train.max_steps) {
