@@ -3,9 +3,9 @@
 // Bad input to t6_generate and t6_eval, through the built tools: a missing checkpoint, a damaged
 // one (a flipped bit in a shard, a truncated safetensors file), a model whose vocabulary is smaller
 // than the tokenizer's, a prompt longer than --max-context, a cache over --memory-budget, a task
-// file with an unknown or a missing field, and a corpus directory that does not exist each end the
-// tool with exit code 1 and exactly one line, "<tool>: error: ...", naming the file, option or
-// field (no crash, no hang, nothing on stdout). The model: a tiny T6 of random weights with GPT-2's
+// file with an unknown or a missing field, a corpus directory that does not exist and one without a
+// val split each end the tool with exit code 1 and exactly one line, "<tool>: error: ...", naming
+// the file, option or field (no crash, no hang, nothing on stdout). The model: a tiny T6 of random weights with GPT-2's
 // padded vocabulary, imported as a checkpoint.
 #include <gtest/gtest.h>
 
@@ -127,6 +127,17 @@ TEST_F(InferCli, PerplexityNamesAMissingDataDirectory) {
   expect_one_error_line("t6_eval",
                         "perplexity --checkpoint " + checkpoints_.string() + " --seq-len 16 --data " + missing,
                         {missing});
+}
+
+TEST_F(InferCli, PerplexityOnACorpusWithoutAValSplitSaysSo) {
+  // It blamed "--windows 0", a flag the user had not given.
+  const fs::path text = write_file("train_only.jsonl", "{\"text\": \"To be, or not to be, that is the question.\"}\n"
+                                                       "{\"text\": \"Whether 'tis nobler in the mind to suffer.\"}\n");
+  const std::string corpus = (workdir_ / "train_only").string();
+  const CommandResult made = run_command(tool("t6_preprocess") + " --input " + text.string() + " --output " + corpus);
+  ASSERT_EQ(made.exit_code, 0) << made.output;
+  expect_one_error_line("t6_eval", "perplexity --checkpoint " + checkpoints_.string() + " --seq-len 4 --data " + corpus,
+                        {corpus, "its val split holds no window of 5 tokens"});
 }
 
 }  // namespace

@@ -40,9 +40,11 @@ void run_perplexity(const std::string& checkpoint, const PerplexityOptions& opti
   TokenLoader loader(options.data, seq_len, 0);
   T6_CHECK(loader.vocab_size() <= source.config.vocab_size, options.data, ": its vocabulary (", loader.vocab_size(),
            ") is larger than the model's (", source.config.vocab_size, ")");
+  T6_CHECK(loader.val_windows() >= 1, options.data, ": its val split holds no window of ", seq_len + 1,
+           " tokens (write the corpus with --val-fraction or --val-docs, or pass a smaller --seq-len)");
   const int64_t windows = options.windows ? options.windows : loader.val_windows();
-  T6_CHECK(windows >= 1 && windows <= loader.val_windows(), "--windows ", windows, ": ", options.data,
-           " has ", loader.val_windows(), " validation windows of ", seq_len + 1, " tokens");
+  T6_CHECK(windows <= loader.val_windows(), "--windows ", windows, ": ", options.data, " has ", loader.val_windows(),
+           " validation windows of ", seq_len + 1, " tokens");
   LanguageModel model(source.config, perplexity_batch(windows, options.batch), seq_len, nullptr, 1, false);
   load_model_weights(source, model.weights());
   const PerplexityResult result = evaluate_perplexity(model, loader, windows);
