@@ -118,6 +118,23 @@ TEST_F(PretrainCli, ResumeAtOrPastMaxStepsSaysThereIsNothingLeftToTrain) {
   }
 }
 
+TEST_F(PretrainCli, DamagedManifestIsNotBlamedOnTheRunConfig) {
+  // The manifest's own model.n_head and model.n_embd were said to come from the run's config file.
+  const std::string run_dir = (workdir_ / "bad_manifest").string();
+  ASSERT_EQ(run(pretrain(2, run_dir, "--set train.max_steps=1 --set eval.interval=0")).exit_code, 0);
+  const std::string manifest_path = run_dir + "/checkpoints/step_00000001/manifest.json";
+  nlohmann::json manifest = nlohmann::json::parse(std::ifstream(manifest_path));
+  manifest["config"]["model"]["kind"] = "llama_mha";  // n_head 6 does not divide n_embd 64
+  std::ofstream(manifest_path) << manifest.dump();
+  const CommandResult result = run(pretrain(2, run_dir, "--resume --set train.max_steps=2"));
+  EXPECT_NE(result.exit_code, 0);
+  EXPECT_NE(result.output.find("cannot resume: checkpoint " + run_dir + "/checkpoints/step_00000001 is damaged"),
+            std::string::npos)
+      << result.output;
+  EXPECT_NE(result.output.find("the manifest's model config is invalid"), std::string::npos) << result.output;
+  EXPECT_EQ(result.output.find("model.n_embd: " + config_.string()), std::string::npos) << result.output;
+}
+
 TEST_F(PretrainCli, UnknownKeyIsOneLineAndNonZeroExit) {
   const CommandResult result = run(pretrain(2, (workdir_ / "bad_key").string(), "--set train.learning_rate=1"));
   EXPECT_NE(result.exit_code, 0);

@@ -73,8 +73,11 @@ int main(int argc, char** argv) {
       trainer.emplace(config, grid, run_dir, resume ? t6::ResumeMode::latest : t6::ResumeMode::from_config,
                       allowed_changes);
     } catch (const t6::Error& error) {
-      // A value that does not fit the world or the data: say where it was set.
-      throw t6::Error(config.with_sources(error.what()));
+      // A value that does not fit the world or the data: say where it was set. A checkpoint that
+      // cannot be resumed is named by its own values (a damaged manifest), which no config set.
+      const std::string message = error.what();
+      if (message.rfind("cannot resume: ", 0) == 0) throw;
+      throw t6::Error(config.with_sources(message));
     }
     trainer->run();
     return 0;
