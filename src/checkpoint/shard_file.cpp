@@ -1,10 +1,7 @@
 #include "checkpoint/shard_file.h"
 
-#include <fcntl.h>
 #include <hdf5.h>
-#include <unistd.h>
 
-#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -92,22 +89,19 @@ ShardSummary read_shard_index(const std::filesystem::path& index_path) {
 }
 
 ShardFileWriter::ShardFileWriter(std::filesystem::path path, std::string save_id) : path_(std::move(path)) {
+  // Grown 64 MiB at a time. finish() hashes every byte as it goes out, so the shard is never read
+  // back to checksum it.
+  image_ = std::make_unique<Hdf5Image>(path_, size_t(64) << 20, H5P_DEFAULT, "checkpoint shard", disk_full_injected());
   Hdf5QuietErrors quiet;
-  // In memory only; finish() writes the file, hashing each block as it goes out, so the shard is
-  // never read back to checksum it. Grown 64 MiB at a time.
-  file_id_ = create_hdf5_in_memory(path_, size_t(64) << 20, H5P_DEFAULT, "checkpoint shard");
-  write_string_attribute(file_id_, kSaveIdAttribute, save_id, path_.string());
+  write_string_attribute(image_->file(), kSaveIdAttribute, save_id, path_.string());
   summary_.record.file = path_.filename().string();
   summary_.save_id = std::move(save_id);
 }
 
-ShardFileWriter::~ShardFileWriter() {
-  Hdf5QuietErrors quiet;
-  if (file_id_ >= 0) H5Fclose(file_id_);
-}
+ShardFileWriter::~ShardFileWriter() = default;
 
 void ShardFileWriter::write(const std::string& tensor, const TensorRegion& region, const Tensor& data) {
-  T6_CHECK(file_id_ >= 0, path_.string(), ": write of '", tensor, "' after finish()");
+  T6_CHECK(image_ != nullptr, path_.string(), ": write of '", tensor, "' after finish()");
   region.check_valid(tensor);
   T6_CHECK(data.device() == Device::CPU, "tensor '", tensor, "': copy it to host memory before writing a checkpoint");
   T6_CHECK(data.numel() == region.numel(), "tensor '", tensor, "': ", data.numel(), " elements given for region ",
@@ -133,13 +127,14 @@ void ShardFileWriter::write(const std::string& tensor, const TensorRegion& regio
     Hdf5Handle properties(H5Pcreate(H5P_DATASET_CREATE));
     H5Pset_chunk(properties.get(), int(chunk.size()), chunk.data());
     H5Pset_fletcher32(properties.get());
-    Hdf5Handle dataset(H5Dcreate2(file_id_, dataset_name, native_type(data.dtype()), space.get(), H5P_DEFAULT,
+    Hdf5Handle dataset(H5Dcreate2(image_->file(), dataset_name, native_type(data.dtype()), space.get(), H5P_DEFAULT,
                                   properties.get(), H5P_DEFAULT));
     T6_CHECK(dataset.valid(), where, ": cannot create dataset");
     const auto* source = static_cast<const unsigned char*>(data.raw()) + size_t(stored.storage_offset) * element_bytes;
-    if (chunks_are_row_runs(dims, chunk))
+    if (chunks_are_row_runs(dims, chunk)) {
       write_fletcher32_chunks(dataset.get(), source, dims, chunk, element_bytes, where);
-    else
+      write_chunks_to_disk(dataset.get(), where);
+    } else
       T6_CHECK(H5Dwrite(dataset.get(), native_type(data.dtype()), H5S_ALL, H5S_ALL, H5P_DEFAULT, source) >= 0, where,
                ": write failed (disk full?)");
     write_string_attribute(dataset.get(), "tensor", tensor, where);
@@ -150,16 +145,28 @@ void ShardFileWriter::write(const std::string& tensor, const TensorRegion& regio
   }
 }
 
+// Chunks written with H5Dwrite_chunk are final in the image, so they go to the disk now, while the
+// next tensors are still being built.
+void ShardFileWriter::write_chunks_to_disk(hid_t dataset, const std::string& where) {
+  Hdf5Handle space(H5Dget_space(dataset));  // all of it selected
+  hsize_t chunks = 0;
+  T6_CHECK(H5Dget_num_chunks(dataset, space.get(), &chunks) >= 0, where, ": cannot count its chunks: ", hdf5_error_text());
+  for (hsize_t index = 0; index < chunks; ++index) {
+    haddr_t address = HADDR_UNDEF;
+    hsize_t bytes = 0;
+    T6_CHECK(H5Dget_chunk_info(dataset, space.get(), index, nullptr, nullptr, &address, &bytes) >= 0 &&
+                 address != HADDR_UNDEF,
+             where, ": cannot locate chunk ", index);
+    image_->write_final_bytes(address, bytes);
+  }
+}
+
 ShardSummary ShardFileWriter::finish() {
-  T6_CHECK(file_id_ >= 0, path_.string(), ": finish() called twice");
+  T6_CHECK(image_ != nullptr, path_.string(), ": finish() called twice");
   {
     StreamingDigest digest;
-    write_hdf5_image(
-        file_id_, path_, "checkpoint shard", [&](const unsigned char* data, size_t size) { digest.update(data, size); },
-        disk_full_injected());
-    Hdf5QuietErrors quiet;
-    H5Fclose(file_id_);
-    file_id_ = -1;
+    image_->write([&](const unsigned char* data, size_t size) { digest.update(data, size); });
+    image_.reset();
     summary_.record.bytes = digest.finish().bytes;
     summary_.record.xxh3_128 = digest.finish().xxh3_128;
   }

@@ -8,12 +8,17 @@
 #pragma once
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "checkpoint/manifest.h"
 #include "checkpoint/tensor_region.h"
 #include "core/tensor.h"
+
+namespace t6 {
+class Hdf5Image;
+}
 
 namespace t6::checkpoint {
 
@@ -29,9 +34,9 @@ ShardSummary read_shard_index(const std::filesystem::path& index_path);
 
 class ShardFileWriter {
  public:
-  // Builds the file in memory; nothing reaches `path` before finish().
+  // Builds the file in memory; its finished chunks go to `path` in the background (core/hdf5_image.h).
   ShardFileWriter(std::filesystem::path path, std::string save_id);
-  ~ShardFileWriter();  // an unfinished file is never written
+  ~ShardFileWriter();  // an unfinished file is removed
   ShardFileWriter(const ShardFileWriter&) = delete;
   ShardFileWriter& operator=(const ShardFileWriter&) = delete;
 
@@ -39,13 +44,15 @@ class ShardFileWriter {
   // region of global tensor `tensor`. A tensor may be written in several regions.
   void write(const std::string& tensor, const TensorRegion& region, const Tensor& data);
 
-  // Writes the file, checksumming it on the way out, fsyncs it and writes its index next to it
-  // (durably). Throws naming the file when the disk is full; the caller removes the staging directory.
+  // Writes the rest of the file, checksumming all of it on the way out, fsyncs it and writes its
+  // index next to it (durably). Throws naming the file when the disk is full; the caller removes the staging directory.
   ShardSummary finish();
 
  private:
+  void write_chunks_to_disk(int64_t dataset, const std::string& where);  // dataset: a hid_t
+
   std::filesystem::path path_;
-  int64_t file_id_ = -1;  // hid_t
+  std::unique_ptr<Hdf5Image> image_;  // null once finished
   ShardSummary summary_;
 };
 

@@ -57,8 +57,9 @@ ShardWriter::ShardWriter(const std::string& path, const ShardSpec& spec)
   Hdf5QuietErrors quiet;
   Hdf5Handle creation(hdf5_check(H5Pcreate(H5P_FILE_CREATE), path_, "create file properties"));
   hdf5_check(H5Pset_obj_track_times(creation.get(), false), path_, "disable time tracking");
-  file_ = Hdf5Handle(create_hdf5_in_memory(path_, size_t(32) << 20, creation.get(), "token shard"));
-  tokens_ = create_growing_dataset(file_.get(), shard_format::kTokensDataset,
+  image_ = std::make_unique<Hdf5Image>(path_, size_t(32) << 20, creation.get(), "token shard",
+                                       shard_disk_full_injected());
+  tokens_ = create_growing_dataset(image_->file(), shard_format::kTokensDataset,
                                    token_bytes_ == 2 ? H5T_STD_U16LE : H5T_STD_U32LE, shard_format::kTokensPerChunk,
                                    spec_.gzip_level, path_);
   pending_.reserve(shard_format::kTokensPerChunk * size_t(token_bytes_));
@@ -67,9 +68,9 @@ ShardWriter::ShardWriter(const std::string& path, const ShardSpec& spec)
 }
 
 ShardWriter::~ShardWriter() {
-  Hdf5QuietErrors quiet;  // an unfinished shard exists only in memory: closing it writes nothing
+  Hdf5QuietErrors quiet;  // an unfinished shard is removed
   tokens_.reset();
-  file_.reset();
+  image_.reset();
   if (checksum_state_) XXH3_freeState(checksum_state_);
 }
 
@@ -115,7 +116,7 @@ void ShardWriter::add_source(const std::string& source_file) {
 ShardSummary ShardWriter::finish() {
   flush_tokens();
   Hdf5QuietErrors quiet;
-  Hdf5Handle doc_offsets = create_growing_dataset(file_.get(), shard_format::kDocOffsetsDataset, H5T_STD_U64LE,
+  Hdf5Handle doc_offsets = create_growing_dataset(image_->file(), shard_format::kDocOffsetsDataset, H5T_STD_U64LE,
                                                   shard_format::kDocOffsetsPerChunk, spec_.gzip_level, path_);
   if (!doc_offsets_.empty())
     append_to_dataset(doc_offsets.get(), H5T_NATIVE_UINT64, 0, doc_offsets_.size(), doc_offsets_.data(), path_);
@@ -129,7 +130,7 @@ ShardSummary ShardWriter::finish() {
   summary.documents = doc_offsets_.size();
   summary.checksum = shard_format::checksum_hex(XXH3_64bits_digest(checksum_state_));
 
-  Hdf5Handle root(hdf5_check(H5Gopen2(file_.get(), "/", H5P_DEFAULT), path_, "open the root group"));
+  Hdf5Handle root(hdf5_check(H5Gopen2(image_->file(), "/", H5P_DEFAULT), path_, "open the root group"));
   using namespace shard_format;
   write_int64_attribute(root.get(), kFormatVersionAttribute, kFormatVersion, path_);
   write_string_attribute(root.get(), kTokenizerAttribute, spec_.tokenizer, path_);
@@ -143,8 +144,8 @@ ShardSummary ShardWriter::finish() {
   write_string_attribute(root.get(), kChecksumAttribute, summary.checksum, path_);
   write_string_list_attribute(root.get(), kSourceFilesAttribute, source_files_, path_);
   root.reset();
-  write_hdf5_image(file_.get(), path_, "token shard", nullptr, shard_disk_full_injected());
-  file_.reset();
+  image_->write(nullptr);
+  image_.reset();
   return summary;
 }
 

@@ -35,6 +35,8 @@ struct ShardSummary {
   std::string checksum;
 };
 
+class Hdf5Image;
+
 class ShardWriter {
  public:
   ShardWriter(const std::string& path, const ShardSpec& spec);
@@ -54,7 +56,8 @@ class ShardWriter {
   std::string path_;
   ShardSpec spec_;
   int token_bytes_;
-  Hdf5Handle file_, tokens_;
+  std::unique_ptr<Hdf5Image> image_;
+  Hdf5Handle tokens_;  // closed before image_
   std::vector<unsigned char> pending_;  // encoded tokens not yet written, at most one chunk
   uint64_t token_count_ = 0, written_tokens_ = 0;
   std::vector<uint64_t> doc_offsets_;
