@@ -1,11 +1,15 @@
-// Core utilities: shapes, arenas, bf16 rounding and the counter-based RNG.
+// Core utilities: shapes, arenas, bf16 rounding, the counter-based RNG and atomic file writes.
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <filesystem>
+#include <fstream>
 #include <set>
 
 #include "core/arena.h"
+#include "common/test_paths.h"
 #include "core/bf16.h"
+#include "core/durable_file.h"
 #include "core/error.h"
 #include "core/process_memory.h"
 #include "core/rng.h"
@@ -80,4 +84,21 @@ TEST(HostBuffer, LargerThanTheMachineIsAClearError) {
     EXPECT_NE(std::string(error.what()).find("GiB of host memory: this machine has"), std::string::npos) << error.what();
   }
   EXPECT_EQ(HostBuffer(1000).bytes(), 1000u);
+}
+
+TEST(DurableFile, FailedAtomicWriteLeavesTheOldFileAndNoTemporary) {
+  // A failed write left PATH.tmp behind (on a full disk, more of what filled it).
+  const std::filesystem::path dir = t6::testing::scratch_dir("durable_file");
+  std::filesystem::create_directories(dir / "target_is_a_directory");
+  try {
+    write_file_atomically(dir / "target_is_a_directory", "new");
+    ADD_FAILURE() << "writing over a directory did not fail";
+  } catch (const Error& error) {
+    EXPECT_NE(std::string(error.what()).find("target_is_a_directory"), std::string::npos) << error.what();
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir / "target_is_a_directory.tmp"));
+  EXPECT_TRUE(std::filesystem::is_directory(dir / "target_is_a_directory"));
+  write_file_atomically(dir / "file", "new");
+  std::ifstream in(dir / "file");
+  EXPECT_EQ(std::string((std::istreambuf_iterator<char>(in)), {}), "new");
 }

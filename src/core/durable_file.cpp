@@ -43,15 +43,24 @@ void write_file_atomically(const std::filesystem::path& path, const std::string&
   temporary += ".tmp";
   int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   T6_CHECK(fd >= 0, "cannot create ", temporary.string(), ": ", std::strerror(errno));
+  // A failed write leaves `path` as it was and no temporary beside it (a full disk stays full of it).
+  auto discard = [&](const std::string& message) {
+    ::unlink(temporary.c_str());
+    fail(message);
+  };
   if (const int error = write_all_bytes(fd, contents.data(), contents.size()); error != 0) {
     ::close(fd);
-    fail(str("cannot write ", temporary.string(), ": ", std::strerror(error)));
+    discard(str("cannot write ", temporary.string(), ": ", std::strerror(error)));
   }
   int result = ::fsync(fd);
   int saved_errno = errno;
   ::close(fd);
-  T6_CHECK(result == 0, "fsync of ", temporary.string(), " failed: ", std::strerror(saved_errno));
-  rename_durably(temporary, path);
+  if (result != 0) discard(str("fsync of ", temporary.string(), " failed: ", std::strerror(saved_errno)));
+  try {
+    rename_durably(temporary, path);
+  } catch (const Error& error) {
+    discard(error.what());  // once renamed, nothing is left to remove
+  }
 }
 
 void commit_file(const std::filesystem::path& temporary, const std::filesystem::path& path) {
