@@ -9,6 +9,8 @@
 // padded vocabulary, imported as a checkpoint.
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+
 #include <algorithm>
 #include <fstream>
 
@@ -138,6 +140,19 @@ TEST_F(InferCli, PerplexityOnACorpusWithoutAValSplitSaysSo) {
   ASSERT_EQ(made.exit_code, 0) << made.output;
   expect_one_error_line("t6_eval", "perplexity --checkpoint " + checkpoints_.string() + " --seq-len 4 --data " + corpus,
                         {corpus, "its val split holds no window of 5 tokens"});
+}
+
+TEST_F(InferCli, ChoiceChecksWhereItsJsonGoesBeforeScoring) {
+  // The tasks were scored (hours on a real set) and only then was the --json path found unwritable.
+  const fs::path tasks = write_file("json_tasks.jsonl", "{\"context\": \"To be or\", \"choices\": [\" not\", \" yes\"], \"label\": 0}\n");
+  const std::string choice = "choice --checkpoint " + checkpoints_.string() + " --tasks " + tasks.string() + " --json ";
+  expect_one_error_line("t6_eval", choice + (workdir_ / "no_such_dir" / "scores.json").string(), {"no_such_dir", "not a directory"});
+  expect_one_error_line("t6_eval", choice + workdir_.string(), {workdir_.string(), "it is a directory"});
+  const fs::path scores = workdir_ / "scores.json";
+  const CommandResult result = run_command(tool("t6_eval") + " " + choice + scores.string(), 120);
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  EXPECT_EQ(nlohmann::json::parse(std::ifstream(scores)).at(0).at("examples"), 1);
+  EXPECT_FALSE(fs::exists(workdir_ / "scores.json.tmp"));
 }
 
 }  // namespace

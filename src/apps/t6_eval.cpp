@@ -6,10 +6,11 @@
 // acc_norm with standard errors per task (one JSONL file each, src/infer/choice_tasks.h) and over all
 // examples, as a table on stdout and as JSON. Errors print one line, "t6_eval: error: ...", and exit 1.
 #include <cstdio>
-#include <fstream>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 
 #include "apps/tool_main.h"
+#include "core/durable_file.h"
 #include "core/error.h"
 #include "infer/choice_scoring.h"
 #include "infer/model_source.h"
@@ -64,6 +65,13 @@ nlohmann::json to_json(const ChoiceScore& score) {
 }
 
 void run_choice(const std::string& checkpoint, const ChoiceOptions& options) {
+  // Checked before the scoring, which can take hours, rather than when its results are written.
+  if (!options.json_path.empty()) {
+    const std::filesystem::path json(options.json_path), parent = json.parent_path().empty() ? "." : json.parent_path();
+    T6_CHECK(std::filesystem::is_directory(parent), options.json_path, ": cannot write the results there: ",
+             parent.string(), " is not a directory");
+    T6_CHECK(!std::filesystem::is_directory(json), options.json_path, ": cannot write the results there: it is a directory");
+  }
   std::vector<ChoiceTask> tasks;
   for (const std::string& path : options.tasks) tasks.push_back(read_choice_task(path));  // bad files fail first
   const ModelSource source = open_model_source(checkpoint);
@@ -102,12 +110,7 @@ void run_choice(const std::string& checkpoint, const ChoiceOptions& options) {
                 score.acc_stderr, score.acc_norm, score.acc_norm_stderr);
     results.push_back(to_json(score));
   }
-  if (!options.json_path.empty()) {
-    std::ofstream out(options.json_path);
-    T6_CHECK(out, options.json_path, ": cannot write the results");
-    out << results.dump(2) << "\n";
-    T6_CHECK(out.good(), options.json_path, ": writing the results failed");
-  }
+  if (!options.json_path.empty()) write_file_atomically(options.json_path, results.dump(2) + "\n");
 }
 
 int run(int argc, char** argv) {
