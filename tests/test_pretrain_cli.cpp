@@ -88,7 +88,8 @@ TEST_F(PretrainCli, BadFlagsUnderMpirunArePrintedOnceAsOneErrorLine) {
   };
   for (const Case& bad : {Case{" --config " + config_.string() + run_dir + " --frobnicate", "--frobnicate"},
                           Case{run_dir, "--config is required"},
-                          Case{" --config " + (workdir_ / "absent.toml").string() + run_dir, "absent.toml"}}) {
+                          Case{" --config " + (workdir_ / "absent.toml").string() + run_dir, "absent.toml"},
+                          Case{" --config " + config_.string() + " --run-dir ''", "--run-dir is empty"}}) {
     SCOPED_TRACE(bad.arguments);
     const CommandResult result = run(tool + bad.arguments);
     EXPECT_NE(result.exit_code, 0);

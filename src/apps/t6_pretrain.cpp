@@ -58,6 +58,10 @@ int main(int argc, char** argv) {
       if (report) std::fprintf(stderr, "t6_pretrain: error: --config is required (or --print-config-doc)\n");
       return 1;
     }
+    if (run_dir.empty()) {
+      if (report) std::fprintf(stderr, "t6_pretrain: error: --run-dir is empty: give the run's directory\n");
+      return 1;
+    }
     if (print_config_doc || print_config) {
       const std::string text =
           print_config_doc ? t6::config_reference_markdown() : t6::resolved_config_toml(t6::load_run_config(config_path, overrides));
