@@ -2,9 +2,13 @@
 // ctest-timeout: 200
 // A stuck peer ends the job: under mpirun -np 2, rank 1 is stopped with SIGSTOP in the middle of
 // training; rank 0, waiting for it in a collective, ends the job within parallel.timeout_s (plus
-// mpirun's teardown) with one line naming the step, the operation and rank 1.
+// mpirun's teardown) with one line naming the step, the operation and rank 1. So does a rank hung
+// in start-up (a filesystem that blocks), before any step.
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <iostream>
@@ -55,6 +59,38 @@ TEST(StuckPeer, StoppedRankEndsTheJobNamingStepOperationAndRank) {
   EXPECT_TRUE(std::regex_search(text, std::regex("rank 0: t6_pretrain: error: step \\d+: \\w+ .*waited 4 s: rank 1 "
                                                  "did not reach it")))
       << text;
+}
+
+TEST(StuckPeer, RankHungInStartUpFileSystemEndsTheJobWithinTheTimeout) {
+  // A FIFO where rank 0 probes the run directory: its open() blocks as on a hung filesystem. Rank 1
+  // waited in start-up's broadcast for the 600 s default, since parallel.timeout_s was set later.
+  const fs::path dir = scratch_dir("stuck_start");
+  RunConfig config = tiny_run_config(ModelKind::T6, write_shakespeare_corpus((dir / "corpus").string()));
+  config.parallel.timeout_s = kTimeout;
+  const fs::path toml = write_run_toml(config, dir / "run.toml");
+  const fs::path run_dir = dir / "run", log = dir / "run.log";
+  fs::create_directories(run_dir);
+  ASSERT_EQ(mkfifo((run_dir / ".t6_write_check").c_str(), 0644), 0);
+  const auto started = std::chrono::steady_clock::now();
+  const pid_t launcher = start_mpi_pretrain(2, {"--config", toml.string(), "--run-dir", run_dir.string()}, log);
+  const pid_t ranks[] = {mpi_rank_pid(launcher, 0), mpi_rank_pid(launcher, 1)};
+  const std::optional<int> exit_code = wait_exit_code(launcher, kTimeout + 60);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  if (!exit_code) {
+    // A reader unblocks rank 0's open(), so that the job can be ended and nothing is left behind.
+    const int reader = ::open((run_dir / ".t6_write_check").c_str(), O_RDONLY | O_NONBLOCK);
+    for (const pid_t rank : ranks)
+      if (rank > 0) kill(rank, SIGKILL);
+    kill(-launcher, SIGKILL);
+    wait_exit_code(launcher, 10);
+    if (reader >= 0) ::close(reader);
+  }
+  ASSERT_TRUE(exit_code) << "the job hung with a rank stuck in start-up\n" << read_text(log);
+  EXPECT_NE(*exit_code, 0);
+  EXPECT_LT(seconds, kTimeout + 30) << read_text(log);
+  EXPECT_TRUE(std::regex_search(read_text(log), std::regex("rank 1: t6_pretrain: error: start-up \\(claiming the run "
+                                                           "directory .*waited 4 s: rank 0 did not reach it")))
+      << read_text(log);
 }
 
 }  // namespace

@@ -33,6 +33,14 @@ const std::string& checked_data_path(const RunConfig& config) {
   return config.data.path;
 }
 
+// The config, once parallel.timeout_s is the collectives' deadline: set before the first member's
+// collective (the run directory's, the checkpointer's), so a rank stuck during start-up (a hung
+// filesystem) ends the job within the timeout too, not after the 600 s default.
+const RunConfig& with_collective_timeout(const RunConfig& config) {
+  set_collective_timeout(config.parallel.timeout_s);
+  return config;
+}
+
 AdamWSettings adamw_settings(const TrainConfig& train) {
   return {float(train.beta1), float(train.beta2), float(train.eps), float(train.weight_decay)};
 }
@@ -55,7 +63,7 @@ void install_stop_signal_handlers() {
 
 Trainer::Trainer(const RunConfig& config, ProcessGrid& grid, const std::string& run_dir, ResumeMode resume,
                  const std::vector<std::string>& allowed_changes)
-    : config_(config),
+    : config_(with_collective_timeout(config)),
       grid_(grid),
       backend_(choose_backend({config.parallel.backend, config.parallel.communicator}, grid.world(), grid.local_rank(),
                               kTrainingStepRunsOnCuda)),
@@ -76,7 +84,7 @@ Trainer::Trainer(const RunConfig& config, ProcessGrid& grid, const std::string& 
       inputs_(size_t(local_sequences_ * config.train.seq_len)),
       targets_(size_t(local_sequences_ * config.train.seq_len)),
       checkpointer_(std::filesystem::path(run_dir) / "checkpoints", int(config.checkpoint.keep), grid) {
-  set_collective_timeout(config.parallel.timeout_s);
+  set_progress_label("start-up");
   T6_CHECK(loader_.vocab_size() <= config.model.vocab_size, config.data.path, ": the corpus' tokenizer has ",
            loader_.vocab_size(), " tokens but model.vocab_size is ", config.model.vocab_size);
   if (config.eval.interval > 0) {
