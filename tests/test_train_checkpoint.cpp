@@ -102,6 +102,8 @@ TEST(TrainCheckpoint, ManifestStateOrModelNoSaveWritesIsRefusedAndAutoResumeFall
       {"elapsed_seconds -1 is not a time", [](nlohmann::json& m) { m["state"]["elapsed_seconds"] = -1.0; }},
       {"the manifest's model config is invalid", [](nlohmann::json& m) { m["config"]["model"]["kind"] = "llama_mha"; }},
       {"the manifest's training state is incomplete", [](nlohmann::json& m) { m["state"].erase("adam_steps"); }},
+      {"has tensor 'param/transformer.wte.weight' of shape [1000, 64] but its tensor table records [128, 64]",
+       [](nlohmann::json& m) { m["config"]["model"]["vocab_size"] = 1000; }},
   };
   ModelWeights weights(fixture_model_config(ModelKind::T6), 0, 1);
   weights.initialise(7);

@@ -97,7 +97,18 @@ TrainState training_state_of(const checkpoint::Manifest& manifest, const std::fi
 }
 
 void check_training_checkpoint(const checkpoint::ResumePoint& point) {
-  model_config_of(point.manifest, point.dir);
+  const ModelConfig model = model_config_of(point.manifest, point.dir);
+  // Every save lists exactly the tensors of its model config; an edited config would load the
+  // tensors into a model of other shapes.
+  const std::vector<checkpoint::TensorInfo> expected = train_checkpoint_tensors(model);
+  for (const checkpoint::TensorInfo& tensor : expected) {
+    const checkpoint::TensorInfo* listed = point.manifest.find_tensor(tensor.name);
+    T6_CHECK(listed && *listed == tensor, (point.dir / "manifest.json").string(), ": the manifest's model config has tensor '",
+             tensor.name, "' of shape ", checkpoint::extents_to_string(tensor.shape), " but its tensor table ",
+             listed ? "records " + checkpoint::extents_to_string(listed->shape) : std::string("lacks it"));
+  }
+  T6_CHECK(point.manifest.tensors.size() == expected.size(), (point.dir / "manifest.json").string(), ": its tensor table holds ",
+           point.manifest.tensors.size(), " tensors, the model config has ", expected.size());
   training_state_of(point.manifest, point.dir);
 }
 
