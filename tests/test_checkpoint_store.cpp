@@ -245,6 +245,24 @@ TEST(CheckpointVerify, BitFlipIsNamedWithItsFileAndDataset) {
   EXPECT_THROW(resolve_for_auto_resume(checkpoints, ChecksumCheck::verify), Error);
 }
 
+// Digests other ranks took are used instead of reading the file again: a digest known for a
+// file is believed (the damaged file below passes), and a wrong one is caught as damage.
+TEST(CheckpointVerify, KnownDigestsStandForReadingTheFile) {
+  const fs::path checkpoints = t6::testing::scratch_dir("verify_known") / "checkpoints";
+  const fs::path dir = save(CheckpointStore(checkpoints, 0, "job"), 100);
+  const fs::path shard = dir / "shard_tp1_dp0.h5";
+  KnownDigests known{{shard.lexically_normal(), digest_file(shard)}};
+  t6::testing::flip_bits(shard, fs::file_size(shard) / 2);
+  EXPECT_NO_THROW(resolve_latest(checkpoints, ChecksumCheck::verify, {}, &known));
+  EXPECT_THROW(resolve_latest(checkpoints, ChecksumCheck::verify), Error);
+
+  t6::testing::flip_bits(shard, fs::file_size(shard) / 2);  // whole again
+  known[shard.lexically_normal()].xxh3_128 = std::string(32, '0');
+  std::string message = error_of([&] { resolve_latest(checkpoints, ChecksumCheck::verify, {}, &known); });
+  EXPECT_NE(message.find("shard_tp1_dp0.h5: XXH3-128 checksum is"), std::string::npos) << message;
+  EXPECT_NO_THROW(resolve_latest(checkpoints, ChecksumCheck::verify));
+}
+
 TEST(Manifest, RoundTripsThroughJsonAndFile) {
   Manifest manifest;
   manifest.step = 12000;

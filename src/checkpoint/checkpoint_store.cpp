@@ -331,9 +331,10 @@ std::vector<fs::path> set_aside_newer_than(const fs::path& checkpoints_dir, int6
   return moved;
 }
 
-ResumePoint open_checkpoint(const fs::path& checkpoint_dir, ChecksumCheck checksums, const CheckpointCheck& check) {
+ResumePoint open_checkpoint(const fs::path& checkpoint_dir, ChecksumCheck checksums, const CheckpointCheck& check,
+                            const KnownDigests* known) {
   ResumePoint point{checkpoint_dir, read_manifest(checkpoint_dir / kManifestName), {}};
-  const std::vector<CheckpointProblem> problems = find_checkpoint_problems(checkpoint_dir, point.manifest, checksums);
+  const std::vector<CheckpointProblem> problems = find_checkpoint_problems(checkpoint_dir, point.manifest, checksums, known);
   T6_CHECK(problems.empty(), "checkpoint ", checkpoint_dir.string(), " is damaged: ", format_problems(problems));
   if (check) {
     try {
@@ -345,21 +346,22 @@ ResumePoint open_checkpoint(const fs::path& checkpoint_dir, ChecksumCheck checks
   return point;
 }
 
-ResumePoint resolve_latest(const fs::path& checkpoints_dir, ChecksumCheck checksums, const CheckpointCheck& check) {
+ResumePoint resolve_latest(const fs::path& checkpoints_dir, ChecksumCheck checksums, const CheckpointCheck& check,
+                           const KnownDigests* known) {
   const std::string latest_name = read_latest_name(checkpoints_dir);
   // A crash between committing a step directory and updating `latest` leaves a newer one behind.
   const std::vector<fs::path> dirs = list_step_dirs(checkpoints_dir);
   if (!dirs.empty() && *parse_step_dir_name(dirs.back().filename().string()) > *parse_step_dir_name(latest_name)) {
-    ResumePoint point = open_checkpoint(dirs.back(), checksums, check);
+    ResumePoint point = open_checkpoint(dirs.back(), checksums, check, known);
     point.warnings.push_back(str("resuming from ", dirs.back().string(), ", newer than ", latest_name,
                                  " that `latest` names (a save stopped before updating `latest`)"));
     return point;
   }
-  return open_checkpoint(checkpoints_dir / latest_name, checksums, check);
+  return open_checkpoint(checkpoints_dir / latest_name, checksums, check, known);
 }
 
 std::optional<ResumePoint> resolve_for_auto_resume(const fs::path& checkpoints_dir, ChecksumCheck checksums,
-                                                   const CheckpointCheck& check) {
+                                                   const CheckpointCheck& check, const KnownDigests* known) {
   std::vector<std::string> warnings;
   std::optional<int64_t> latest_step;
   std::error_code ignored;
@@ -373,7 +375,7 @@ std::optional<ResumePoint> resolve_for_auto_resume(const fs::path& checkpoints_d
   const std::vector<fs::path> dirs = list_step_dirs(checkpoints_dir);
   for (auto dir = dirs.rbegin(); dir != dirs.rend(); ++dir) {
     try {
-      ResumePoint point = open_checkpoint(*dir, checksums, check);
+      ResumePoint point = open_checkpoint(*dir, checksums, check, known);
       if (!warnings.empty() || (latest_step && point.manifest.step != *latest_step))
         warnings.push_back(str("resuming from ", dir->string(), ", the newest checkpoint that verifies"));
       point.warnings = std::move(warnings);

@@ -107,21 +107,22 @@ std::vector<std::filesystem::path> set_aside_newer_than(const std::filesystem::p
 using CheckpointCheck = std::function<void(const ResumePoint& point)>;
 
 // One checkpoint directory, checked: manifest parses, every shard present with its size (and
-// checksum when asked), every tensor tiled, and `check` passes. Throws t6::Error naming the files
-// at fault.
+// checksum when asked, not read again for a file `known` holds), every tensor tiled, and `check`
+// passes. Throws t6::Error naming the files at fault.
 ResumePoint open_checkpoint(const std::filesystem::path& checkpoint_dir, ChecksumCheck checksums,
-                            const CheckpointCheck& check = {});
+                            const CheckpointCheck& check = {}, const KnownDigests* known = nullptr);
 
 // The checkpoint `latest` names, or a newer step directory (a save that stopped before updating
 // `latest`; then with a warning); any problem (no `latest`, a damaged target) is an error.
 ResumePoint resolve_latest(const std::filesystem::path& checkpoints_dir, ChecksumCheck checksums,
-                           const CheckpointCheck& check = {});
+                           const CheckpointCheck& check = {}, const KnownDigests* known = nullptr);
 
 // For auto-resume: the newest step directory that verifies, with warnings saying what was skipped
 // (and a garbage `latest`, shown escaped). nullopt when there is no checkpoint at all (a fresh run);
 // an error when step directories exist but none verifies.
 std::optional<ResumePoint> resolve_for_auto_resume(const std::filesystem::path& checkpoints_dir,
-                                                   ChecksumCheck checksums, const CheckpointCheck& check = {});
+                                                   ChecksumCheck checksums, const CheckpointCheck& check = {},
+                                                   const KnownDigests* known = nullptr);
 
 // The step directories (complete or not) under checkpoints_dir, oldest first.
 std::vector<std::filesystem::path> list_step_dirs(const std::filesystem::path& checkpoints_dir);

@@ -108,7 +108,7 @@ void check_step_matches_directory(const std::filesystem::path& checkpoint_dir, c
 }
 
 void check_shard_file(const std::filesystem::path& checkpoint_dir, const ShardRecord& shard, const Manifest& manifest,
-                      ChecksumCheck checksums, std::vector<CheckpointProblem>& problems) {
+                      ChecksumCheck checksums, const KnownDigests* known, std::vector<CheckpointProblem>& problems) {
   const std::filesystem::path path = checkpoint_dir / shard.file;
   std::error_code error;
   const uintmax_t bytes = std::filesystem::file_size(path, error);
@@ -122,7 +122,8 @@ void check_shard_file(const std::filesystem::path& checkpoint_dir, const ShardRe
     return;
   }
   if (checksums == ChecksumCheck::skip) return;
-  const FileDigest digest = digest_file(path);
+  const auto taken = known ? known->find(path.lexically_normal()) : KnownDigests::const_iterator{};
+  const FileDigest digest = known && taken != known->end() ? taken->second : digest_file(path);
   if (digest.xxh3_128 == shard.xxh3_128) {
     check_slices_against_file(path, shard, manifest, problems);
     return;
@@ -164,10 +165,12 @@ std::string CheckpointProblem::to_string() const {
 }
 
 std::vector<CheckpointProblem> find_checkpoint_problems(const std::filesystem::path& checkpoint_dir,
-                                                        const Manifest& manifest, ChecksumCheck checksums) {
+                                                        const Manifest& manifest, ChecksumCheck checksums,
+                                                        const KnownDigests* known) {
   std::vector<CheckpointProblem> problems;
   check_step_matches_directory(checkpoint_dir, manifest, problems);
-  for (const ShardRecord& shard : manifest.shards) check_shard_file(checkpoint_dir, shard, manifest, checksums, problems);
+  for (const ShardRecord& shard : manifest.shards)
+    check_shard_file(checkpoint_dir, shard, manifest, checksums, known, problems);
   check_tiling(checkpoint_dir / "manifest.json", manifest, problems);
   return problems;
 }

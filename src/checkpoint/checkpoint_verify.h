@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "checkpoint/file_checksum.h"
 #include "checkpoint/manifest.h"
 
 namespace t6::checkpoint {
@@ -22,8 +23,10 @@ struct CheckpointProblem {
 
 enum class ChecksumCheck { skip, verify };
 
+// With `known`, a shard file whose digest it holds is not read again.
 std::vector<CheckpointProblem> find_checkpoint_problems(const std::filesystem::path& checkpoint_dir,
-                                                        const Manifest& manifest, ChecksumCheck checksums);
+                                                        const Manifest& manifest, ChecksumCheck checksums,
+                                                        const KnownDigests* known = nullptr);
 
 // The full pass: the manifest parses, and find_checkpoint_problems with checksums. Empty when whole.
 std::vector<CheckpointProblem> verify_checkpoint(const std::filesystem::path& checkpoint_dir);

@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -31,5 +32,9 @@ class StreamingDigest {
 
 // Throws t6::Error naming the file when it cannot be read.
 FileDigest digest_file(const std::filesystem::path& path);
+
+// Digests already taken (by several ranks, each reading a share of the files), by path
+// (lexically normal): a check looks a file up here before reading it.
+using KnownDigests = std::map<std::filesystem::path, FileDigest>;
 
 }  // namespace t6::checkpoint

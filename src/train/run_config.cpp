@@ -66,7 +66,8 @@ std::vector<ConfigKey<RunConfig>> make_run_config_keys() {
           [](auto& c) -> auto& { return c.parallel.threads; }),
       key("parallel.timeout_s", above_up_to(0, 1e6),
           "seconds a collective waits for its slowest rank before the job ends, naming the late rank; "
-          "also the others' wait while rank 0 reads the checkpoint once to verify it before a resume",
+          "before a resume it also bounds the checksumming of the newest checkpoint (each rank reads a share "
+          "of its files) and of any older one fallen back to (read by rank 0 alone)",
           [](auto& c) -> auto& { return c.parallel.timeout_s; }),
       key("parallel.backend", one_of({"auto", "cpu", "cuda"}),
           "auto: CUDA where the build has it, the rank sees a GPU and the training step can use it; one rank per GPU",
