@@ -125,10 +125,10 @@ void Hdf5Image::write_in_background() {
     queue_.pop_front();
     if (background_error_ != 0) continue;  // the save has failed: write() reports it
     queue_lock.unlock();
-    int error = ENOSPC;
-    if (!fail_as_disk_full_) {
+    int error = 0;
+    {
       std::lock_guard memory_lock(memory_mutex_);
-      error = write_at(fd_, image_ + range.begin, range.end - range.begin, off_t(range.begin), direct_);
+      error = write_bytes(image_ + range.begin, range.end - range.begin, range.begin);
     }
     queue_lock.lock();
     if (error != 0) background_error_ = error;
@@ -145,6 +145,10 @@ void Hdf5Image::stop_background_writes() {
   if (writer_.joinable()) writer_.join();
 }
 
+int Hdf5Image::write_bytes(const unsigned char* data, size_t size, uint64_t offset) {
+  return fail_as_disk_full_ ? ENOSPC : write_at(fd_, data, size, off_t(offset), direct_);
+}
+
 void Hdf5Image::give_up(int error_number, const char* step) {
   ::close(fd_);
   fd_ = -1;
@@ -158,8 +162,7 @@ void Hdf5Image::write_gaps(const unsigned char* image, size_t bytes) {
   auto write_span = [&](uint64_t begin, uint64_t end) {
     for (uint64_t at = begin; at < end; at += kBlockBytes) {
       const uint64_t size = std::min<uint64_t>(kBlockBytes, end - at);
-      const int error = fail_as_disk_full_ ? ENOSPC : write_at(fd_, image + at, size, off_t(at), direct_);
-      if (error != 0) give_up(error, "");
+      if (const int error = write_bytes(image + at, size, at); error != 0) give_up(error, "");
     }
   };
   std::sort(written_ranges_.begin(), written_ranges_.end(), [](Range a, Range b) { return a.begin < b.begin; });
@@ -174,8 +177,7 @@ void Hdf5Image::write_gaps(const unsigned char* image, size_t bytes) {
   if (body_end == bytes) return;
   alignas(kDirectWriteAlignment) unsigned char last_block[kDirectWriteAlignment] = {};
   std::memcpy(last_block, image + body_end, bytes - body_end);
-  const int error = fail_as_disk_full_ ? ENOSPC : write_at(fd_, last_block, sizeof last_block, off_t(body_end), direct_);
-  if (error != 0) give_up(error, "");
+  if (const int error = write_bytes(last_block, sizeof last_block, body_end); error != 0) give_up(error, "");
   if (::ftruncate(fd_, off_t(bytes)) != 0) give_up(errno, "cannot set its length: ");
 }
 

@@ -61,6 +61,7 @@ class Hdf5Image {
 
   void write_in_background();
   void stop_background_writes();
+  int write_bytes(const unsigned char* data, size_t size, uint64_t offset);  // 0 or the errno
   void write_gaps(const unsigned char* image, size_t bytes);
   [[noreturn]] void give_up(int error_number, const char* step);
 
