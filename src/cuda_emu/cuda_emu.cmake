@@ -27,7 +27,11 @@ endif()
 # would otherwise define __shared__ as nothing, turning shared arrays into per-thread locals.
 # threadIdx and friends are unsigned, as on the GPU, so mixed comparisons that nvcc does not warn
 # about in device code would flood the host build: -Wno-sign-compare for these files only.
-set(T6_CUDA_EMU_KERNEL_SOURCES ${T6_SOURCES})
-list(FILTER T6_CUDA_EMU_KERNEL_SOURCES INCLUDE REGEX "\\.cu$")
-set_source_files_properties(${T6_CUDA_EMU_KERNEL_SOURCES} PROPERTIES LANGUAGE CXX
-  COMPILE_OPTIONS "-include;${T6_CUDA_EMU_DIR}/include/cuda_emu_kernel.h;-Wno-sign-compare")
+# Tests with kernels of their own (tests/*.cu) are built the same way (tests/CMakeLists.txt).
+function(t6_cuda_emu_kernel_sources)
+  set(kernel_sources ${ARGN})
+  list(FILTER kernel_sources INCLUDE REGEX "\\.cu$")
+  set_source_files_properties(${kernel_sources} PROPERTIES LANGUAGE CXX
+    COMPILE_OPTIONS "-include;${T6_CUDA_EMU_DIR}/include/cuda_emu_kernel.h;-Wno-sign-compare")
+endfunction()
+t6_cuda_emu_kernel_sources(${T6_SOURCES})

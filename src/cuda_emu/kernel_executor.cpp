@@ -12,7 +12,7 @@
 
 #include "cuda_emu_executor.h"
 #include "device_work.h"
-#include "schedule_order.h"
+#include "cuda_emu_schedule.h"
 
 namespace ctx = boost::context;
 

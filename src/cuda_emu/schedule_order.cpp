@@ -1,6 +1,7 @@
-#include "schedule_order.h"
+#include "cuda_emu_schedule.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -18,18 +19,22 @@ namespace {
   std::exit(2);
 }
 
-}  // namespace
-
-ScheduleOrder schedule_order() {
-  static const ScheduleOrder order = [] {
+std::atomic<ScheduleOrder>& chosen_order() {
+  static std::atomic<ScheduleOrder> order{[] {
     const char* value = std::getenv("T6_EMU_ORDER");
     if (!value || !*value || std::strcmp(value, "random") == 0) return ScheduleOrder::Random;
     if (std::strcmp(value, "forward") == 0) return ScheduleOrder::Forward;
     if (std::strcmp(value, "reverse") == 0) return ScheduleOrder::Reverse;
     refuse_setting("T6_EMU_ORDER", value, "forward, reverse or random");
-  }();
+  }()};
   return order;
 }
+
+}  // namespace
+
+ScheduleOrder schedule_order() { return chosen_order().load(); }
+
+void set_schedule_order(ScheduleOrder order) { chosen_order().store(order); }
 
 uint64_t schedule_seed() {
   static const uint64_t seed = [] {

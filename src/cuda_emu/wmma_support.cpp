@@ -13,7 +13,7 @@
 
 #include "device_work.h"
 #include "mma.h"
-#include "schedule_order.h"
+#include "cuda_emu_schedule.h"
 
 namespace t6::cuda_emu {
 
