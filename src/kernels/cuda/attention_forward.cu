@@ -58,6 +58,9 @@ __device__ void online_softmax_rows(const float* scores, __nv_bfloat16* probabil
       sum += p;
     }
     sum = warp_sum(sum);
+    // Every lane read row_max[r] above; CUDA documents only __syncwarp (not the shuffles) as
+    // ordering those reads before lane 0's write.
+    __syncwarp();
     if (lane == 0) {
       const float correction = old_max == -INFINITY ? 0.0f : expf(old_max - new_max);
       row_correction[r] = correction;
