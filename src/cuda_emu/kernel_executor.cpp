@@ -4,6 +4,7 @@
 #include <boost/context/pooled_fixedsize_stack.hpp>
 
 #include <cstring>
+#include <deque>
 #include <exception>
 #include <memory>
 #include <sstream>
@@ -11,8 +12,9 @@
 #include <vector>
 
 #include "cuda_emu_executor.h"
-#include "device_work.h"
 #include "cuda_emu_schedule.h"
+#include "device_work.h"
+#include "race_annotations.h"
 
 namespace ctx = boost::context;
 
@@ -27,14 +29,38 @@ constexpr size_t kFiberStackBytes = 256 << 10;
 
 enum class Waiting { Runnable, Barrier, Collective, Exited };
 
+// The thread's TSan context (race mode), outliving its fiber's unwinding.
+struct RaceContext {
+  void* context = races::create_context();
+  RaceContext() = default;
+  RaceContext(const RaceContext&) = delete;
+  RaceContext& operator=(const RaceContext&) = delete;
+  ~RaceContext() { races::destroy_context(context); }
+};
+
 struct EmulatedThread {
+  RaceContext race;
   ThreadBuiltins builtins{};
   int linear = 0;
   Waiting waiting = Waiting::Runnable;
   const WarpCollective* collective = nullptr;
+  const void* sync_token = nullptr;  // race mode: the barrier or collective generation it waits at
   ctx::fiber own;        // the thread while it is parked
   ctx::fiber scheduler;  // the block runner while the thread runs
+  void* scheduler_race_context = nullptr;
   std::exception_ptr error;
+};
+
+// Race mode: unique addresses to release and acquire, one per barrier or collective generation.
+class SyncTokens {
+ public:
+  const void* at(size_t generation) {
+    while (tokens_.size() <= generation) tokens_.emplace_back(0);
+    return &tokens_[generation];
+  }
+
+ private:
+  std::deque<char> tokens_;
 };
 
 thread_local EmulatedThread* running_thread = nullptr;
@@ -53,14 +79,21 @@ std::string index_text(const uint3& index) {
 // Runs the threads of one block to completion.
 class BlockRun {
  public:
-  BlockRun(const LaunchShape& shape, const std::function<void()>& thread_body, char* dynamic_shared)
-      : shape_(shape), thread_body_(thread_body), dynamic_shared_(dynamic_shared) {}
+  BlockRun(const LaunchShape& shape, const std::function<void()>& thread_body, char* dynamic_shared,
+           const char* launch_token, const char* grid_end_token)
+      : shape_(shape), thread_body_(thread_body), dynamic_shared_(dynamic_shared), launch_token_(launch_token),
+        grid_end_token_(grid_end_token) {}
 
   void run(uint3 block_index) {
+    const races::HiddenFromTsan hidden;  // the host context runs only the emulation's bookkeeping
     block_index_ = block_index;
     const dim3 block = shape_.block;
     const int count = int(block.x * block.y * block.z);
     threads_ = std::vector<EmulatedThread>(size_t(count));
+    barrier_tokens_ = std::make_unique<SyncTokens>();
+    warp_tokens_ = std::vector<SyncTokens>(size_t((count + kWarpSize - 1) / kWarpSize));
+    barrier_generation_ = 0;
+    warp_generations_.assign(warp_tokens_.size(), 0);
     // Poisoned at every block start: a kernel that reads shared memory it never wrote sees NaN
     // (0xFF bytes are NaN in fp32 and bf16), not the previous block's values or zeros.
     std::memset(dynamic_shared_, 0xFF, shape_.dynamic_shared_bytes);
@@ -70,8 +103,10 @@ class BlockRun {
       thread.builtins = {uint3{unsigned(linear) % block.x, unsigned(linear) / block.x % block.y,
                                unsigned(linear) / (block.x * block.y)},
                          block_index, shape_.block, shape_.grid, dynamic_shared_};
+      thread.scheduler_race_context = races::current_context();
       thread.own = ctx::fiber(std::allocator_arg, stacks(), [&thread, this](ctx::fiber&& scheduler) {
         thread.scheduler = std::move(scheduler);
+        races::acquire(launch_token_);
         try {
           thread_body_();
         } catch (const ctx::detail::forced_unwind&) {
@@ -79,7 +114,12 @@ class BlockRun {
         } catch (...) {
           thread.error = std::current_exception();
         }
-        thread.waiting = Waiting::Exited;
+        races::release(grid_end_token_);
+        {
+          const races::HiddenFromTsan hidden;
+          thread.waiting = Waiting::Exited;
+        }
+        races::switch_to(thread.scheduler_race_context);
         return std::move(thread.scheduler);
       });
     }
@@ -103,6 +143,7 @@ class BlockRun {
       EmulatedThread& thread = threads_[size_t(linear)];
       if (thread.waiting != Waiting::Runnable) continue;
       running_thread = &thread;
+      races::switch_to(thread.race.context);
       thread.own = std::move(thread.own).resume();
       running_thread = nullptr;
       if (thread.error) rethrow_from(thread);
@@ -147,6 +188,7 @@ class BlockRun {
       if (collective.combine) collective.combine(payloads);
       for (int other = 0; other < kWarpSize; ++other)
         if (collective.mask >> other & 1u) threads_[size_t(warp_base + other)].waiting = Waiting::Runnable;
+      ++warp_generations_[size_t(warp_base / kWarpSize)];
       released = true;
     }
     return released;
@@ -157,6 +199,7 @@ class BlockRun {
     for (const EmulatedThread& thread : threads_)
       if (thread.waiting != Waiting::Barrier) return false;
     for (EmulatedThread& thread : threads_) thread.waiting = Waiting::Runnable;
+    ++barrier_generation_;
     return true;
   }
 
@@ -221,14 +264,47 @@ class BlockRun {
   const LaunchShape& shape_;
   const std::function<void()>& thread_body_;
   char* dynamic_shared_;
+  const char* launch_token_;
+  const char* grid_end_token_;
   uint3 block_index_{};
   std::vector<EmulatedThread> threads_;
   std::vector<int> order_;
+  // Race mode. Fresh per block, so that no order carries over between blocks, which the GPU runs
+  // concurrently.
+  std::unique_ptr<SyncTokens> barrier_tokens_;
+  std::vector<SyncTokens> warp_tokens_;
+  size_t barrier_generation_ = 0;
+  std::vector<size_t> warp_generations_;
+
+ public:
+  const void* barrier_token() { return barrier_tokens_->at(barrier_generation_); }
+  const void* warp_token(int linear) {
+    const size_t warp = size_t(linear / kWarpSize);
+    return warp_tokens_[warp].at(warp_generations_[warp]);
+  }
 };
+
+thread_local BlockRun* running_block = nullptr;
 
 EmulatedThread& current_thread() { return *running_thread; }
 
-void park(EmulatedThread& thread) { thread.scheduler = std::move(thread.scheduler).resume(); }
+// Parks the running thread until the block runner releases what it waits at. In race mode it
+// releases the generation's sync object before and acquires it after: every participant's earlier
+// accesses then happen before every participant's later ones, and nothing else is ordered.
+void park(Waiting waiting, const WarpCollective* collective) {
+  EmulatedThread& thread = current_thread();
+  const void* token = nullptr;
+  {
+    const races::HiddenFromTsan hidden;
+    token = waiting == Waiting::Barrier ? running_block->barrier_token() : running_block->warp_token(thread.linear);
+    thread.collective = collective;
+    thread.waiting = waiting;
+  }
+  races::release(token);
+  races::switch_to(thread.scheduler_race_context);
+  thread.scheduler = std::move(thread.scheduler).resume();
+  races::acquire(token);
+}
 
 // True when the GPU would take the launch; else the launch error is set.
 bool check_launch(const LaunchShape& shape, const void* kernel) {
@@ -267,11 +343,18 @@ void run_grid(const LaunchShape& shape, const std::function<void()>& thread_body
   const int64_t blocks = int64_t(grid.x) * grid.y * grid.z;
   std::vector<int> order;
   order_indices(order, int(blocks), schedule_random());
-  BlockRun block_run(shape, thread_body, shared.get());
+  // Race mode: the host's work before the launch happens before every CUDA thread, and every CUDA
+  // thread before the host's work after the grid.
+  const auto launch_token = std::make_unique<char>(0), grid_end_token = std::make_unique<char>(0);
+  races::release(launch_token.get());
+  BlockRun block_run(shape, thread_body, shared.get(), launch_token.get(), grid_end_token.get());
+  running_block = &block_run;
   for (int linear : order) {
     const unsigned index = unsigned(linear);
     block_run.run(uint3{index % grid.x, index / grid.x % grid.y, index / (grid.x * grid.y)});
   }
+  running_block = nullptr;
+  races::acquire(grid_end_token.get());
 }
 
 }  // namespace
@@ -285,17 +368,8 @@ const ThreadBuiltins& builtins() { return current_thread().builtins; }
 
 int lane_id() { return current_thread().linear % kWarpSize; }
 
-void sync_threads() {
-  EmulatedThread& thread = current_thread();
-  thread.waiting = Waiting::Barrier;
-  park(thread);
-}
+void sync_threads() { park(Waiting::Barrier, nullptr); }
 
-void warp_collective(const WarpCollective& collective) {
-  EmulatedThread& thread = current_thread();
-  thread.collective = &collective;
-  thread.waiting = Waiting::Collective;
-  park(thread);
-}
+void warp_collective(const WarpCollective& collective) { park(Waiting::Collective, &collective); }
 
 }  // namespace t6::cuda_emu
