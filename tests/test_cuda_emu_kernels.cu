@@ -239,7 +239,7 @@ TEST(CudaEmu, WarpIntrinsicsDeliverWhatTheProgrammingGuideSays) {
 }
 
 std::vector<__nv_bfloat16> bf16_values(int count, int seed) {
-  std::vector<__nv_bfloat16> values(size_t(count));
+  std::vector<__nv_bfloat16> values(static_cast<size_t>(count));
   for (int i = 0; i < count; ++i) values[size_t(i)] = __float2bfloat16(float((i * seed) % 11) / 4.0f - 1.25f);
   return values;
 }
