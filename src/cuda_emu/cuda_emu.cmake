@@ -9,6 +9,15 @@ if(NOT T6_CUDA_INCLUDE_DIR)
 endif()
 find_package(Boost 1.74 REQUIRED COMPONENTS context)
 
+# Race mode: the emulation, the CUDA sources and the kernel tests built with ThreadSanitizer, each
+# CUDA thread a TSan context of its own (race_annotations.h). About 100x slower: run it on the op
+# tests, with one OpenMP thread (libgomp is not instrumented).
+option(T6_CUDA_EMU_RACES "Build the emulated GPU with ThreadSanitizer to find data races in kernels" OFF)
+set(T6_CUDA_EMU_SANITIZE "")
+if(T6_CUDA_EMU_RACES)
+  set(T6_CUDA_EMU_SANITIZE -fsanitize=thread)
+endif()
+
 set(T6_CUDA_EMU_DIR ${CMAKE_CURRENT_LIST_DIR})
 file(GLOB T6_CUDA_EMU_SOURCES CONFIGURE_DEPENDS ${T6_CUDA_EMU_DIR}/*.cpp)
 add_library(t6_cuda_emu STATIC ${T6_CUDA_EMU_SOURCES})
@@ -16,7 +25,8 @@ add_library(t6_cuda_emu STATIC ${T6_CUDA_EMU_SOURCES})
 target_include_directories(t6_cuda_emu PUBLIC ${T6_CUDA_EMU_DIR}/include ${T6_CUDA_INCLUDE_DIR}
                                        PRIVATE ${CMAKE_SOURCE_DIR}/src)
 target_compile_definitions(t6_cuda_emu PUBLIC T6_CUDA_EMU=1)
-target_compile_options(t6_cuda_emu PRIVATE ${T6_WARNINGS})
+target_compile_options(t6_cuda_emu PRIVATE ${T6_WARNINGS} ${T6_CUDA_EMU_SANITIZE})
+target_link_options(t6_cuda_emu PUBLIC ${T6_CUDA_EMU_SANITIZE})
 target_link_libraries(t6_cuda_emu PUBLIC Boost::context MPI::MPI_C ${BLAS_LIBRARIES} OpenMP::OpenMP_CXX)
 if(T6_OPENBLAS_OPENMP_INCLUDE)
   target_include_directories(t6_cuda_emu PRIVATE ${T6_OPENBLAS_OPENMP_INCLUDE})
@@ -27,7 +37,11 @@ endif()
 # would otherwise define __shared__ as nothing, turning shared arrays into per-thread locals.
 # threadIdx and friends are unsigned, as on the GPU, so mixed comparisons that nvcc does not warn
 # about in device code would flood the host build: -Wno-sign-compare for these files only.
-set(T6_CUDA_EMU_KERNEL_SOURCES ${T6_SOURCES})
-list(FILTER T6_CUDA_EMU_KERNEL_SOURCES INCLUDE REGEX "\\.cu$")
-set_source_files_properties(${T6_CUDA_EMU_KERNEL_SOURCES} PROPERTIES LANGUAGE CXX
-  COMPILE_OPTIONS "-include;${T6_CUDA_EMU_DIR}/include/cuda_emu_kernel.h;-Wno-sign-compare")
+# Tests with kernels of their own (tests/*.cu) are built the same way (tests/CMakeLists.txt).
+function(t6_cuda_emu_kernel_sources)
+  set(kernel_sources ${ARGN})
+  list(FILTER kernel_sources INCLUDE REGEX "\\.cu$")
+  set_source_files_properties(${kernel_sources} PROPERTIES LANGUAGE CXX
+    COMPILE_OPTIONS "-include;${T6_CUDA_EMU_DIR}/include/cuda_emu_kernel.h;-Wno-sign-compare;${T6_CUDA_EMU_SANITIZE}")
+endfunction()
+t6_cuda_emu_kernel_sources(${T6_SOURCES})

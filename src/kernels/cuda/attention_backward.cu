@@ -10,6 +10,8 @@
 #include "kernels/cuda/attention_tiles.cuh"
 #include "kernels/cuda/cuda_context.h"
 #include "kernels/cuda/cuda_ops.h"
+#include "kernels/cuda/launch.cuh"
+#include "kernels/cuda/dynamic_shared.cuh"
 
 namespace t6::ops::cuda {
 
@@ -86,7 +88,7 @@ __device__ void store_tile(const HeadTensor& x, const float* accumulator, int st
 }
 
 __global__ void __launch_bounds__(kAttentionThreads) attention_dkdv_kernel(BackwardTensors t, AttentionShape shape) {
-  extern __shared__ __align__(128) char shared[];
+  T6_DYNAMIC_SHARED(shared);
   const int padded_dim = shape.padded_dim, stride = bf16_stride(padded_dim), acc_stride = f32_stride(padded_dim);
   const BackwardLayout layout(padded_dim, 2);
   __nv_bfloat16* k_tile = shared_region<__nv_bfloat16>(shared, layout.tile_a);
@@ -136,7 +138,7 @@ __global__ void __launch_bounds__(kAttentionThreads) attention_dkdv_kernel(Backw
 }
 
 __global__ void __launch_bounds__(kAttentionThreads) attention_dq_kernel(BackwardTensors t, AttentionShape shape) {
-  extern __shared__ __align__(128) char shared[];
+  T6_DYNAMIC_SHARED(shared);
   const int padded_dim = shape.padded_dim, stride = bf16_stride(padded_dim), acc_stride = f32_stride(padded_dim);
   const BackwardLayout layout(padded_dim, 1);
   __nv_bfloat16* q_tile = shared_region<__nv_bfloat16>(shared, layout.tile_a);
@@ -177,11 +179,10 @@ __global__ void __launch_bounds__(kAttentionThreads) attention_dq_kernel(Backwar
   store_tile(t.dq, dq, acc_stride, b, q0, h);
 }
 
-template <class Kernel>
-void launch(Kernel kernel, const char* name, dim3 grid, size_t shared_bytes, const BackwardTensors& tensors,
+void launch(void (*kernel)(BackwardTensors, AttentionShape), const char* name, dim3 grid, size_t shared_bytes, const BackwardTensors& tensors,
             const AttentionShape& shape) {
   T6_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(shared_bytes)));
-  kernel<<<grid, kAttentionThreads, shared_bytes, cuda_context().stream()>>>(tensors, shape);
+  T6_LAUNCH_AS(kernel, name, grid, kAttentionThreads, shared_bytes, cuda_context().stream())(tensors, shape);
   T6_CUDA_CHECK_LAUNCH(name);
 }
 

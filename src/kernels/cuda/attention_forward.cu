@@ -9,6 +9,8 @@
 #include "kernels/cuda/attention_tiles.cuh"
 #include "kernels/cuda/cuda_context.h"
 #include "kernels/cuda/cuda_ops.h"
+#include "kernels/cuda/launch.cuh"
+#include "kernels/cuda/dynamic_shared.cuh"
 
 namespace t6::ops::cuda {
 
@@ -56,6 +58,9 @@ __device__ void online_softmax_rows(const float* scores, __nv_bfloat16* probabil
       sum += p;
     }
     sum = warp_sum(sum);
+    // Every lane read row_max[r] above; CUDA documents only __syncwarp (not the shuffles) as
+    // ordering those reads before lane 0's write.
+    __syncwarp();
     if (lane == 0) {
       const float correction = old_max == -INFINITY ? 0.0f : expf(old_max - new_max);
       row_correction[r] = correction;
@@ -68,7 +73,7 @@ __device__ void online_softmax_rows(const float* scores, __nv_bfloat16* probabil
 __global__ void __launch_bounds__(kAttentionThreads) attention_forward_kernel(HeadTensor y, float* lse, HeadTensor q,
                                                                                HeadTensor k, HeadTensor v,
                                                                                AttentionShape shape) {
-  extern __shared__ __align__(128) char shared[];
+  T6_DYNAMIC_SHARED(shared);
   const int padded_dim = shape.padded_dim, stride = bf16_stride(padded_dim), out_stride = f32_stride(padded_dim);
   const ForwardLayout layout(padded_dim);
   __nv_bfloat16* q_tile = shared_region<__nv_bfloat16>(shared, layout.q);
@@ -125,7 +130,7 @@ void attention_forward(Tensor y, Tensor lse, const Tensor& q, const Tensor& k, c
   T6_CUDA_CHECK(cudaFuncSetAttribute(attention_forward_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                      int(shared_bytes)));
   const dim3 grid(unsigned((shape.T + kTile - 1) / kTile), unsigned(shape.H), unsigned(shape.B));
-  attention_forward_kernel<<<grid, kAttentionThreads, shared_bytes, cuda_context().stream()>>>(
+  T6_LAUNCH(attention_forward_kernel, grid, kAttentionThreads, shared_bytes, cuda_context().stream())(
       HeadTensor{float_ref(op, y), shape.T, shape.H, shape.D}, lse.data<float>(),
       HeadTensor{float_ref(op, q), shape.T, shape.H, shape.D}, HeadTensor{float_ref(op, k), shape.T, shape.Hkv, shape.D},
       HeadTensor{float_ref(op, v), shape.T, shape.Hkv, shape.D}, shape);
