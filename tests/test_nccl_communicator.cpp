@@ -44,8 +44,8 @@ class DeviceArray {
   explicit DeviceArray(size_t count) : count_(count) {
     EXPECT_EQ(cudaMalloc(&data_, count * sizeof(T)), cudaSuccess);
     EXPECT_EQ(cudaMemset(data_, 0xFF, count * sizeof(T)), cudaSuccess);
-    // cudaMemset is queued on the legacy stream, which the communicator's non-blocking stream does
-    // not wait for: without this the sentinel could land after a collective's result.
+    // cudaMemset runs on the legacy stream, which NCCL's non-blocking stream does not wait for: a
+    // collective could write the output before the sentinel lands on it.
     EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
   }
   explicit DeviceArray(const std::vector<T>& values) : DeviceArray(values.size()) {
