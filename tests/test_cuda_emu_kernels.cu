@@ -295,4 +295,16 @@ TEST(CudaEmu, LaunchesBeyondTheDevicesLimitsAreRefused) {
   EXPECT_NE(std::string(cudaGetErrorString(refused)).find("grid 1x70000x1"), std::string::npos);
 }
 
+TEST(CudaEmuDeathTest, AnUnknownScheduleOrderStopsTheRunWithOneLine) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");  // the child reads T6_EMU_ORDER afresh
+  EXPECT_EXIT(
+      {
+        setenv("T6_EMU_ORDER", "sideways", 1);
+        DeviceArray<float> out(32);
+        T6_LAUNCH(touch_shared, 1, 32, 0, 0)(out.get());
+        out.download();
+      },
+      ::testing::ExitedWithCode(2), "T6_EMU_ORDER='sideways' is not forward, reverse or random");
+}
+
 }  // namespace
