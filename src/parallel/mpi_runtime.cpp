@@ -12,6 +12,8 @@
 
 #include "core/error.h"
 #include "parallel/mpi_check.h"
+#include "parallel/peer_watch.h"
+#include "parallel/rank_failure.h"
 
 namespace t6 {
 
@@ -29,15 +31,19 @@ std::string one_line(std::string message) {
 // after that moment.
 constexpr unsigned kOtherRanksHoldSeconds = 2;
 
-int report_failure_and_abort(const char* tool_name, const std::string& message) {
-  const int size = world_size();
-  if (size > 1 && world_rank() != 0) {
+// `origin` is the rank whose failure this is (another one when this rank learnt it from a failure
+// notice or an agreement, rank_failure.h), `message` its error.
+int report_failure_and_abort(const char* tool_name, int origin, const std::string& message) {
+  const int size = world_size(), rank = world_rank();
+  // A failure of this rank alone: the others, perhaps waiting for it in a collective, learn it now.
+  if (origin == rank) send_failure_notice(message);
+  if (size > 1 && rank != 0) {
     // The world's abort arrives as SIGTERM; the trainer's stop handler must not swallow it here.
     std::signal(SIGTERM, SIG_DFL);
     std::signal(SIGINT, SIG_DFL);
     sleep(kOtherRanksHoldSeconds);
   }
-  const std::string rank_prefix = size > 1 ? "rank " + std::to_string(world_rank()) + ": " : "";
+  const std::string rank_prefix = size > 1 ? "rank " + std::to_string(origin) + ": " : "";
   std::fprintf(stderr, "%s%s: error: %s\n", rank_prefix.c_str(), tool_name, one_line(message).c_str());
   std::fflush(stderr);
   if (size > 1) MPI_Abort(MPI_COMM_WORLD, 1);
@@ -49,10 +55,12 @@ int report_failure_and_abort(const char* tool_name, const std::string& message) 
 int run_on_every_rank(const char* tool_name, const std::function<int()>& body) {
   try {
     return body();
+  } catch (const RankError& error) {
+    return report_failure_and_abort(tool_name, error.rank(), error.detail());
   } catch (const std::exception& error) {
-    return report_failure_and_abort(tool_name, error.what());
+    return report_failure_and_abort(tool_name, world_rank(), error.what());
   } catch (...) {
-    return report_failure_and_abort(tool_name, "unknown exception");
+    return report_failure_and_abort(tool_name, world_rank(), "unknown exception");
   }
 }
 
@@ -64,8 +72,10 @@ int run_mpi_tool(int argc, char** argv, const char* tool_name, const ToolBody& b
   }
   const int exit_code = run_on_every_rank(tool_name, [&] {
     T6_CHECK(provided >= MPI_THREAD_FUNNELED, "this MPI library does not support MPI_THREAD_FUNNELED");
+    start_peer_watch();
     return body(argc, argv);
   });
+  end_peer_watch();
   MPI_Finalize();
   return exit_code;
 }

@@ -7,6 +7,7 @@
 
 #include "core/log.h"
 #include "parallel/collective_deadline.h"
+#include "parallel/rank_failure.h"
 #include "kernels/peak_flops.h"
 #include "train_state/train_checkpoint.h"
 
@@ -194,13 +195,9 @@ void Trainer::check_state_is_finite() {
   AdamW& adamw = optimizer_.adamw();
   if (problem.empty() && (first_non_finite(adamw.first_moment()) >= 0 || first_non_finite(adamw.second_moment()) >= 0))
     problem = "an AdamW moment holds a non-finite value";
-  // The highest rank that found a problem, plus one (0: none), so every rank's message names it.
-  int32_t bad_rank = problem.empty() ? 0 : grid_.world_rank() + 1;
-  grid_.world().all_reduce(Tensor(&bad_rank, {1}, DType::I32), ReduceOp::Max);
-  if (bad_rank == 0) return;
-  fail(str("refusing to save a checkpoint at step ", step_, ": ",
-           problem.empty() ? str("the state of rank ", bad_rank - 1, " holds non-finite values")
-                           : str(problem, " on rank ", grid_.world_rank())));
+  if (const AgreedFailure agreed = agree_on_failure(grid_.world(), problem))
+    throw RankError(agreed.rank, agreed.world_size,
+                    str("refusing to save a checkpoint at step ", step_, ": ", agreed.message));
 }
 
 Trainer::StopRequest Trainer::stop_requested_on_any_rank() {
