@@ -30,6 +30,7 @@ std::string one_line(std::string message) {
 // for a moment, in which rank 0's abort ends them. An error only one rank finds is printed by it
 // after that moment.
 constexpr unsigned kOtherRanksHoldSeconds = 2;
+constexpr unsigned kAbortWaitSeconds = 3;
 
 // `origin` is the rank whose failure this is (another one when this rank learnt it from a failure
 // notice or an agreement, rank_failure.h), `message` its error.
@@ -46,7 +47,14 @@ int report_failure_and_abort(const char* tool_name, int origin, const std::strin
   const std::string rank_prefix = size > 1 ? "rank " + std::to_string(origin) + ": " : "";
   std::fprintf(stderr, "%s%s: error: %s\n", rank_prefix.c_str(), tool_name, one_line(message).c_str());
   std::fflush(stderr);
-  if (size > 1) MPI_Abort(MPI_COMM_WORLD, 1);
+  if (size > 1) {
+    // MPI_Abort asks the launcher to end the job and waits for its answer; a launcher that is busy
+    // ending the job already (Open MPI 4's mpirun sleeps through its kill grace after a rank died)
+    // would hold this rank, its core and its locks that long. SIGALRM's default action ends it.
+    std::signal(SIGALRM, SIG_DFL);
+    alarm(kAbortWaitSeconds);
+    MPI_Abort(MPI_COMM_WORLD, 1);
+  }
   return 1;
 }
 
