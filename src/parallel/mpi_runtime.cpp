@@ -8,9 +8,11 @@
 #include <csignal>
 #include <cstdio>
 #include <exception>
+#include <new>
 #include <string>
 
 #include "core/error.h"
+#include "parallel/collective_deadline.h"
 #include "parallel/mpi_check.h"
 #include "parallel/peer_watch.h"
 #include "parallel/rank_failure.h"
@@ -65,6 +67,10 @@ int run_on_every_rank(const char* tool_name, const std::function<int()>& body) {
     return body();
   } catch (const RankError& error) {
     return report_failure_and_abort(tool_name, error.rank(), error.detail());
+  } catch (const std::bad_alloc&) {
+    return report_failure_and_abort(tool_name, world_rank(),
+                                    str(progress_label(), ": out of host memory (std::bad_alloc), beyond what start-up "
+                                        "planned; free memory or run fewer ranks on this node"));
   } catch (const std::exception& error) {
     return report_failure_and_abort(tool_name, world_rank(), error.what());
   } catch (...) {

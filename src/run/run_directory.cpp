@@ -109,6 +109,7 @@ RunDirectory::RunDirectory(const fs::path& dir, Communicator& world, bool fresh_
   }
   if (rank_lock_ < 0) rank_lock_ = open_lock_file(dir / ".t6_ranks.lock");
   ::flock(rank_lock_, LOCK_SH);
+  set_progress_label("start-up");
 }
 
 RunDirectory::~RunDirectory() {
