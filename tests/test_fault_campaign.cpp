@@ -260,7 +260,7 @@ bool sigstop_case(FaultCampaign& campaign) {
   return campaign.state_is_sound("sigstop") && ok && named;
 }
 
-// Every checkpoint file fails as on a full disk: the first save fails with one line per rank.
+// Every checkpoint file fails as on a full disk: the first save fails with one line, from rank 0.
 bool disk_full_case(FaultCampaign& campaign) {
   const std::set<std::string> stale = staging_dirs(campaign.run_dir());
   setenv("T6_CKPT_DISK_FULL", "1", 1);

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <iostream>
 #include <string>
 #include <vector>
 
@@ -74,6 +75,11 @@ TEST(MemoryPlan, BatchesAndPrefetchAreWhatTheTrainerAndThePrefetcherAllocate) {
     // Measured: the trainer's batch buffers and the prefetcher (which reads one batch ahead) grow
     // the resident set by the plan.
     TokenLoader loader(config.data.path, config.train.seq_len, config.train.seed);
+    {
+      // The loader's shard caches (planned under `data`) fill on a first batch: not measured here.
+      std::vector<int32_t> inputs(static_cast<size_t>(local_tokens)), targets(static_cast<size_t>(local_tokens));
+      loader.read_train(2, 0, config.train.global_batch_size / dp, inputs.data(), targets.data());
+    }
     // Large buffers straight from the kernel, so freed ones leave the resident set (glibc would
     // otherwise serve them from heap pages earlier tests left resident).
     mallopt(M_MMAP_THRESHOLD, 1 << 17);
@@ -86,7 +92,9 @@ TEST(MemoryPlan, BatchesAndPrefetchAreWhatTheTrainerAndThePrefetcherAllocate) {
     const double grown = resident_bytes() - before;
     SCOPED_TRACE(str("prefetch ", prefetch, ": the resident set grew ", grown, " bytes, planned ", memory.batches + memory.prefetch));
     EXPECT_GT(grown, 0.9 * (memory.batches + memory.prefetch));
-    EXPECT_LT(grown, 1.1 * (memory.batches + memory.prefetch) + (4 << 20));
+    EXPECT_LT(grown, 1.05 * (memory.batches + memory.prefetch) + (1 << 20));
+    std::cout << "prefetch " << prefetch << ": the resident set grew " << grown / (1 << 20) << " MiB, planned "
+              << (memory.batches + memory.prefetch) / (1 << 20) << " MiB\n";
   }
 }
 

@@ -86,7 +86,10 @@ void start_peer_watch() {
   state.node_peers.clear();
   for (int i = 0; i < node_size; ++i) {
     const NodePeer peer{int(all[size_t(i) * 3]), all[size_t(i) * 3 + 1], all[size_t(i) * 3 + 2]};
-    if (peer.world_rank != state.world_rank && peer.start_ticks >= 0) state.node_peers.push_back(peer);
+    // Every rank lives now: one this rank cannot see as recorded runs in another PID namespace (a
+    // container of its own), where its pid means nothing here, so it is left to the others.
+    if (peer.world_rank != state.world_rank && peer.start_ticks >= 0 && live_start_ticks(peer.pid) == peer.start_ticks)
+      state.node_peers.push_back(peer);
   }
 }
 

@@ -4,8 +4,9 @@
 //   - a rank that fails with an error tells every other rank before it ends: a failure notice on a
 //     communicator of its own, read by whatever collective a rank waits in (ProbeChannel::wait);
 //   - a rank whose process is gone (killed, crashed, out of memory) cannot tell anyone, so the ranks
-//     on its node look: its pid no longer names the process recorded at start-up. The first rank
-//     that sees it fails, and its failure notice tells the ranks of other nodes.
+//     on its node look: its pid no longer names the process recorded at start-up (ranks in PID
+//     namespaces of their own do not watch each other). The first rank that sees it fails, and its
+//     failure notice tells the ranks of other nodes.
 // run_mpi_tool starts the watch after MPI_Init and ends it before MPI_Finalize; without it (tests
 // that drive communicators directly) both checks are off.
 #pragma once
