@@ -191,7 +191,8 @@ class FaultCampaign {
   // Seconds from a fault to the job's end, for the summary.
   void record_time(const std::string& label, double seconds) { times_ += str("  ", label, ": ", seconds, " s\n"); }
   void print_summary() const {
-    std::cout << "time from the fault to the job's end (bound " << kFailureEndsJobWithinS << " s):\n" << times_;
+    if (!times_.empty())
+      std::cout << "time from the fault to the job's end (bound " << kFailureEndsJobWithinS << " s):\n" << times_;
     std::cout << "fault campaign: " << tried_ << " cases tried, " << handled_ << " handled (" << hangs_ << " hangs, "
               << corrupt_latest_ << " corrupt latest, " << loss_mismatches_ << " loss mismatches)\n";
   }
