@@ -87,6 +87,26 @@ TEST(ProcessGrid, WorldSizeNotDivisibleByTpIsAnErrorOnEveryRank) {
   EXPECT_TRUE(t6::testing::all_ranks_agree(!message.empty()));
 }
 
+// The one agreement every "some ranks failed" path uses (rank_failure.h): nothing when no rank
+// failed; else every rank gets the lowest failing rank's own message, naming that rank.
+TEST(AgreeOnFailure, EveryRankGetsTheLowestFailingRanksMessage) {
+  auto grid = make_mpi_process_grid(1);
+  Communicator& world = grid.world();
+  EXPECT_FALSE(agree_on_failure(world, ""));
+  const int rank = world.rank();
+  const AgreedFailure agreed = agree_on_failure(world, rank == 1 || rank == 3 ? str("disk full on rank ", rank) : "");
+  EXPECT_EQ(agreed.rank, 1);
+  EXPECT_EQ(agreed.message, "disk full on rank 1");
+  try {
+    agreed.raise(" (save abandoned)");
+    ADD_FAILURE() << "raise() returned";
+  } catch (const RankError& error) {
+    EXPECT_EQ(error.rank(), 1);
+    EXPECT_EQ(std::string(error.what()), "rank 1: disk full on rank 1 (save abandoned)");
+    EXPECT_EQ(error.detail(), "disk full on rank 1 (save abandoned)");
+  }
+}
+
 // Run only as the child of the test below (it is DISABLED_ so the normal run skips it): rank 1
 // fails while rank 0 waits in a barrier that rank 1 never reaches.
 TEST(MpiToolChild, DISABLED_FailingRankAbortsTheWorld) {
