@@ -43,7 +43,8 @@ TEST(CudaEmuRuntimeDeathTest, HostReadOfADevicePointerCrashes) {
   ASSERT_TRUE(two_devices);
   int32_t* device = upload(kOld);
   EXPECT_EXIT({ std::exit(*static_cast<volatile int32_t*>(device) == 1 ? 3 : 4); }, ::testing::KilledBySignal(SIGSEGV),
-              "");
+              "t6 emulated GPU: host code accessed device memory at 0x[0-9a-f]+: a device pointer dereferenced on "
+              "the host");
   // Device work may read it; the host sees it through a copy.
   int32_t seen = 0;
   t6::cuda_emu::enqueue(nullptr, "a read in device work", [&] { seen = device[2]; });

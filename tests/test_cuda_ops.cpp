@@ -23,6 +23,9 @@
 #include "core/device_memory.h"
 #include "kernels/device.h"
 #include "kernels/ops.h"
+#ifdef T6_CUDA_EMU
+#include "cuda_emu_schedule.h"
+#endif
 
 using namespace t6;
 
@@ -441,3 +444,81 @@ TEST_F(CudaOps, HostTensorMixedIntoADeviceOpIsAClearError) {
     EXPECT_NE(std::string(error.what()).find("add: a tensor on the CPU"), std::string::npos) << error.what();
   }
 }
+
+#ifdef T6_CUDA_EMU
+// ---- determinism under the emulated GPU's orders ----------------------------------------------------
+
+// The emulation runs blocks, and the threads of a block between barriers, forward, reverse or in a
+// seeded random order. A kernel whose result depends on that order has a race or an order-dependent
+// reduction (a float atomic, say): every landed kernel must give the same bits in all three.
+TEST_F(CudaOps, EveryKernelGivesTheSameBitsInEveryOrder) {
+  const int64_t B = 1, T = 77, H = 4, Hkv = 2, D = 40, R = 3, vocab = 97, d = 24;
+  const HostTensor q = random_values({B, T, H, D}), k = random_values({B, T, Hkv, D}), v = random_values({B, T, Hkv, D});
+  const HostTensor dy = random_values({B, T, H, D}), x = random_values({T, 97}, 2.0f), dx = random_values({T, 97});
+  const HostTensor a = random_values({T, 33}), b = random_values({33, 24}), tokens = ids(T, vocab);
+  const HostTensor table = random_values({vocab, d}), rows_d = random_values({T, d}), logits = random_values({T, vocab}, 8.0f);
+  const HostTensor A = random_values({B, T, H, R}), factor_B = random_values({B, T, R, D});
+  const ops::HeadMap heads{0, 2, 0};
+  auto run_every_kernel = [&] {
+    std::vector<HostTensor> outputs;
+    auto keep = [&](const Tensor& device) { outputs.push_back(download(device)); };
+    const DeviceTensor gq = upload(q, DType::BF16), gk = upload(k, DType::BF16), gv = upload(v, DType::BF16);
+    DeviceTensor y = poisoned({B, T, H, D}), lse = poisoned({B, H, T});
+    ops::attention_forward(y.view, lse.view, gq, gk, gv, {}, heads);
+    DeviceTensor dq = poisoned({B, T, H, D}), dk = poisoned({B, T, Hkv, D}), dv = poisoned({B, T, Hkv, D});
+    ops::attention_backward(dq.view, dk.view, dv.view, upload(dy, DType::BF16), gq, gk, gv, y.view, lse.view, {}, heads);
+    for (const DeviceTensor* t : {&y, &lse, &dq, &dk, &dv}) keep(t->view);
+    DeviceTensor product = poisoned({T, 24});
+    ops::matmul(product.view, upload(a, DType::BF16), upload(b, DType::BF16), false, false);
+    keep(product.view);
+    const DeviceTensor gx = upload(x, DType::BF16);
+    DeviceTensor normed = poisoned({T, 97}), rstd = poisoned({T}), gdx = upload(dx);
+    ops::rmsnorm_forward(normed.view, rstd.view, gx);
+    ops::rmsnorm_backward(gdx.view, upload(dx, DType::BF16), gx, rstd.view);
+    DeviceTensor sum = poisoned({T, 97}), swiglu = poisoned({T, 97}), da = poisoned({T, 97}), db = poisoned({T, 97});
+    ops::add(sum.view, gx, normed.view);
+    ops::swiglu_forward(swiglu.view, gx, normed.view);
+    ops::swiglu_backward(da.view, db.view, gdx.view, gx, normed.view);
+    for (const DeviceTensor* t : {&normed, &rstd, &gdx, &sum, &swiglu, &da, &db}) keep(t->view);
+    outputs.push_back(HostTensor({1}, DType::F32));
+    outputs.back().data<float>()[0] = float(ops::sum_of_squares(gdx.view));
+    DeviceTensor cos = poisoned({T, D / 2}), sin = poisoned({T, D / 2}), rotated = upload(q);
+    ops::rope_tables(cos.view, sin.view);
+    ops::rope_forward(rotated.view, cos.view, sin.view);
+    ops::rope_backward(rotated.view, cos.view, sin.view);
+    keep(rotated.view);
+    const DeviceTensor gtokens = upload(tokens, DType::I32);
+    DeviceTensor embedded = poisoned({T, d}), dtable = upload(table);
+    ops::embedding_forward(embedded.view, gtokens, upload(table, DType::BF16), {0, vocab});
+    ops::embedding_backward(dtable.view, upload(rows_d, DType::BF16), gtokens, {0, vocab});
+    DeviceTensor exp_logits = upload(logits), local_max = poisoned({T}), sum_exp = poisoned({T}), target = poisoned({T});
+    DeviceTensor losses = poisoned({T});
+    ops::cross_entropy_exp_sum(local_max.view, sum_exp.view, target.view, exp_logits.view, gtokens, {0, vocab});
+    ops::cross_entropy_rescale(sum_exp.view, local_max.view, local_max.view);
+    ops::cross_entropy_losses(losses.view, local_max.view, sum_exp.view, target.view);
+    ops::cross_entropy_gradient(exp_logits.view, gtokens, local_max.view, local_max.view, sum_exp.view, 0.5f, {0, vocab});
+    for (const DeviceTensor* t : {&embedded, &dtable, &losses, &exp_logits}) keep(t->view);
+    const DeviceTensor gA = upload(A, DType::BF16), gB = upload(factor_B, DType::BF16);
+    DeviceTensor contracted = poisoned({B, T, H, D}), dA = poisoned({B, T, H, R}), dB = poisoned({B, T, R, D});
+    ops::tpa_contract_forward(contracted.view, gA, gB);
+    ops::tpa_contract_backward(dA.view, dB.view, upload(dy, DType::BF16), gA, gB);
+    DeviceTensor param = upload(x), m = upload(dx), second_moment = upload(x), copy = poisoned({T, 97}, DType::BF16);
+    ops::fill_zero(second_moment.view);
+    ops::adamw_update(param.view, upload(dx), m.view, second_moment.view, {1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, 3, 1.0f},
+                      copy.view);
+    for (const DeviceTensor* t : {&contracted, &dA, &dB, &param, &m, &second_moment, &copy}) keep(t->view);
+    return outputs;
+  };
+  using cuda_emu::ScheduleOrder;
+  cuda_emu::set_schedule_order(ScheduleOrder::Forward);
+  const std::vector<HostTensor> forward = run_every_kernel();
+  for (ScheduleOrder order : {ScheduleOrder::Reverse, ScheduleOrder::Random}) {
+    cuda_emu::set_schedule_order(order);
+    const std::vector<HostTensor> other = run_every_kernel();
+    ASSERT_EQ(other.size(), forward.size());
+    for (size_t i = 0; i < forward.size(); ++i)
+      EXPECT_TRUE(bitwise_equal(other[i], forward[i])) << "output " << i << " in order " << int(order);
+  }
+  cuda_emu::set_schedule_order(ScheduleOrder::Random);
+}
+#endif

@@ -62,6 +62,7 @@ Memory& memory() {
         std::abort();
       }
       created->base = static_cast<char*>(range);
+      install_host_access_report(created->base, created->bytes);
     }
     return created;
   }();

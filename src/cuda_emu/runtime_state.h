@@ -51,6 +51,9 @@ class DeviceMemoryAccess {
   DeviceMemoryAccess& operator=(const DeviceMemoryAccess&) = delete;
 };
 
+// Makes a SIGSEGV inside [base, base + bytes) print what happened (host_access_report.cpp).
+void install_host_access_report(const void* base, size_t bytes);
+
 // ---- counters (counters.cpp) ----
 void count_allocation();
 void count_synchronization();
