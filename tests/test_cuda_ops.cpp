@@ -437,6 +437,11 @@ struct TpaFusedCase {
   int64_t B, T, H, Rq, R, D, heads_per_block;
 };
 
+void PrintTo(const TpaFusedCase& c, std::ostream* os) {
+  *os << "B " << c.B << " T " << c.T << " H " << c.H << " Rq " << c.Rq << " R " << c.R << " D " << c.D
+      << " heads per block " << c.heads_per_block;
+}
+
 // One problem's inputs and outputs, on the host (fp32) or the GPU (bf16 factors, fp32 outputs).
 struct TpaProblem {
   std::vector<HostTensor> factors;  // A_q, B_q, A_k, B_k, A_v, B_v (B_q, B_k before RoPE)
@@ -560,10 +565,28 @@ TEST_F(CudaOps, FusedTpaAttentionGivesTheSameBitsInEveryOrder) {
   const TpaResults forward = run_on_gpu(c, d, choice);
   for (ScheduleOrder order : {ScheduleOrder::Reverse, ScheduleOrder::Random}) {
     cuda_emu::set_schedule_order(order);
-    EXPECT_TRUE(same_bits(run_on_gpu(c, d, choice), forward)) << "order " << int(order);
+    EXPECT_TRUE(same_bits(run_on_gpu(c, d, choice), forward))
+        << (order == ScheduleOrder::Reverse ? "reverse" : "random") << " order against forward";
   }
 }
 #endif
+
+TEST_F(CudaOps, FusedTpaBackwardBeyondSharedMemoryNamesTheMaterialisedPath) {
+  const TpaFusedCase c{1, 17, 1, 1, 1, 128, 0};  // head dim 128: the dK/dV pass's tiles and dB exceed 227 KiB
+  const TpaProblem p = random_tpa_problem(c);
+  const DeviceTpaProblem d = upload_problem(p, random_values({c.B, c.T, c.H, c.D}));
+  const DeviceTensor lse = upload(random_values({c.B, c.H, c.T}));
+  std::vector<DeviceTensor> gradients;
+  for (const DeviceTensor& factor : d.factors) gradients.push_back(poisoned(factor.view.shape()));
+  try {
+    ops::tpa_rotary_attention_backward(as_factors(gradients), d.dy, d.y_cpu, lse, as_factors(d.factors), d.cos, d.sin,
+                                       {});
+    FAIL() << "no error";
+  } catch (const Error& error) {
+    EXPECT_NE(std::string(error.what()).find("bytes of shared memory per block"), std::string::npos) << error.what();
+    EXPECT_NE(std::string(error.what()).find("TpaAttentionPath::Materialised"), std::string::npos) << error.what();
+  }
+}
 
 // ---- memory and errors -------------------------------------------------------------------------
 
