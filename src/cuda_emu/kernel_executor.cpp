@@ -288,22 +288,24 @@ thread_local BlockRun* running_block = nullptr;
 
 EmulatedThread& current_thread() { return *running_thread; }
 
-// Parks the running thread until the block runner releases what it waits at. In race mode it
-// releases the generation's sync object before and acquires it after: every participant's earlier
-// accesses then happen before every participant's later ones, and nothing else is ordered.
+// Parks the running thread until the block runner releases what it waits at. In race mode a
+// barrier or __syncwarp releases the generation's sync object before and acquires it after: every
+// participant's earlier accesses then happen before every participant's later ones; nothing else
+// (a shuffle, a vote, WMMA) orders memory.
 void park(Waiting waiting, const WarpCollective* collective) {
   EmulatedThread& thread = current_thread();
   const void* token = nullptr;
   {
     const races::HiddenFromTsan hidden;
-    token = waiting == Waiting::Barrier ? running_block->barrier_token() : running_block->warp_token(thread.linear);
+    if (waiting == Waiting::Barrier) token = running_block->barrier_token();
+    else if (collective->orders_memory) token = running_block->warp_token(thread.linear);
     thread.collective = collective;
     thread.waiting = waiting;
   }
-  races::release(token);
+  if (token) races::release(token);
   races::switch_to(thread.scheduler_race_context);
   thread.scheduler = std::move(thread.scheduler).resume();
-  races::acquire(token);
+  if (token) races::acquire(token);
 }
 
 // True when the GPU would take the launch; else the launch error is set.
