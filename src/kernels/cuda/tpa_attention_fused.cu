@@ -2,8 +2,10 @@
 // FlashAttention-style kernels of attention_forward.cu / attention_backward.cu, whose q/k/v tiles
 // are built on chip from the six factors (tpa_tiles.cuh), RoPE included, so that q, k, v and their
 // gradients never reach global memory. The forward saves nothing but y and the LSE.
-//   Forward, one block per (batch, 64-query tile, group of heads_per_block heads): each head of the
-//     group in turn, as attention_forward_kernel.
+//   Forward, one block per (batch, 64-query tile, group of heads): the group's q tiles and online
+//     softmax states stay in shared memory while the key tiles go by; each key tile's B̃_k and B̃_v
+//     are read and rotated once into a shared stage, from which every head builds its k and v.
+//     The group is as many heads as asked for (all by default) that fit in shared memory.
 //   Backward pass 1, one block per (batch, 64-key tile), every head: per head dK and dV of the tile
 //     over the query tiles at or after it, then folded into dA_k, dA_v and the block's fp32 dB_k,
 //     dB_v accumulators; after the last head, RoPEᵀ and the store of dB_k, dB_v.
@@ -38,42 +40,77 @@ struct FusedOutputs {
   const float* lse;
 };
 
+// The forward's shared memory: per head of the group its q tile, output accumulator and row
+// statistics; shared by the group the k/v tiles being built, scores, probabilities, and (where
+// `staged`) the key tile's B̃_k and B̃_v.
+struct FusedForwardLayout {
+  size_t q, out, row_max, row_sum, row_correction, k, v, scores, probabilities, stage_k, stage_v;
+  SharedLayout plan;
+  __host__ __device__ FusedForwardLayout(int padded_dim, int64_t heads, int64_t D, int64_t rank_k, int64_t rank_v,
+                                         bool staged) {
+    q = plan.add<__nv_bfloat16>(size_t(heads * kTile * bf16_stride(padded_dim)));
+    out = plan.add<float>(size_t(heads * kTile * f32_stride(padded_dim)));
+    row_max = plan.add<float>(size_t(heads * kTile));
+    row_sum = plan.add<float>(size_t(heads * kTile));
+    row_correction = plan.add<float>(kTile);
+    k = plan.add<__nv_bfloat16>(size_t(kTile) * bf16_stride(padded_dim));
+    v = plan.add<__nv_bfloat16>(size_t(kTile) * bf16_stride(padded_dim));
+    scores = plan.add<float>(size_t(kTile) * kScoreStride);
+    probabilities = plan.add<__nv_bfloat16>(size_t(kTile) * kProbabilityStride);
+    stage_k = plan.add<float>(staged ? size_t(kTile * rank_k * D) : 0);
+    stage_v = plan.add<float>(staged ? size_t(kTile * rank_v * D) : 0);
+  }
+};
+
+// One block per (64-query tile, group of s.heads_per_block heads, batch). The key tiles are the
+// outer loop, so that each key tile's B̃_k and B̃_v are read and rotated once for the whole group.
 __global__ void __launch_bounds__(kAttentionThreads) tpa_fused_forward_kernel(HeadTensor y, float* lse, FusedFactors f,
-                                                                               TpaShape s) {
+                                                                               TpaShape s, bool staged) {
   T6_DYNAMIC_SHARED(shared);
   const int padded_dim = s.padded_dim, stride = bf16_stride(padded_dim), out_stride = f32_stride(padded_dim);
-  const ForwardLayout layout(padded_dim);
-  __nv_bfloat16* q_tile = shared_region<__nv_bfloat16>(shared, layout.q);
+  const int64_t q0 = int64_t(blockIdx.x) * kTile, b = blockIdx.z, first_head = int64_t(blockIdx.y) * s.heads_per_block;
+  const int64_t heads = min(s.heads_per_block, s.H - first_head);
+  const FusedForwardLayout layout(padded_dim, s.heads_per_block, s.D, f.k.rank, f.v.rank, staged);
+  __nv_bfloat16* q_tiles = shared_region<__nv_bfloat16>(shared, layout.q);
+  float* outs = shared_region<float>(shared, layout.out);
+  float* row_max = shared_region<float>(shared, layout.row_max);
+  float* row_sum = shared_region<float>(shared, layout.row_sum);
+  float* row_correction = shared_region<float>(shared, layout.row_correction);
   __nv_bfloat16* k_tile = shared_region<__nv_bfloat16>(shared, layout.k);
   __nv_bfloat16* v_tile = shared_region<__nv_bfloat16>(shared, layout.v);
   float* scores = shared_region<float>(shared, layout.scores);
   __nv_bfloat16* probabilities = shared_region<__nv_bfloat16>(shared, layout.probabilities);
-  float* out = shared_region<float>(shared, layout.out);
-  float* row_max = shared_region<float>(shared, layout.row_max);
-  float* row_sum = shared_region<float>(shared, layout.row_sum);
-  float* row_correction = shared_region<float>(shared, layout.row_correction);
+  float* stage_k = staged ? shared_region<float>(shared, layout.stage_k) : nullptr;
+  float* stage_v = staged ? shared_region<float>(shared, layout.stage_v) : nullptr;
+  const size_t q_size = size_t(kTile) * stride, out_size = size_t(kTile) * out_stride;
 
-  const int64_t q0 = int64_t(blockIdx.x) * kTile, b = blockIdx.z;
-  const int64_t first_head = int64_t(blockIdx.y) * s.heads_per_block, last_head = min(first_head + s.heads_per_block, s.H);
   const int warp_row = (threadIdx.x / 32) * 16, lane = threadIdx.x % 32, d_blocks = padded_dim / 16;
+  for (int64_t g = 0; g < heads; ++g) {
+    build_tile(q_tiles + g * q_size, f.q, s, b, q0, first_head + g);
+    zero_f32_tile(outs + g * out_size, out_stride, padded_dim);
+  }
+  for (int64_t r = threadIdx.x; r < heads * kTile; r += blockDim.x) {
+    row_max[r] = -INFINITY;
+    row_sum[r] = 0.0f;
+  }
   const int64_t last_key = min(q0 + kTile, s.T);  // keys past the tile's last query are masked
-  for (int64_t h = first_head; h < last_head; ++h) {
-    __syncthreads();  // the previous head's output and row statistics are stored
-    build_tile(q_tile, f.q, s, b, q0, h);
-    zero_f32_tile(out, out_stride, padded_dim);
-    for (int r = threadIdx.x; r < kTile; r += blockDim.x) {
-      row_max[r] = -INFINITY;
-      row_sum[r] = 0.0f;
+  for (int64_t k0 = 0; k0 < last_key; k0 += kTile) {
+    if (staged) {
+      __syncthreads();  // the previous key tile's stage is no longer read
+      stage_rotated_B(stage_k, f.k, s, b, k0);
+      stage_rotated_B(stage_v, f.v, s, b, k0);
     }
-    for (int64_t k0 = 0; k0 < last_key; k0 += kTile) {
-      __syncthreads();  // the previous tile's k and v are no longer read
-      build_tile(k_tile, f.k, s, b, k0, h);
-      build_tile(v_tile, f.v, s, b, k0, h);
+    for (int64_t g = 0; g < heads; ++g) {
+      __syncthreads();  // the stage is written; the previous head's k and v are no longer read
+      build_tile(k_tile, f.k, s, b, k0, first_head + g, stage_k);
+      build_tile(v_tile, f.v, s, b, k0, first_head + g, stage_v);
       __syncthreads();
-      warp_product_abt(q_tile + warp_row * stride, stride, k_tile, stride, scores + warp_row * kScoreStride,
-                       kScoreStride, kTile / 16, d_blocks);
+      float* out = outs + g * out_size;
+      warp_product_abt(q_tiles + g * q_size + warp_row * stride, stride, k_tile, stride,
+                       scores + warp_row * kScoreStride, kScoreStride, kTile / 16, d_blocks);
       __syncwarp();
-      online_softmax_rows(scores, probabilities, row_max, row_sum, row_correction, q0, k0, s.T, s.scale);
+      online_softmax_rows(scores, probabilities, row_max + g * kTile, row_sum + g * kTile, row_correction, q0, k0, s.T,
+                          s.scale);
       __syncwarp();
       for (int r = warp_row; r < warp_row + 16; ++r)
         for (int c = lane; c < padded_dim; c += 32) out[r * out_stride + c] *= row_correction[r];
@@ -81,13 +118,18 @@ __global__ void __launch_bounds__(kAttentionThreads) tpa_fused_forward_kernel(He
       warp_accumulate_ab<wmma::row_major>(probabilities + warp_row * kProbabilityStride, kProbabilityStride, v_tile,
                                           stride, out + warp_row * out_stride, out_stride, d_blocks, kTile / 16);
     }
-    __syncthreads();
+  }
+  __syncthreads();
+  for (int64_t g = 0; g < heads; ++g) {
+    const int64_t h = first_head + g;
+    const float* out = outs + g * out_size;
+    const float* sums = row_sum + g * kTile;
     for (int e = threadIdx.x; e < kTile * s.D; e += blockDim.x) {
       const int r = e / int(s.D), c = e % int(s.D);
-      if (q0 + r < s.T) y.data.store(y.offset(b, q0 + r, h) + c, out[r * out_stride + c] / row_sum[r]);
+      if (q0 + r < s.T) y.data.store(y.offset(b, q0 + r, h) + c, out[r * out_stride + c] / sums[r]);
     }
     for (int r = threadIdx.x; r < kTile; r += blockDim.x)
-      if (q0 + r < s.T) lse[(b * s.H + h) * s.T + q0 + r] = row_max[r] + logf(row_sum[r]);
+      if (q0 + r < s.T) lse[(b * s.H + h) * s.T + q0 + r] = row_max[g * kTile + r] + logf(sums[r]);
   }
 }
 
@@ -263,17 +305,41 @@ FusedFactors fused_factors(const TpaFactors& f) {
   return {factor(f.A_q, f.B_q, true), factor(f.A_k, f.B_k, true), factor(f.A_v, f.B_v, false)};
 }
 
+size_t shared_memory_limit() {
+  int device = 0, limit = 0;
+  T6_CUDA_CHECK(cudaGetDevice(&device));
+  T6_CUDA_CHECK(cudaDeviceGetAttribute(&limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
+  return size_t(limit);
+}
+
 // Opts the kernel into shared_bytes of dynamic shared memory, or says which shape needs more than
 // the GPU has (the materialised path takes any shape).
 template <class Kernel>
 void reserve_shared(Kernel kernel, const char* name, size_t shared_bytes) {
-  int device = 0, limit = 0;
-  T6_CUDA_CHECK(cudaGetDevice(&device));
-  T6_CUDA_CHECK(cudaDeviceGetAttribute(&limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
-  T6_CHECK(shared_bytes <= size_t(limit), kOp, ": ", name, " needs ", shared_bytes,
+  const size_t limit = shared_memory_limit();
+  T6_CHECK(shared_bytes <= limit, kOp, ": ", name, " needs ", shared_bytes,
            " bytes of shared memory per block for this head dim and rank, the GPU has ", limit,
            "; use TpaAttentionPath::Materialised");
   T6_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(shared_bytes)));
+}
+
+// The forward's head group: as many heads as asked (all by default) that fit in shared memory with
+// the B̃_k / B̃_v stage, else one head at a time building k and v from global memory.
+struct ForwardPlan {
+  int64_t heads_per_block;
+  bool staged;
+  size_t shared_bytes;
+};
+
+ForwardPlan plan_forward(const TpaShape& s, const FusedFactors& f) {
+  const size_t limit = shared_memory_limit();
+  auto bytes = [&](int64_t heads, bool staged) {
+    return FusedForwardLayout(s.padded_dim, heads, s.D, f.k.rank, f.v.rank, staged).plan.bytes;
+  };
+  if (bytes(1, true) > limit) return {1, false, bytes(1, false)};
+  int64_t heads = 1;
+  while (heads < s.heads_per_block && bytes(heads + 1, true) <= limit) ++heads;
+  return {heads, true, bytes(heads, true)};
 }
 
 }  // namespace
@@ -284,12 +350,14 @@ void tpa_attention_fused_forward(Tensor y, Tensor lse, const TpaFactors& factors
   const FusedFactors f = fused_factors(factors);
   const HeadTensor y_heads{float_ref(kOp, y), s.T, s.H, s.D};
   if (s.B * s.T * s.H == 0) return;
-  const size_t shared_bytes = ForwardLayout(s.padded_dim).plan.bytes;
-  reserve_shared(tpa_fused_forward_kernel, "tpa_fused_forward_kernel", shared_bytes);
-  const dim3 grid(unsigned((s.T + kTile - 1) / kTile), unsigned((s.H + s.heads_per_block - 1) / s.heads_per_block),
+  const ForwardPlan plan = plan_forward(s, f);
+  TpaShape shape = s;
+  shape.heads_per_block = plan.heads_per_block;
+  reserve_shared(tpa_fused_forward_kernel, "tpa_fused_forward_kernel", plan.shared_bytes);
+  const dim3 grid(unsigned((s.T + kTile - 1) / kTile), unsigned((s.H + plan.heads_per_block - 1) / plan.heads_per_block),
                   unsigned(s.B));
-  T6_LAUNCH(tpa_fused_forward_kernel, grid, kAttentionThreads, shared_bytes, cuda_context().stream())(
-      y_heads, lse.data<float>(), f, s);
+  T6_LAUNCH(tpa_fused_forward_kernel, grid, kAttentionThreads, plan.shared_bytes, cuda_context().stream())(
+      y_heads, lse.data<float>(), f, shape, plan.staged);
   T6_CUDA_CHECK_LAUNCH("tpa_fused_forward_kernel");
 }
 

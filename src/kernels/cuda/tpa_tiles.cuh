@@ -2,7 +2,8 @@
 // tiles and attention gradients back into factor gradients, on chip:
 //   build_tile: rows [t0, t0 + kTile) of one head of q, k or v, x[t, :] = (1/rank) Σ_r A[t, h, r] · B̃[t, r, :]
 //     with B̃ = RoPE(B) for q and k (T6_SPEC.md 1 and 1.1), as the bf16 tile attention_tiles.cuh's
-//     load_tile would give for the materialised tensor;
+//     load_tile would give for the materialised tensor; B̃ from global memory, or from a shared
+//     stage (stage_rotated_B) that a group of heads shares;
 //   fold_head_gradient: one head's fp32 dq/dk/dv tile into dA (stored) and into the block's fp32 dB
 //     accumulator (summed over heads in head order: no atomics);
 //   store_factor_gradient: that accumulator through RoPEᵀ into dB.
@@ -49,10 +50,21 @@ __device__ __forceinline__ float rotated_B(const TpaFactor& f, const TpaShape& s
   return f.B.bf16 ? __bfloat162float(__float2bfloat16(value)) : value;
 }
 
+// B̃ of rows [t0, t0 + kTile) into stage (fp32, (kTile, rank, D)), zeros past T: read and rotated once
+// for all the heads that build their tiles from it.
+__device__ inline void stage_rotated_B(float* stage, const TpaFactor& f, const TpaShape& s, int64_t b, int64_t t0) {
+  for (int64_t e = threadIdx.x; e < kTile * f.rank * s.D; e += blockDim.x) {
+    const int row = int(e / (f.rank * s.D));
+    const int64_t r = e / s.D % f.rank, j = e % s.D, t = t0 + row;
+    stage[e] = t < s.T ? rotated_B(f, s, b, t, r, j) : 0.0f;
+  }
+}
+
 // Rows [t0, t0 + kTile) of head h of the factor's q/k/v into dst (bf16, stride bf16_stride(padded_dim)),
-// zeros past T and past D.
+// zeros past T and past D. B̃ comes from `stage` (stage_rotated_B of the same rows) or, where it is
+// null, from global memory.
 __device__ inline void build_tile(__nv_bfloat16* dst, const TpaFactor& f, const TpaShape& s, int64_t b, int64_t t0,
-                                  int64_t h) {
+                                  int64_t h, const float* stage = nullptr) {
   const int stride = bf16_stride(s.padded_dim);
   for (int e = threadIdx.x; e < kTile * s.padded_dim; e += blockDim.x) {
     const int row = e / s.padded_dim, c = e % s.padded_dim;
@@ -61,7 +73,8 @@ __device__ inline void build_tile(__nv_bfloat16* dst, const TpaFactor& f, const 
     if (t < s.T && c < s.D) {
       const int64_t a = factor_A_offset(f, s, b, t, h);
       float sum = 0;
-      for (int64_t r = 0; r < f.rank; ++r) sum += f.A.load(a + r) * rotated_B(f, s, b, t, r, c);
+      for (int64_t r = 0; r < f.rank; ++r)
+        sum += f.A.load(a + r) * (stage ? stage[(row * f.rank + r) * s.D + c] : rotated_B(f, s, b, t, r, c));
       value = sum * f.inv_rank;
     }
     dst[row * stride + c] = __float2bfloat16(value);
