@@ -16,6 +16,22 @@ namespace t6::ops::cuda {
 
 namespace {
 
+struct ForwardLayout {
+  size_t q, k, v, scores, probabilities, out, row_max, row_sum, row_correction;
+  SharedLayout plan;
+  __host__ __device__ explicit ForwardLayout(int padded_dim) {
+    q = plan.add<__nv_bfloat16>(size_t(kTile) * bf16_stride(padded_dim));
+    k = plan.add<__nv_bfloat16>(size_t(kTile) * bf16_stride(padded_dim));
+    v = plan.add<__nv_bfloat16>(size_t(kTile) * bf16_stride(padded_dim));
+    scores = plan.add<float>(size_t(kTile) * kScoreStride);
+    probabilities = plan.add<__nv_bfloat16>(size_t(kTile) * kProbabilityStride);
+    out = plan.add<float>(size_t(kTile) * f32_stride(padded_dim));
+    row_max = plan.add<float>(kTile);
+    row_sum = plan.add<float>(kTile);
+    row_correction = plan.add<float>(kTile);
+  }
+};
+
 __global__ void __launch_bounds__(kAttentionThreads) attention_forward_kernel(HeadTensor y, float* lse, HeadTensor q,
                                                                                HeadTensor k, HeadTensor v,
                                                                                AttentionShape shape) {

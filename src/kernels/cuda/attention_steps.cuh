@@ -1,29 +1,13 @@
 // The steps of the FlashAttention-style kernels shared by plain attention (attention_forward.cu,
 // attention_backward.cu) and the fused TPA attention (tpa_attention_fused.cu), which differ only in
-// where their q/k/v tiles come from: shared-memory layouts, the online softmax of the forward, the
-// row statistics and P / dS of the backward, and the store of an fp32 accumulator tile.
+// where their q/k/v tiles come from: the online softmax of the forward, the backward's shared-memory
+// layout, row statistics and P / dS, and the store of an fp32 accumulator tile.
 #pragma once
 #include <cmath>
 
 #include "kernels/cuda/attention_tiles.cuh"
 
 namespace t6::ops::cuda {
-
-struct ForwardLayout {
-  size_t q, k, v, scores, probabilities, out, row_max, row_sum, row_correction;
-  SharedLayout plan;
-  __host__ __device__ explicit ForwardLayout(int padded_dim) {
-    q = plan.add<__nv_bfloat16>(size_t(kTile) * bf16_stride(padded_dim));
-    k = plan.add<__nv_bfloat16>(size_t(kTile) * bf16_stride(padded_dim));
-    v = plan.add<__nv_bfloat16>(size_t(kTile) * bf16_stride(padded_dim));
-    scores = plan.add<float>(size_t(kTile) * kScoreStride);
-    probabilities = plan.add<__nv_bfloat16>(size_t(kTile) * kProbabilityStride);
-    out = plan.add<float>(size_t(kTile) * f32_stride(padded_dim));
-    row_max = plan.add<float>(kTile);
-    row_sum = plan.add<float>(kTile);
-    row_correction = plan.add<float>(kTile);
-  }
-};
 
 // The warp's 16 rows of the score tile (key tile starting at k0) become bf16 probabilities against
 // the running row maxima, which are updated with the row sums; row_correction gets the factor
