@@ -115,8 +115,9 @@ void tpa_attention_backward(const TpaFactors& gradients, const Tensor& dy, const
 // unrotated factors (RoPEᵀ applied to dB_q and dB_k). Two paths, equal up to rounding:
 //   Fused (the default): on a GPU, q, k and v are built tile by tile on chip from the factors and
 //     never reach global memory; the workspace is not used. The backward's blocks own every head,
-//     so dB is summed over heads on chip, in a fixed order, without atomics. heads_per_block sets how
-//     many heads a forward block walks (0: all of them); it need not divide H.
+//     so dB is summed over heads on chip, in a fixed order, without atomics. heads_per_block caps how
+//     many heads a forward block owns (0: no cap); it gets as many as fit in shared memory, and the
+//     group need not divide H.
 //   Materialised (fallback and reference): rotated copies of B_q and B_k, then tpa_attention_* with
 //     q, k, v in the workspace, then rope_backward. CPU tensors always take this path.
 enum class TpaAttentionPath { Fused, Materialised };
