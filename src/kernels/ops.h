@@ -109,6 +109,32 @@ void tpa_attention_forward(Tensor y, Tensor lse, const TpaFactors& factors, Tens
 void tpa_attention_backward(const TpaFactors& gradients, const Tensor& dy, const Tensor& y, const Tensor& lse,
                             const TpaFactors& factors, Tensor workspace);
 
+// ---- TPA attention with RoPE inside (T6_SPEC.md 1 and 1.2; DESIGN.md, "Fused TPA attention") ----
+// As tpa_attention_*, but B_q and B_k are given as the linear maps give them, before RoPE: the op
+// rotates them with the tables cos, sin (T, D/2) of rope_tables, and returns the gradients of the
+// unrotated factors (RoPEᵀ applied to dB_q and dB_k). Two paths, equal up to rounding:
+//   Fused (the default): on a GPU, q, k and v are built tile by tile on chip from the factors and
+//     never reach global memory; the workspace is not used. The backward's blocks own every head,
+//     so dB is summed over heads on chip, in a fixed order, without atomics. heads_per_block caps how
+//     many heads a forward block owns (0: no cap); it gets as many as fit in shared memory, and the
+//     group need not divide H.
+//   Materialised (fallback and reference): rotated copies of B_q and B_k, then tpa_attention_* with
+//     q, k, v in the workspace, then rope_backward. CPU tensors always take this path.
+enum class TpaAttentionPath { Fused, Materialised };
+struct TpaAttentionChoice {
+  TpaAttentionPath path = TpaAttentionPath::Fused;
+  int64_t heads_per_block = 0;
+};
+// Elements of workspace (of a dtype at least as wide as the factors') the materialised path needs:
+// tpa_attention's, then the rotated B_q and B_k.
+int64_t tpa_rotary_attention_workspace_elements(int64_t B, int64_t T, int64_t H, int64_t Rq, int64_t R, int64_t D);
+void tpa_rotary_attention_forward(Tensor y, Tensor lse, const TpaFactors& factors, const Tensor& cos, const Tensor& sin,
+                                  Tensor workspace, TpaAttentionChoice choice = {});
+// Writes the six factor gradients (overwritten).
+void tpa_rotary_attention_backward(const TpaFactors& gradients, const Tensor& dy, const Tensor& y, const Tensor& lse,
+                                   const TpaFactors& factors, const Tensor& cos, const Tensor& sin, Tensor workspace,
+                                   TpaAttentionChoice choice = {});
+
 // ---- SwiGLU ---------------------------------------------------------------------------------
 // out = silu(a) ⊙ b.
 void swiglu_forward(Tensor out, const Tensor& a, const Tensor& b);
