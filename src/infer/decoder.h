@@ -22,6 +22,7 @@ struct DecodeOptions {
   // context and batch tried (1K, 8K, 32K; batch 1 and 8; README "Performance"), so no rule by context.
   TpaDecodeOrder order = TpaDecodeOrder::factorised;
   int64_t max_rows = 256;      // rows per internal batch (bounds the buffers of a long prefill)
+  DType cache_dtype = DType::F32;  // F32, or BF16 for half the cache bytes
 };
 
 struct SlotToken {
@@ -38,12 +39,15 @@ class Decoder {
   KvCache& cache() { return cache_; }  // benchmarks fill it directly
   int64_t length(int64_t slot) const { return cache_.length(slot); }
   // The buffers besides the cache: each internal batch's activations, the RoPE tables, and the
-  // decode attention's scratch, one slice per OpenMP thread counted when the decoder was made
-  // (decoding runs that many threads) sized for a row's heads in options' block size and order.
+  // decode attention's scratch: one slice per OpenMP thread counted when the decoder was made
+  // (decoding runs that many threads) sized for a row's heads in options' block size, order and
+  // cache dtype, and ops::kDecodePartialStates partial states for rows cut into pieces.
   size_t buffer_bytes() const { return buffers_.bytes(); }
-  size_t attention_scratch_bytes() const { return attention_scratch_.bytes(); }
-  int64_t attention_threads() const { return attention_scratch_.size(0); }
-  // "3.23 MiB, of which decode attention scratch 15.25 KiB (2 threads × 7.62 KiB)"
+  size_t attention_scratch_bytes() const {
+    return attention_workspace_.per_thread.bytes() + attention_workspace_.partials.bytes();
+  }
+  int64_t attention_threads() const { return attention_workspace_.per_thread.size(0); }
+  // "3.23 MiB, of which decode attention scratch 15.25 KiB (2 threads × 7.62 KiB, partial states 1.02 KiB)"
   std::string describe_buffers() const;
 
   // Appends the tokens to their slots (a slot's tokens in order) and writes each row's final normed
@@ -71,7 +75,7 @@ class Decoder {
   StepRows rows_;                // this call's rows, kept so that their capacity stays
   std::vector<int64_t> length_;  // each slot's length as this call's rows are added
   Arena buffers_;
-  Tensor attention_scratch_;  // (threads, elements per thread)
+  ops::DecodeWorkspace attention_workspace_;
   Tensor residual_, norm_, rstd_, branch_, token_ids_, pre_gate_, up_, gated_, scratch_, rope_cos_, rope_sin_, row_cos_, row_sin_;
 };
 
