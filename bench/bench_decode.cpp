@@ -17,6 +17,7 @@
 #include <chrono>
 #include <cstdio>
 
+#include "apps/openmp_wait_policy.h"
 #include "core/bf16.h"
 #include "infer/byte_size.h"
 #include "infer/decoder.h"
@@ -135,6 +136,7 @@ DecodeRun time_decode(const ModelWeights& weights, int64_t batch, int64_t contex
 }  // namespace
 
 int main(int argc, char** argv) {
+  use_passive_openmp_wait(argv);  // as the tools do (apps/openmp_wait_policy.h)
   CLI::App app{"Decode tokens/s and cache bytes per token: T6-small vs MHA-, GQA- and MLA-small (random weights)"};
   std::vector<int64_t> contexts = {1024, 8192, 32768}, batches = {1, 8};
   std::vector<std::string> model_names = {"t6", "mha", "gqa", "mla"}, order_names = {"factorised"};
