@@ -7,12 +7,9 @@
 #include "infer/byte_size.h"
 #include "kernels/ops.h"
 #include "model/linear.h"
+#include "model/transformer_block.h"
 
 namespace t6::infer {
-
-namespace {
-std::string mlp_weight(int64_t layer, const char* name) { return str("transformer.h.", layer, ".mlp.", name, ".weight"); }
-}  // namespace
 
 Decoder::Decoder(const ModelWeights& weights, int64_t slots, int64_t max_context, const DecodeOptions& options)
     : weights_(weights),
@@ -23,8 +20,7 @@ Decoder::Decoder(const ModelWeights& weights, int64_t slots, int64_t max_context
   T6_CHECK(options.block_tokens >= 1 && options.max_rows >= 1, "decode block and row counts must be positive");
   for (int64_t layer = 0; layer < config().n_layer; ++layer) {
     attention_.push_back(make_attention_step(weights, layer));
-    mlp_.push_back({weights.param(mlp_weight(layer, "c_fc1")), weights.param(mlp_weight(layer, "c_fc2")),
-                    weights.param(mlp_weight(layer, "c_proj"))});
+    mlp_.emplace_back(weights, layer);
   }
   rows_.slot.reserve(size_t(options.max_rows));
   rows_.position.reserve(size_t(options.max_rows));
@@ -36,15 +32,15 @@ Decoder::Decoder(const ModelWeights& weights, int64_t slots, int64_t max_context
 }
 
 void Decoder::plan(Arena& arena, int64_t threads) {
-  const int64_t N = options_.max_rows, d = config().n_embd, hidden = config().mlp_hidden();
+  const int64_t N = options_.max_rows, d = config().n_embd;
   residual_ = arena.take({N, d});
   norm_ = arena.take({N, d});
   rstd_ = arena.take({N});
+  middle_ = arena.take({N, d});
   branch_ = arena.take({N, d});
   token_ids_ = arena.take({N}, DType::I32);
-  pre_gate_ = arena.take({N, hidden});
-  up_ = arena.take({N, hidden});
-  gated_ = arena.take({N, hidden});
+  mlp_[0].plan_activations(arena, 1, N);
+  for (size_t layer = 1; layer < mlp_.size(); ++layer) mlp_[layer].share_activations(mlp_[0]);
   int64_t scratch = 0;
   for (const auto& step : attention_) scratch = std::max(scratch, step->scratch_elements(N));
   scratch_ = arena.take({scratch});
@@ -93,22 +89,18 @@ void Decoder::append_chunk(const SlotToken* tokens, int64_t N, const Tensor& hid
   }
   const Tensor residual = residual_.rows(0, N), norm = norm_.rows(0, N), rstd = rstd_.rows(0, N);
   const Tensor branch = branch_.rows(0, N);
-  const Tensor pre_gate = pre_gate_.rows(0, N), up = up_.rows(0, N), gated = gated_.rows(0, N);
+  // One set of activations for every layer; the second norm may overwrite the first, which the
+  // attention has consumed by then.
+  const BlockActivations activations{norm, rstd, middle_.rows(0, N), norm, rstd};
+  const LayerContext block_context{1, N, row_cos_.rows(0, N), row_sin_.rows(0, N), scratch_, nullptr};
   ops::embedding_forward(residual, token_ids_.rows(0, N), embedding_);
   for (int64_t layer = 0; layer < config().n_layer; ++layer) {
-    ops::rmsnorm_forward(norm, rstd, residual);
     const StepContext context{rows, row_cos_.rows(0, N), row_sin_.rows(0, N), cache_, layer, options_.block_tokens,
                               options_.order, scratch_, attention_workspace_};
-    attention_[size_t(layer)]->forward(context, norm, branch);
-    ops::add(residual, residual, branch);
-    ops::rmsnorm_forward(norm, rstd, residual);
-    // SwiGLU MLP (model/mlp.h) on this call's rows.
-    const MlpWeights& mlp = mlp_[size_t(layer)];
-    linear_forward(pre_gate, norm, mlp.c_fc1, N);
-    linear_forward(up, norm, mlp.c_fc2, N);
-    ops::swiglu_forward(gated, pre_gate, up);
-    linear_forward(branch, gated, mlp.c_proj, N);
-    ops::add(residual, residual, branch);
+    transformer_block_forward(
+        block_context, residual, residual, activations, branch,
+        [&](const Tensor& normed, const Tensor& out) { attention_[size_t(layer)]->forward(context, normed, out); },
+        mlp_[size_t(layer)]);
   }
   ops::rmsnorm_forward(hidden, rstd, residual);
   for (int64_t slot = 0; slot < cache_.slots(); ++slot) cache_.set_length(slot, length[size_t(slot)]);

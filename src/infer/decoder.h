@@ -2,7 +2,8 @@
 // each call appends tokens to any of them. A call's rows go through every projection and the MLP as
 // one batch (a prompt's prefill is one call over all its tokens, in chunks of max_rows), then each
 // row attends over its own sequence up to itself. Decoding is the same call with one row per active
-// sequence. Weights are the model's, used in place; the cache and all buffers are allocated once.
+// sequence. The block and its MLP are the model's own (model/transformer_block.h, model/mlp.h), with
+// the cache's attention step; weights are used in place; the cache and all buffers are allocated once.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -12,6 +13,7 @@
 #include "core/arena.h"
 #include "infer/attention_step.h"
 #include "infer/kv_cache.h"
+#include "model/mlp.h"
 #include "model/model_weights.h"
 
 namespace t6::infer {
@@ -67,16 +69,13 @@ class Decoder {
   KvCache cache_;
   // The weights are looked up by name once: a step builds no strings.
   Tensor embedding_;  // also the LM head
-  struct MlpWeights {
-    Tensor c_fc1, c_fc2, c_proj;
-  };
-  std::vector<MlpWeights> mlp_;
+  std::vector<Mlp> mlp_;  // the model's MLP, its layers sharing one set of activations
   std::vector<std::unique_ptr<AttentionStep>> attention_;
   StepRows rows_;                // this call's rows, kept so that their capacity stays
   std::vector<int64_t> length_;  // each slot's length as this call's rows are added
   Arena buffers_;
   ops::DecodeWorkspace attention_workspace_;
-  Tensor residual_, norm_, rstd_, branch_, token_ids_, pre_gate_, up_, gated_, scratch_, rope_cos_, rope_sin_, row_cos_, row_sin_;
+  Tensor residual_, norm_, rstd_, middle_, branch_, token_ids_, scratch_, rope_cos_, rope_sin_, row_cos_, row_sin_;
 };
 
 }  // namespace t6::infer
