@@ -198,9 +198,9 @@ TEST_F(CudaOps, AddAndSwigluForwardBackward) {
 TEST_F(CudaOps, SumOfSquaresMatchesInDoubleAndRepeats) {
   const HostTensor x = random_values({1000003});
   const DeviceTensor gx = upload(x);
-  const double cpu = ops::sum_of_squares(x), gpu = ops::sum_of_squares(gx);
+  const double cpu = ops::sum_of_squares({&x.view(), 1}), gpu = ops::sum_of_squares({&gx.view, 1});
   EXPECT_NEAR(gpu, cpu, 1e-12 * cpu) << "both sum exact squares of fp32 values in double";
-  EXPECT_EQ(gpu, ops::sum_of_squares(gx)) << "no atomics: the same bits every time";
+  EXPECT_EQ(gpu, ops::sum_of_squares({&gx.view, 1})) << "no atomics: the same bits every time";
 }
 
 TEST_F(CudaOps, FillZero) {
@@ -481,7 +481,7 @@ TEST_F(CudaOps, EveryKernelGivesTheSameBitsInEveryOrder) {
     ops::swiglu_backward(da.view, db.view, gdx.view, gx, normed.view);
     for (const DeviceTensor* t : {&normed, &rstd, &gdx, &sum, &swiglu, &da, &db}) keep(t->view);
     outputs.push_back(HostTensor({1}, DType::F32));
-    outputs.back().data<float>()[0] = float(ops::sum_of_squares(gdx.view));
+    outputs.back().data<float>()[0] = float(ops::sum_of_squares({&gdx.view, 1}));
     DeviceTensor cos = poisoned({T, D / 2}), sin = poisoned({T, D / 2}), rotated = upload(q);
     ops::rope_tables(cos.view, sin.view);
     ops::rope_forward(rotated.view, cos.view, sin.view);
