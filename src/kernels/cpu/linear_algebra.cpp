@@ -40,7 +40,7 @@ void add(Tensor out, const Tensor& a, const Tensor& b) {
   });
 }
 
-double sum_of_squares(std::span<const Tensor> tensors) {
+double sum_of_squares(const std::vector<Tensor>& tensors) {
   if (tensors.empty()) return 0;
   T6_CUDA_TWIN(tensors.front(), sum_of_squares(tensors));
   double statistics[2] = {0, 0};
@@ -82,7 +82,7 @@ void cast(Tensor out, const Tensor& x) {
   }
 }
 
-void tensor_list_statistics(Tensor statistics, std::span<const Tensor> tensors) {
+void tensor_list_statistics(Tensor statistics, const std::vector<Tensor>& tensors) {
   T6_CUDA_TWIN(statistics, tensor_list_statistics(statistics, tensors));
   T6_CHECK(statistics.dtype() == DType::F64 && statistics.numel() == 2,
            "tensor_list_statistics: statistics must be F64 with 2 elements, got ", statistics.shape().to_string(), " ",

@@ -14,10 +14,10 @@ namespace t6::ops::cuda {
 
 void matmul(Tensor out, const Tensor& a, const Tensor& b, bool transpose_a, bool transpose_b, float alpha, float beta);
 void add(Tensor out, const Tensor& a, const Tensor& b);
-double sum_of_squares(std::span<const Tensor> tensors);
+double sum_of_squares(const std::vector<Tensor>& tensors);
 void fill_zero(Tensor x);
 void cast(Tensor out, const Tensor& x);
-void tensor_list_statistics(Tensor statistics, std::span<const Tensor> tensors);
+void tensor_list_statistics(Tensor statistics, const std::vector<Tensor>& tensors);
 
 void embedding_forward(Tensor out, const Tensor& tokens, const Tensor& table, VocabSlice slice);
 void embedding_backward(Tensor dtable, const Tensor& dout, const Tensor& tokens, VocabSlice slice);

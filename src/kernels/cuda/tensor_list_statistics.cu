@@ -72,7 +72,7 @@ size_t tensor_list_statistics_scratch_bytes(size_t tensors) {
   return launches * kBlocks * 2 * sizeof(double);
 }
 
-void tensor_list_statistics(Tensor statistics, std::span<const Tensor> tensors) {
+void tensor_list_statistics(Tensor statistics, const std::vector<Tensor>& tensors) {
   const char* op = "tensor_list_statistics";
   require_device(op, {&statistics});
   T6_CHECK(statistics.dtype() == DType::F64 && statistics.numel() == 2, op,
@@ -107,7 +107,7 @@ size_t sum_of_squares_scratch_bytes(size_t tensors) {
   return tensor_list_statistics_scratch_bytes(tensors) + 2 * sizeof(double);
 }
 
-double sum_of_squares(std::span<const Tensor> tensors) {
+double sum_of_squares(const std::vector<Tensor>& tensors) {
   // The statistics in the scratch after the partials, read with one copy and one synchronisation.
   CudaContext& context = cuda_context();
   const size_t partial_bytes = tensor_list_statistics_scratch_bytes(tensors.size());
