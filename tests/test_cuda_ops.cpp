@@ -691,6 +691,10 @@ TEST_F(CudaOps, EveryKernelGivesTheSameBitsInEveryOrder) {
   const HostTensor table = random_values({vocab, d}), rows_d = random_values({T, d}), logits = random_values({T, vocab}, 8.0f);
   const HostTensor A = random_values({B, T, H, R}), factor_B = random_values({B, T, R, D});
   const ops::HeadMap heads{0, 2, 0};
+  const int64_t Dn = 16, Dr = 8, Dv = 24;  // MLA's widths, small
+  const HostTensor weight = random_values({97}), dweight = random_values({97});
+  const HostTensor kv = random_values({B, T, Hkv, Dn + Dv}), k_pe = random_values({B, T, 1, Dr});
+  const HostTensor latent_q = random_values({B, T, H, Dn + Dr});
   auto run_every_kernel = [&] {
     std::vector<HostTensor> outputs;
     auto keep = [&](const Tensor& device) { outputs.push_back(download(device)); };
@@ -739,6 +743,32 @@ TEST_F(CudaOps, EveryKernelGivesTheSameBitsInEveryOrder) {
     ops::adamw_update(param.view, upload(dx), m.view, second_moment.view, {1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, 3, 1.0f},
                       copy.view);
     for (const DeviceTensor* t : {&contracted, &dA, &dB, &param, &m, &second_moment, &copy}) keep(t->view);
+    // MLA: the weighted norm (its weight gradient sums over rows), the k/v split (dk_pe sums over
+    // heads), attention with values narrower than keys, the cast and the list statistics.
+    const DeviceTensor norm_weight = upload(weight, DType::BF16);
+    DeviceTensor weighted = poisoned({T, 97}, DType::BF16), wrstd = poisoned({T}), wdx = upload(dx);
+    DeviceTensor wdweight = upload(dweight);
+    ops::weighted_rmsnorm_forward(weighted.view, wrstd.view, gx, norm_weight);
+    ops::weighted_rmsnorm_backward(wdx.view, wdweight.view, upload(dx, DType::BF16), gx, wrstd.view, norm_weight);
+    DeviceTensor mla_k = poisoned({B, T, Hkv, Dn + Dr}, DType::BF16), mla_v = poisoned({B, T, Hkv, Dv}, DType::BF16);
+    ops::mla_split_kv_forward(mla_k.view, mla_v.view, upload(kv, DType::BF16), upload(k_pe, DType::BF16));
+    DeviceTensor dkv = poisoned({B, T, Hkv, Dn + Dv}), dk_pe = poisoned({B, T, 1, Dr});
+    ops::mla_split_kv_backward(dkv.view, dk_pe.view, mla_k.view, mla_v.view);
+    const DeviceTensor mla_q = upload(latent_q, DType::BF16);
+    DeviceTensor mla_y = poisoned({B, T, H, Dv}), mla_lse = poisoned({B, H, T});
+    ops::attention_forward(mla_y.view, mla_lse.view, mla_q, mla_k.view, mla_v.view, {}, heads);
+    DeviceTensor mla_dq = poisoned({B, T, H, Dn + Dr}), mla_dk = poisoned({B, T, Hkv, Dn + Dr}), mla_dv = poisoned({B, T, Hkv, Dv});
+    ops::attention_backward(mla_dq.view, mla_dk.view, mla_dv.view, mla_y.view, mla_q, mla_k.view, mla_v.view, mla_y.view,
+                            mla_lse.view, {}, heads);
+    DeviceTensor narrowed = poisoned({T, 97}, DType::BF16), statistics{DeviceBuffer(2 * sizeof(double)), {}};
+    ops::cast(narrowed.view, gdx.view);
+    statistics.view = statistics.buffer.as({2}, DType::F64);
+    ops::tensor_list_statistics(statistics.view, {gdx.view, normed.view, dkv.view, mla_dk.view});
+    for (const DeviceTensor* t : {&weighted, &wrstd, &wdx, &wdweight, &mla_k, &mla_v, &dkv, &dk_pe, &mla_y, &mla_lse,
+                                  &mla_dq, &mla_dk, &mla_dv, &narrowed})
+      keep(t->view);
+    outputs.push_back(HostTensor({2}, DType::F64));
+    copy_tensor(outputs.back().view(), statistics.view);
     return outputs;
   };
   using cuda_emu::ScheduleOrder;
