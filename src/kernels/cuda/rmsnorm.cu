@@ -86,27 +86,27 @@ OptionalWeight checked_weight(const char* op, const Tensor* weight, const Tensor
 
 void forward(const char* op, Tensor out, Tensor rstd, const Tensor& x, const Tensor* weight, double eps) {
   require_same_shape(op, out, x);
-  const int64_t rows = matrix_rows(x);
+  const int64_t rows = matrix_rows(x), d = matrix_cols(x);
   float* statistics = checked_rstd(op, rstd, rows);
   const FloatRef result = float_ref(op, out), input = float_ref(op, x);
   const OptionalWeight factors = checked_weight(op, weight, x);
   if (rows == 0) return;
-  T6_LAUNCH(rmsnorm_forward_kernel, unsigned(rows), kThreads, 0, cuda_context().stream())(
-      result, statistics, input, factors, matrix_cols(x), float(eps));
+  T6_LAUNCH(rmsnorm_forward_kernel, unsigned(rows), kThreads, 0, cuda_context().stream())(result, statistics, input,
+                                                                                          factors, d, float(eps));
   T6_CUDA_CHECK_LAUNCH("rmsnorm_forward_kernel");
 }
 
 void backward(const char* op, Tensor dx, const Tensor& dout, const Tensor& x, const Tensor& rstd, const Tensor* weight) {
   require_same_shape(op, dx, x);
   require_same_shape(op, dout, x);
-  const int64_t rows = matrix_rows(x);
+  const int64_t rows = matrix_rows(x), d = matrix_cols(x);
   const float* statistics = checked_rstd(op, rstd, rows);
   float* gradient = accumulation_target(op, "dx", dx);
   const FloatRef incoming = float_ref(op, dout), input = float_ref(op, x);
   const OptionalWeight factors = checked_weight(op, weight, x);
   if (rows == 0) return;
-  T6_LAUNCH(rmsnorm_backward_kernel, unsigned(rows), kThreads, 0, cuda_context().stream())(
-      gradient, incoming, input, statistics, factors, matrix_cols(x));
+  T6_LAUNCH(rmsnorm_backward_kernel, unsigned(rows), kThreads, 0, cuda_context().stream())(gradient, incoming, input,
+                                                                                           statistics, factors, d);
   T6_CUDA_CHECK_LAUNCH("rmsnorm_backward_kernel");
 }
 
