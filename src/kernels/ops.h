@@ -32,8 +32,8 @@ void fill_zero(Tensor x);
 void cast(Tensor out, const Tensor& x);
 
 // ---- one pass over many tensors: the gradient norm and finite checks of a whole model ----------
-// statistics (F64, 2) = {Σ x² over every element of every tensor, summed in double in a fixed
-// order; the number of elements that are NaN or ±inf}. statistics lives where the tensors live:
+// statistics (F64, 2) = {Σ x² over every element of every tensor, summed in double (on a GPU in a
+// fixed order: the same bits every run); the number of elements that are NaN or ±inf}. statistics lives where the tensors live:
 // on a GPU nothing synchronises, and the caller reads both values with the step's one copy.
 // The tensors may differ in element type; an empty list gives {0, 0}.
 void tensor_list_statistics(Tensor statistics, const std::vector<Tensor>& tensors);

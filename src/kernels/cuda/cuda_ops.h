@@ -4,7 +4,9 @@
 // branch on the backend. Plain C++: the CPU files that dispatch include it.
 //
 // Precision (DESIGN.md): every tensor may be F32 or BF16 unless an op says otherwise; arithmetic,
-// accumulation and statistics (rstd, row maxima and sums, lse, losses) are fp32. Token ids are I32
+// accumulation and statistics (rstd, row maxima and sums, lse, losses) are fp32. What an op adds
+// to must be F32, and a BF16 one is an error: add's out, the norms' dx and dweight, dtable, a
+// matmul's out with beta ≠ 0 (linear_backward's accumulated dx and dW), the cross-entropy logits. Token ids are I32
 // device tensors. Kernels run on the calling thread's stream (kernels/cuda/cuda_context.h) and do
 // not synchronise, except the ops that return a host value (sum_of_squares, once per call).
 #pragma once
