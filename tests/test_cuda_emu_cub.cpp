@@ -1,10 +1,10 @@
 // ctest-labels: gpu
+// ctest-requires: T6_CUDA_EMU
 // The emulated cub::DeviceRadixSort::SortPairs (src/cuda_emu/include/cub): the size query, then a
 // stable sort by key on a stream against std::stable_sort, negative keys first as in CUB, and a
-// sort by a bit range. Skips unless built with T6_CUDA_EMU.
+// sort by a bit range.
 #include <gtest/gtest.h>
 
-#ifdef T6_CUDA_EMU
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -103,8 +103,3 @@ TEST(CudaEmuCub, SortPairsRefusesTooLittleTemporaryStorage) {
   cudaFree(keys);
 }
 
-#else
-
-TEST(CudaEmuCub, NeedsTheEmulatedBuild) { GTEST_SKIP() << "built without T6_CUDA_EMU"; }
-
-#endif

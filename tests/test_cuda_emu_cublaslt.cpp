@@ -1,12 +1,11 @@
 // ctest-labels: gpu
+// ctest-requires: T6_CUDA_EMU
 // The emulated cuBLASLt (src/cuda_emu/cublaslt.cpp) against a double-precision reference of cuBLASLt's
 // documented column-major D = alpha · op(A) · op(B) + beta · C: all four transpose combinations, odd
 // shapes, leading dimensions larger than the rows (the padding must stay untouched), C aliasing D,
-// bf16 and fp32; and the 256-byte default alignment the heuristic's algorithm assumes. Skips unless
-// built with T6_CUDA_EMU.
+// bf16 and fp32; and the 256-byte default alignment the heuristic's algorithm assumes.
 #include <gtest/gtest.h>
 
-#ifdef T6_CUDA_EMU
 #include <cublasLt.h>
 #include <cuda_runtime.h>
 
@@ -273,8 +272,3 @@ TEST(CudaEmuCublasLt, HostOperandsAndOtherEpiloguesAreRefused) {
   cudaFree(dd);
 }
 
-#else
-
-TEST(CudaEmuCublasLt, NeedsTheEmulatedBuild) { GTEST_SKIP() << "built without T6_CUDA_EMU"; }
-
-#endif

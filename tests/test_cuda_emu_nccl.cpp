@@ -1,12 +1,12 @@
 // ctest-labels: gpu
+// ctest-requires: T6_CUDA_EMU
 // ctest-mpi-ranks: 4
 // The emulated NCCL over MPI (src/cuda_emu/nccl_over_mpi.cpp) on device buffers: all-reduce,
 // reduce-scatter, all-gather and broadcast in fp32 and bf16 against MPI's own results on host
 // buffers, in place and not, CommSplit into groups, and stream order (a collective sees the work
-// queued before it on its stream). Skips unless built with T6_CUDA_EMU.
+// queued before it on its stream).
 #include <gtest/gtest.h>
 
-#ifdef T6_CUDA_EMU
 #include <cuda_runtime.h>
 #include <nccl.h>
 
@@ -257,8 +257,3 @@ TEST_F(Nccl, HostBuffersAreRefusedNamingTheCall) {
   cudaGetLastError();
 }
 
-#else
-
-TEST(CudaEmuNccl, NeedsTheEmulatedBuild) { GTEST_SKIP() << "built without T6_CUDA_EMU"; }
-
-#endif

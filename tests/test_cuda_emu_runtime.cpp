@@ -1,11 +1,11 @@
 // ctest-labels: gpu
+// ctest-requires: T6_CUDA_EMU
 // The emulated GPU's runtime (src/cuda_emu): device memory the host cannot read, stream ordering
 // (the legacy stream does not wait for a non-blocking one), events ordering two streams, copies and
 // their direction checks, T6_EMU_DEVICES, the sticky launch failure a DeviceFault leaves, and the
-// allocation and synchronisation counters. Skips unless built with T6_CUDA_EMU.
+// allocation and synchronisation counters.
 #include <gtest/gtest.h>
 
-#ifdef T6_CUDA_EMU
 #include <cuda_runtime.h>
 
 #include <csignal>
@@ -287,8 +287,3 @@ TEST(CudaEmuRuntimeDeathTest, AMalformedDeviceCountStopsTheRun) {
       ::testing::ExitedWithCode(2), "T6_EMU_DEVICES='two' is not a device count from 0 to 16");
 }
 
-#else
-
-TEST(CudaEmuRuntime, NeedsTheEmulatedBuild) { GTEST_SKIP() << "built without T6_CUDA_EMU"; }
-
-#endif

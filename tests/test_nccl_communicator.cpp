@@ -44,6 +44,9 @@ class DeviceArray {
   explicit DeviceArray(size_t count) : count_(count) {
     EXPECT_EQ(cudaMalloc(&data_, count * sizeof(T)), cudaSuccess);
     EXPECT_EQ(cudaMemset(data_, 0xFF, count * sizeof(T)), cudaSuccess);
+    // cudaMemset runs on the legacy stream, which NCCL's non-blocking stream does not wait for: a
+    // collective could write the output before the sentinel lands on it.
+    EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
   }
   explicit DeviceArray(const std::vector<T>& values) : DeviceArray(values.size()) {
     EXPECT_EQ(cudaMemcpy(data_, values.data(), values.size() * sizeof(T), cudaMemcpyHostToDevice), cudaSuccess);

@@ -80,9 +80,9 @@ std::string index_text(const uint3& index) {
 class BlockRun {
  public:
   BlockRun(const LaunchShape& shape, const std::function<void()>& thread_body, char* dynamic_shared,
-           const char* launch_token, const char* grid_end_token)
+           const char* launch_token, const char* finished_token)
       : shape_(shape), thread_body_(thread_body), dynamic_shared_(dynamic_shared), launch_token_(launch_token),
-        grid_end_token_(grid_end_token) {}
+        finished_token_(finished_token) {}
 
   void run(uint3 block_index) {
     const races::HiddenFromTsan hidden;  // the host context runs only the emulation's bookkeeping
@@ -114,13 +114,19 @@ class BlockRun {
         } catch (...) {
           thread.error = std::current_exception();
         }
-        races::release(grid_end_token_);
+        // The last accesses to the thread's record come before the release, so that the host,
+        // which acquires after the block, may free it.
+        ctx::fiber scheduler_fiber;
+        void* scheduler_context = nullptr;
         {
           const races::HiddenFromTsan hidden;
           thread.waiting = Waiting::Exited;
+          scheduler_fiber = std::move(thread.scheduler);
+          scheduler_context = thread.scheduler_race_context;
         }
-        races::switch_to(thread.scheduler_race_context);
-        return std::move(thread.scheduler);
+        races::release(finished_token_);
+        races::switch_to(scheduler_context);
+        return scheduler_fiber;
       });
     }
     for (;;) {
@@ -265,7 +271,7 @@ class BlockRun {
   const std::function<void()>& thread_body_;
   char* dynamic_shared_;
   const char* launch_token_;
-  const char* grid_end_token_;
+  const char* finished_token_;
   uint3 block_index_{};
   std::vector<EmulatedThread> threads_;
   std::vector<int> order_;
@@ -288,22 +294,24 @@ thread_local BlockRun* running_block = nullptr;
 
 EmulatedThread& current_thread() { return *running_thread; }
 
-// Parks the running thread until the block runner releases what it waits at. In race mode it
-// releases the generation's sync object before and acquires it after: every participant's earlier
-// accesses then happen before every participant's later ones, and nothing else is ordered.
+// Parks the running thread until the block runner releases what it waits at. In race mode a
+// barrier or __syncwarp releases the generation's sync object before and acquires it after: every
+// participant's earlier accesses then happen before every participant's later ones; nothing else
+// (a shuffle, a vote, WMMA) orders memory.
 void park(Waiting waiting, const WarpCollective* collective) {
   EmulatedThread& thread = current_thread();
   const void* token = nullptr;
   {
     const races::HiddenFromTsan hidden;
-    token = waiting == Waiting::Barrier ? running_block->barrier_token() : running_block->warp_token(thread.linear);
+    if (waiting == Waiting::Barrier) token = running_block->barrier_token();
+    else if (collective->orders_memory) token = running_block->warp_token(thread.linear);
     thread.collective = collective;
     thread.waiting = waiting;
   }
-  races::release(token);
+  if (token) races::release(token);
   races::switch_to(thread.scheduler_race_context);
   thread.scheduler = std::move(thread.scheduler).resume();
-  races::acquire(token);
+  if (token) races::acquire(token);
 }
 
 // True when the GPU would take the launch; else the launch error is set.
@@ -344,17 +352,17 @@ void run_grid(const LaunchShape& shape, const std::function<void()>& thread_body
   std::vector<int> order;
   order_indices(order, int(blocks), schedule_random());
   // Race mode: the host's work before the launch happens before every CUDA thread, and every CUDA
-  // thread before the host's work after the grid.
-  const auto launch_token = std::make_unique<char>(0), grid_end_token = std::make_unique<char>(0);
+  // thread before the host's work after its block (which frees the block's records) and the grid.
+  const auto launch_token = std::make_unique<char>(0), finished_token = std::make_unique<char>(0);
   races::release(launch_token.get());
-  BlockRun block_run(shape, thread_body, shared.get(), launch_token.get(), grid_end_token.get());
+  BlockRun block_run(shape, thread_body, shared.get(), launch_token.get(), finished_token.get());
   running_block = &block_run;
   for (int linear : order) {
     const unsigned index = unsigned(linear);
     block_run.run(uint3{index % grid.x, index / grid.x % grid.y, index / (grid.x * grid.y)});
+    races::acquire(finished_token.get());  // (the next block's threads acquire only the launch)
   }
   running_block = nullptr;
-  races::acquire(grid_end_token.get());
 }
 
 }  // namespace

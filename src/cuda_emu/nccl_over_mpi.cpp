@@ -7,7 +7,6 @@
 // against host-side MPI. Sums, products, maxima and minima in every integer and float type plus
 // bf16 (custom MPI ops that round each step to bf16, as NCCL does); averages are sums divided by
 // the rank count.
-#include <mpi.h>
 #include <nccl.h>
 
 #include <cstdint>
@@ -17,6 +16,7 @@
 #include <vector>
 
 #include "core/bf16.h"
+#include "core/mpi_c.h"
 #include "cuda_emu/runtime_state.h"
 
 struct ncclComm {

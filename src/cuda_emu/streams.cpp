@@ -83,6 +83,12 @@ void run_implicit_predecessors(CUstream_st* stream, uint64_t position) {
   }
 }
 
+// The fault's message, prefixed with what failed unless it already names it (a kernel fault names
+// its kernel, block and threads).
+std::string fault_message(const std::string& what, const std::string& fault) {
+  return fault.find(what) != std::string::npos ? fault : what + ": " + fault;
+}
+
 // After a launch failure the device is unusable, as on a GPU: later work is dropped, and every
 // synchronisation reports the failure until cudaDeviceReset.
 void run_item(int device, CUstream_st::Item& item) {
@@ -90,10 +96,8 @@ void run_item(int device, CUstream_st::Item& item) {
   DeviceMemoryAccess access;
   try {
     item.work();
-  } catch (const DeviceFault& fault) {
-    set_sticky_fault(device, item.what + ": " + fault.what());
-  } catch (const std::exception& error) {
-    set_sticky_fault(device, item.what + ": " + error.what());
+  } catch (const std::exception& fault) {  // a DeviceFault, or a library's own failure
+    set_sticky_fault(device, fault_message(item.what, fault.what()));
   }
 }
 

@@ -46,6 +46,9 @@ struct WarpCollective {
   uint64_t agreement[3];
   void* payload;
   void (*combine)(void* const payloads[32]);
+  // Whether it orders the lanes' memory accesses (race mode): CUDA documents that of __syncwarp
+  // only, not of shuffles, votes or WMMA, although they converge the warp.
+  bool orders_memory = false;
 };
 void warp_collective(const WarpCollective& collective);
 int lane_id();

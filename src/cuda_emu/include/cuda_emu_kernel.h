@@ -95,7 +95,7 @@ T __shfl_up_sync(unsigned mask, T value, unsigned delta, int width = 32) {
   return ::t6::cuda_emu::shuffle("__shfl_up_sync", ::t6::cuda_emu::ShuffleKind::Up, mask, value, int(delta), width);
 }
 inline void __syncwarp(unsigned mask = 0xffffffffu) {
-  ::t6::cuda_emu::warp_collective({"__syncwarp", mask, {0, 0, 0}, nullptr, nullptr});
+  ::t6::cuda_emu::warp_collective({"__syncwarp", mask, {0, 0, 0}, nullptr, nullptr, true});
 }
 inline unsigned __ballot_sync(unsigned mask, int predicate) {
   return ::t6::cuda_emu::vote("__ballot_sync", mask, predicate != 0);
