@@ -6,7 +6,9 @@
 #include <filesystem>
 
 #include "core/log.h"
+#include "core/process_memory.h"
 #include "parallel/collective_deadline.h"
+#include "parallel/rank_failure.h"
 #include "kernels/peak_flops.h"
 #include "train_state/train_checkpoint.h"
 
@@ -25,6 +27,16 @@ int64_t checked_local_sequences(const RunConfig& config, int dp_size) {
            ") must be a multiple of train.micro_batch_size (", train.micro_batch_size, ") × DP size (", dp_size,
            ") = ", per_micro_step);
   return train.global_batch_size / dp_size;
+}
+
+// What a rank will allocate, refused in one error naming the keys to lower when the ranks of this
+// node would not fit in its memory (collective: the ranks find their node's count).
+RankMemory checked_rank_memory(const RunConfig& config, ProcessGrid& grid) {
+  int32_t ranks_on_node = grid.local_rank() + 1;
+  grid.world().all_reduce(Tensor(&ranks_on_node, {1}, DType::I32), ReduceOp::Max);
+  const RankMemory memory = plan_rank_memory(config, grid.world_size());
+  check_rank_memory_fits(memory, double(physical_memory_bytes()), ranks_on_node);
+  return memory;
 }
 
 const std::string& checked_data_path(const RunConfig& config) {
@@ -74,6 +86,7 @@ Trainer::Trainer(const RunConfig& config, ProcessGrid& grid, const std::string& 
                      std::min(30.0, 0.5 * config.parallel.timeout_s)),
       local_sequences_(checked_local_sequences(config, grid.dp_size())),
       micro_steps_(local_sequences_ / config.train.micro_batch_size),
+      memory_(checked_rank_memory(config, grid)),
       eval_batches_(0),
       loader_(checked_data_path(config), config.train.seq_len, config.train.seed, config.data.max_open_shards),
       prefetcher_(loader_, grid.dp_rank() * local_sequences_, local_sequences_, config.train.seq_len,
@@ -194,13 +207,9 @@ void Trainer::check_state_is_finite() {
   AdamW& adamw = optimizer_.adamw();
   if (problem.empty() && (first_non_finite(adamw.first_moment()) >= 0 || first_non_finite(adamw.second_moment()) >= 0))
     problem = "an AdamW moment holds a non-finite value";
-  // The highest rank that found a problem, plus one (0: none), so every rank's message names it.
-  int32_t bad_rank = problem.empty() ? 0 : grid_.world_rank() + 1;
-  grid_.world().all_reduce(Tensor(&bad_rank, {1}, DType::I32), ReduceOp::Max);
-  if (bad_rank == 0) return;
-  fail(str("refusing to save a checkpoint at step ", step_, ": ",
-           problem.empty() ? str("the state of rank ", bad_rank - 1, " holds non-finite values")
-                           : str(problem, " on rank ", grid_.world_rank())));
+  if (const AgreedFailure agreed = agree_on_failure(grid_.world(), problem))
+    throw RankError(agreed.rank, agreed.world_size,
+                    str("refusing to save a checkpoint at step ", step_, ": ", agreed.message));
 }
 
 Trainer::StopRequest Trainer::stop_requested_on_any_rank() {
@@ -256,10 +265,8 @@ void Trainer::print_startup_table() const {
   log_info("  data        ", config_.data.path, ": ", loader_.train_tokens(), " train / ", loader_.val_tokens(),
            " val tokens; at most ", config_.data.max_open_shards, " shards open; prefetch ",
            config_.data.prefetch ? "on" : "off");
-  log_info("  memory      ", double(model_.activation_bytes()) / (1 << 20), " MiB activations, ",
-           double(model_.weights().padded_numel()) * 16 / (1 << 20), " MiB weights+grads+AdamW per rank (activations ",
-           "include ", double(model_.scratch_bytes()) / (1 << 20), " MiB of layer scratch: backward's gradients, ",
-           "the attention's T×T scores)");
+  log_info("  memory      ", memory_.describe(), " per rank (layer scratch: backward's gradients, the attention's ",
+           "T×T scores; validation reads into the batches and activations)");
   log_info("  peak        ", peak_flops_ / 1e9, " GFLOP/s over ", grid_.world_size(), " ranks (", peak_flops_source_, "); ",
            m.training_flops_per_token(t.seq_len) / 1e6, " MFLOP per token (6N + 12 L H D T)");
   log_info("  per step    tok/s = tokens / step time; MFU = FLOP per token x tok/s / peak; step time (max over "
