@@ -14,7 +14,7 @@ AttentionShape check_attention(const char* op, const Tensor& q, const Tensor& k,
   require_device(op, {&lse});
   T6_CHECK(lse.dtype() == DType::F32, op, ": lse must be F32");
   const auto padded = [](int64_t width) { return int((width + 15) / 16 * 16); };
-  return {dims.B,         dims.T,          dims.H, dims.Hkv, dims.D, dims.Dv, padded(dims.D), padded(dims.Dv),
+  return {dims.B,  dims.T,  dims.H, dims.Hkv, dims.D, dims.Dv, padded(dims.D), padded(dims.Dv),
           float(1.0 / std::sqrt(double(dims.D))), heads};
 }
 
