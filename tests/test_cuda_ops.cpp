@@ -15,6 +15,9 @@
 
 #include <cmath>
 #include <cstring>
+#include <functional>
+#include <iterator>
+#include <string>
 #include <random>
 #include <vector>
 
@@ -24,7 +27,10 @@
 #include "kernels/device.h"
 #include "kernels/ops.h"
 #ifdef T6_CUDA_EMU
+#include "cuda_emu_counters.h"
 #include "cuda_emu_schedule.h"
+#include "kernels/cuda/cuda_context.h"
+#include "kernels/cuda/scratch_needs.h"
 #endif
 
 using namespace t6;
@@ -198,9 +204,9 @@ TEST_F(CudaOps, AddAndSwigluForwardBackward) {
 TEST_F(CudaOps, SumOfSquaresMatchesInDoubleAndRepeats) {
   const HostTensor x = random_values({1000003});
   const DeviceTensor gx = upload(x);
-  const double cpu = ops::sum_of_squares(x), gpu = ops::sum_of_squares(gx);
+  const double cpu = ops::sum_of_squares({x.view()}), gpu = ops::sum_of_squares({gx.view});
   EXPECT_NEAR(gpu, cpu, 1e-12 * cpu) << "both sum exact squares of fp32 values in double";
-  EXPECT_EQ(gpu, ops::sum_of_squares(gx)) << "no atomics: the same bits every time";
+  EXPECT_EQ(gpu, ops::sum_of_squares({gx.view})) << "no atomics: the same bits every time";
 }
 
 TEST_F(CudaOps, FillZero) {
@@ -208,6 +214,88 @@ TEST_F(CudaOps, FillZero) {
   ops::fill_zero(x.view);
   const HostTensor back = download(x.view);
   for (int64_t i = 0; i < back.numel(); ++i) ASSERT_EQ(back.data<float>()[i], 0.0f);
+}
+
+// The fp32 → bf16 cast against the CPU twin (float_to_bf16_bits): round to nearest even, bit for
+// bit, on values that are not bf16 already, the ties of both parities, ±inf, the largest float
+// (which rounds to inf) and subnormals. NaN is left out: CUDA's NaN is canonical (0x7fff).
+TEST_F(CudaOps, CastRoundsFp32ToBf16BitForBitAsTheCpu) {
+  HostTensor x({5, 97}, DType::F32);
+  std::uniform_real_distribution<float> uniform(-4.0f, 4.0f);
+  for (int64_t i = 0; i < x.numel(); ++i) x.data<float>()[i] = uniform(rng());  // not rounded: the cast must round
+  const float specials[] = {1.0f + 0x1p-8f,  1.0f + 3 * 0x1p-8f, -1.0f - 0x1p-8f, INFINITY, -INFINITY,
+                            3.4028235e38f,  1e-40f,             -0.0f,           65504.0f};
+  for (size_t i = 0; i < std::size(specials); ++i) x.data<float>()[i] = specials[i];
+  HostTensor expected(x.shape(), DType::BF16);
+  ops::cast(expected.view(), x);
+  DeviceTensor out = poisoned(x.shape(), DType::BF16);
+  ops::cast(out.view, upload(x));
+  HostTensor bits(x.shape(), DType::U16);
+  copy_tensor(Tensor(bits.view().raw(), x.shape(), DType::BF16), out.view);
+  EXPECT_EQ(std::memcmp(bits.view().raw(), expected.view().raw(), expected.view().bytes()), 0)
+      << "the device's bf16 bits differ from float_to_bf16_bits";
+  EXPECT_EQ(bits.data<uint16_t>()[0], 0x3f80) << "1 + 2^-8 is a tie: to even, 1.0";
+  EXPECT_EQ(bits.data<uint16_t>()[1], 0x3f82) << "1 + 3·2^-8 is a tie: to even, 1 + 2^-6";
+  // And back: bf16 → fp32 is exact.
+  DeviceTensor widened = poisoned(x.shape());
+  ops::cast(widened.view, out.view);
+  const HostTensor back = download(widened.view), narrowed = download(out.view);
+  EXPECT_TRUE(bitwise_equal(back, narrowed));
+}
+
+// Σ x² and the non-finite count over 70 tensors (two launches of 64), odd sizes, fp32 and bf16
+// mixed, against the CPU twin on the same values. Both sum exact squares of fp32 values in double,
+// in different orders: relative 1e-12 (about 2^-40, far above double rounding over 10^5 terms,
+// far below any lost or doubled tensor). The counts are exact. No host synchronisation.
+TEST_F(CudaOps, TensorListStatisticsSumsEveryTensorAndCountsNonFiniteInOnePass) {
+  std::vector<HostTensor> host;
+  std::vector<DeviceTensor> device;
+  for (int i = 0; i < 70; ++i) {
+    host.push_back(random_values({1 + (i * 37) % 1501}, 1.0f + i % 5));
+    device.push_back(upload(host.back(), i % 3 == 0 ? DType::BF16 : DType::F32));
+  }
+  std::vector<Tensor> host_views, device_views;
+  for (const HostTensor& x : host) host_views.push_back(x.view());
+  for (const DeviceTensor& x : device) device_views.push_back(x.view);
+  HostTensor expected({2}, DType::F64);
+  ops::tensor_list_statistics(expected.view(), host_views);
+  DeviceTensor statistics{DeviceBuffer(2 * sizeof(double)), {}};
+  statistics.view = statistics.buffer.as({2}, DType::F64);
+  // The host-valued norm first, as a trainer's first step: it may grow the scratch (the test
+  // ReservedScratch... counts its one synchronisation once the scratch is planned).
+  const double norm_squared = ops::sum_of_squares(device_views);
+#ifdef T6_CUDA_EMU
+  cuda_emu::reset_runtime_counters();
+#endif
+  ops::tensor_list_statistics(statistics.view, device_views);
+#ifdef T6_CUDA_EMU
+  EXPECT_EQ(cuda_emu::runtime_counters().synchronizations, 0u) << "the statistics stay on the device";
+  EXPECT_EQ(cuda_emu::runtime_counters().allocations, 0u);
+#endif
+  double got[2] = {0, 0};
+  copy_tensor(Tensor(got, {2}, DType::F64), statistics.view);
+  EXPECT_NEAR(got[0], expected.data<double>()[0], 1e-12 * expected.data<double>()[0]);
+  EXPECT_EQ(got[1], 0.0);
+  EXPECT_EQ(expected.data<double>()[1], 0.0);
+  EXPECT_EQ(norm_squared, got[0]) << "the same kernels, the same order, the same bits";
+  // NaN, +inf and −inf planted in three tensors, one of them bf16 and one in the second launch.
+  const float bad[3] = {NAN, INFINITY, -INFINITY};
+  const int where[3] = {0, 5, 67};
+  for (int i = 0; i < 3; ++i) {
+    host[where[i]].data<float>()[host[where[i]].numel() - 1] = bad[i];
+    device[where[i]] = upload(host[where[i]], where[i] % 3 == 0 ? DType::BF16 : DType::F32);
+    device_views[where[i]] = device[where[i]].view;
+  }
+  ops::tensor_list_statistics(expected.view(), host_views);
+  ops::tensor_list_statistics(statistics.view, device_views);
+  copy_tensor(Tensor(got, {2}, DType::F64), statistics.view);
+  EXPECT_EQ(expected.data<double>()[1], 3.0);
+  EXPECT_EQ(got[1], 3.0) << "NaN, +inf and −inf each counted once";
+  EXPECT_TRUE(std::isnan(got[0]));
+  ops::tensor_list_statistics(statistics.view, {});
+  copy_tensor(Tensor(got, {2}, DType::F64), statistics.view);
+  EXPECT_EQ(got[0], 0.0);
+  EXPECT_EQ(got[1], 0.0);
 }
 
 // ---- RMSNorm, RoPE ----------------------------------------------------------------------------------
@@ -227,6 +315,53 @@ TEST_F(CudaOps, RmsNormForwardBackwardFp32Statistics) {
     EXPECT_CLOSE(gout.view, out, kBf16Output);
     EXPECT_CLOSE(grstd.view, rstd, kFp32Order);
     EXPECT_CLOSE(gdx.view, dx, kFp32Order);  // accumulated onto dx0 in fp32
+  }
+}
+
+// MLA's latent norms: bf16 x, weight and dout as the model holds them, F32 statistics and
+// gradients. out is stored as bf16 (kBf16Output); rstd, dx and dweight are fp32 sums over a row
+// (dx) or over the 17 rows in row order (dweight), the CPU's order too: kFp32Order.
+TEST_F(CudaOps, WeightedRmsNormForwardBackwardWithTheWeightGradient) {
+  for (int64_t d : {97, 512}) {
+    SCOPED_TRACE(::testing::Message() << "d " << d);
+    const int64_t rows = 17;
+    const HostTensor x = random_values({rows, d}, 2.0f), weight = random_values({d}, 1.5f), dout = random_values({rows, d});
+    const HostTensor dx0 = random_values({rows, d}), dweight0 = random_values({d});
+    HostTensor out({rows, d}, DType::F32), rstd({rows}, DType::F32), dx = copy_of(dx0), dweight = copy_of(dweight0);
+    ops::weighted_rmsnorm_forward(out.view(), rstd.view(), x, weight);
+    ops::weighted_rmsnorm_backward(dx.view(), dweight.view(), dout, x, rstd, weight);
+    const DeviceTensor gx = upload(x, DType::BF16), gweight = upload(weight, DType::BF16);
+    DeviceTensor gout = poisoned({rows, d}, DType::BF16), grstd = poisoned({rows}), gdx = upload(dx0);
+    DeviceTensor gdweight = upload(dweight0);
+    ops::weighted_rmsnorm_forward(gout.view, grstd.view, gx, gweight);
+    ops::weighted_rmsnorm_backward(gdx.view, gdweight.view, upload(dout, DType::BF16), gx, grstd.view, gweight);
+    EXPECT_CLOSE(gout.view, out, kBf16Output);
+    EXPECT_CLOSE(grstd.view, rstd, kFp32Order);
+    EXPECT_CLOSE(gdx.view, dx, kFp32Order);
+    EXPECT_CLOSE(gdweight.view, dweight, kFp32Order);
+  }
+}
+
+// MLA's k/v split: copies (bit-exact in bf16 and fp32) and dk_pe, a sum over the 5 heads in head
+// order in fp32 on both backends: bit-exact too.
+TEST_F(CudaOps, MlaSplitKvCopiesExactlyAndSumsTheSharedKeyGradientOverHeads) {
+  for (int64_t Dn : {8, 64}) {
+    SCOPED_TRACE(::testing::Message() << "Dn " << Dn);
+    const int64_t B = 2, T = 17, H = 5, Dr = 8, Dv = 24;
+    const HostTensor kv = random_values({B, T, H, Dn + Dv}), k_pe = random_values({B, T, 1, Dr});
+    const HostTensor dk = random_values({B, T, H, Dn + Dr}), dv = random_values({B, T, H, Dv});
+    HostTensor k({B, T, H, Dn + Dr}, DType::F32), v({B, T, H, Dv}, DType::F32);
+    HostTensor dkv({B, T, H, Dn + Dv}, DType::F32), dk_pe({B, T, 1, Dr}, DType::F32);
+    ops::mla_split_kv_forward(k.view(), v.view(), kv, k_pe);
+    ops::mla_split_kv_backward(dkv.view(), dk_pe.view(), dk, dv);
+    DeviceTensor gk = poisoned({B, T, H, Dn + Dr}, DType::BF16), gv = poisoned({B, T, H, Dv}, DType::BF16);
+    ops::mla_split_kv_forward(gk.view, gv.view, upload(kv, DType::BF16), upload(k_pe, DType::BF16));
+    EXPECT_TRUE(bitwise_equal(download(gk.view), k));
+    EXPECT_TRUE(bitwise_equal(download(gv.view), v));
+    DeviceTensor gdkv = poisoned({B, T, H, Dn + Dv}), gdk_pe = poisoned({B, T, 1, Dr});
+    ops::mla_split_kv_backward(gdkv.view, gdk_pe.view, upload(dk), upload(dv));
+    EXPECT_TRUE(bitwise_equal(download(gdkv.view), dkv));
+    EXPECT_TRUE(bitwise_equal(download(gdk_pe.view), dk_pe)) << "Σ over heads in head order, fp32";
   }
 }
 
@@ -353,6 +488,7 @@ TEST_F(CudaOps, AdamWUpdatesFp32StateAndWritesTheBf16Copy) {
 struct AttentionCase {
   int64_t B, T, H, Hkv, D;
   ops::HeadMap heads;
+  int64_t Dv = 0;  // the value width (MLA); 0: D
 };
 
 class CudaAttention : public CudaOps, public ::testing::WithParamInterface<AttentionCase> {};
@@ -361,29 +497,31 @@ class CudaAttention : public CudaOps, public ::testing::WithParamInterface<Atten
 // rounding is measured), and the backward twice to the bit.
 TEST_P(CudaAttention, ForwardBackwardMatchTheCpuAndRepeat) {
   const AttentionCase c = GetParam();
+  const int64_t Dv = c.Dv ? c.Dv : c.D;
   const Shape q_shape{c.B, c.T, c.H, c.D}, kv_shape{c.B, c.T, c.Hkv, c.D};
-  const HostTensor q = random_values(q_shape), k = random_values(kv_shape), v = random_values(kv_shape);
-  const HostTensor dy = random_values(q_shape);
-  HostTensor y(q_shape, DType::F32), lse({c.B, c.H, c.T}, DType::F32);
-  HostTensor dq(q_shape, DType::F32), dk(kv_shape, DType::F32), dv(kv_shape, DType::F32);
+  const Shape v_shape{c.B, c.T, c.Hkv, Dv}, y_shape{c.B, c.T, c.H, Dv};
+  const HostTensor q = random_values(q_shape), k = random_values(kv_shape), v = random_values(v_shape);
+  const HostTensor dy = random_values(y_shape);
+  HostTensor y(y_shape, DType::F32), lse({c.B, c.H, c.T}, DType::F32);
+  HostTensor dq(q_shape, DType::F32), dk(kv_shape, DType::F32), dv(v_shape, DType::F32);
   HostTensor scratch({ops::attention_scratch_elements(c.T, true)}, DType::F32);
   ops::attention_forward(y.view(), lse.view(), q, k, v, scratch.view(), c.heads);
   ops::attention_backward(dq.view(), dk.view(), dv.view(), dy, q, k, v, y, lse, scratch.view(), c.heads);
 
   const DeviceTensor gq = upload(q, DType::BF16), gk = upload(k, DType::BF16), gv = upload(v, DType::BF16);
-  DeviceTensor gy = poisoned(q_shape), glse = poisoned({c.B, c.H, c.T});
+  DeviceTensor gy = poisoned(y_shape), glse = poisoned({c.B, c.H, c.T});
   ops::attention_forward(gy.view, glse.view, gq, gk, gv, {}, c.heads);  // the kernels need no scratch
   EXPECT_CLOSE(gy.view, y, kAttention);
   EXPECT_CLOSE(glse.view, lse, 1e-5);  // fp32 scores of bf16 inputs: exact products, fp32 sums
   // The backward gets the CPU's y in fp32, so that rowsum(dO ⊙ y), where dS cancels, is the CPU's
   // up to order and the error measured is the kernel's own.
   const DeviceTensor gdy = upload(dy, DType::BF16), gy_in = upload(y);
-  DeviceTensor gdq = poisoned(q_shape), gdk = poisoned(kv_shape), gdv = poisoned(kv_shape);
+  DeviceTensor gdq = poisoned(q_shape), gdk = poisoned(kv_shape), gdv = poisoned(v_shape);
   ops::attention_backward(gdq.view, gdk.view, gdv.view, gdy, gq, gk, gv, gy_in, glse.view, {}, c.heads);
   EXPECT_CLOSE(gdq.view, dq, kAttention);
   EXPECT_CLOSE(gdk.view, dk, kAttention);
   EXPECT_CLOSE(gdv.view, dv, kAttention);
-  DeviceTensor again = poisoned(kv_shape), again_dq = poisoned(q_shape), again_dv = poisoned(kv_shape);
+  DeviceTensor again = poisoned(kv_shape), again_dq = poisoned(q_shape), again_dv = poisoned(v_shape);
   ops::attention_backward(again_dq.view, again.view, again_dv.view, gdy, gq, gk, gv, gy_in, glse.view, {}, c.heads);
   EXPECT_TRUE(bitwise_equal(download(again.view), download(gdk.view))) << "dK: no atomics, fixed order";
   EXPECT_TRUE(bitwise_equal(download(again_dq.view), download(gdq.view))) << "dQ in its own pass";
@@ -395,7 +533,14 @@ INSTANTIATE_TEST_SUITE_P(
                       AttentionCase{1, 130, 4, 2, 64, {0, 2, 0}},   // GQA groups of 2, T past two tiles
                       AttentionCase{2, 65, 3, 1, 40, {0, 3, 0}},    // MQA, D not a multiple of 16
                       AttentionCase{1, 77, 3, 2, 128, {3, 2, 1}},   // a TP rank's heads 3..5 over KV heads 1..2
-                      AttentionCase{1, 64, 2, 2, 64, {}}));         // exactly one tile
+                      AttentionCase{1, 64, 2, 2, 64, {}},           // exactly one tile
+                      // MLA: query/key width 192 (128 + 64 rotated), values 128; the kernels'
+                      // widest tiles (130 KB forward, 223 KB for dK and dV together).
+                      AttentionCase{1, 17, 5, 5, 192, {}, 128},
+                      // D = Dv = 192: dK and dV together need 250 KB, over the 227 KB opt-in, so
+                      // pass 1 runs once for dV and once for dK.
+                      AttentionCase{1, 70, 3, 3, 192, {}, 192},
+                      AttentionCase{2, 17, 5, 5, 8, {}, 24}));      // values wider than keys
 
 TEST_F(CudaOps, TpaAttentionMaterialisedPathOnDeviceTensors) {
   const int64_t B = 2, T = 17, H = 5, Rq = 3, R = 1, D = 8;
@@ -595,7 +740,94 @@ TEST_F(CudaOps, HostTensorMixedIntoADeviceOpIsAClearError) {
   }
 }
 
+// Gradients and sums accumulate in fp32 (DESIGN.md, Precision): a BF16 accumulation target is one
+// clear error naming the op, not a silent loss of the small terms.
+TEST_F(CudaOps, Bf16AccumulationTargetsAreRefused) {
+  const int64_t rows = 5, d = 24, vocab = 97;
+  const DeviceTensor x = upload(random_values({rows, d}), DType::BF16), weight = upload(random_values({d}), DType::BF16);
+  DeviceTensor bf16_out = poisoned({rows, d}, DType::BF16), bf16_weight_out = poisoned({d}, DType::BF16);
+  DeviceTensor fp32_out = poisoned({rows, d}), rstd = poisoned({rows});
+  ops::rmsnorm_forward(fp32_out.view, rstd.view, x);
+  DeviceTensor logits = poisoned({rows, vocab}, DType::BF16), row = poisoned({rows}), row2 = poisoned({rows});
+  DeviceTensor row3 = poisoned({rows});
+  const DeviceTensor targets = upload(ids(rows, vocab), DType::I32);
+  const auto expect_refusal = [](const char* what, const std::function<void()>& call, const std::string& message) {
+    try {
+      call();
+      ADD_FAILURE() << what << ": no error";
+    } catch (const Error& error) {
+      EXPECT_NE(std::string(error.what()).find(message), std::string::npos) << what << ": " << error.what();
+    }
+  };
+  expect_refusal("add", [&] { ops::add(bf16_out.view, x, x); }, "add: the sum must be F32");
+  expect_refusal("rmsnorm_backward", [&] { ops::rmsnorm_backward(bf16_out.view, x, x, rstd.view); },
+                 "rmsnorm_backward: dx accumulates");
+  expect_refusal("weighted_rmsnorm_backward",
+                 [&] { ops::weighted_rmsnorm_backward(fp32_out.view, bf16_weight_out.view, x, x, rstd.view, weight); },
+                 "weighted_rmsnorm_backward: dweight accumulates");
+  expect_refusal("linear_backward's dx", [&] { ops::matmul(bf16_out.view, x, upload(random_values({d, d}), DType::BF16), false, false, 1.0f, 1.0f); },
+                 "matmul: beta 1 accumulates into out, so it must be F32");
+  expect_refusal("cross_entropy_exp_sum",
+                 [&] { ops::cross_entropy_exp_sum(row.view, row2.view, row3.view, logits.view, targets, {}); },
+                 "cross_entropy_exp_sum: the logits must be F32");
+  expect_refusal("cross_entropy_gradient",
+                 [&] { ops::cross_entropy_gradient(logits.view, targets, row.view, row.view, row2.view, 1.0f, {}); },
+                 "cross_entropy_gradient: the logits must be F32");
+}
+
+// Arena views start wherever the plan put them: cuBLASLt is told each operand's real alignment
+// (the emulated cuBLASLt, like the real one, refuses an operand less aligned than the algorithm was
+// chosen for), and a plan made for aligned operands is not reused for misaligned ones.
+TEST_F(CudaOps, MatmulOnViewsOfAnyAlignmentMatchesTheCpu) {
+  const int64_t M = 17, K = 33, N = 24;
+  const HostTensor a = random_values({M, K}), b = random_values({N, K});
+  HostTensor expected({M, N}, DType::F32);
+  ops::matmul(expected.view(), a, b, false, true);
+  for (size_t offset_elements : {0, 1, 8, 0}) {  // aligned, 2 bytes, 16 bytes, aligned again (the cached plan)
+    SCOPED_TRACE(::testing::Message() << "offset " << offset_elements << " elements");
+    const auto view_at = [&](const DeviceBuffer& buffer, Shape shape, DType dtype) {
+      return Tensor(static_cast<char*>(buffer.data()) + offset_elements * dtype_size(dtype), shape, dtype, Device::CUDA);
+    };
+    DeviceBuffer a_buffer((M * K + 8) * 2), b_buffer((N * K + 8) * 2), out_buffer((M * N + 8) * 4);
+    const Tensor ga = view_at(a_buffer, {M, K}, DType::BF16), gb = view_at(b_buffer, {N, K}, DType::BF16);
+    const Tensor gout = view_at(out_buffer, {M, N}, DType::F32);
+    copy_tensor(ga, upload(a, DType::BF16));
+    copy_tensor(gb, upload(b, DType::BF16));
+    ops::matmul(gout, ga, gb, false, true);
+    EXPECT_CLOSE(gout, expected, kFp32Order);
+  }
+}
+
 #ifdef T6_CUDA_EMU
+// ---- scratch planned before the first step -------------------------------------------------------
+
+// A trainer reserves its step's largest scratch need up front (kernels/cuda/scratch_needs.h); then
+// the ops that take scratch allocate nothing, and a need past the reservation is an error instead
+// of a cudaFree/cudaMalloc inside a step. (The reservation stays for the later tests of this
+// process, so it is generous: every test here needs far less.)
+TEST_F(CudaOps, ReservedScratchServesTheOpsWithoutAllocatingAndRefusesMore) {
+  ops::cuda::CudaContext& context = ops::cuda::cuda_context();
+  const int64_t N = 2 * 17, vocab = 97, d = 24;
+  const size_t needed = std::max(ops::cuda::embedding_backward_scratch_bytes(N), ops::cuda::sum_of_squares_scratch_bytes(1));
+  EXPECT_LT(needed, size_t(16) << 20);
+  context.reserve_scratch(size_t(16) << 20);
+  const DeviceTensor tokens = upload(ids(N, vocab), DType::I32), dout = upload(random_values({N, d}), DType::BF16);
+  DeviceTensor dtable = upload(random_values({vocab, d}));
+  cuda_emu::reset_runtime_counters();
+  ops::embedding_backward(dtable.view, dout, tokens, {});
+  const double squares = ops::sum_of_squares({dtable.view});
+  EXPECT_EQ(cuda_emu::runtime_counters().allocations, 0u) << "scratch came from the reservation";
+  EXPECT_EQ(cuda_emu::runtime_counters().synchronizations, 1u) << "only sum_of_squares' read back";
+  EXPECT_GT(squares, 0.0);
+  try {
+    context.scratch(context.scratch_bytes() + 1);
+    FAIL() << "no error";
+  } catch (const Error& error) {
+    EXPECT_NE(std::string(error.what()).find("were reserved before the first step"), std::string::npos) << error.what();
+  }
+  EXPECT_EQ(cuda_emu::runtime_counters().allocations, 0u) << "refused, not grown";
+}
+
 // ---- determinism under the emulated GPU's orders ----------------------------------------------------
 
 // The emulation runs blocks, and the threads of a block between barriers, forward, reverse or in a
@@ -609,6 +841,10 @@ TEST_F(CudaOps, EveryKernelGivesTheSameBitsInEveryOrder) {
   const HostTensor table = random_values({vocab, d}), rows_d = random_values({T, d}), logits = random_values({T, vocab}, 8.0f);
   const HostTensor A = random_values({B, T, H, R}), factor_B = random_values({B, T, R, D});
   const ops::HeadMap heads{0, 2, 0};
+  const int64_t Dn = 16, Dr = 8, Dv = 24;  // MLA's widths, small
+  const HostTensor weight = random_values({97}), dweight = random_values({97});
+  const HostTensor kv = random_values({B, T, Hkv, Dn + Dv}), k_pe = random_values({B, T, 1, Dr});
+  const HostTensor latent_q = random_values({B, T, H, Dn + Dr});
   auto run_every_kernel = [&] {
     std::vector<HostTensor> outputs;
     auto keep = [&](const Tensor& device) { outputs.push_back(download(device)); };
@@ -631,7 +867,7 @@ TEST_F(CudaOps, EveryKernelGivesTheSameBitsInEveryOrder) {
     ops::swiglu_backward(da.view, db.view, gdx.view, gx, normed.view);
     for (const DeviceTensor* t : {&normed, &rstd, &gdx, &sum, &swiglu, &da, &db}) keep(t->view);
     outputs.push_back(HostTensor({1}, DType::F32));
-    outputs.back().data<float>()[0] = float(ops::sum_of_squares(gdx.view));
+    outputs.back().data<float>()[0] = float(ops::sum_of_squares({gdx.view}));
     DeviceTensor cos = poisoned({T, D / 2}), sin = poisoned({T, D / 2}), rotated = upload(q);
     ops::rope_tables(cos.view, sin.view);
     ops::rope_forward(rotated.view, cos.view, sin.view);
@@ -669,6 +905,32 @@ TEST_F(CudaOps, EveryKernelGivesTheSameBitsInEveryOrder) {
     keep(tpa_y.view);
     keep(tpa_lse.view);
     for (const DeviceTensor& gradient : tpa_gradients) keep(gradient.view);
+    // MLA: the weighted norm (its weight gradient sums over rows), the k/v split (dk_pe sums over
+    // heads), attention with values narrower than keys, the cast and the list statistics.
+    const DeviceTensor norm_weight = upload(weight, DType::BF16);
+    DeviceTensor weighted = poisoned({T, 97}, DType::BF16), wrstd = poisoned({T}), wdx = upload(dx);
+    DeviceTensor wdweight = upload(dweight);
+    ops::weighted_rmsnorm_forward(weighted.view, wrstd.view, gx, norm_weight);
+    ops::weighted_rmsnorm_backward(wdx.view, wdweight.view, upload(dx, DType::BF16), gx, wrstd.view, norm_weight);
+    DeviceTensor mla_k = poisoned({B, T, Hkv, Dn + Dr}, DType::BF16), mla_v = poisoned({B, T, Hkv, Dv}, DType::BF16);
+    ops::mla_split_kv_forward(mla_k.view, mla_v.view, upload(kv, DType::BF16), upload(k_pe, DType::BF16));
+    DeviceTensor dkv = poisoned({B, T, Hkv, Dn + Dv}), dk_pe = poisoned({B, T, 1, Dr});
+    ops::mla_split_kv_backward(dkv.view, dk_pe.view, mla_k.view, mla_v.view);
+    const DeviceTensor mla_q = upload(latent_q, DType::BF16);
+    DeviceTensor mla_y = poisoned({B, T, H, Dv}), mla_lse = poisoned({B, H, T});
+    ops::attention_forward(mla_y.view, mla_lse.view, mla_q, mla_k.view, mla_v.view, {}, heads);
+    DeviceTensor mla_dq = poisoned({B, T, H, Dn + Dr}), mla_dk = poisoned({B, T, Hkv, Dn + Dr}), mla_dv = poisoned({B, T, Hkv, Dv});
+    ops::attention_backward(mla_dq.view, mla_dk.view, mla_dv.view, mla_y.view, mla_q, mla_k.view, mla_v.view, mla_y.view,
+                            mla_lse.view, {}, heads);
+    DeviceTensor narrowed = poisoned({T, 97}, DType::BF16), statistics{DeviceBuffer(2 * sizeof(double)), {}};
+    ops::cast(narrowed.view, gdx.view);
+    statistics.view = statistics.buffer.as({2}, DType::F64);
+    ops::tensor_list_statistics(statistics.view, {gdx.view, normed.view, dkv.view, mla_dk.view});
+    for (const DeviceTensor* t : {&weighted, &wrstd, &wdx, &wdweight, &mla_k, &mla_v, &dkv, &dk_pe, &mla_y, &mla_lse,
+                                  &mla_dq, &mla_dk, &mla_dv, &narrowed})
+      keep(t->view);
+    outputs.push_back(HostTensor({2}, DType::F64));
+    copy_tensor(outputs.back().view(), statistics.view);
     return outputs;
   };
   using cuda_emu::ScheduleOrder;

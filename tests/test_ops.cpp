@@ -788,6 +788,44 @@ TEST(AdamW, SeveralStepsMatchTorchAdamW) {
 
 // ---- error paths ---------------------------------------------------------------------------------
 
+// ---- cast and list statistics ------------------------------------------------------------------
+
+TEST(Cast, Fp32ToBf16RoundsToNearestEvenAndFp64ToFp32Rounds) {
+  float values[] = {1.0f + 0x1p-8f, 1.0f + 3 * 0x1p-8f, 1.0f + 0x1p-8f + 0x1p-20f, -2.5f};
+  uint16_t bits[4] = {};
+  ops::cast(Tensor(bits, {4}, DType::BF16), Tensor(values, {4}, DType::F32));
+  EXPECT_EQ(bits[0], 0x3f80) << "a tie rounds to the even 1.0";
+  EXPECT_EQ(bits[1], 0x3f82) << "a tie rounds to the even 1 + 2^-6";
+  EXPECT_EQ(bits[2], 0x3f81) << "past the tie rounds up";
+  EXPECT_EQ(bits[3], 0xc020);
+  double wide[2] = {1.0 + 0x1p-30, -3.0};
+  float narrow[2] = {};
+  ops::cast(Tensor(narrow, {2}, DType::F32), Tensor(wide, {2}, DType::F64));
+  EXPECT_EQ(narrow[0], 1.0f);
+  EXPECT_EQ(narrow[1], -3.0f);
+}
+
+TEST(TensorListStatistics, SumsSquaresOfEveryTensorAndCountsNonFinite) {
+  float a[3] = {1, 2, 3};
+  double b[2] = {0.5, -4};
+  const std::vector<Tensor> finite = {Tensor(a, {3}, DType::F32), Tensor(b, {2}, DType::F64)};
+  double statistics[2] = {-1, -1};
+  ops::tensor_list_statistics(Tensor(statistics, {2}, DType::F64), finite);
+  EXPECT_EQ(statistics[0], 1 + 4 + 9 + 0.25 + 16);
+  EXPECT_EQ(statistics[1], 0);
+  EXPECT_EQ(ops::sum_of_squares(finite), statistics[0]);
+  float c[3] = {std::numeric_limits<float>::infinity(), 1, -std::numeric_limits<float>::infinity()};
+  double d[1] = {std::numeric_limits<double>::quiet_NaN()};
+  ops::tensor_list_statistics(Tensor(statistics, {2}, DType::F64),
+                              {Tensor(a, {3}, DType::F32), Tensor(c, {3}, DType::F32), Tensor(d, {1}, DType::F64)});
+  EXPECT_TRUE(std::isnan(statistics[0]));
+  EXPECT_EQ(statistics[1], 3);
+  ops::tensor_list_statistics(Tensor(statistics, {2}, DType::F64), {});
+  EXPECT_EQ(statistics[0], 0);
+  EXPECT_EQ(statistics[1], 0);
+  EXPECT_EQ(ops::sum_of_squares({}), 0);
+}
+
 TEST(OpErrors, MismatchedShapesThrow) {
   HostTensor a = random_tensor({3, 5}, rng()), b = random_tensor({4, 4}, rng()), out({3, 4}, DType::F64);
   EXPECT_THROW(ops::matmul(out, a, b, false, false), Error);  // inner dims 5 and 4

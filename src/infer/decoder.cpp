@@ -92,7 +92,7 @@ void Decoder::append_chunk(const SlotToken* tokens, int64_t N, const Tensor& hid
   // One set of activations for every layer; the second norm may overwrite the first, which the
   // attention has consumed by then.
   const BlockActivations activations{norm, rstd, middle_.rows(0, N), norm, rstd};
-  const LayerContext block_context{1, N, row_cos_.rows(0, N), row_sin_.rows(0, N), scratch_, nullptr};
+  const LayerContext block_context{1, N, row_cos_.rows(0, N), row_sin_.rows(0, N), scratch_, nullptr, {}};
   ops::embedding_forward(residual, token_ids_.rows(0, N), embedding_);
   for (int64_t layer = 0; layer < config().n_layer; ++layer) {
     const StepContext context{rows, row_cos_.rows(0, N), row_sin_.rows(0, N), cache_, layer, options_.block_tokens,

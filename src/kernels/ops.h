@@ -8,6 +8,7 @@
 //   - Backward functions take the forward's saved inputs and outputs and return input gradients.
 #pragma once
 #include <cstdint>
+#include <vector>
 
 #include "core/tensor.h"
 
@@ -21,9 +22,21 @@ void matmul(Tensor out, const Tensor& a, const Tensor& b, bool transpose_a, bool
 
 // out = a + b (element-wise, any shape); out may alias a or b.
 void add(Tensor out, const Tensor& a, const Tensor& b);
-// Σ x² in double, for gradient norms.
-double sum_of_squares(const Tensor& x);
+// Σ x² over every element of every tensor, in double, in one pass: the squared gradient norm of
+// many parameters. The CUDA twin synchronises once for the whole list (tensor_list_statistics
+// below leaves the sum on the device instead).
+double sum_of_squares(const std::vector<Tensor>& tensors);
 void fill_zero(Tensor x);
+// out = x converted to out's element type (same shape): the fp32 → bf16 cast of a weight or an
+// activation rounds to nearest even, as float_to_bf16_bits does.
+void cast(Tensor out, const Tensor& x);
+
+// ---- one pass over many tensors: the gradient norm and finite checks of a whole model ----------
+// statistics (F64, 2) = {Σ x² over every element of every tensor, summed in double (on a GPU in a
+// fixed order: the same bits every run); the number of elements that are NaN or ±inf}. statistics lives where the tensors live:
+// on a GPU nothing synchronises, and the caller reads both values with the step's one copy.
+// The tensors may differ in element type; an empty list gives {0, 0}.
+void tensor_list_statistics(Tensor statistics, const std::vector<Tensor>& tensors);
 
 // ---- embedding, with the vocabulary possibly split over TP ranks ------------------------------
 // `table` holds rows [first_row, first_row + rows) of the full (vocab_size, d) table; one rank holds

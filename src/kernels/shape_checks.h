@@ -75,4 +75,21 @@ inline AttentionDims check_attention_dims(const char* op, const Tensor& q, const
   return dims;
 }
 
+// The sizes of MLA's k/v split (ops.h, mla_split_kv_forward): N = B·T rows, Dn = kv width − Dv.
+struct SplitKvDims {
+  int64_t N, H, Dn, Dr, Dv;
+};
+
+inline SplitKvDims check_mla_split_kv(const char* op, const Tensor& k, const Tensor& v, const Tensor& kv, const Tensor& k_pe) {
+  T6_CHECK(k.ndim() == 4 && v.ndim() == 4 && kv.ndim() == 4 && k_pe.ndim() == 4, op, ": expected (B, T, H, ·) tensors");
+  const int64_t N = kv.size(0) * kv.size(1), H = kv.size(2), Dr = k_pe.size(3), Dv = v.size(3);
+  const SplitKvDims dims{N, H, kv.size(3) - Dv, Dr, Dv};
+  T6_CHECK(dims.Dn >= 0 && k.size(3) == dims.Dn + Dr && k_pe.size(2) == 1, op, ": k ", k.shape().to_string(), ", v ",
+           v.shape().to_string(), " and k_pe ", k_pe.shape().to_string(), " do not fit kv ", kv.shape().to_string());
+  for (const Tensor* tensor : {&k, &v, &k_pe})
+    T6_CHECK(tensor->size(0) * tensor->size(1) == N && (tensor == &k_pe || tensor->size(2) == H), op, ": ",
+             tensor->shape().to_string(), " does not fit kv ", kv.shape().to_string());
+  return dims;
+}
+
 }  // namespace t6::ops

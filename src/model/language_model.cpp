@@ -42,7 +42,7 @@ LanguageModel::LanguageModel(const ModelConfig& config, int64_t micro_batch, int
     : LanguageModel(ModelWeights(config, tp ? tp->rank() : 0, tp ? tp->size() : 1, pad_multiple, with_gradients),
                     micro_batch, seq_len) {
   activations_ = Arena([this](Arena& arena) { plan(arena); });
-  context_ = {batch_, seq_len_, rope_cos_, rope_sin_, scratch_, tp};
+  context_ = {batch_, seq_len_, rope_cos_, rope_sin_, scratch_, tp, {}};
   ops::rope_tables(rope_cos_, rope_sin_);
 }
 

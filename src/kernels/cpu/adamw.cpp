@@ -15,11 +15,11 @@ void adamw_update(Tensor param, const Tensor& grad, Tensor m, Tensor v, const Ad
   require_same_shape("adamw_update", param, v);
   if (!param_bf16.empty()) {
     require_same_shape("adamw_update", param, param_bf16);
-    require_host("adamw_update", {&param_bf16});
+    require_host(t6_twin_routed, "adamw_update", {&param_bf16});
     T6_CHECK(param_bf16.dtype() == DType::BF16, "adamw_update: the bf16 copy must be BF16, got ",
              dtype_name(param_bf16.dtype()));
   }
-  for_float_type("adamw_update", {&param, &grad, &m, &v}, [&](auto zero) {
+  for_float_type(t6_twin_routed, "adamw_update", {&param, &grad, &m, &v}, [&](auto zero) {
     using T = decltype(zero);
     // The order of torch.optim.AdamW (single-tensor path): decay, moments, bias-corrected step.
     const T decay = T(1) - T(hyper.lr) * T(hyper.weight_decay);

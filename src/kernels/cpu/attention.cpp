@@ -117,14 +117,14 @@ int64_t attention_scratch_elements(int64_t T, bool backward) { return (backward 
 void attention_forward(Tensor y, Tensor lse, const Tensor& q, const Tensor& k, const Tensor& v, Tensor scratch,
                        HeadMap heads) {
   T6_CUDA_TWIN(y, attention_forward(y, lse, q, k, v, heads));
-  for_float_type("attention_forward", {&y, &lse, &q, &k, &v, &scratch},
+  for_float_type(t6_twin_routed, "attention_forward", {&y, &lse, &q, &k, &v, &scratch},
                  [&](auto zero) { forward<decltype(zero)>(y, lse, q, k, v, scratch, heads); });
 }
 
 void attention_backward(Tensor dq, Tensor dk, Tensor dv, const Tensor& dy, const Tensor& q, const Tensor& k,
                         const Tensor& v, const Tensor& y, const Tensor& lse, Tensor scratch, HeadMap heads) {
   T6_CUDA_TWIN(dq, attention_backward(dq, dk, dv, dy, q, k, v, y, lse, heads));
-  for_float_type("attention_backward", {&dq, &dk, &dv, &dy, &q, &k, &v, &y, &lse, &scratch},
+  for_float_type(t6_twin_routed, "attention_backward", {&dq, &dk, &dv, &dy, &q, &k, &v, &y, &lse, &scratch},
                  [&](auto zero) { backward<decltype(zero)>(dq, dk, dv, dy, q, k, v, y, lse, scratch, heads); });
 }
 

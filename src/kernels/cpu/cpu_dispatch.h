@@ -9,27 +9,41 @@
 #include "kernels/shape_checks.h"
 
 // The first line of every op: where `probe` (the op's main output) lives on a GPU, the op is its
-// CUDA twin of kernels/cuda/cuda_ops.h, e.g. T6_CUDA_TWIN(out, add(out, a, b)). Without CUDA there
-// are no device tensors, and the host checks below refuse any that claim to be one.
+// CUDA twin of kernels/cuda/cuda_ops.h, e.g. T6_CUDA_TWIN(out, add(out, a, b)).
+// A missing twin is a build error, never a failure at run time:
+//   - the line declares `t6_twin_routed`, the TwinRouted token that the CPU bodies below
+//     (for_float_type, require_host) take, so an op that reads tensors without a T6_CUDA_TWIN line
+//     does not compile (in every build);
+//   - in a CUDA build (nvcc or emulated) the line calls ::t6::ops::cuda::<op>, so a twin that
+//     cuda_ops.h does not declare does not compile, and one that no .cu file defines does not link.
+// Without CUDA there are no device tensors, and require_host refuses any that claim to be one.
 #ifdef T6_WITH_CUDA
 #include "kernels/cuda/cuda_ops.h"
-#define T6_CUDA_TWIN(probe, call) \
+#define T6_CUDA_TWIN(probe, call)                                          \
+  [[maybe_unused]] const ::t6::ops::cpu::TwinRouted t6_twin_routed{};      \
   if ((probe).device() == ::t6::Device::CUDA) return ::t6::ops::cuda::call
 #else
-#define T6_CUDA_TWIN(probe, call) static_assert(true)
+#define T6_CUDA_TWIN(probe, call) [[maybe_unused]] const ::t6::ops::cpu::TwinRouted t6_twin_routed {}
 #endif
+// The first line of an op that has no CUDA twin yet, said out loud (the decode attention ops: decoding
+// runs on the CPU backend): require_host then refuses device tensors at run time, naming the op.
+#define T6_NO_CUDA_TWIN_YET() [[maybe_unused]] const ::t6::ops::cpu::TwinRouted t6_twin_routed {}
 
 namespace t6::ops::cpu {
 
-inline void require_host(const char* op, std::initializer_list<const Tensor*> tensors) {
+// What T6_CUDA_TWIN leaves behind: the op has handed device tensors to its twin. Only that macro
+// makes one, so that the CPU bodies can require it.
+struct TwinRouted {};
+
+inline void require_host(TwinRouted, const char* op, std::initializer_list<const Tensor*> tensors) {
   for (const Tensor* tensor : tensors)
     T6_CHECK(tensor->device() == Device::CPU, op, ": the CPU backend got a device tensor");
 }
 
 // Calls body(float{}) or body(double{}) after checking that every tensor has that element type.
 template <class Body>
-void for_float_type(const char* op, std::initializer_list<const Tensor*> tensors, Body&& body) {
-  require_host(op, tensors);
+void for_float_type(TwinRouted routed, const char* op, std::initializer_list<const Tensor*> tensors, Body&& body) {
+  require_host(routed, op, tensors);
   const DType dtype = (*tensors.begin())->dtype();
   for (const Tensor* tensor : tensors)
     T6_CHECK(tensor->dtype() == dtype, op, ": mixed element types ", dtype_name(dtype), " and ", dtype_name(tensor->dtype()));

@@ -42,7 +42,7 @@ double exp_row(double* row, int64_t count, double* sum) {
 void cross_entropy_exp_sum(Tensor local_max, Tensor sum_exp, Tensor target_logit, Tensor logits, const Tensor& targets,
                            VocabSlice slice) {
   T6_CUDA_TWIN(logits, cross_entropy_exp_sum(local_max, sum_exp, target_logit, logits, targets, slice));
-  for_float_type("cross_entropy_exp_sum", {&local_max, &sum_exp, &target_logit, &logits}, [&](auto zero) {
+  for_float_type(t6_twin_routed, "cross_entropy_exp_sum", {&local_max, &sum_exp, &target_logit, &logits}, [&](auto zero) {
     using T = decltype(zero);
     const int64_t vocab = matrix_cols(logits), rows = matrix_rows(logits);
     require_per_row("cross_entropy_exp_sum", rows, {&local_max, &sum_exp, &target_logit});
@@ -62,7 +62,7 @@ void cross_entropy_exp_sum(Tensor local_max, Tensor sum_exp, Tensor target_logit
 
 void cross_entropy_rescale(Tensor sum_exp, const Tensor& local_max, const Tensor& row_max) {
   T6_CUDA_TWIN(sum_exp, cross_entropy_rescale(sum_exp, local_max, row_max));
-  for_float_type("cross_entropy_rescale", {&sum_exp, &local_max, &row_max}, [&](auto zero) {
+  for_float_type(t6_twin_routed, "cross_entropy_rescale", {&sum_exp, &local_max, &row_max}, [&](auto zero) {
     using T = decltype(zero);
     require_per_row("cross_entropy_rescale", sum_exp.numel(), {&local_max, &row_max});
     for (int64_t n = 0; n < sum_exp.numel(); ++n)
@@ -72,7 +72,7 @@ void cross_entropy_rescale(Tensor sum_exp, const Tensor& local_max, const Tensor
 
 void cross_entropy_losses(Tensor losses, const Tensor& row_max, const Tensor& sum_exp, const Tensor& target_logit) {
   T6_CUDA_TWIN(losses, cross_entropy_losses(losses, row_max, sum_exp, target_logit));
-  for_float_type("cross_entropy_losses", {&losses, &row_max, &sum_exp, &target_logit}, [&](auto zero) {
+  for_float_type(t6_twin_routed, "cross_entropy_losses", {&losses, &row_max, &sum_exp, &target_logit}, [&](auto zero) {
     using T = decltype(zero);
     require_per_row("cross_entropy_losses", losses.numel(), {&row_max, &sum_exp, &target_logit});
     for (int64_t n = 0; n < losses.numel(); ++n)
@@ -84,7 +84,7 @@ void cross_entropy_losses(Tensor losses, const Tensor& row_max, const Tensor& su
 void cross_entropy_gradient(Tensor exp_logits, const Tensor& targets, const Tensor& local_max, const Tensor& row_max,
                             const Tensor& sum_exp, float dloss, VocabSlice slice) {
   T6_CUDA_TWIN(exp_logits, cross_entropy_gradient(exp_logits, targets, local_max, row_max, sum_exp, dloss, slice));
-  for_float_type("cross_entropy_gradient", {&exp_logits, &local_max, &row_max, &sum_exp}, [&](auto zero) {
+  for_float_type(t6_twin_routed, "cross_entropy_gradient", {&exp_logits, &local_max, &row_max, &sum_exp}, [&](auto zero) {
     using T = decltype(zero);
     const int64_t vocab = matrix_cols(exp_logits), rows = matrix_rows(exp_logits);
     require_per_row("cross_entropy_gradient", rows, {&local_max, &row_max, &sum_exp});

@@ -336,7 +336,8 @@ int64_t tpa_decode_thread_elements(int64_t heads, int64_t head_dim, int64_t rank
 
 void kv_decode_attention(Tensor y, const Tensor& q, const Tensor& k, const Tensor& v, const DecodeRows& rows,
                          const DecodeWorkspace& workspace) {
-  cpu::require_host("kv_decode_attention", {&y, &q, &k, &v});
+  T6_NO_CUDA_TWIN_YET();
+  cpu::require_host(t6_twin_routed, "kv_decode_attention", {&y, &q, &k, &v});
   const int64_t N = q.size(0), H = q.size(1), Dk = q.size(2), kv_heads = k.size(2), Dv = v.size(3);
   check_rows("kv_decode_attention", rows, k, N);
   T6_CHECK(k.ndim() == 4 && v.ndim() == 4 && k.size(3) == Dk && v.size(2) == kv_heads && H % kv_heads == 0 &&
@@ -354,7 +355,8 @@ void kv_decode_attention(Tensor y, const Tensor& q, const Tensor& k, const Tenso
 
 void tpa_decode_attention(Tensor y, const TpaDecodeQuery& query, const TpaFactorCache& cache, const DecodeRows& rows,
                           TpaDecodeOrder order, const DecodeWorkspace& workspace) {
-  cpu::require_host("tpa_decode_attention", {&y, &cache.A_k, &cache.B_k, &cache.A_v, &cache.B_v});
+  T6_NO_CUDA_TWIN_YET();
+  cpu::require_host(t6_twin_routed, "tpa_decode_attention", {&y, &cache.A_k, &cache.B_k, &cache.A_v, &cache.B_v});
   const int64_t R = cache.A_k.size(2), H = cache.A_k.size(3), D = cache.B_k.size(3);
   const bool factorised_query = !query.A_q.empty();
   const int64_t N = factorised_query ? query.A_q.size(0) : query.q.size(0);

@@ -9,7 +9,7 @@ using namespace cpu;
 
 void embedding_forward(Tensor out, const Tensor& tokens, const Tensor& table, VocabSlice slice) {
   T6_CUDA_TWIN(out, embedding_forward(out, tokens, table, slice));
-  for_float_type("embedding_forward", {&out, &table}, [&](auto zero) {
+  for_float_type(t6_twin_routed, "embedding_forward", {&out, &table}, [&](auto zero) {
     using T = decltype(zero);
     const int64_t d = matrix_cols(table), rows = matrix_rows(out), local_rows = matrix_rows(table);
     T6_CHECK(matrix_cols(out) == d, "embedding_forward: width mismatch");
@@ -26,7 +26,7 @@ void embedding_forward(Tensor out, const Tensor& tokens, const Tensor& table, Vo
 
 void embedding_backward(Tensor dtable, const Tensor& dout, const Tensor& tokens, VocabSlice slice) {
   T6_CUDA_TWIN(dtable, embedding_backward(dtable, dout, tokens, slice));
-  for_float_type("embedding_backward", {&dtable, &dout}, [&](auto zero) {
+  for_float_type(t6_twin_routed, "embedding_backward", {&dtable, &dout}, [&](auto zero) {
     using T = decltype(zero);
     const int64_t d = matrix_cols(dtable), rows = matrix_rows(dout), local_rows = matrix_rows(dtable);
     const VocabRange range = checked_vocab_range("embedding_backward", slice, local_rows);

@@ -3,30 +3,13 @@
 #include "kernels/ops.h"
 
 namespace t6::ops {
-using namespace cpu;
 
-namespace {
-struct SplitKvDims {
-  int64_t N, H, Dn, Dr, Dv;
-};
-
-SplitKvDims check_split_kv(const char* op, const Tensor& k, const Tensor& v, const Tensor& kv, const Tensor& k_pe) {
-  T6_CHECK(k.ndim() == 4 && v.ndim() == 4 && kv.ndim() == 4 && k_pe.ndim() == 4, op, ": expected (B, T, H, ·) tensors");
-  const int64_t N = kv.size(0) * kv.size(1), H = kv.size(2), Dr = k_pe.size(3), Dv = v.size(3);
-  const SplitKvDims dims{N, H, kv.size(3) - Dv, Dr, Dv};
-  T6_CHECK(dims.Dn >= 0 && k.size(3) == dims.Dn + Dr && k_pe.size(2) == 1, op, ": k ", k.shape().to_string(), ", v ",
-           v.shape().to_string(), " and k_pe ", k_pe.shape().to_string(), " do not fit kv ", kv.shape().to_string());
-  for (const Tensor* tensor : {&k, &v, &k_pe})
-    T6_CHECK(tensor->size(0) * tensor->size(1) == N && (tensor == &k_pe || tensor->size(2) == H), op, ": ",
-             tensor->shape().to_string(), " does not fit kv ", kv.shape().to_string());
-  return dims;
-}
-}  // namespace
 
 void mla_split_kv_forward(Tensor k, Tensor v, const Tensor& kv, const Tensor& k_pe) {
-  for_float_type("mla_split_kv_forward", {&k, &v, &kv, &k_pe}, [&](auto zero) {
+  T6_CUDA_TWIN(k, mla_split_kv_forward(k, v, kv, k_pe));
+  for_float_type(t6_twin_routed, "mla_split_kv_forward", {&k, &v, &kv, &k_pe}, [&](auto zero) {
     using T = decltype(zero);
-    const SplitKvDims s = check_split_kv("mla_split_kv_forward", k, v, kv, k_pe);
+    const SplitKvDims s = check_mla_split_kv("mla_split_kv_forward", k, v, kv, k_pe);
     const int64_t Dk = s.Dn + s.Dr;
 #pragma omp parallel for schedule(static)
     for (int64_t n = 0; n < s.N; ++n) {
@@ -44,9 +27,10 @@ void mla_split_kv_forward(Tensor k, Tensor v, const Tensor& kv, const Tensor& k_
 }
 
 void mla_split_kv_backward(Tensor dkv, Tensor dk_pe, const Tensor& dk, const Tensor& dv) {
-  for_float_type("mla_split_kv_backward", {&dkv, &dk_pe, &dk, &dv}, [&](auto zero) {
+  T6_CUDA_TWIN(dkv, mla_split_kv_backward(dkv, dk_pe, dk, dv));
+  for_float_type(t6_twin_routed, "mla_split_kv_backward", {&dkv, &dk_pe, &dk, &dv}, [&](auto zero) {
     using T = decltype(zero);
-    const SplitKvDims s = check_split_kv("mla_split_kv_backward", dk, dv, dkv, dk_pe);
+    const SplitKvDims s = check_mla_split_kv("mla_split_kv_backward", dk, dv, dkv, dk_pe);
     const int64_t Dk = s.Dn + s.Dr;
 #pragma omp parallel for schedule(static)
     for (int64_t n = 0; n < s.N; ++n) {

@@ -53,7 +53,7 @@ void require_weight_fits(const char* op, const Tensor& weight, const Tensor& x) 
 void rmsnorm_forward(Tensor out, Tensor rstd, const Tensor& x) {
   T6_CUDA_TWIN(out, rmsnorm_forward(out, rstd, x));
   require_same_shape("rmsnorm_forward", out, x);
-  for_float_type("rmsnorm_forward", {&out, &rstd, &x}, [&](auto zero) {
+  for_float_type(t6_twin_routed, "rmsnorm_forward", {&out, &rstd, &x}, [&](auto zero) {
     using T = decltype(zero);
     normalise_rows<T>("rmsnorm_forward", out, rstd, x, nullptr, kRmsNormEps);
   });
@@ -63,16 +63,17 @@ void rmsnorm_backward(Tensor dx, const Tensor& dout, const Tensor& x, const Tens
   T6_CUDA_TWIN(dx, rmsnorm_backward(dx, dout, x, rstd));
   require_same_shape("rmsnorm_backward", dx, x);
   require_same_shape("rmsnorm_backward", dout, x);
-  for_float_type("rmsnorm_backward", {&dx, &dout, &x, &rstd}, [&](auto zero) {
+  for_float_type(t6_twin_routed, "rmsnorm_backward", {&dx, &dout, &x, &rstd}, [&](auto zero) {
     using T = decltype(zero);
     normalise_rows_backward<T>(dx, dout, x, rstd, nullptr);
   });
 }
 
 void weighted_rmsnorm_forward(Tensor out, Tensor rstd, const Tensor& x, const Tensor& weight) {
+  T6_CUDA_TWIN(out, weighted_rmsnorm_forward(out, rstd, x, weight));
   require_same_shape("weighted_rmsnorm_forward", out, x);
   require_weight_fits("weighted_rmsnorm_forward", weight, x);
-  for_float_type("weighted_rmsnorm_forward", {&out, &rstd, &x, &weight}, [&](auto zero) {
+  for_float_type(t6_twin_routed, "weighted_rmsnorm_forward", {&out, &rstd, &x, &weight}, [&](auto zero) {
     using T = decltype(zero);
     normalise_rows<T>("weighted_rmsnorm_forward", out, rstd, x, weight.data<T>(), kWeightedRmsNormEps);
   });
@@ -80,11 +81,12 @@ void weighted_rmsnorm_forward(Tensor out, Tensor rstd, const Tensor& x, const Te
 
 void weighted_rmsnorm_backward(Tensor dx, Tensor dweight, const Tensor& dout, const Tensor& x, const Tensor& rstd,
                                const Tensor& weight) {
+  T6_CUDA_TWIN(dx, weighted_rmsnorm_backward(dx, dweight, dout, x, rstd, weight));
   require_same_shape("weighted_rmsnorm_backward", dx, x);
   require_same_shape("weighted_rmsnorm_backward", dout, x);
   require_same_shape("weighted_rmsnorm_backward", dweight, weight);
   require_weight_fits("weighted_rmsnorm_backward", weight, x);
-  for_float_type("weighted_rmsnorm_backward", {&dx, &dweight, &dout, &x, &rstd, &weight}, [&](auto zero) {
+  for_float_type(t6_twin_routed, "weighted_rmsnorm_backward", {&dx, &dweight, &dout, &x, &rstd, &weight}, [&](auto zero) {
     using T = decltype(zero);
     normalise_rows_backward<T>(dx, dout, x, rstd, weight.data<T>());
     const int64_t d = matrix_cols(x), rows = matrix_rows(x);

@@ -10,7 +10,7 @@ using namespace cpu;
 void rope_tables(Tensor cos, Tensor sin) {
   T6_CUDA_TWIN(cos, rope_tables(cos, sin));
   require_same_shape("rope_tables", cos, sin);
-  for_float_type("rope_tables", {&cos, &sin}, [&](auto zero) {
+  for_float_type(t6_twin_routed, "rope_tables", {&cos, &sin}, [&](auto zero) {
     using T = decltype(zero);
     const int64_t T_len = cos.size(0), half = cos.size(1), D = 2 * half;
     for (int64_t i = 0; i < half; ++i) {
@@ -59,13 +59,13 @@ void rotate(Tensor x, const Tensor& cos, const Tensor& sin, int64_t first, bool 
 
 void rope_forward(Tensor x, const Tensor& cos, const Tensor& sin, int64_t first_column) {
   T6_CUDA_TWIN(x, rope_forward(x, cos, sin, first_column));
-  for_float_type("rope_forward", {&x, &cos, &sin},
+  for_float_type(t6_twin_routed, "rope_forward", {&x, &cos, &sin},
                  [&](auto zero) { rotate<decltype(zero)>(x, cos, sin, first_column, false); });
 }
 
 void rope_backward(Tensor dx, const Tensor& cos, const Tensor& sin, int64_t first_column) {
   T6_CUDA_TWIN(dx, rope_backward(dx, cos, sin, first_column));
-  for_float_type("rope_backward", {&dx, &cos, &sin},
+  for_float_type(t6_twin_routed, "rope_backward", {&dx, &cos, &sin},
                  [&](auto zero) { rotate<decltype(zero)>(dx, cos, sin, first_column, true); });
 }
 

@@ -10,7 +10,7 @@ void swiglu_forward(Tensor out, const Tensor& a, const Tensor& b) {
   T6_CUDA_TWIN(out, swiglu_forward(out, a, b));
   require_same_shape("swiglu_forward", out, a);
   require_same_shape("swiglu_forward", out, b);
-  for_float_type("swiglu_forward", {&out, &a, &b}, [&](auto zero) {
+  for_float_type(t6_twin_routed, "swiglu_forward", {&out, &a, &b}, [&](auto zero) {
     using T = decltype(zero);
     const int64_t n = out.numel();
     const T *x = a.data<T>(), *gate = b.data<T>();
@@ -25,7 +25,7 @@ void swiglu_backward(Tensor da, Tensor db, const Tensor& dout, const Tensor& a, 
   require_same_shape("swiglu_backward", da, a);
   require_same_shape("swiglu_backward", db, b);
   require_same_shape("swiglu_backward", dout, a);
-  for_float_type("swiglu_backward", {&da, &db, &dout, &a, &b}, [&](auto zero) {
+  for_float_type(t6_twin_routed, "swiglu_backward", {&da, &db, &dout, &a, &b}, [&](auto zero) {
     using T = decltype(zero);
     const int64_t n = a.numel();
     const T *x = a.data<T>(), *gate = b.data<T>(), *g = dout.data<T>();

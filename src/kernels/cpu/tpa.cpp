@@ -8,7 +8,7 @@ using namespace cpu;
 
 void tpa_contract_forward(Tensor out, const Tensor& A, const Tensor& factor_B) {
   T6_CUDA_TWIN(out, tpa_contract_forward(out, A, factor_B));
-  for_float_type("tpa_contract_forward", {&out, &A, &factor_B}, [&](auto zero) {
+  for_float_type(t6_twin_routed, "tpa_contract_forward", {&out, &A, &factor_B}, [&](auto zero) {
     using T = decltype(zero);
     const ContractDims s = check_contract("tpa_contract_forward", out, A, factor_B);
     const T inv_rank = T(1) / T(s.R);
@@ -36,7 +36,7 @@ void tpa_contract_backward(Tensor dA, Tensor dB, const Tensor& dout, const Tenso
   T6_CUDA_TWIN(dA, tpa_contract_backward(dA, dB, dout, A, factor_B));
   require_same_shape("tpa_contract_backward", dA, A);
   require_same_shape("tpa_contract_backward", dB, factor_B);
-  for_float_type("tpa_contract_backward", {&dA, &dB, &dout, &A, &factor_B}, [&](auto zero) {
+  for_float_type(t6_twin_routed, "tpa_contract_backward", {&dA, &dB, &dout, &A, &factor_B}, [&](auto zero) {
     using T = decltype(zero);
     const ContractDims s = check_contract("tpa_contract_backward", dout, A, factor_B);
     const T inv_rank = T(1) / T(s.R);

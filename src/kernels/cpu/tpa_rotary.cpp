@@ -40,11 +40,10 @@ MaterialisedWorkspace split_workspace(const Tensor& workspace, const TpaFactors&
 // The factors with B_q and B_k replaced by their rotated copies.
 TpaFactors rotated_factors(const TpaFactors& f, const MaterialisedWorkspace& parts, const Tensor& cos,
                            const Tensor& sin) {
-  // Copies by ops (0 + x is exact), which stay on the stream where copy_tensor would synchronise.
-  for (const auto& [copy, factor] : {std::pair{parts.rotated_B_q, f.B_q}, std::pair{parts.rotated_B_k, f.B_k}}) {
-    fill_zero(copy);
-    add(copy, copy, factor);
-  }
+  // Copies by an op (a cast to the same type is exact), which stays on the stream where copy_tensor
+  // would synchronise.
+  for (const auto& [copy, factor] : {std::pair{parts.rotated_B_q, f.B_q}, std::pair{parts.rotated_B_k, f.B_k}})
+    cast(copy, factor);
   rope_forward(parts.rotated_B_q, cos, sin);
   rope_forward(parts.rotated_B_k, cos, sin);
   return {f.A_q, parts.rotated_B_q, f.A_k, parts.rotated_B_k, f.A_v, f.B_v};

@@ -55,9 +55,11 @@ void adamw_update(Tensor param, const Tensor& grad, Tensor m, Tensor v, const Ad
                                  hyper.grad_scale,
                                  hyper.eps};
   const int64_t n = param.numel();
-  T6_LAUNCH(adamw_kernel, grid_for(n, 256), 256, 0, cuda_context().stream())(
-      param.data<float>(), float_ref(op, grad), m.data<float>(), v.data<float>(),
-      param_bf16.empty() ? nullptr : static_cast<__nv_bfloat16*>(param_bf16.raw()), n, constants);
+  const FloatRef gradient = float_ref(op, grad);
+  float *const master = param.data<float>(), *const first_moment = m.data<float>(), *const second_moment = v.data<float>();
+  __nv_bfloat16* const copy = param_bf16.empty() ? nullptr : static_cast<__nv_bfloat16*>(param_bf16.raw());
+  T6_LAUNCH(adamw_kernel, grid_for(n, 256), 256, 0, cuda_context().stream())(master, gradient, first_moment,
+                                                                             second_moment, copy, n, constants);
   T6_CUDA_CHECK_LAUNCH("adamw_kernel");
 }
 

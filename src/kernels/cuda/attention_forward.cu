@@ -16,16 +16,18 @@ namespace t6::ops::cuda {
 
 namespace {
 
+// At D = Dv = 192 (the widest): 3 · 25.6 KB of q/k/v tiles, 27 KB of scores and probabilities, 50 KB
+// of fp32 output: 151 KB, under the 227 KB a block may opt in to on an H100.
 struct ForwardLayout {
   size_t q, k, v, scores, probabilities, out, row_max, row_sum, row_correction;
   SharedLayout plan;
-  __host__ __device__ explicit ForwardLayout(int padded_dim) {
+  __host__ __device__ ForwardLayout(int padded_dim, int padded_value_dim) {
     q = plan.add<__nv_bfloat16>(size_t(kTile) * bf16_stride(padded_dim));
     k = plan.add<__nv_bfloat16>(size_t(kTile) * bf16_stride(padded_dim));
-    v = plan.add<__nv_bfloat16>(size_t(kTile) * bf16_stride(padded_dim));
+    v = plan.add<__nv_bfloat16>(size_t(kTile) * bf16_stride(padded_value_dim));
     scores = plan.add<float>(size_t(kTile) * kScoreStride);
     probabilities = plan.add<__nv_bfloat16>(size_t(kTile) * kProbabilityStride);
-    out = plan.add<float>(size_t(kTile) * f32_stride(padded_dim));
+    out = plan.add<float>(size_t(kTile) * f32_stride(padded_value_dim));
     row_max = plan.add<float>(kTile);
     row_sum = plan.add<float>(kTile);
     row_correction = plan.add<float>(kTile);
@@ -36,8 +38,10 @@ __global__ void __launch_bounds__(kAttentionThreads) attention_forward_kernel(He
                                                                                HeadTensor k, HeadTensor v,
                                                                                AttentionShape shape) {
   T6_DYNAMIC_SHARED(shared);
-  const int padded_dim = shape.padded_dim, stride = bf16_stride(padded_dim), out_stride = f32_stride(padded_dim);
-  const ForwardLayout layout(padded_dim);
+  const int padded_dim = shape.padded_dim, stride = bf16_stride(padded_dim);
+  const int padded_value_dim = shape.padded_value_dim, value_stride = bf16_stride(padded_value_dim);
+  const int out_stride = f32_stride(padded_value_dim);
+  const ForwardLayout layout(padded_dim, padded_value_dim);
   __nv_bfloat16* q_tile = shared_region<__nv_bfloat16>(shared, layout.q);
   __nv_bfloat16* k_tile = shared_region<__nv_bfloat16>(shared, layout.k);
   __nv_bfloat16* v_tile = shared_region<__nv_bfloat16>(shared, layout.v);
@@ -50,8 +54,9 @@ __global__ void __launch_bounds__(kAttentionThreads) attention_forward_kernel(He
 
   const int64_t q0 = int64_t(blockIdx.x) * kTile, h = blockIdx.y, b = blockIdx.z, kv = shape.kv_head(h);
   const int warp_row = (threadIdx.x / 32) * 16, lane = threadIdx.x % 32, d_blocks = padded_dim / 16;
+  const int v_blocks = padded_value_dim / 16;
   load_tile(q_tile, q, b, q0, h, padded_dim);
-  zero_f32_tile(out, out_stride, padded_dim);
+  zero_f32_tile(out, out_stride, padded_value_dim);
   for (int r = threadIdx.x; r < kTile; r += blockDim.x) {
     row_max[r] = -INFINITY;
     row_sum[r] = 0.0f;
@@ -60,7 +65,7 @@ __global__ void __launch_bounds__(kAttentionThreads) attention_forward_kernel(He
   for (int64_t k0 = 0; k0 < last_key; k0 += kTile) {
     __syncthreads();  // the previous tile's k and v are no longer read
     load_tile(k_tile, k, b, k0, kv, padded_dim);
-    load_tile(v_tile, v, b, k0, kv, padded_dim);
+    load_tile(v_tile, v, b, k0, kv, padded_value_dim);
     __syncthreads();
     warp_product_abt(q_tile + warp_row * stride, stride, k_tile, stride, scores + warp_row * kScoreStride,
                      kScoreStride, kTile / 16, d_blocks);
@@ -68,14 +73,14 @@ __global__ void __launch_bounds__(kAttentionThreads) attention_forward_kernel(He
     online_softmax_rows(scores, probabilities, row_max, row_sum, row_correction, q0, k0, shape.T, shape.scale);
     __syncwarp();
     for (int r = warp_row; r < warp_row + 16; ++r)
-      for (int c = lane; c < padded_dim; c += 32) out[r * out_stride + c] *= row_correction[r];
+      for (int c = lane; c < padded_value_dim; c += 32) out[r * out_stride + c] *= row_correction[r];
     __syncwarp();
     warp_accumulate_ab<wmma::row_major>(probabilities + warp_row * kProbabilityStride, kProbabilityStride, v_tile,
-                                        stride, out + warp_row * out_stride, out_stride, d_blocks, kTile / 16);
+                                        value_stride, out + warp_row * out_stride, out_stride, v_blocks, kTile / 16);
   }
   __syncthreads();
-  for (int e = threadIdx.x; e < kTile * shape.D; e += blockDim.x) {
-    const int r = e / int(shape.D), c = e % int(shape.D);
+  for (int e = threadIdx.x; e < kTile * shape.Dv; e += blockDim.x) {
+    const int r = e / int(shape.Dv), c = e % int(shape.Dv);
     if (q0 + r < shape.T) y.data.store(y.offset(b, q0 + r, h) + c, out[r * out_stride + c] / row_sum[r]);
   }
   for (int r = threadIdx.x; r < kTile; r += blockDim.x)
@@ -87,15 +92,16 @@ __global__ void __launch_bounds__(kAttentionThreads) attention_forward_kernel(He
 void attention_forward(Tensor y, Tensor lse, const Tensor& q, const Tensor& k, const Tensor& v, HeadMap heads) {
   const char* op = "attention_forward";
   const AttentionShape shape = check_attention(op, q, k, v, y, lse, heads);
+  const HeadTensor output{float_ref(op, y), shape.T, shape.H, shape.Dv}, queries{float_ref(op, q), shape.T, shape.H, shape.D};
+  const HeadTensor keys{float_ref(op, k), shape.T, shape.Hkv, shape.D}, values{float_ref(op, v), shape.T, shape.Hkv, shape.Dv};
+  float* const row_lse = lse.data<float>();
   if (shape.B * shape.T * shape.H == 0) return;
-  const size_t shared_bytes = ForwardLayout(shape.padded_dim).plan.bytes;
+  const size_t shared_bytes = ForwardLayout(shape.padded_dim, shape.padded_value_dim).plan.bytes;
   T6_CUDA_CHECK(cudaFuncSetAttribute(attention_forward_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                      int(shared_bytes)));
   const dim3 grid(unsigned((shape.T + kTile - 1) / kTile), unsigned(shape.H), unsigned(shape.B));
   T6_LAUNCH(attention_forward_kernel, grid, kAttentionThreads, shared_bytes, cuda_context().stream())(
-      HeadTensor{float_ref(op, y), shape.T, shape.H, shape.D}, lse.data<float>(),
-      HeadTensor{float_ref(op, q), shape.T, shape.H, shape.D}, HeadTensor{float_ref(op, k), shape.T, shape.Hkv, shape.D},
-      HeadTensor{float_ref(op, v), shape.T, shape.Hkv, shape.D}, shape);
+      output, row_lse, queries, keys, values, shape);
   T6_CUDA_CHECK_LAUNCH("attention_forward_kernel");
 }
 

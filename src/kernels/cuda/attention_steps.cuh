@@ -55,7 +55,7 @@ __device__ inline void load_row_statistics(float* lse_rows, float* dot_rows, con
     const int64_t q = q0 + r;
     float dot = 0;
     if (q < shape.T)
-      for (int64_t c = lane; c < shape.D; c += 32) dot += dy.data.load(dy.offset(b, q, h) + c) * y.data.load(y.offset(b, q, h) + c);
+      for (int64_t c = lane; c < dy.D; c += 32) dot += dy.data.load(dy.offset(b, q, h) + c) * y.data.load(y.offset(b, q, h) + c);
     dot = warp_sum(dot);
     if (lane == 0) {
       dot_rows[r] = dot;
@@ -83,22 +83,26 @@ __device__ inline void probabilities_and_dscores(const float* scores, const floa
   }
 }
 
+// Which fp32 accumulators a block keeps: pass 1 dK and dV (or one of them), pass 2 dQ.
+enum Accumulators : int { kDk = 1, kDv = 2, kDq = 4 };
+
+// Tiles a and c are D wide (q, k), b and d Dv wide (v, dO); accumulator_k (dK or dQ) D wide,
+// accumulator_v (dV) Dv wide.
 struct BackwardLayout {
-  size_t tile_a, tile_b, tile_c, tile_d, scores, dprobabilities, P, dS, accumulator_a, accumulator_b, lse_rows, dot_rows;
+  size_t tile_a, tile_b, tile_c, tile_d, scores, dprobabilities, P, dS, accumulator_k, accumulator_v, lse_rows, dot_rows;
   SharedLayout plan;
-  // Pass 1 uses two accumulators (dK, dV), pass 2 one (dQ).
-  __host__ __device__ BackwardLayout(int padded_dim, int accumulators) {
-    const size_t tile = size_t(kTile) * bf16_stride(padded_dim), accumulator = size_t(kTile) * f32_stride(padded_dim);
+  __host__ __device__ BackwardLayout(int padded_dim, int padded_value_dim, int accumulators) {
+    const size_t tile = size_t(kTile) * bf16_stride(padded_dim), value_tile = size_t(kTile) * bf16_stride(padded_value_dim);
     tile_a = plan.add<__nv_bfloat16>(tile);
-    tile_b = plan.add<__nv_bfloat16>(tile);
+    tile_b = plan.add<__nv_bfloat16>(value_tile);
     tile_c = plan.add<__nv_bfloat16>(tile);
-    tile_d = plan.add<__nv_bfloat16>(tile);
+    tile_d = plan.add<__nv_bfloat16>(value_tile);
     scores = plan.add<float>(size_t(kTile) * kScoreStride);
     dprobabilities = plan.add<float>(size_t(kTile) * kScoreStride);
     P = plan.add<__nv_bfloat16>(size_t(kTile) * kProbabilityStride);
     dS = plan.add<__nv_bfloat16>(size_t(kTile) * kProbabilityStride);
-    accumulator_a = plan.add<float>(accumulator);
-    accumulator_b = accumulators > 1 ? plan.add<float>(accumulator) : accumulator_a;
+    accumulator_k = accumulators & (kDk | kDq) ? plan.add<float>(size_t(kTile) * f32_stride(padded_dim)) : 0;
+    accumulator_v = accumulators & kDv ? plan.add<float>(size_t(kTile) * f32_stride(padded_value_dim)) : 0;
     lse_rows = plan.add<float>(kTile);
     dot_rows = plan.add<float>(kTile);
   }

@@ -1,8 +1,9 @@
 // The building blocks of the FlashAttention-style kernels (attention_forward.cu,
 // attention_backward.cu): 64-row tiles of q/k/v-like tensors staged in shared memory as bf16, and
 // warp-level products on the tensor cores through WMMA (bf16 in, fp32 accumulate), each warp of
-// four owning 16 rows of a tile. Head dims up to 128 are padded to a multiple of 16 with zeros,
-// and rows past T are zero, so any T and any D in 8..128 run the same code.
+// four owning 16 rows of a tile. Head widths up to 192 (MLA's 128 + 64 query/key width) are padded
+// to a multiple of 16 with zeros, and rows past T are zero, so any T, any query/key width D and any
+// value width Dv in 1..192 run the same code (Dv ≠ D in MLA).
 #pragma once
 #include <cuda_bf16.h>
 #include <mma.h>
@@ -18,7 +19,7 @@ namespace t6::ops::cuda {
 constexpr int kTile = 64;         // query rows and key rows per tile
 constexpr int kWarps = 4;         // each warp owns kTile / kWarps = 16 rows
 constexpr int kAttentionThreads = 32 * kWarps;
-constexpr int kMaxHeadDim = 128;
+constexpr int kMaxHeadDim = 192;
 
 // Shared-memory strides (elements): padded against bank conflicts, multiples of 8 (bf16) and 4
 // (fp32) as WMMA requires, keeping every 16-row and 16-column fragment 32-byte aligned.
@@ -37,9 +38,10 @@ struct HeadTensor {
 };
 
 struct AttentionShape {
-  int64_t B, T, H, Hkv, D;
-  int padded_dim;  // D rounded up to a multiple of 16
-  float scale;     // 1 / sqrt(D)
+  int64_t B, T, H, Hkv, D, Dv;
+  int padded_dim;        // D rounded up to a multiple of 16
+  int padded_value_dim;  // Dv rounded up to a multiple of 16
+  float scale;           // 1 / sqrt(D)
   HeadMap heads;
   __device__ __forceinline__ int64_t kv_head(int64_t h) const {
     return (heads.first_head + h) / heads.group_size - heads.first_kv_head;

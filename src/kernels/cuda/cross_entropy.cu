@@ -58,6 +58,14 @@ __global__ void gradient_kernel(FloatRef exp_logits, const int32_t* targets, Flo
   }
 }
 
+// The logits are overwritten with their exponentials, then with the gradient: fp32 only, so that
+// neither is rounded to bf16 between the passes.
+FloatRef fp32_logits(const char* op, const Tensor& logits) {
+  const FloatRef values = float_ref(op, logits);
+  T6_CHECK(!values.bf16, op, ": the logits must be F32 (they hold the exponentials and then the gradient), got BF16");
+  return values;
+}
+
 }  // namespace
 
 void cross_entropy_exp_sum(Tensor local_max, Tensor sum_exp, Tensor target_logit, Tensor logits, const Tensor& targets,
@@ -67,10 +75,11 @@ void cross_entropy_exp_sum(Tensor local_max, Tensor sum_exp, Tensor target_logit
   require_per_row(op, rows, {&local_max, &sum_exp, &target_logit});
   const VocabRange range = checked_vocab_range(op, slice, vocab);
   const int32_t* ids = token_ids(op, targets, rows);
+  const FloatRef maxima = float_ref(op, local_max), sums = float_ref(op, sum_exp), targeted = float_ref(op, target_logit);
+  const FloatRef values = fp32_logits(op, logits);
   if (rows == 0) return;
-  T6_LAUNCH(exp_sum_kernel, unsigned(rows), kThreads, 0, cuda_context().stream())(
-      float_ref(op, local_max), float_ref(op, sum_exp), float_ref(op, target_logit), float_ref(op, logits), ids, vocab,
-      range.first);
+  T6_LAUNCH(exp_sum_kernel, unsigned(rows), kThreads, 0, cuda_context().stream())(maxima, sums, targeted, values, ids,
+                                                                                  vocab, range.first);
   T6_CUDA_CHECK_LAUNCH("exp_sum_kernel");
 }
 
@@ -78,9 +87,9 @@ void cross_entropy_rescale(Tensor sum_exp, const Tensor& local_max, const Tensor
   const char* op = "cross_entropy_rescale";
   const int64_t rows = sum_exp.numel();
   require_per_row(op, rows, {&local_max, &row_max});
+  const FloatRef sums = float_ref(op, sum_exp), local = float_ref(op, local_max), global = float_ref(op, row_max);
   if (rows == 0) return;
-  T6_LAUNCH(rescale_kernel, grid_for(rows, kThreads), kThreads, 0, cuda_context().stream())(
-      float_ref(op, sum_exp), float_ref(op, local_max), float_ref(op, row_max), rows);
+  T6_LAUNCH(rescale_kernel, grid_for(rows, kThreads), kThreads, 0, cuda_context().stream())(sums, local, global, rows);
   T6_CUDA_CHECK_LAUNCH("rescale_kernel");
 }
 
@@ -88,9 +97,11 @@ void cross_entropy_losses(Tensor losses, const Tensor& row_max, const Tensor& su
   const char* op = "cross_entropy_losses";
   const int64_t rows = losses.numel();
   require_per_row(op, rows, {&row_max, &sum_exp, &target_logit});
+  const FloatRef result = float_ref(op, losses), maxima = float_ref(op, row_max), sums = float_ref(op, sum_exp);
+  const FloatRef targeted = float_ref(op, target_logit);
   if (rows == 0) return;
-  T6_LAUNCH(losses_kernel, grid_for(rows, kThreads), kThreads, 0, cuda_context().stream())(
-      float_ref(op, losses), float_ref(op, row_max), float_ref(op, sum_exp), float_ref(op, target_logit), rows);
+  T6_LAUNCH(losses_kernel, grid_for(rows, kThreads), kThreads, 0, cuda_context().stream())(result, maxima, sums, targeted,
+                                                                                           rows);
   T6_CUDA_CHECK_LAUNCH("losses_kernel");
 }
 
@@ -101,10 +112,11 @@ void cross_entropy_gradient(Tensor exp_logits, const Tensor& targets, const Tens
   require_per_row(op, rows, {&local_max, &row_max, &sum_exp});
   const VocabRange range = checked_vocab_range(op, slice, vocab);
   const int32_t* ids = token_ids(op, targets, rows);
+  const FloatRef values = fp32_logits(op, exp_logits), local = float_ref(op, local_max);
+  const FloatRef global = float_ref(op, row_max), sums = float_ref(op, sum_exp);
   if (rows == 0) return;
-  T6_LAUNCH(gradient_kernel, unsigned(rows), kThreads, 0, cuda_context().stream())(
-      float_ref(op, exp_logits), ids, float_ref(op, local_max), float_ref(op, row_max), float_ref(op, sum_exp), dloss,
-      vocab, range.first);
+  T6_LAUNCH(gradient_kernel, unsigned(rows), kThreads, 0, cuda_context().stream())(values, ids, local, global, sums,
+                                                                                   dloss, vocab, range.first);
   T6_CUDA_CHECK_LAUNCH("gradient_kernel");
 }
 

@@ -1,6 +1,7 @@
 #include "kernels/cuda/cuda_context.h"
 
 #include "core/cuda/cuda_check.h"
+#include "core/error.h"
 
 namespace t6::ops::cuda {
 
@@ -12,6 +13,7 @@ CudaContext::CudaContext() {
   int device = 0;
   T6_CUDA_CHECK(cudaGetDevice(&device));
   T6_CUDA_CHECK(cudaDeviceGetAttribute(&multiprocessors_, cudaDevAttrMultiProcessorCount, device));
+  T6_CUDA_CHECK(cudaDeviceGetAttribute(&shared_memory_per_block_, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
 }
 
 CudaContext::~CudaContext() {
@@ -24,14 +26,25 @@ CudaContext::~CudaContext() {
 
 void* CudaContext::scratch(size_t bytes) {
   if (bytes > scratch_bytes_) {
-    T6_CUDA_CHECK(cudaStreamSynchronize(stream_));  // kernels may still read the old buffer
-    T6_CUDA_CHECK(cudaFree(scratch_));
-    scratch_ = nullptr;
-    const size_t grown = bytes + bytes / 4;
-    T6_CUDA_CHECK(cudaMalloc(&scratch_, grown));
-    scratch_bytes_ = grown;
+    T6_CHECK(!scratch_planned_, "CUDA scratch: an op needs ", bytes, " bytes, but ", scratch_bytes_,
+             " were reserved before the first step (CudaContext::reserve_scratch; kernels/cuda/scratch_needs.h)");
+    grow_scratch(bytes + bytes / 4);
   }
   return scratch_;
+}
+
+void CudaContext::reserve_scratch(size_t bytes) {
+  if (bytes > scratch_bytes_) grow_scratch(bytes);
+  scratch_planned_ = true;
+}
+
+void CudaContext::grow_scratch(size_t bytes) {
+  T6_CUDA_CHECK(cudaStreamSynchronize(stream_));  // kernels may still read the old buffer
+  T6_CUDA_CHECK(cudaFree(scratch_));
+  scratch_ = nullptr;
+  scratch_bytes_ = 0;
+  T6_CUDA_CHECK(cudaMalloc(&scratch_, bytes));
+  scratch_bytes_ = bytes;
 }
 
 CudaContext& cuda_context() {

@@ -4,9 +4,11 @@
 // branch on the backend. Plain C++: the CPU files that dispatch include it.
 //
 // Precision (DESIGN.md): every tensor may be F32 or BF16 unless an op says otherwise; arithmetic,
-// accumulation and statistics (rstd, row maxima and sums, lse, losses) are fp32. Token ids are I32
+// accumulation and statistics (rstd, row maxima and sums, lse, losses) are fp32. What an op adds
+// to must be F32, and a BF16 one is an error: add's out, the norms' dx and dweight, dtable, a
+// matmul's out with beta ≠ 0 (linear_backward's accumulated dx and dW), the cross-entropy logits. Token ids are I32
 // device tensors. Kernels run on the calling thread's stream (kernels/cuda/cuda_context.h) and do
-// not synchronise, except the ops that return a host value (sum_of_squares).
+// not synchronise, except the ops that return a host value (sum_of_squares, once per call).
 #pragma once
 #include "kernels/ops.h"
 
@@ -14,14 +16,19 @@ namespace t6::ops::cuda {
 
 void matmul(Tensor out, const Tensor& a, const Tensor& b, bool transpose_a, bool transpose_b, float alpha, float beta);
 void add(Tensor out, const Tensor& a, const Tensor& b);
-double sum_of_squares(const Tensor& x);
+double sum_of_squares(const std::vector<Tensor>& tensors);
 void fill_zero(Tensor x);
+void cast(Tensor out, const Tensor& x);
+void tensor_list_statistics(Tensor statistics, const std::vector<Tensor>& tensors);
 
 void embedding_forward(Tensor out, const Tensor& tokens, const Tensor& table, VocabSlice slice);
 void embedding_backward(Tensor dtable, const Tensor& dout, const Tensor& tokens, VocabSlice slice);
 
 void rmsnorm_forward(Tensor out, Tensor rstd, const Tensor& x);
 void rmsnorm_backward(Tensor dx, const Tensor& dout, const Tensor& x, const Tensor& rstd);
+void weighted_rmsnorm_forward(Tensor out, Tensor rstd, const Tensor& x, const Tensor& weight);
+void weighted_rmsnorm_backward(Tensor dx, Tensor dweight, const Tensor& dout, const Tensor& x, const Tensor& rstd,
+                               const Tensor& weight);
 
 void rope_tables(Tensor cos, Tensor sin);
 void rope_forward(Tensor x, const Tensor& cos, const Tensor& sin, int64_t first_column);
@@ -33,6 +40,9 @@ void tpa_contract_backward(Tensor dA, Tensor dB, const Tensor& dout, const Tenso
 void attention_forward(Tensor y, Tensor lse, const Tensor& q, const Tensor& k, const Tensor& v, HeadMap heads);
 void attention_backward(Tensor dq, Tensor dk, Tensor dv, const Tensor& dy, const Tensor& q, const Tensor& k,
                         const Tensor& v, const Tensor& y, const Tensor& lse, HeadMap heads);
+
+void mla_split_kv_forward(Tensor k, Tensor v, const Tensor& kv, const Tensor& k_pe);
+void mla_split_kv_backward(Tensor dkv, Tensor dk_pe, const Tensor& dk, const Tensor& dv);
 
 // The fused path of tpa_rotary_attention_* (tpa_attention_fused.cu).
 void tpa_attention_fused_forward(Tensor y, Tensor lse, const TpaFactors& factors, const Tensor& cos, const Tensor& sin,

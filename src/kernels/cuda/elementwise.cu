@@ -1,4 +1,6 @@
-// Element-wise ops on the GPU: add, fill_zero, SwiGLU forward and backward (fp32 arithmetic).
+// Element-wise ops on the GPU: add, fill_zero, cast, SwiGLU forward and backward (fp32 arithmetic).
+// Every tensor is checked (float_ref may throw) into a local before the launch line, so an error
+// never leaves a launch half made.
 #include "core/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_context.h"
 #include "kernels/cuda/cuda_ops.h"
@@ -14,6 +16,12 @@ constexpr int kThreads = 256;
 __global__ void add_kernel(FloatRef out, FloatRef a, FloatRef b, int64_t n) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
     out.store(i, a.load(i) + b.load(i));
+}
+
+// FloatRef's store rounds to nearest even in a bf16 destination: the fp32 → bf16 cast.
+__global__ void cast_kernel(FloatRef out, FloatRef x, int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    out.store(i, x.load(i));
 }
 
 __device__ __forceinline__ float sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
@@ -36,11 +44,14 @@ __global__ void swiglu_backward_kernel(FloatRef da, FloatRef db, FloatRef dout, 
 }  // namespace
 
 void add(Tensor out, const Tensor& a, const Tensor& b) {
-  require_same_shape("add", out, a);
-  require_same_shape("add", out, b);
+  const char* op = "add";
+  require_same_shape(op, out, a);
+  require_same_shape(op, out, b);
+  const FloatRef sum = float_ref(op, out), left = float_ref(op, a), right = float_ref(op, b);
+  // The residual stream and gradients accumulate through add: a bf16 sum would drop small terms.
+  T6_CHECK(!sum.bf16, op, ": the sum must be F32 (fp32 accumulation), got a BF16 output");
   const int64_t n = out.numel();
-  T6_LAUNCH(add_kernel, grid_for(n, kThreads), kThreads, 0, cuda_context().stream())(float_ref("add", out), float_ref("add", a),
-                                                                              float_ref("add", b), n);
+  T6_LAUNCH(add_kernel, grid_for(n, kThreads), kThreads, 0, cuda_context().stream())(sum, left, right, n);
   T6_CUDA_CHECK_LAUNCH("add_kernel");
 }
 
@@ -49,23 +60,36 @@ void fill_zero(Tensor x) {
   T6_CUDA_CHECK(cudaMemsetAsync(x.raw(), 0, x.bytes(), cuda_context().stream()));  // +0.0 in fp32 and bf16
 }
 
-void swiglu_forward(Tensor out, const Tensor& a, const Tensor& b) {
-  require_same_shape("swiglu_forward", out, a);
-  require_same_shape("swiglu_forward", out, b);
+void cast(Tensor out, const Tensor& x) {
+  const char* op = "cast";
+  require_same_shape(op, out, x);
+  const FloatRef destination = float_ref(op, out), source = float_ref(op, x);
   const int64_t n = out.numel();
-  T6_LAUNCH(swiglu_forward_kernel, grid_for(n, kThreads), kThreads, 0, cuda_context().stream())(
-      float_ref("swiglu_forward", out), float_ref("swiglu_forward", a), float_ref("swiglu_forward", b), n);
+  if (n == 0) return;
+  T6_LAUNCH(cast_kernel, grid_for(n, kThreads), kThreads, 0, cuda_context().stream())(destination, source, n);
+  T6_CUDA_CHECK_LAUNCH("cast_kernel");
+}
+
+void swiglu_forward(Tensor out, const Tensor& a, const Tensor& b) {
+  const char* op = "swiglu_forward";
+  require_same_shape(op, out, a);
+  require_same_shape(op, out, b);
+  const FloatRef result = float_ref(op, out), gate_input = float_ref(op, a), up = float_ref(op, b);
+  const int64_t n = out.numel();
+  T6_LAUNCH(swiglu_forward_kernel, grid_for(n, kThreads), kThreads, 0, cuda_context().stream())(result, gate_input, up, n);
   T6_CUDA_CHECK_LAUNCH("swiglu_forward_kernel");
 }
 
 void swiglu_backward(Tensor da, Tensor db, const Tensor& dout, const Tensor& a, const Tensor& b) {
-  require_same_shape("swiglu_backward", da, a);
-  require_same_shape("swiglu_backward", db, b);
-  require_same_shape("swiglu_backward", dout, a);
-  const int64_t n = a.numel();
   const char* op = "swiglu_backward";
+  require_same_shape(op, da, a);
+  require_same_shape(op, db, b);
+  require_same_shape(op, dout, a);
+  const FloatRef gate_gradient = float_ref(op, da), up_gradient = float_ref(op, db), incoming = float_ref(op, dout);
+  const FloatRef gate_input = float_ref(op, a), up = float_ref(op, b);
+  const int64_t n = a.numel();
   T6_LAUNCH(swiglu_backward_kernel, grid_for(n, kThreads), kThreads, 0, cuda_context().stream())(
-      float_ref(op, da), float_ref(op, db), float_ref(op, dout), float_ref(op, a), float_ref(op, b), n);
+      gate_gradient, up_gradient, incoming, gate_input, up, n);
   T6_CUDA_CHECK_LAUNCH("swiglu_backward_kernel");
 }
 

@@ -10,6 +10,7 @@
 #include "kernels/cuda/cuda_ops.h"
 #include "kernels/cuda/device_tensor.cuh"
 #include "kernels/cuda/launch.cuh"
+#include "kernels/cuda/scratch_needs.h"
 
 namespace t6::ops::cuda {
 
@@ -46,6 +47,15 @@ __global__ void embedding_backward_kernel(FloatRef dtable, FloatRef dout, const 
 
 size_t aligned(size_t bytes) { return (bytes + 255) / 256 * 256; }
 
+// The temporary storage CUB's radix sort of `rows` (id, position) pairs asks for.
+size_t radix_sort_bytes(int64_t rows) {
+  size_t bytes = 0;
+  T6_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(nullptr, bytes, static_cast<const int32_t*>(nullptr),
+                                                static_cast<int32_t*>(nullptr), static_cast<const int32_t*>(nullptr),
+                                                static_cast<int32_t*>(nullptr), int(rows)));
+  return bytes;
+}
+
 }  // namespace
 
 void embedding_forward(Tensor out, const Tensor& tokens, const Tensor& table, VocabSlice slice) {
@@ -54,10 +64,15 @@ void embedding_forward(Tensor out, const Tensor& tokens, const Tensor& table, Vo
   T6_CHECK(matrix_cols(out) == d, op, ": width mismatch");
   const VocabRange range = checked_vocab_range(op, slice, local_rows);
   const int32_t* ids = token_ids(op, tokens, rows);
+  const FloatRef destination = float_ref(op, out), source = float_ref(op, table);
   if (rows == 0) return;
   T6_LAUNCH(embedding_forward_kernel, grid_for(rows * d, 256), 256, 0, cuda_context().stream())(
-      float_ref(op, out), ids, float_ref(op, table), rows, d, range.first, local_rows);
+      destination, ids, source, rows, d, range.first, local_rows);
   T6_CUDA_CHECK_LAUNCH("embedding_forward_kernel");
+}
+
+size_t embedding_backward_scratch_bytes(int64_t rows) {
+  return 3 * aligned(size_t(rows) * sizeof(int32_t)) + aligned(radix_sort_bytes(rows));
 }
 
 void embedding_backward(Tensor dtable, const Tensor& dout, const Tensor& tokens, VocabSlice slice) {
@@ -68,13 +83,12 @@ void embedding_backward(Tensor dtable, const Tensor& dout, const Tensor& tokens,
   const int32_t* ids = token_ids(op, tokens, rows);
   if (rows == 0) return;
   T6_CHECK(rows < (int64_t(1) << 31), op, ": more than 2^31 positions");
+  const FloatRef gradient = float_ref(op, dtable), incoming = float_ref(op, dout);
+  T6_CHECK(!gradient.bf16, op, ": dtable accumulates, so it must be F32 (a bf16 sum loses the small updates)");
   CudaContext& context = cuda_context();
-  size_t sort_bytes = 0;
-  T6_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(nullptr, sort_bytes, ids, static_cast<int32_t*>(nullptr),
-                                                static_cast<int32_t*>(nullptr), static_cast<int32_t*>(nullptr),
-                                                int(rows)));
+  size_t sort_bytes = radix_sort_bytes(rows);  // SortPairs takes it by reference
   const size_t list_bytes = aligned(size_t(rows) * sizeof(int32_t));
-  char* scratch = static_cast<char*>(context.scratch(3 * list_bytes + aligned(sort_bytes)));
+  char* scratch = static_cast<char*>(context.scratch(embedding_backward_scratch_bytes(rows)));
   int32_t* positions = reinterpret_cast<int32_t*>(scratch);
   int32_t* sorted_ids = reinterpret_cast<int32_t*>(scratch + list_bytes);
   int32_t* sorted_positions = reinterpret_cast<int32_t*>(scratch + 2 * list_bytes);
@@ -84,7 +98,7 @@ void embedding_backward(Tensor dtable, const Tensor& dout, const Tensor& tokens,
                                                 sorted_positions, int(rows), 0, int(sizeof(int32_t) * 8),
                                                 context.stream()));
   T6_LAUNCH(embedding_backward_kernel, unsigned(rows), 128, 0, context.stream())(
-      float_ref(op, dtable), float_ref(op, dout), sorted_ids, sorted_positions, rows, d, range.first, local_rows);
+      gradient, incoming, sorted_ids, sorted_positions, rows, d, range.first, local_rows);
   T6_CUDA_CHECK_LAUNCH("embedding_backward_kernel");
 }
 

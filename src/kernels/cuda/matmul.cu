@@ -2,7 +2,12 @@
 // never TF32), bf16 or fp32 output, beta accumulating into an existing output (fp32 gradients over
 // micro-batches). The algorithm is chosen once per shape (cuBLASLt's first heuristic) and kept in a
 // per-thread plan cache, so a run repeats bit for bit and no heuristic runs inside a steady step.
+// The heuristic is told each operand's real alignment (a view into an arena may sit at any
+// element), and plans are keyed by it too: an algorithm chosen for 256-byte aligned operands is
+// never run on less aligned ones. beta accumulates into out, so a beta ≠ 0 needs an F32 out.
+#include <cstdint>
 #include <map>
+#include <utility>
 #include <tuple>
 
 #include "core/cuda/cuda_check.h"
@@ -25,7 +30,11 @@ struct PlanKey {
   int64_t M, N, K;
   bool transpose_a, transpose_b, accumulate;
   cudaDataType_t a_type, b_type, out_type;
-  auto tied() const { return std::tie(M, N, K, transpose_a, transpose_b, accumulate, a_type, b_type, out_type); }
+  uint32_t a_alignment, b_alignment, out_alignment;  // bytes, powers of two up to 256
+  auto tied() const {
+    return std::tie(M, N, K, transpose_a, transpose_b, accumulate, a_type, b_type, out_type, a_alignment, b_alignment,
+                    out_alignment);
+  }
   bool operator<(const PlanKey& other) const { return tied() < other.tied(); }
 };
 
@@ -34,6 +43,14 @@ struct Plan {
   cublasLtMatrixLayout_t first = nullptr, second = nullptr, out = nullptr;
   cublasLtMatmulAlgo_t algorithm{};
 };
+
+// The largest power of two up to 256 (cuBLASLt's default requirement) dividing the address.
+uint32_t alignment_of(const void* pointer) {
+  const uintptr_t address = reinterpret_cast<uintptr_t>(pointer);
+  uint32_t alignment = 256;
+  while (alignment > 1 && address % alignment != 0) alignment /= 2;
+  return alignment;
+}
 
 Plan make_plan(const PlanKey& key, cublasLtHandle_t handle) {
   Plan plan;
@@ -54,6 +71,14 @@ Plan make_plan(const PlanKey& key, cublasLtHandle_t handle) {
   const size_t workspace = CudaContext::kBlasWorkspaceBytes;
   T6_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(preference, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace,
                                                        sizeof workspace));
+  // cuBLASLt's A is our b and its B our a (see PlanKey); C and D are out.
+  const std::pair<cublasLtMatmulPreferenceAttributes_t, uint32_t> alignments[] = {
+      {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, key.b_alignment},
+      {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, key.a_alignment},
+      {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, key.out_alignment},
+      {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, key.out_alignment}};
+  for (const auto& [attribute, bytes] : alignments)
+    T6_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(preference, attribute, &bytes, sizeof bytes));
   cublasLtMatmulHeuristicResult_t result{};
   int found = 0;
   T6_CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(handle, plan.operation, plan.first, plan.second, plan.out, plan.out,
@@ -82,10 +107,23 @@ void matmul(Tensor out, const Tensor& a, const Tensor& b, bool transpose_a, bool
   const int64_t N = transpose_b ? matrix_rows(b) : matrix_cols(b);
   T6_CHECK(K == K_b && out.numel() == M * N, op, ": shapes ", a.shape().to_string(), (transpose_a ? "ᵀ" : ""), " · ",
            b.shape().to_string(), (transpose_b ? "ᵀ" : ""), " → ", out.shape().to_string(), " do not fit");
-  const PlanKey key{M, N, K, transpose_a, transpose_b, beta != 0.0f, cuda_type(op, a), cuda_type(op, b), cuda_type(op, out)};
+  const PlanKey key{M,
+                    N,
+                    K,
+                    transpose_a,
+                    transpose_b,
+                    beta != 0.0f,
+                    cuda_type(op, a),
+                    cuda_type(op, b),
+                    cuda_type(op, out),
+                    alignment_of(a.raw()),
+                    alignment_of(b.raw()),
+                    alignment_of(out.raw())};
   T6_CHECK((key.a_type == CUDA_R_16BF) == (key.b_type == CUDA_R_16BF), op,
            ": both inputs must be BF16 or both F32 (cuBLASLt multiplies like types)");
   T6_CHECK(key.a_type == CUDA_R_16BF || key.out_type == CUDA_R_32F, op, ": F32 inputs need an F32 output");
+  T6_CHECK(!key.accumulate || key.out_type == CUDA_R_32F, op, ": beta ", beta,
+           " accumulates into out, so it must be F32 (fp32 accumulation of gradients), got BF16");
   if (M == 0 || N == 0) return;
   if (K == 0) {  // an empty sum: out = beta · out
     T6_CHECK(beta == 0.0f || beta == 1.0f, op, ": an empty product with beta ", beta);

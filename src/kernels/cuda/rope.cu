@@ -37,10 +37,10 @@ void rotate(const char* op, Tensor x, const Tensor& cos, const Tensor& sin, int6
            op, ": tables ", cos.shape().to_string(), " do not cover sequence length ", T, " and rotary dim ",
            width - first_column);
   const int64_t pairs = x.numel() / width * half;
+  const FloatRef rows = float_ref(op, x), cosines = float_ref(op, cos), sines = float_ref(op, sin);
   if (pairs == 0) return;
-  T6_LAUNCH(rope_kernel, grid_for(pairs, 256), 256, 0, cuda_context().stream())(float_ref(op, x), float_ref(op, cos),
-                                                                         float_ref(op, sin), T, R, width, first_column,
-                                                                         half, pairs, sign);
+  T6_LAUNCH(rope_kernel, grid_for(pairs, 256), 256, 0, cuda_context().stream())(rows, cosines, sines, T, R, width,
+                                                                                first_column, half, pairs, sign);
   T6_CUDA_CHECK_LAUNCH("rope_kernel");
 }
 

@@ -139,7 +139,7 @@ struct FusedBackwardLayout {
   size_t dB_first, dB_second;
   __host__ __device__ FusedBackwardLayout(int padded_dim, int accumulators, int64_t D, int64_t first_rank,
                                           int64_t second_rank)
-      : attention(padded_dim, accumulators) {
+      : attention(padded_dim, padded_dim, accumulators) {
     dB_first = attention.plan.add<float>(size_t(kTile * first_rank * D));
     dB_second = attention.plan.add<float>(size_t(kTile * second_rank * D));
   }
@@ -154,7 +154,7 @@ __global__ void __launch_bounds__(kAttentionThreads) tpa_fused_dkdv_kernel(Fused
                                                                             FusedFactors f, TpaShape s) {
   T6_DYNAMIC_SHARED(shared);
   const int padded_dim = s.padded_dim, stride = bf16_stride(padded_dim), acc_stride = f32_stride(padded_dim);
-  const FusedBackwardLayout fused(padded_dim, 2, s.D, f.k.rank, f.v.rank);
+  const FusedBackwardLayout fused(padded_dim, kDk | kDv, s.D, f.k.rank, f.v.rank);
   const BackwardLayout& layout = fused.attention;
   __nv_bfloat16* k_tile = shared_region<__nv_bfloat16>(shared, layout.tile_a);
   __nv_bfloat16* v_tile = shared_region<__nv_bfloat16>(shared, layout.tile_b);
@@ -164,8 +164,8 @@ __global__ void __launch_bounds__(kAttentionThreads) tpa_fused_dkdv_kernel(Fused
   float* dprobabilities = shared_region<float>(shared, layout.dprobabilities);
   __nv_bfloat16* P = shared_region<__nv_bfloat16>(shared, layout.P);
   __nv_bfloat16* dS = shared_region<__nv_bfloat16>(shared, layout.dS);
-  float* dk = shared_region<float>(shared, layout.accumulator_a);
-  float* dv = shared_region<float>(shared, layout.accumulator_b);
+  float* dk = shared_region<float>(shared, layout.accumulator_k);
+  float* dv = shared_region<float>(shared, layout.accumulator_v);
   float* lse_rows = shared_region<float>(shared, layout.lse_rows);
   float* dot_rows = shared_region<float>(shared, layout.dot_rows);
   float* dB_k = shared_region<float>(shared, fused.dB_first);
@@ -173,7 +173,7 @@ __global__ void __launch_bounds__(kAttentionThreads) tpa_fused_dkdv_kernel(Fused
 
   const int64_t k0 = int64_t(blockIdx.x) * kTile, b = blockIdx.z;
   const int warp_row = (threadIdx.x / 32) * 16, d_blocks = padded_dim / 16;
-  const AttentionShape attention{s.B, s.T, s.H, s.H, s.D, s.padded_dim, s.scale, {}};
+  const AttentionShape attention{s.B, s.T, s.H, s.H, s.D, s.D, s.padded_dim, s.padded_dim, s.scale, {}};
   zero_accumulator(dB_k, kTile * f.k.rank * s.D);
   zero_accumulator(dB_v, kTile * f.v.rank * s.D);
   for (int64_t h = 0; h < s.H; ++h) {
@@ -214,7 +214,7 @@ __global__ void __launch_bounds__(kAttentionThreads) tpa_fused_dq_kernel(FusedGr
                                                                           FusedFactors f, TpaShape s) {
   T6_DYNAMIC_SHARED(shared);
   const int padded_dim = s.padded_dim, stride = bf16_stride(padded_dim), acc_stride = f32_stride(padded_dim);
-  const FusedBackwardLayout fused(padded_dim, 1, s.D, f.q.rank, 0);
+  const FusedBackwardLayout fused(padded_dim, kDq, s.D, f.q.rank, 0);
   const BackwardLayout& layout = fused.attention;
   __nv_bfloat16* q_tile = shared_region<__nv_bfloat16>(shared, layout.tile_a);
   __nv_bfloat16* dy_tile = shared_region<__nv_bfloat16>(shared, layout.tile_b);
@@ -224,14 +224,14 @@ __global__ void __launch_bounds__(kAttentionThreads) tpa_fused_dq_kernel(FusedGr
   float* dprobabilities = shared_region<float>(shared, layout.dprobabilities);
   __nv_bfloat16* P = shared_region<__nv_bfloat16>(shared, layout.P);
   __nv_bfloat16* dS = shared_region<__nv_bfloat16>(shared, layout.dS);
-  float* dq = shared_region<float>(shared, layout.accumulator_a);
+  float* dq = shared_region<float>(shared, layout.accumulator_k);
   float* lse_rows = shared_region<float>(shared, layout.lse_rows);
   float* dot_rows = shared_region<float>(shared, layout.dot_rows);
   float* dB_q = shared_region<float>(shared, fused.dB_first);
 
   const int64_t q0 = int64_t(blockIdx.x) * kTile, b = blockIdx.z;
   const int warp_row = (threadIdx.x / 32) * 16, d_blocks = padded_dim / 16;
-  const AttentionShape attention{s.B, s.T, s.H, s.H, s.D, s.padded_dim, s.scale, {}};
+  const AttentionShape attention{s.B, s.T, s.H, s.H, s.D, s.D, s.padded_dim, s.padded_dim, s.scale, {}};
   const int64_t last_key = min(q0 + kTile, s.T);
   zero_accumulator(dB_q, kTile * f.q.rank * s.D);
   for (int64_t h = 0; h < s.H; ++h) {
@@ -379,9 +379,9 @@ void tpa_attention_fused_backward(const TpaFactors& gradients, const Tensor& dy,
   if (s.B * s.T == 0) return;
   // Every factor gradient is written even for H = 0 (dA is empty then, dB zero).
   const dim3 grid(unsigned((s.T + kTile - 1) / kTile), 1, unsigned(s.B));
-  const size_t dkdv_bytes = FusedBackwardLayout(s.padded_dim, 2, s.D, f.k.rank, f.v.rank).bytes();
+  const size_t dkdv_bytes = FusedBackwardLayout(s.padded_dim, kDk | kDv, s.D, f.k.rank, f.v.rank).bytes();
   reserve_shared(tpa_fused_dkdv_kernel, "tpa_fused_dkdv_kernel", dkdv_bytes);
-  const size_t dq_bytes = FusedBackwardLayout(s.padded_dim, 1, s.D, f.q.rank, 0).bytes();
+  const size_t dq_bytes = FusedBackwardLayout(s.padded_dim, kDq, s.D, f.q.rank, 0).bytes();
   reserve_shared(tpa_fused_dq_kernel, "tpa_fused_dq_kernel", dq_bytes);
   T6_LAUNCH(tpa_fused_dkdv_kernel, grid, kAttentionThreads, dkdv_bytes, cuda_context().stream())(g, o, f, s);
   T6_CUDA_CHECK_LAUNCH("tpa_fused_dkdv_kernel");

@@ -46,9 +46,10 @@ __global__ void contract_backward_kernel(FloatRef dA, FloatRef dB, FloatRef dout
 void tpa_contract_forward(Tensor out, const Tensor& A, const Tensor& factor_B) {
   const char* op = "tpa_contract_forward";
   const ContractDims s = check_contract(op, out, A, factor_B);
+  const FloatRef result = float_ref(op, out), coefficients = float_ref(op, A), factor = float_ref(op, factor_B);
   if (s.N == 0) return;
-  T6_LAUNCH(contract_forward_kernel, unsigned(s.N), kThreads, 0, cuda_context().stream())(
-      float_ref(op, out), float_ref(op, A), float_ref(op, factor_B), s, 1.0f / float(s.R));
+  T6_LAUNCH(contract_forward_kernel, unsigned(s.N), kThreads, 0, cuda_context().stream())(result, coefficients, factor, s,
+                                                                                          1.0f / float(s.R));
   T6_CUDA_CHECK_LAUNCH("contract_forward_kernel");
 }
 
@@ -57,10 +58,11 @@ void tpa_contract_backward(Tensor dA, Tensor dB, const Tensor& dout, const Tenso
   require_same_shape(op, dA, A);
   require_same_shape(op, dB, factor_B);
   const ContractDims s = check_contract(op, dout, A, factor_B);
+  const FloatRef dcoefficients = float_ref(op, dA), dfactor = float_ref(op, dB), incoming = float_ref(op, dout);
+  const FloatRef coefficients = float_ref(op, A), factor = float_ref(op, factor_B);
   if (s.N == 0) return;
   T6_LAUNCH(contract_backward_kernel, unsigned(s.N), kThreads, 0, cuda_context().stream())(
-      float_ref(op, dA), float_ref(op, dB), float_ref(op, dout), float_ref(op, A), float_ref(op, factor_B), s,
-      1.0f / float(s.R));
+      dcoefficients, dfactor, incoming, coefficients, factor, s, 1.0f / float(s.R));
   T6_CUDA_CHECK_LAUNCH("contract_backward_kernel");
 }
 
