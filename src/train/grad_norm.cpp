@@ -7,15 +7,23 @@
 
 namespace t6 {
 
-double grad_square_sum(const ModelWeights& weights, const Tensor& grads, int64_t begin, int64_t end) {
+void grad_square_sum_into(const ModelWeights& weights, const Tensor& grads, int64_t begin, int64_t end, Tensor total) {
   const ParamTable& table = weights.table();
-  double total = 0;
+  bool accumulate = false;  // the first counted range starts the total
   for (const LocalParam& entry : table.params()) {
     if (entry.spec.rule.kind == ShardRule::Kind::Replicated && table.tp_rank() != 0) continue;
     const int64_t first = std::max(entry.flat_offset, begin);
     const int64_t last = std::min(entry.flat_offset + entry.numel(), end);
-    if (first < last) total += ops::sum_of_squares(grads.rows(first, last));
+    if (first >= last) continue;
+    ops::sum_of_squares_into(total, grads.rows(first, last), accumulate);
+    accumulate = true;
   }
+  if (!accumulate) ops::sum_of_squares_into(total, grads.rows(0, 0), false);  // nothing counted here: 0
+}
+
+double grad_square_sum(const ModelWeights& weights, const Tensor& grads, int64_t begin, int64_t end) {
+  double total = 0;
+  grad_square_sum_into(weights, grads, begin, end, Tensor(&total, {1}, DType::F64));
   return total;
 }
 

@@ -16,6 +16,10 @@ void matmul(Tensor out, const Tensor& a, const Tensor& b, bool transpose_a, bool
 void add(Tensor out, const Tensor& a, const Tensor& b);
 double sum_of_squares(const Tensor& x);
 void fill_zero(Tensor x);
+void sum_into(Tensor total, const Tensor& x, double scale, bool accumulate);
+void sum_of_squares_into(Tensor total, const Tensor& x, bool accumulate);
+void copy(Tensor dst, const Tensor& src);
+void wait_for_ops();
 
 void embedding_forward(Tensor out, const Tensor& tokens, const Tensor& table, VocabSlice slice);
 void embedding_backward(Tensor dtable, const Tensor& dout, const Tensor& tokens, VocabSlice slice);
