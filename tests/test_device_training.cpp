@@ -35,8 +35,8 @@ namespace {
 
 constexpr int64_t kSteps = 4, kStopStep = 2;  // an emulated step takes seconds
 
-RunConfig config_of(const std::string& backend, int64_t max_steps) {
-  RunConfig config = tiny_run_config(ModelKind::T6, shared_corpus());
+RunConfig config_of(const std::string& backend, int64_t max_steps, ModelKind kind = ModelKind::T6) {
+  RunConfig config = tiny_run_config(kind, shared_corpus());
   config.parallel.backend = backend;
   config.parallel.communicator = "auto";
   config.train.global_batch_size = 4;
@@ -93,6 +93,17 @@ TEST_F(DeviceTraining, CudaLossesStayWithinTwoPercentOfCpu) {
   for (double norm : cuda.grad_norms) EXPECT_TRUE(std::isfinite(norm) && norm > 0) << norm;
   // Training moves the loss: a step that updated nothing would pass the comparison above only at step 1.
   EXPECT_LT(cuda.losses.back(), cuda.losses.front());
+}
+
+// The other kinds whose ops all have CUDA twins, over two steps.
+TEST_F(DeviceTraining, OtherKindsStayWithinTwoPercentOfCpu) {
+  for (ModelKind kind : {ModelKind::T6_kvonly, ModelKind::llama_mha, ModelKind::llama_gqa}) {
+    const std::string name = model_kind_name(kind);
+    const StepRecords cpu = run(config_of("cpu", 2, kind), scratch_dir("cpu-" + name).string());
+    const StepRecords cuda = run(config_of("cuda", 2, kind), scratch_dir("cuda-" + name).string());
+    expect_within(cuda.losses, cpu.losses, 0.02, name + ": CUDA against CPU loss");
+    expect_within(cuda.grad_norms, cpu.grad_norms, 0.02, name + ": CUDA against CPU gradient norm");
+  }
 }
 
 TEST_F(DeviceTraining, SameCudaRunTwiceIsBitIdentical) {
