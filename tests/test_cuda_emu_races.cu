@@ -67,12 +67,12 @@ TEST_F(CudaEmuRaces, CorrectKernelsRunClean) {
 
 TEST_F(CudaEmuRaces, SharedMemoryReadWithoutABarrierIsARace) {
   EXPECT_EXIT(run_and_exit(reverse_without_barrier, 64), ::testing::ExitedWithCode(66),
-              "ThreadSanitizer: data race");
+              "ThreadSanitizer: data race.*reverse_through_shared");
 }
 
 TEST_F(CudaEmuRaces, AShuffleDoesNotOrderMemoryBetweenLanes) {
   EXPECT_EXIT(run_and_exit(maximum_without_syncwarp, 32), ::testing::ExitedWithCode(66),
-              "ThreadSanitizer: data race");
+              "ThreadSanitizer: data race.*running_maximum");
 }
 
 }  // namespace

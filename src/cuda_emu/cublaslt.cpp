@@ -18,9 +18,7 @@
 #include "core/bf16.h"
 #include "cuda_emu/runtime_state.h"
 
-struct cublasLtContext {
-  int device = 0;
-};
+struct cublasLtContext {};  // the emulation keeps no state per handle
 
 using namespace t6::cuda_emu;
 
@@ -174,7 +172,7 @@ extern "C" {
 
 cublasStatus_t cublasLtCreate(cublasLtHandle_t* handle) {
   if (!handle) return failure(CUBLAS_STATUS_INVALID_VALUE, "cublasLtCreate: the handle pointer is null");
-  *handle = new cublasLtContext{current_device()};
+  *handle = new cublasLtContext{};
   return CUBLAS_STATUS_SUCCESS;
 }
 

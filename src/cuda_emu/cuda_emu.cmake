@@ -25,8 +25,14 @@ add_library(t6_cuda_emu STATIC ${T6_CUDA_EMU_SOURCES})
 target_include_directories(t6_cuda_emu PUBLIC ${T6_CUDA_EMU_DIR}/include ${T6_CUDA_INCLUDE_DIR}
                                        PRIVATE ${CMAKE_SOURCE_DIR}/src)
 target_compile_definitions(t6_cuda_emu PUBLIC T6_CUDA_EMU=1)
-target_compile_options(t6_cuda_emu PRIVATE ${T6_WARNINGS} ${T6_CUDA_EMU_SANITIZE})
+target_compile_options(t6_cuda_emu PRIVATE ${T6_WARNINGS})
+# The emulation itself is not instrumented: TSan would see its fiber switches as calls that return
+# in another context (its shadow stacks overflow) and its bookkeeping as races. It only calls TSan's
+# annotation API, which T6_CUDA_EMU_RACES turns on (race_annotations.h).
 target_link_options(t6_cuda_emu PUBLIC ${T6_CUDA_EMU_SANITIZE})
+if(T6_CUDA_EMU_RACES)
+  target_compile_definitions(t6_cuda_emu PRIVATE T6_CUDA_EMU_RACES=1)
+endif()
 target_link_libraries(t6_cuda_emu PUBLIC Boost::context MPI::MPI_C ${BLAS_LIBRARIES} OpenMP::OpenMP_CXX)
 if(T6_OPENBLAS_OPENMP_INCLUDE)
   target_include_directories(t6_cuda_emu PRIVATE ${T6_OPENBLAS_OPENMP_INCLUDE})

@@ -80,9 +80,9 @@ std::string index_text(const uint3& index) {
 class BlockRun {
  public:
   BlockRun(const LaunchShape& shape, const std::function<void()>& thread_body, char* dynamic_shared,
-           const char* launch_token, const char* grid_end_token)
+           const char* launch_token, const char* finished_token)
       : shape_(shape), thread_body_(thread_body), dynamic_shared_(dynamic_shared), launch_token_(launch_token),
-        grid_end_token_(grid_end_token) {}
+        finished_token_(finished_token) {}
 
   void run(uint3 block_index) {
     const races::HiddenFromTsan hidden;  // the host context runs only the emulation's bookkeeping
@@ -114,13 +114,19 @@ class BlockRun {
         } catch (...) {
           thread.error = std::current_exception();
         }
-        races::release(grid_end_token_);
+        // The last accesses to the thread's record come before the release, so that the host,
+        // which acquires after the block, may free it.
+        ctx::fiber scheduler_fiber;
+        void* scheduler_context = nullptr;
         {
           const races::HiddenFromTsan hidden;
           thread.waiting = Waiting::Exited;
+          scheduler_fiber = std::move(thread.scheduler);
+          scheduler_context = thread.scheduler_race_context;
         }
-        races::switch_to(thread.scheduler_race_context);
-        return std::move(thread.scheduler);
+        races::release(finished_token_);
+        races::switch_to(scheduler_context);
+        return scheduler_fiber;
       });
     }
     for (;;) {
@@ -265,7 +271,7 @@ class BlockRun {
   const std::function<void()>& thread_body_;
   char* dynamic_shared_;
   const char* launch_token_;
-  const char* grid_end_token_;
+  const char* finished_token_;
   uint3 block_index_{};
   std::vector<EmulatedThread> threads_;
   std::vector<int> order_;
@@ -346,17 +352,17 @@ void run_grid(const LaunchShape& shape, const std::function<void()>& thread_body
   std::vector<int> order;
   order_indices(order, int(blocks), schedule_random());
   // Race mode: the host's work before the launch happens before every CUDA thread, and every CUDA
-  // thread before the host's work after the grid.
-  const auto launch_token = std::make_unique<char>(0), grid_end_token = std::make_unique<char>(0);
+  // thread before the host's work after its block (which frees the block's records) and the grid.
+  const auto launch_token = std::make_unique<char>(0), finished_token = std::make_unique<char>(0);
   races::release(launch_token.get());
-  BlockRun block_run(shape, thread_body, shared.get(), launch_token.get(), grid_end_token.get());
+  BlockRun block_run(shape, thread_body, shared.get(), launch_token.get(), finished_token.get());
   running_block = &block_run;
   for (int linear : order) {
     const unsigned index = unsigned(linear);
     block_run.run(uint3{index % grid.x, index / grid.x % grid.y, index / (grid.x * grid.y)});
+    races::acquire(finished_token.get());  // (the next block's threads acquire only the launch)
   }
   running_block = nullptr;
-  races::acquire(grid_end_token.get());
 }
 
 }  // namespace

@@ -3,10 +3,12 @@
 // context of its own, and switches between them establish no order: happens-before comes only from
 // what orders CUDA threads on a GPU: the launch, the barriers and warp collectives (one sync object
 // per generation, released by every participant before it parks and acquired after), and the grid's
-// end. The emulation's own bookkeeping is hidden from TSan. Without TSan every call is a no-op.
+// end. The emulation's own bookkeeping is hidden from TSan. The emulation is compiled without
+// instrumentation and calls TSan's API only in race mode (T6_CUDA_EMU_RACES); else every call is a
+// no-op.
 #pragma once
 
-#if defined(__SANITIZE_THREAD__)
+#if defined(T6_CUDA_EMU_RACES)
 #include <sanitizer/tsan_interface.h>
 extern "C" {
 void AnnotateIgnoreReadsBegin(const char* file, int line);
@@ -18,7 +20,7 @@ void AnnotateIgnoreWritesEnd(const char* file, int line);
 
 namespace t6::cuda_emu::races {
 
-#if defined(__SANITIZE_THREAD__)
+#if defined(T6_CUDA_EMU_RACES)
 inline void* current_context() { return __tsan_get_current_fiber(); }
 inline void* create_context() { return __tsan_create_fiber(0); }
 inline void destroy_context(void* context) { __tsan_destroy_fiber(context); }
