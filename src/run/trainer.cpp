@@ -46,12 +46,18 @@ AdamWSettings adamw_settings(const TrainConfig& train) {
   return {float(train.beta1), float(train.beta2), float(train.eps), float(train.weight_decay)};
 }
 
-// One rank runs its whole step on the device; several ranks would need their collectives on device
-// buffers (NCCL, or MPI staged through pinned memory), which the trainer does not drive yet.
-BackendRequest checked_backend_request(const RunConfig& config, const ProcessGrid& grid) {
-  T6_CHECK(config.parallel.backend != "cuda" || grid.world_size() == 1, "parallel.backend = \"cuda\" trains on one ",
-           "rank only so far (", grid.world_size(), " ranks started): start one rank, or set parallel.backend = \"cpu\"");
-  return {config.parallel.backend, config.parallel.communicator};
+// Several ranks of the CUDA backend reduce through the MPI communicator (device buffers staged
+// through pinned memory); the trainer does not build NCCL communicators yet.
+void require_supported_communicator(const BackendChoice& backend, const ProcessGrid& grid) {
+  T6_CHECK(backend.backend != Backend::cuda || grid.world_size() == 1 || backend.communicator == CommunicatorKind::mpi,
+           "parallel.communicator = \"nccl\" (auto's choice on the CUDA backend): the trainer reduces over MPI only so ",
+           "far, staging device buffers through pinned memory; set parallel.communicator = \"mpi\" to train ",
+           grid.world_size(), " ranks on the CUDA backend");
+}
+
+// Where auto may choose CUDA: one rank, or ranks reducing over MPI.
+bool runs_on_cuda(const RunConfig& config, const ProcessGrid& grid) {
+  return grid.world_size() == 1 || config.parallel.communicator == "mpi" || config.parallel.backend == "cuda";
 }
 
 Device device_of(const BackendChoice& backend) { return backend.backend == Backend::cuda ? Device::CUDA : Device::CPU; }
@@ -59,6 +65,7 @@ Device device_of(const BackendChoice& backend) { return backend.backend == Backe
 // Refuses, before any device arena exists, a model whose weights, gradients and AdamW state alone
 // do not fit in the GPU's free memory (the activations' arena then says for itself if it does not).
 const BackendChoice& with_room_for_state(const BackendChoice& backend, const RunConfig& config, const ProcessGrid& grid) {
+  require_supported_communicator(backend, grid);
   if (backend.backend != Backend::cuda) return backend;
   const ParamTable table(config.model, grid.tp_rank(), grid.tp_size());
   const int64_t optimizer_shards = config.parallel.zero1 ? grid.dp_size() : 1;
@@ -85,8 +92,8 @@ Trainer::Trainer(const RunConfig& config, ProcessGrid& grid, const std::string& 
                  const std::vector<std::string>& allowed_changes)
     : config_(with_collective_timeout(config)),
       grid_(grid),
-      backend_(with_room_for_state(choose_backend(checked_backend_request(config, grid), grid.world(), grid.local_rank(),
-                                                  grid.world_size() == 1),
+      backend_(with_room_for_state(choose_backend({config.parallel.backend, config.parallel.communicator}, grid.world(),
+                                                  grid.local_rank(), runs_on_cuda(config, grid)),
                                    config, grid)),
       run_dir_(run_dir),
       // A relaunch waits this long for a killed job's ranks to exit; the other ranks wait for rank 0
