@@ -151,7 +151,7 @@ TEST_F(DeviceTraining, ModelTooLargeForTheGpuIsRefusedBeforeAnyStep) {
   config.model.n_embd = 1 << 17;  // over 7G parameters: more than 100 GiB with gradients and moments
   ProcessGrid grid(communicator_of(MPI_COMM_SELF), 1, 0);
   const std::string run_dir = scratch_dir("too-large").string();
-  expect_mentions(error_of([&] { Trainer trainer(config, grid, run_dir); }), {"MiB on GPU 0", "MiB are free"});
+  expect_mentions(error_of([&] { Trainer trainer(config, grid, run_dir); }), {"MiB on its GPU", "MiB are free"});
   EXPECT_FALSE(fs::exists(fs::path(run_dir) / "metrics.jsonl"));
 }
 

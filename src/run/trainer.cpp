@@ -50,9 +50,9 @@ AdamWSettings adamw_settings(const TrainConfig& train) {
 // through pinned memory); the trainer does not build NCCL communicators yet.
 void require_supported_communicator(const BackendChoice& backend, const ProcessGrid& grid) {
   T6_CHECK(backend.backend != Backend::cuda || grid.world_size() == 1 || backend.communicator == CommunicatorKind::mpi,
-           "parallel.communicator = \"nccl\" (auto's choice on the CUDA backend): the trainer reduces over MPI only so ",
-           "far, staging device buffers through pinned memory; set parallel.communicator = \"mpi\" to train ",
-           grid.world_size(), " ranks on the CUDA backend");
+           "parallel.backend = \"cuda\" with parallel.communicator = \"nccl\" (auto's choice with CUDA): the trainer ",
+           "reduces over MPI only so far, staging device buffers through pinned memory; set parallel.communicator = ",
+           "\"mpi\" to train ", grid.world_size(), " ranks on the CUDA backend");
 }
 
 // Where auto may choose CUDA: one rank, or ranks reducing over MPI.
@@ -64,17 +64,26 @@ Device device_of(const BackendChoice& backend) { return backend.backend == Backe
 
 // Refuses, before any device arena exists, a model whose weights, gradients and AdamW state alone
 // do not fit in the GPU's free memory (the activations' arena then says for itself if it does not).
-const BackendChoice& with_room_for_state(const BackendChoice& backend, const RunConfig& config, const ProcessGrid& grid) {
+// Collective: when a rank lacks room, every rank fails naming the lowest such rank and its figures.
+const BackendChoice& with_room_for_state(const BackendChoice& backend, const RunConfig& config, ProcessGrid& grid) {
   require_supported_communicator(backend, grid);
-  if (backend.backend != Backend::cuda) return backend;
-  const ParamTable table(config.model, grid.tp_rank(), grid.tp_size());
-  const int64_t optimizer_shards = config.parallel.zero1 ? grid.dp_size() : 1;
-  const double needed = double(table.local_numel()) * (4 + 4 + 8.0 / double(optimizer_shards));
-  const double free = double(cuda_free_bytes());
-  T6_CHECK(needed <= free, "parallel.backend = \"cuda\": the model's weights, gradients and AdamW state need ",
-           needed / double(1 << 20), " MiB on GPU ", backend.cuda_device, " but only ", free / double(1 << 20),
-           " MiB are free; use more TP ranks, ZeRO-1 over more DP ranks, or a smaller model");
-  return backend;
+  double figures[2] = {0, 0};  // MiB needed, MiB free
+  if (backend.backend == Backend::cuda) {
+    const ParamTable table(config.model, grid.tp_rank(), grid.tp_size());
+    const int64_t optimizer_shards = config.parallel.zero1 ? grid.dp_size() : 1;
+    figures[0] = double(table.local_numel()) * (4 + 4 + 8.0 / double(optimizer_shards)) / double(1 << 20);
+    figures[1] = double(cuda_free_bytes()) / double(1 << 20);
+  }
+  Communicator& world = grid.world();
+  // The lowest rank short of room r as the maximum of size − r (0: every rank has room).
+  int32_t short_rank = figures[0] > figures[1] ? world.size() - world.rank() : 0;
+  world.all_reduce(Tensor(&short_rank, {1}, DType::I32), ReduceOp::Max);
+  if (short_rank == 0) return backend;
+  const int root = world.size() - short_rank;
+  world.broadcast(Tensor(figures, {2}, DType::F64), root);
+  fail(str(world.size() > 1 ? str("rank ", root, ": ") : "", "parallel.backend = \"cuda\": the model's weights, ",
+           "gradients and AdamW state need ", figures[0], " MiB on its GPU but only ", figures[1],
+           " MiB are free; use more TP ranks, ZeRO-1 over more DP ranks, or a smaller model"));
 }
 
 std::string format_duration(double seconds) {
