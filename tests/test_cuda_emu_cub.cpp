@@ -12,23 +12,13 @@
 #include <cub/device/device_radix_sort.cuh>
 #include <numeric>
 #include <vector>
+#include "common/device_arrays.h"
 
 namespace {
 
-template <class T>
-T* upload(const std::vector<T>& values) {
-  void* device = nullptr;
-  EXPECT_EQ(cudaMalloc(&device, std::max<size_t>(values.size(), 1) * sizeof(T)), cudaSuccess);
-  EXPECT_EQ(cudaMemcpy(device, values.data(), values.size() * sizeof(T), cudaMemcpyHostToDevice), cudaSuccess);
-  return static_cast<T*>(device);
-}
+using t6::testing::download;
+using t6::testing::upload;
 
-template <class T>
-std::vector<T> download(const T* device, size_t count) {
-  std::vector<T> values(count);
-  EXPECT_EQ(cudaMemcpy(values.data(), device, count * sizeof(T), cudaMemcpyDeviceToHost), cudaSuccess);
-  return values;
-}
 
 struct Sorted {
   std::vector<int32_t> keys, values;

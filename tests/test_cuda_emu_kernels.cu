@@ -12,11 +12,14 @@
 #include <string>
 #include <vector>
 
+#include "common/device_arrays.h"
 #include "cuda_emu_schedule.h"
 #include "kernels/cuda/dynamic_shared.cuh"
 #include "kernels/cuda/launch.cuh"
 
 namespace {
+
+using t6::testing::DeviceArray;
 
 constexpr int kTile = 16;
 
@@ -111,26 +114,6 @@ __global__ void touch_shared(float* out) {
   out[threadIdx.x] = reinterpret_cast<float*>(shared)[threadIdx.x];
 }
 
-template <class T>
-class DeviceArray {
- public:
-  explicit DeviceArray(size_t count) : count_(count) { EXPECT_EQ(cudaMalloc(&data_, count * sizeof(T)), cudaSuccess); }
-  explicit DeviceArray(const std::vector<T>& host) : DeviceArray(host.size()) {
-    EXPECT_EQ(cudaMemcpy(data_, host.data(), host.size() * sizeof(T), cudaMemcpyHostToDevice), cudaSuccess);
-  }
-  ~DeviceArray() { cudaFree(data_); }
-  T* get() const { return data_; }
-  std::vector<T> read() const {
-    std::vector<T> host(count_);
-    EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-    EXPECT_EQ(cudaMemcpy(host.data(), data_, count_ * sizeof(T), cudaMemcpyDeviceToHost), cudaSuccess);
-    return host;
-  }
-
- private:
-  T* data_ = nullptr;
-  size_t count_;
-};
 
 // The message of the fault the next synchronisation reports; the device is reset afterwards, as a
 // real context would have to be.
@@ -152,7 +135,7 @@ std::vector<float> tiled_product(bool barriers, int n) {
   const size_t shared_bytes = 2 * kTile * kTile * sizeof(float);
   if (barriers) T6_LAUNCH(tiled_matmul<true>, grid, block, shared_bytes, 0)(da.get(), db.get(), dc.get(), n);
   else T6_LAUNCH(tiled_matmul<false>, grid, block, shared_bytes, 0)(da.get(), db.get(), dc.get(), n);
-  std::vector<float> c = dc.read(), expected(size_t(n * n), 0.0f);
+  std::vector<float> c = dc.download(), expected(size_t(n * n), 0.0f);
   for (int i = 0; i < n; ++i)
     for (int j = 0; j < n; ++j)
       for (int k = 0; k < n; ++k) expected[size_t(i * n + j)] += a[size_t(i * n + k)] * b[size_t(k * n + j)];
@@ -182,10 +165,10 @@ TEST_P(EveryOrder, TiledKernelIsExactWithItsBarriersAndWrongWithout) {
 TEST_P(EveryOrder, LanesSeeEachOthersWritesOnlyAfterSyncwarp) {
   DeviceArray<float> out(32);
   T6_LAUNCH(neighbour_exchange<true>, 1, 32, 32 * sizeof(float), 0)(out.get());
-  const std::vector<float> synced = out.read();
+  const std::vector<float> synced = out.download();
   for (int lane = 0; lane < 32; ++lane) EXPECT_EQ(synced[size_t(lane)], float(((lane + 1) % 32) * ((lane + 1) % 32)));
   T6_LAUNCH(neighbour_exchange<false>, 1, 32, 32 * sizeof(float), 0)(out.get());
-  const std::vector<float> unsynced = out.read();
+  const std::vector<float> unsynced = out.download();
   int stale = 0;  // lanes that read their neighbour's slot before it was written: poisoned NaN
   for (float value : unsynced) stale += std::isnan(value);
   EXPECT_GT(stale, 0);
@@ -222,7 +205,7 @@ TEST(CudaEmu, AFullMaskShuffleInABlockOfHalfAWarpIsReported) {
 TEST(CudaEmu, WarpIntrinsicsDeliverWhatTheProgrammingGuideSays) {
   DeviceArray<int> out(9 * 32);
   T6_LAUNCH(warp_intrinsics, 1, 32, 0, 0)(out.get());
-  const std::vector<int> got = out.read();
+  const std::vector<int> got = out.download();
   unsigned ballot = 0;
   for (int lane = 0; lane < 32; lane += 3) ballot |= 1u << lane;
   for (int lane = 0; lane < 32; ++lane) {
@@ -261,14 +244,14 @@ TEST(CudaEmu, WmmaProductIsExactAndAnAssumedFragmentLayoutIsNot) {
   DeviceArray<__nv_bfloat16> da(a), db(b);
   DeviceArray<float> c(256);
   T6_LAUNCH(wmma_product, 1, 32, 0, 0)(da.get(), db.get(), c.get(), unsigned(ldm));
-  const std::vector<float> product = c.read();
+  const std::vector<float> product = c.download();
   for (int i = 0; i < 256; ++i) EXPECT_EQ(product[size_t(i)], expected[size_t(i)]) << i;  // quarters: exact
 
   const std::vector<__nv_bfloat16> a16 = bf16_values(256, 3), b16 = bf16_values(256, 7);
   const std::vector<float> expected16 = reference_product(a16, b16, 16);
   DeviceArray<__nv_bfloat16> da16(a16), db16(b16);
   T6_LAUNCH(wmma_assumed_layout, 1, 32, 0, 0)(da16.get(), db16.get(), c.get());
-  const std::vector<float> assumed = c.read();
+  const std::vector<float> assumed = c.download();
   int misplaced = 0;
   for (int i = 0; i < 256; ++i) misplaced += assumed[size_t(i)] != expected16[size_t(i)];
   EXPECT_GT(misplaced, 128);
@@ -297,7 +280,7 @@ TEST(CudaEmu, DynamicSharedMemoryAbove48KiBNeedsTheAttribute) {
   ASSERT_EQ(cudaFuncSetAttribute(touch_shared, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)), cudaSuccess);
   T6_LAUNCH(touch_shared, 1, 32, bytes, 0)(out.get());
   EXPECT_EQ(cudaGetLastError(), cudaSuccess);
-  for (float value : out.read()) EXPECT_EQ(value, 1.0f);
+  for (float value : out.download()) EXPECT_EQ(value, 1.0f);
 }
 
 TEST(CudaEmu, LaunchesBeyondTheDevicesLimitsAreRefused) {
@@ -310,6 +293,18 @@ TEST(CudaEmu, LaunchesBeyondTheDevicesLimitsAreRefused) {
   refused = cudaGetLastError();
   EXPECT_EQ(refused, cudaErrorInvalidConfiguration);
   EXPECT_NE(std::string(cudaGetErrorString(refused)).find("grid 1x70000x1"), std::string::npos);
+}
+
+TEST(CudaEmuDeathTest, AnUnknownScheduleOrderStopsTheRunWithOneLine) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");  // the child reads T6_EMU_ORDER afresh
+  EXPECT_EXIT(
+      {
+        setenv("T6_EMU_ORDER", "sideways", 1);
+        DeviceArray<float> out(32);
+        T6_LAUNCH(touch_shared, 1, 32, 0, 0)(out.get());
+        out.download();
+      },
+      ::testing::ExitedWithCode(2), "T6_EMU_ORDER='sideways' is not forward, reverse or random");
 }
 
 }  // namespace

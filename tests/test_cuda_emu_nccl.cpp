@@ -17,28 +17,18 @@
 #include "common/mpi_environment.h"
 #include "core/bf16.h"
 #include "core/mpi_c.h"
+#include "common/device_arrays.h"
 
 T6_MPI_TEST_ENVIRONMENT();
 
 namespace {
 
+using t6::testing::download;
+using t6::testing::upload;
+
 using t6::testing::world_rank;
 using t6::testing::world_size;
 
-template <class T>
-T* upload(const std::vector<T>& values) {
-  void* device = nullptr;
-  EXPECT_EQ(cudaMalloc(&device, values.size() * sizeof(T)), cudaSuccess);
-  EXPECT_EQ(cudaMemcpy(device, values.data(), values.size() * sizeof(T), cudaMemcpyHostToDevice), cudaSuccess);
-  return static_cast<T*>(device);
-}
-
-template <class T>
-std::vector<T> download(const T* device, size_t count) {
-  std::vector<T> values(count);
-  EXPECT_EQ(cudaMemcpy(values.data(), device, count * sizeof(T), cudaMemcpyDeviceToHost), cudaSuccess);
-  return values;
-}
 
 // Different on every rank and element, with sums that round in fp32.
 std::vector<float> rank_values(size_t count, int rank) {

@@ -16,12 +16,15 @@
 #include "core/bf16.h"
 #include "parallel/cuda/nccl_communicator.h"
 #include "parallel/mpi_communicator.h"
+#include "common/device_arrays.h"
 
 T6_MPI_TEST_ENVIRONMENT();
 
 using namespace t6;
 
 namespace {
+
+using t6::testing::DeviceArray;
 
 // Read at the first CUDA call, after static initialisation.
 const bool four_devices = setenv("T6_EMU_DEVICES", "4", 1) == 0;
@@ -40,57 +43,32 @@ Tensor view_of(std::vector<T>& values, DType dtype = dtype_of<T>()) {
   return Tensor(values.data(), {int64_t(values.size())}, dtype);
 }
 
-// A device copy of host values.
-template <class T>
-class DeviceVector {
- public:
-  explicit DeviceVector(const std::vector<T>& values) : count_(values.size()) {
-    EXPECT_EQ(cudaMalloc(&data_, count_ * sizeof(T)), cudaSuccess);
-    EXPECT_EQ(cudaMemcpy(data_, values.data(), count_ * sizeof(T), cudaMemcpyHostToDevice), cudaSuccess);
-  }
-  ~DeviceVector() { cudaFree(data_); }
-  DeviceVector(const DeviceVector&) = delete;
-  DeviceVector& operator=(const DeviceVector&) = delete;
-
-  Tensor view(DType dtype = dtype_of<T>()) const { return Tensor(data_, {int64_t(count_)}, dtype, Device::CUDA); }
-  // After every stream of the device, the NCCL communicator's included.
-  std::vector<T> download() const {
-    EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-    std::vector<T> values(count_);
-    EXPECT_EQ(cudaMemcpy(values.data(), data_, count_ * sizeof(T), cudaMemcpyDeviceToHost), cudaSuccess);
-    return values;
-  }
-
- private:
-  T* data_ = nullptr;
-  size_t count_;
-};
 
 // Every collective of `nccl` against the same one of `mpi` (the same group), F32 and F64.
 template <class T>
 void expect_same_as_mpi(Communicator& mpi, Communicator& nccl, int world_rank) {
   for (ReduceOp op : {ReduceOp::Sum, ReduceOp::Avg, ReduceOp::Max}) {
     std::vector<T> host = values_of<T>(world_rank, 7);
-    DeviceVector<T> device(host);
+    DeviceArray<T> device(host);
     mpi.all_reduce(view_of(host), op);
     nccl.all_reduce(device.view(), op);
     EXPECT_EQ(device.download(), host) << "all_reduce " << reduce_op_name(op);
   }
   const int64_t share = 3;
   std::vector<T> input = values_of<T>(world_rank, share * mpi.size()), output(size_t(share), T(-1));
-  DeviceVector<T> device_input(input), device_output(output);
+  DeviceArray<T> device_input(input), device_output(output);
   mpi.reduce_scatter(view_of(input), view_of(output), ReduceOp::Sum);
   nccl.reduce_scatter(device_input.view(), device_output.view(), ReduceOp::Sum);
   EXPECT_EQ(device_output.download(), output) << "reduce_scatter";
 
   std::vector<T> mine = values_of<T>(world_rank, share), gathered(size_t(share * mpi.size()), T(-1));
-  DeviceVector<T> device_mine(mine), device_gathered(gathered);
+  DeviceArray<T> device_mine(mine), device_gathered(gathered);
   mpi.all_gather(view_of(mine), view_of(gathered));
   nccl.all_gather(device_mine.view(), device_gathered.view());
   EXPECT_EQ(device_gathered.download(), gathered) << "all_gather";
 
   std::vector<T> broadcast = values_of<T>(world_rank, 5);
-  DeviceVector<T> device_broadcast(broadcast);
+  DeviceArray<T> device_broadcast(broadcast);
   mpi.broadcast(view_of(broadcast), mpi.size() - 1);
   nccl.broadcast(device_broadcast.view(), mpi.size() - 1);
   EXPECT_EQ(device_broadcast.download(), broadcast) << "broadcast";
@@ -138,7 +116,7 @@ TEST_F(NcclCommunicatorRanks, Bf16SumsAndGathers) {
   const int rank = mpi_->rank();
   std::vector<uint16_t> bits;
   for (float value : values_of<float>(rank, 6)) bits.push_back(float_to_bf16_bits(value));
-  DeviceVector<uint16_t> summed(bits), gathered(std::vector<uint16_t>(bits.size() * 4, 0xFFFF));
+  DeviceArray<uint16_t> summed(bits), gathered(std::vector<uint16_t>(bits.size() * 4, 0xFFFF));
   nccl_->all_gather(summed.view(DType::BF16), gathered.view(DType::BF16));
   nccl_->all_reduce(summed.view(DType::BF16), ReduceOp::Sum);
   std::vector<uint16_t> expected_gather;

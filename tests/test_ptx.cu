@@ -17,8 +17,12 @@
 #include "kernels/cuda/launch.cuh"
 #include "kernels/cuda/ptx.cuh"
 #include "kernels/device.h"
+#include "common/device_arrays.h"
 
 namespace {
+
+using t6::testing::download;
+using t6::testing::upload;
 
 constexpr int kM = 16, kN = 8, kK = 16;
 constexpr size_t kSharedBytes = (kM * kK + kN * kK) * sizeof(uint16_t);
@@ -57,20 +61,6 @@ __global__ void mma_tile(const uint16_t* a, const uint16_t* b_transposed, const 
   for (int i = 0; i < 4; ++i) d[(group + (i / 2) * 8) * kN + pair + i % 2] = d_fragment[i];
 }
 
-template <class T>
-T* upload(const std::vector<T>& values) {
-  void* device = nullptr;
-  EXPECT_EQ(cudaMalloc(&device, values.size() * sizeof(T)), cudaSuccess);
-  EXPECT_EQ(cudaMemcpy(device, values.data(), values.size() * sizeof(T), cudaMemcpyHostToDevice), cudaSuccess);
-  return static_cast<T*>(device);
-}
-
-template <class T>
-std::vector<T> download(const T* device, size_t count) {
-  std::vector<T> values(count);
-  EXPECT_EQ(cudaMemcpy(values.data(), device, count * sizeof(T), cudaMemcpyDeviceToHost), cudaSuccess);
-  return values;
-}
 
 float half_step(int i, int period, int offset) { return 0.5f * float(i % period - offset); }
 

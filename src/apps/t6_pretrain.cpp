@@ -8,6 +8,7 @@
 #include "apps/tool_main.h"
 #include "core/cpu_threads.h"
 #include "parallel/mpi_runtime.h"
+#include "parallel/rank_failure.h"
 #include "train/config_report.h"
 #include "train/run_config.h"
 #include "run/trainer.h"
@@ -76,6 +77,10 @@ int main(int argc, char** argv) {
     try {
       trainer.emplace(config, grid, run_dir, resume ? t6::ResumeMode::latest : t6::ResumeMode::from_config,
                       allowed_changes);
+    } catch (const t6::RankError& error) {
+      // As below, keeping the rank that failed.
+      if (error.detail().rfind("cannot resume: ", 0) == 0) throw;
+      throw t6::RankError(error.rank(), error.world_size(), config.with_sources(error.detail()));
     } catch (const t6::Error& error) {
       // A value that does not fit the world or the data: say where it was set. A checkpoint that
       // cannot be resumed is named by its own values (a damaged manifest), which no config set.

@@ -15,6 +15,12 @@ Arena::Arena(const std::function<void(Arena&)>& plan, Device device) : device_(d
   plan(*this);
 }
 
+size_t Arena::measured_bytes(const std::function<void(Arena&)>& plan) {
+  Arena measuring;
+  plan(measuring);
+  return measuring.offset_;
+}
+
 Tensor Arena::take(Shape shape, DType dtype) {
   const size_t bytes = size_t(shape.numel()) * dtype_size(dtype);
   const size_t start = offset_;

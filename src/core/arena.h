@@ -18,6 +18,8 @@ class Arena {
   // `device` (the current GPU for Device::CUDA).
   explicit Arena(const std::function<void(Arena&)>& plan, Device device = Device::CPU);
   Arena() = default;
+  // The bytes `plan` takes, measured without allocating them.
+  static size_t measured_bytes(const std::function<void(Arena&)>& plan);
 
   Tensor take(Shape shape, DType dtype = DType::F32);
   size_t bytes() const { return device_ == Device::CUDA ? device_buffer_.bytes() : buffer_.bytes(); }

@@ -49,4 +49,9 @@ struct DeviceLimits {
 };
 const DeviceLimits& device_limits();
 
+// A malformed T6_EMU_* environment variable: one line on stderr, then exit code 2. It is a
+// configuration error of the whole run, not "no GPU"; and _Exit, because exit's destructors free
+// device memory, which runs queued work, which may read the very setting again.
+[[noreturn]] void refuse_environment_setting(const char* name, const char* value, const char* expected);
+
 }  // namespace t6::cuda_emu

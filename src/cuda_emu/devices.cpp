@@ -19,11 +19,9 @@ int read_device_count() {
   if (!text || !*text) return 1;
   char* end = nullptr;
   const long count = std::strtol(text, &end, 10);
-  if (*end != '\0' || count < 0 || count > kMaxEmulatedDevices) {
-    std::fprintf(stderr, "t6 emulated GPU: T6_EMU_DEVICES='%s' is not a device count from 0 to %d\n", text,
-                 kMaxEmulatedDevices);
-    std::exit(2);
-  }
+  if (*end != '\0' || count < 0 || count > kMaxEmulatedDevices)
+    refuse_environment_setting("T6_EMU_DEVICES", text,
+                               ("a device count from 0 to " + std::to_string(kMaxEmulatedDevices)).c_str());
   return int(count);
 }
 

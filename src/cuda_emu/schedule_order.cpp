@@ -1,8 +1,8 @@
 #include "cuda_emu_schedule.h"
+#include "device_work.h"
 
 #include <algorithm>
 #include <atomic>
-#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <numeric>
@@ -12,20 +12,13 @@ namespace t6::cuda_emu {
 
 namespace {
 
-[[noreturn]] void refuse_setting(const char* name, const char* value, const char* expected) {
-  // Read before any kernel runs, outside any error path of the runtime: a wrong setting ends the
-  // process with one line rather than silently testing in an order nobody asked for.
-  std::fprintf(stderr, "cuda_emu: %s=%s is not %s\n", name, value, expected);
-  std::exit(2);
-}
-
 std::atomic<ScheduleOrder>& chosen_order() {
   static std::atomic<ScheduleOrder> order{[] {
     const char* value = std::getenv("T6_EMU_ORDER");
     if (!value || !*value || std::strcmp(value, "random") == 0) return ScheduleOrder::Random;
     if (std::strcmp(value, "forward") == 0) return ScheduleOrder::Forward;
     if (std::strcmp(value, "reverse") == 0) return ScheduleOrder::Reverse;
-    refuse_setting("T6_EMU_ORDER", value, "forward, reverse or random");
+    refuse_environment_setting("T6_EMU_ORDER", value, "forward, reverse or random");
   }()};
   return order;
 }
@@ -42,7 +35,7 @@ uint64_t schedule_seed() {
     if (!value || !*value) return uint64_t(1);
     char* end = nullptr;
     const unsigned long long parsed = std::strtoull(value, &end, 10);
-    if (*end != '\0') refuse_setting("T6_EMU_SEED", value, "an unsigned integer");
+    if (*end != '\0') refuse_environment_setting("T6_EMU_SEED", value, "an unsigned integer");
     return uint64_t(parsed);
   }();
   return seed;

@@ -1,6 +1,7 @@
 #include "model/language_model.h"
 
 #include <algorithm>
+#include <utility>
 
 #include "kernels/ops.h"
 #include "model/linear.h"
@@ -14,19 +15,32 @@ namespace {
 constexpr int64_t kLogitsChunkElements = int64_t(1) << 26;
 }  // namespace
 
-LanguageModel::LanguageModel(const ModelConfig& config, int64_t micro_batch, int64_t seq_len, Communicator* tp,
-                             int64_t pad_multiple, bool with_gradients, Device device)
-    : weights_(config, tp ? tp->rank() : 0, tp ? tp->size() : 1, pad_multiple, with_gradients, device),
-      batch_(micro_batch),
-      seq_len_(seq_len) {
+LanguageModel::LanguageModel(ModelWeights weights, int64_t micro_batch, int64_t seq_len)
+    : weights_(std::move(weights)), batch_(micro_batch), seq_len_(seq_len) {
   T6_CHECK(micro_batch >= 1 && seq_len >= 1, "micro-batch size and sequence length must be positive");
-  for (int64_t layer = 0; layer < config.n_layer; ++layer) {
+  for (int64_t layer = 0; layer < config().n_layer; ++layer) {
     attention_.push_back(make_attention_layer(weights_, layer));
     mlp_.emplace_back(weights_, layer);
   }
   const LocalParam& embedding = weights_.table().find("transformer.wte.weight");
-  vocab_slice_ = {embedding.axis_offset, config.vocab_size};
+  vocab_slice_ = {embedding.axis_offset, config().vocab_size};
   chunk_rows_ = std::clamp<int64_t>(kLogitsChunkElements / embedding.local_shape[0], 1, batch_ * seq_len_);
+}
+
+LanguageModel::ActivationPlan LanguageModel::planned_activations(const ModelConfig& config, int64_t micro_batch,
+                                                                int64_t seq_len, int tp_rank, int tp_size) {
+  LanguageModel shapes(ModelWeights::shapes_only(config, tp_rank, tp_size), micro_batch, seq_len);
+  ActivationPlan planned;
+  planned.bytes = Arena::measured_bytes([&](Arena& arena) { shapes.plan(arena); });
+  planned.scratch_bytes = shapes.scratch_bytes();
+  return planned;
+}
+
+LanguageModel::LanguageModel(const ModelConfig& config, int64_t micro_batch, int64_t seq_len, Communicator* tp,
+                             int64_t pad_multiple, bool with_gradients, Device device)
+    : LanguageModel(
+          ModelWeights(config, tp ? tp->rank() : 0, tp ? tp->size() : 1, pad_multiple, with_gradients, device),
+          micro_batch, seq_len) {
   activations_ = Arena([this](Arena& arena) { plan(arena); }, device);
   context_ = {batch_, seq_len_, rope_cos_, rope_sin_, scratch_, tp};
   ops::rope_tables(rope_cos_, rope_sin_);

@@ -24,6 +24,14 @@ class LanguageModel {
   LanguageModel(const ModelConfig& config, int64_t micro_batch, int64_t seq_len, Communicator* tp = nullptr,
                 int64_t pad_multiple = 1, bool with_gradients = true, Device device = Device::CPU);
 
+  // What the activation arena of a model of `config` takes on TP rank `tp_rank` of `tp_size`, from
+  // the same plan, without allocating it or the weights (memory planning: train/memory_plan.h).
+  struct ActivationPlan {
+    size_t bytes = 0, scratch_bytes = 0;  // as activation_bytes() and scratch_bytes() would be
+  };
+  static ActivationPlan planned_activations(const ModelConfig& config, int64_t micro_batch, int64_t seq_len,
+                                            int tp_rank, int tp_size);
+
   const ModelConfig& config() const { return weights_.config(); }
   ModelWeights& weights() { return weights_; }
   const ModelWeights& weights() const { return weights_; }
@@ -58,6 +66,8 @@ class LanguageModel {
   // The mean loss in loss_total_ on the host (waits for the device).
   float read_loss_total();
   void plan(Arena& arena);
+  // The layers over `weights`, without the activation arena.
+  LanguageModel(ModelWeights weights, int64_t micro_batch, int64_t seq_len);
 
   ModelWeights weights_;
   int64_t batch_, seq_len_;

@@ -18,7 +18,16 @@ ModelWeights::ModelWeights(const ModelConfig& config, int tp_rank, int tp_size, 
           },
           device) {}
 
-Tensor ModelWeights::view(const Tensor& buffer, const LocalParam& entry) {
+ModelWeights::ModelWeights(ShapesOnly, const ModelConfig& config, int tp_rank, int tp_size)
+    : shapes_only_(true), config_(config), table_(config, tp_rank, tp_size), padded_numel_(table_.local_numel()) {}
+
+ModelWeights ModelWeights::shapes_only(const ModelConfig& config, int tp_rank, int tp_size) {
+  return ModelWeights(ShapesOnly{}, config, tp_rank, tp_size);
+}
+
+Tensor ModelWeights::view(const Tensor& buffer, const LocalParam& entry) const {
+  // A non-null dummy pointer, as a measuring Arena hands out, so no caller takes it for empty.
+  if (shapes_only_) return Tensor(reinterpret_cast<char*>(256), entry.local_shape, DType::F32);
   if (buffer.empty()) return {};  // gradients not allocated
   return Tensor(buffer.data<float>() + entry.flat_offset, entry.local_shape, DType::F32, buffer.device());
 }

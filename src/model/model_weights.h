@@ -18,6 +18,9 @@ class ModelWeights {
   // On Device::CUDA both buffers are one device arena (planned once, 256-byte aligned).
   ModelWeights(const ModelConfig& config, int tp_rank, int tp_size, int64_t pad_multiple = 1,
                bool with_gradients = true, Device device = Device::CPU);
+  // The table and the views' shapes without the memory (the views point nowhere), for planning
+  // what a model of this config needs (LanguageModel::planned_activation_bytes).
+  static ModelWeights shapes_only(const ModelConfig& config, int tp_rank, int tp_size);
   bool has_gradients() const { return !grads_.empty(); }
   Device device() const { return storage_.device(); }
   size_t param_bytes() const { return params_.bytes(); }
@@ -41,7 +44,10 @@ class ModelWeights {
   void zero_grads();
 
  private:
-  static Tensor view(const Tensor& buffer, const LocalParam& entry);
+  struct ShapesOnly {};
+  ModelWeights(ShapesOnly, const ModelConfig& config, int tp_rank, int tp_size);
+  Tensor view(const Tensor& buffer, const LocalParam& entry) const;
+  bool shapes_only_ = false;
   ModelConfig config_;
   ParamTable table_;
   int64_t padded_numel_;

@@ -6,8 +6,10 @@
 #include <filesystem>
 
 #include "core/log.h"
+#include "core/process_memory.h"
 #include "kernels/device.h"
 #include "parallel/collective_deadline.h"
+#include "parallel/rank_failure.h"
 #include "kernels/peak_flops.h"
 #include "train_state/train_checkpoint.h"
 
@@ -26,6 +28,16 @@ int64_t checked_local_sequences(const RunConfig& config, int dp_size) {
            ") must be a multiple of train.micro_batch_size (", train.micro_batch_size, ") × DP size (", dp_size,
            ") = ", per_micro_step);
   return train.global_batch_size / dp_size;
+}
+
+// What a rank will allocate, refused in one error naming the keys to lower when the ranks of this
+// node would not fit in its memory (collective: the ranks find their node's count).
+RankMemory checked_rank_memory(const RunConfig& config, ProcessGrid& grid) {
+  int32_t ranks_on_node = grid.local_rank() + 1;
+  grid.world().all_reduce(Tensor(&ranks_on_node, {1}, DType::I32), ReduceOp::Max);
+  const RankMemory memory = plan_rank_memory(config, grid.world_size());
+  check_rank_memory_fits(memory, double(physical_memory_bytes()), ranks_on_node);
+  return memory;
 }
 
 const std::string& checked_data_path(const RunConfig& config) {
@@ -64,26 +76,22 @@ Device device_of(const BackendChoice& backend) { return backend.backend == Backe
 
 // Refuses, before any device arena exists, a model whose weights, gradients and AdamW state alone
 // do not fit in the GPU's free memory (the activations' arena then says for itself if it does not).
-// Collective: when a rank lacks room, every rank fails naming the lowest such rank and its figures.
+// Collective: when a rank lacks room, every rank fails with the lowest such rank's figures.
 const BackendChoice& with_room_for_state(const BackendChoice& backend, const RunConfig& config, ProcessGrid& grid) {
   require_supported_communicator(backend, grid);
-  double figures[2] = {0, 0};  // MiB needed, MiB free
+  std::string failure;
   if (backend.backend == Backend::cuda) {
     const ParamTable table(config.model, grid.tp_rank(), grid.tp_size());
     const int64_t optimizer_shards = config.parallel.zero1 ? grid.dp_size() : 1;
-    figures[0] = double(table.local_numel()) * (4 + 4 + 8.0 / double(optimizer_shards)) / double(1 << 20);
-    figures[1] = double(cuda_free_bytes()) / double(1 << 20);
+    const double needed = double(table.local_numel()) * (4 + 4 + 8.0 / double(optimizer_shards)) / double(1 << 20);
+    const double free = double(cuda_free_bytes()) / double(1 << 20);
+    if (needed > free)
+      failure = str("parallel.backend = \"cuda\": the model's weights, gradients and AdamW state need ", needed,
+                    " MiB on its GPU but only ", free, " MiB are free; use more TP ranks, ZeRO-1 over more DP ranks, ",
+                    "or a smaller model");
   }
-  Communicator& world = grid.world();
-  // The lowest rank short of room r as the maximum of size − r (0: every rank has room).
-  int32_t short_rank = figures[0] > figures[1] ? world.size() - world.rank() : 0;
-  world.all_reduce(Tensor(&short_rank, {1}, DType::I32), ReduceOp::Max);
-  if (short_rank == 0) return backend;
-  const int root = world.size() - short_rank;
-  world.broadcast(Tensor(figures, {2}, DType::F64), root);
-  fail(str(world.size() > 1 ? str("rank ", root, ": ") : "", "parallel.backend = \"cuda\": the model's weights, ",
-           "gradients and AdamW state need ", figures[0], " MiB on its GPU but only ", figures[1],
-           " MiB are free; use more TP ranks, ZeRO-1 over more DP ranks, or a smaller model"));
+  throw_if_any_rank_failed(grid.world(), failure);
+  return backend;
 }
 
 std::string format_duration(double seconds) {
@@ -111,6 +119,7 @@ Trainer::Trainer(const RunConfig& config, ProcessGrid& grid, const std::string& 
                      std::min(30.0, 0.5 * config.parallel.timeout_s)),
       local_sequences_(checked_local_sequences(config, grid.dp_size())),
       micro_steps_(local_sequences_ / config.train.micro_batch_size),
+      memory_(checked_rank_memory(config, grid)),
       eval_batches_(0),
       loader_(checked_data_path(config), config.train.seq_len, config.train.seed, config.data.max_open_shards),
       prefetcher_(loader_, grid.dp_rank() * local_sequences_, local_sequences_, config.train.seq_len,
@@ -232,13 +241,9 @@ void Trainer::check_state_is_finite() {
   const OptimizerShard moments = optimizer_shard();
   if (problem.empty() && (first_non_finite(moments.first_moment) >= 0 || first_non_finite(moments.second_moment) >= 0))
     problem = "an AdamW moment holds a non-finite value";
-  // The highest rank that found a problem, plus one (0: none), so every rank's message names it.
-  int32_t bad_rank = problem.empty() ? 0 : grid_.world_rank() + 1;
-  grid_.world().all_reduce(Tensor(&bad_rank, {1}, DType::I32), ReduceOp::Max);
-  if (bad_rank == 0) return;
-  fail(str("refusing to save a checkpoint at step ", step_, ": ",
-           problem.empty() ? str("the state of rank ", bad_rank - 1, " holds non-finite values")
-                           : str(problem, " on rank ", grid_.world_rank())));
+  if (const AgreedFailure agreed = agree_on_failure(grid_.world(), problem))
+    throw RankError(agreed.rank, agreed.world_size,
+                    str("refusing to save a checkpoint at step ", step_, ": ", agreed.message));
 }
 
 Trainer::StopRequest Trainer::stop_requested_on_any_rank() {
@@ -304,10 +309,8 @@ void Trainer::print_startup_table() const {
              " MiB layer scratch), ", double(cuda_workspace_bytes() + step_buffers_.device_bytes()) / MiB,
              " MiB workspace (cuBLASLt, batch, step scalars); ", double(cuda_free_bytes()) / MiB, " MiB left free");
   } else {
-    log_info("  memory      ", double(model_.activation_bytes()) / MiB, " MiB activations, ",
-             double(model_.weights().padded_numel()) * 16 / MiB, " MiB weights+grads+AdamW per rank (activations ",
-             "include ", double(model_.scratch_bytes()) / MiB, " MiB of layer scratch: backward's gradients, ",
-             "the attention's T×T scores)");
+    log_info("  memory      ", memory_.describe(), " per rank (layer scratch: backward's gradients, the attention's ",
+             "T×T scores; validation reads into the batches and activations)");
   }
   log_info("  peak        ", peak_flops_ / 1e9, " GFLOP/s over ", grid_.world_size(), " ranks (", peak_flops_source_, "); ",
            m.training_flops_per_token(t.seq_len) / 1e6, " MFLOP per token (6N + 12 L H D T)");

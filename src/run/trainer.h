@@ -25,6 +25,7 @@
 #include "parallel/backend_choice.h"
 #include "parallel/process_grid.h"
 #include "run/checkpoint_staging.h"
+#include "run/memory_plan.h"
 #include "run/run_directory.h"
 #include "run/step_buffers.h"
 #include "train/distributed_optimizer.h"
@@ -101,6 +102,7 @@ class Trainer {
   RunDirectory run_directory_;  // claimed (locked, checked) before anything reads or writes it
   int64_t local_sequences_;  // this DP rank's share of the global batch
   int64_t micro_steps_;
+  RankMemory memory_;  // planned and checked against the machine before anything below allocates
   int64_t eval_batches_;
   TokenLoader loader_;
   BatchPrefetcher prefetcher_;  // reads through loader_: declared after it, so it stops first
