@@ -106,7 +106,9 @@ class Trainer {
   int64_t eval_batches_;
   TokenLoader loader_;
   BatchPrefetcher prefetcher_;  // reads through loader_: declared after it, so it stops first
-  LanguageModel model_;  // on the backend's device, like everything below it but the checkpointer
+  // The model, the optimizer and the step's buffers live on the backend's device; staging_ is the
+  // host copy of their state that checkpoints read and write.
+  LanguageModel model_;
   DistributedOptimizer optimizer_;
   StepBuffers step_buffers_;  // this rank's batch (local_sequences_ × seq_len) and step scalars
   CheckpointStaging staging_;
