@@ -29,6 +29,7 @@ void set_cpu_threads(int64_t configured) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  t6::use_passive_openmp_wait(argv);  // before MPI starts: it may execute the tool again
   return t6::run_mpi_tool(argc, argv, "t6_pretrain", [](int argc, char** argv) {
     CLI::App app{"Pretrain a T6 language model (tensor and data parallel over MPI ranks)"};
     std::string config_path, run_dir = "runs/default";

@@ -1,6 +1,8 @@
 // The frame of the tools: flag errors and t6 errors print one line, "NAME: error: MESSAGE", and exit
-// 1 (an allocation that fails names the command it stopped); --help exits 0. run_tool is for the single-process ones (t6_ckpt, t6_generate, t6_eval);
-// t6_pretrain parses with parse_command_line under run_mpi_tool.
+// 1 (an allocation that fails names the command it stopped); --help exits 0. run_tool is for the
+// single-process ones (t6_ckpt, t6_generate, t6_eval); t6_pretrain parses with parse_command_line
+// under run_mpi_tool. Every tool starts with OpenMP's passive wait policy unless the user chose one
+// (openmp_wait_policy.h).
 #pragma once
 #include <CLI/CLI.hpp>
 #include <cstdio>
@@ -9,6 +11,8 @@
 #include <optional>
 #include <string>
 #include <vector>
+
+#include "apps/openmp_wait_policy.h"
 
 namespace t6 {
 
@@ -54,6 +58,7 @@ inline std::string out_of_memory_message(int argc, char** argv) {
 
 template <class Run>
 int run_tool(const char* name, int argc, char** argv, Run run) {
+  use_passive_openmp_wait(argv);
   try {
     return run(argc, argv);
   } catch (const std::bad_alloc&) {

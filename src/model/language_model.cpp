@@ -5,6 +5,7 @@
 
 #include "kernels/ops.h"
 #include "model/linear.h"
+#include "model/transformer_block.h"
 
 namespace t6 {
 
@@ -81,14 +82,11 @@ void LanguageModel::forward_blocks(const Tensor& inputs) {
   ops::embedding_forward(residual_[0], inputs, weights_.param("transformer.wte.weight"), vocab_slice_);
   reduce_over_tp(context_, residual_[0]);  // each rank looked up only the tokens of its rows
   for (size_t layer = 0; layer < mlp_.size(); ++layer) {
-    ops::rmsnorm_forward(norm1_[layer], rstd1_[layer], residual_[layer]);
-    attention_[layer]->forward(context_, norm1_[layer], branch_out_);
-    reduce_over_tp(context_, branch_out_);
-    ops::add(middle_[layer], residual_[layer], branch_out_);
-    ops::rmsnorm_forward(norm2_[layer], rstd2_[layer], middle_[layer]);
-    mlp_[layer].forward(context_, norm2_[layer], branch_out_);
-    reduce_over_tp(context_, branch_out_);
-    ops::add(residual_[layer + 1], middle_[layer], branch_out_);
+    const BlockActivations saved{norm1_[layer], rstd1_[layer], middle_[layer], norm2_[layer], rstd2_[layer]};
+    transformer_block_forward(
+        context_, residual_[layer], residual_[layer + 1], saved, branch_out_,
+        [&](const Tensor& normed, const Tensor& branch) { attention_[layer]->forward(context_, normed, branch); },
+        mlp_[layer]);
   }
   ops::rmsnorm_forward(final_norm_, final_rstd_, residual_.back());
 }
