@@ -64,6 +64,17 @@ TEST(BackendChoice, CommunicatorFollowsTheBackendUnlessSetAndNcclNeedsCuda) {
       << nccl_on_cpu;
 }
 
+TEST(BackendChoice, RanksOfTheMpiCommunicatorShareGpus) {
+  // NCCL refuses two ranks on one GPU; MPI stages device buffers through host memory, so the third
+  // rank of a two-GPU node takes GPU 0 again.
+  const BackendChoice choice = resolve("cuda", "mpi", kThirdRankOfTwoGpus);
+  EXPECT_EQ(choice.backend, Backend::cuda);
+  EXPECT_EQ(choice.communicator, CommunicatorKind::mpi);
+  EXPECT_EQ(choice.cuda_device, 0);
+  EXPECT_EQ(resolve("cuda", "mpi", {true, 3, 1, true}).cuda_device, 0);
+  EXPECT_FALSE(error_of([] { resolve("cuda", "mpi", kNoGpu); }).empty()) << "sharing needs a GPU to share";
+}
+
 TEST(BackendChoice, UnknownNamesAreRefused) {
   EXPECT_NE(error_of([] { resolve("gpu", "auto", kGpu); }).find("parallel.backend must be"), std::string::npos);
   EXPECT_NE(error_of([] { resolve("auto", "gloo", kGpu); }).find("parallel.communicator must be"), std::string::npos);

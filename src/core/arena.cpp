@@ -32,8 +32,8 @@ Tensor Arena::take(Shape shape, DType dtype) {
 
 Tensor ScratchCursor::take(Shape shape) {
   const int64_t start = used_;
-  used_ += (shape.numel() + 15) / 16 * 16;  // 64-byte aligned fp32 views
-  if (space_.empty()) return Tensor(reinterpret_cast<char*>(64), shape, DType::F32);
+  used_ += (shape.numel() + 63) / 64 * 64;  // 256-byte aligned fp32 views (cuBLASLt's default)
+  if (space_.empty()) return Tensor(reinterpret_cast<char*>(256), shape, DType::F32);
   T6_ASSERT(used_ <= space_.numel());
   return Tensor(static_cast<char*>(space_.raw()) + start * int64_t(dtype_size(space_.dtype())), shape, space_.dtype(),
                 space_.device());

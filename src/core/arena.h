@@ -26,7 +26,8 @@ class Arena {
   Device device() const { return device_; }
 
  private:
-  static constexpr size_t kAlignment = 64;
+  // cuBLASLt's default minimum alignment of a matrix, so device views feed matmuls as they are.
+  static constexpr size_t kAlignment = 256;
   Device device_ = Device::CPU;
   HostBuffer buffer_;
   DeviceBuffer device_buffer_;
@@ -37,6 +38,7 @@ class Arena {
 // Hands out consecutive views of one scratch tensor, for buffers that live only inside one call
 // (a layer's backward). Over an empty tensor it only measures, so the same carving code sizes the
 // scratch space at planning time and uses it in the step.
+// Views start 256 bytes apart at least (as Arena's), whatever the element type.
 class ScratchCursor {
  public:
   explicit ScratchCursor(Tensor space = {}) : space_(space) {}

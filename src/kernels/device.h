@@ -17,6 +17,10 @@ struct CudaDeviceInfo {
 };
 // Throws naming the device when it does not exist (or the build has no CUDA).
 CudaDeviceInfo cuda_device_info(int device);
+// Free memory of the current device (cudaMemGetInfo); throws without CUDA.
+size_t cuda_free_bytes();
+// Device memory the CUDA ops hold besides the arenas (the cuBLASLt workspace); 0 without CUDA.
+size_t cuda_workspace_bytes();
 // Makes `device` current for the calling thread (cudaSetDevice); throws like cuda_device_info.
 void cuda_select_device(int device);
 

@@ -14,6 +14,10 @@ CudaDeviceInfo cuda_device_info(int device) {
   fail(str("CUDA device ", device, ": this t6 was built without CUDA (configure with -DT6_CUDA=ON)"));
 }
 
+size_t cuda_free_bytes() { fail("device memory: this t6 was built without CUDA (configure with -DT6_CUDA=ON)"); }
+
+size_t cuda_workspace_bytes() { return 0; }
+
 void cuda_select_device(int device) { cuda_device_info(device); }
 
 }  // namespace t6

@@ -38,6 +38,19 @@ void cast(Tensor out, const Tensor& x);
 // The tensors may differ in element type; an empty list gives {0, 0}.
 void tensor_list_statistics(Tensor statistics, const std::vector<Tensor>& tensors);
 
+// ---- step scalars: reductions into a tensor on the device, read once per step ----------------------
+// total (F64, one element, on x's device) = scale · Σ x, plus total's old value when accumulate;
+// summed in double in a fixed order (the same bits every run). Nothing waits for the device.
+void sum_into(Tensor total, const Tensor& x, double scale, bool accumulate);
+// total (F64, one element) = Σ x², plus total's old value when accumulate (in double, fixed order).
+void sum_of_squares_into(Tensor total, const Tensor& x, bool accumulate);
+// dst ← src byte for byte (same dtype and element count), host → device, device → host or within
+// one side, ordered with the ops before and after it. Between host and device it does not wait:
+// the host side must be pinned memory (PinnedHostBuffer) and is ready after wait_for_ops().
+void copy(Tensor dst, const Tensor& src);
+// Waits until every op this thread issued on `device` has finished (a no-op for Device::CPU).
+void wait_for_ops(Device device);
+
 // ---- embedding, with the vocabulary possibly split over TP ranks ------------------------------
 // `table` holds rows [first_row, first_row + rows) of the full (vocab_size, d) table; one rank holds
 // all of it (first_row 0, vocab_size = rows). Every id in tokens (I32, N) must be < vocab_size.

@@ -38,10 +38,11 @@ LanguageModel::ActivationPlan LanguageModel::planned_activations(const ModelConf
 }
 
 LanguageModel::LanguageModel(const ModelConfig& config, int64_t micro_batch, int64_t seq_len, Communicator* tp,
-                             int64_t pad_multiple, bool with_gradients)
-    : LanguageModel(ModelWeights(config, tp ? tp->rank() : 0, tp ? tp->size() : 1, pad_multiple, with_gradients),
-                    micro_batch, seq_len) {
-  activations_ = Arena([this](Arena& arena) { plan(arena); });
+                             int64_t pad_multiple, bool with_gradients, Device device)
+    : LanguageModel(
+          ModelWeights(config, tp ? tp->rank() : 0, tp ? tp->size() : 1, pad_multiple, with_gradients, device),
+          micro_batch, seq_len) {
+  activations_ = Arena([this](Arena& arena) { plan(arena); }, device);
   context_ = {batch_, seq_len_, rope_cos_, rope_sin_, scratch_, tp, {}};
   ops::rope_tables(rope_cos_, rope_sin_);
 }
@@ -70,6 +71,7 @@ void LanguageModel::plan(Arena& arena) {
   logits_chunk_ = arena.take({chunk_rows_, weights_.table().find("transformer.wte.weight").local_shape[0]});
   row_losses_ = arena.take({N});
   row_stats_ = arena.take({4, chunk_rows_});
+  loss_total_ = arena.take({1}, DType::F64);
   scratch_ = arena.take({scratch_elements});
   rope_cos_ = arena.take({seq_len_, config().rope_dim() / 2});
   rope_sin_ = arena.take({seq_len_, config().rope_dim() / 2});
@@ -89,7 +91,8 @@ void LanguageModel::forward_blocks(const Tensor& inputs) {
   ops::rmsnorm_forward(final_norm_, final_rstd_, residual_.back());
 }
 
-float LanguageModel::head_loss(const Tensor& targets, bool train, float loss_scale) {
+void LanguageModel::head_loss(const Tensor& targets, bool train, float loss_scale, Tensor loss_total,
+                              double loss_weight, bool accumulate) {
   const int64_t N = batch_ * seq_len_;
   const Tensor head = weights_.param("transformer.wte.weight");
   const Tensor head_grad = weights_.grad("transformer.wte.weight");
@@ -101,14 +104,17 @@ float LanguageModel::head_loss(const Tensor& targets, bool train, float loss_sca
     const Tensor chunk_targets = targets.view({N}).rows(begin, end);
     // Per row: this rank's maximum, the maximum over all ranks, and (side by side, so that one
     // reduction carries both) the exp sums and the target logit.
-    const Tensor local_max = Tensor(row_stats_.raw(), {rows}, DType::F32);
-    const Tensor row_max = vocab_split ? Tensor(row_stats_.data<float>() + chunk_rows_, {rows}, DType::F32) : local_max;
-    const Tensor sums = Tensor(row_stats_.data<float>() + 2 * chunk_rows_, {2, rows}, DType::F32);
+    const auto stats = [&](int64_t first_row, Shape shape) {
+      return Tensor(row_stats_.data<float>() + first_row * chunk_rows_, shape, DType::F32, row_stats_.device());
+    };
+    const Tensor local_max = stats(0, {rows});
+    const Tensor row_max = vocab_split ? stats(1, {rows}) : local_max;
+    const Tensor sums = stats(2, {2, rows});
     const Tensor sum_exp = sums.rows(0, 1).view({rows}), target_logit = sums.rows(1, 2).view({rows});
     linear_forward(logits, x, head, rows);
     ops::cross_entropy_exp_sum(local_max, sum_exp, target_logit, logits, chunk_targets, vocab_slice_);
     if (vocab_split) {
-      std::copy_n(local_max.data<float>(), rows, row_max.data<float>());
+      ops::copy(row_max, local_max);
       context_.tp->all_reduce(row_max, ReduceOp::Max);
       ops::cross_entropy_rescale(sum_exp, local_max, row_max);
       context_.tp->all_reduce(sums, ReduceOp::Sum);
@@ -120,9 +126,14 @@ float LanguageModel::head_loss(const Tensor& targets, bool train, float loss_sca
     linear_backward(d_norm_.rows(begin, end), head_grad, logits, x, head, rows, false);
   }
   if (train) reduce_over_tp(context_, d_norm_);  // each rank's head columns gave a partial input gradient
-  double total = 0;
-  for (int64_t n = 0; n < N; ++n) total += row_losses_.data<float>()[n];
-  return float(total / double(N));
+  ops::sum_into(loss_total, row_losses_, loss_weight / double(N), accumulate);
+}
+
+float LanguageModel::read_loss_total() {
+  double loss = 0;
+  ops::copy(Tensor(&loss, {1}, DType::F64), loss_total_);
+  ops::wait_for_ops(loss_total_.device());
+  return float(loss);
 }
 
 void LanguageModel::backward_blocks(const Tensor& inputs) {
@@ -140,17 +151,26 @@ void LanguageModel::backward_blocks(const Tensor& inputs) {
   ops::embedding_backward(weights_.grad("transformer.wte.weight"), d_residual_, inputs, vocab_slice_);
 }
 
+void LanguageModel::forward_backward(const Tensor& inputs, const Tensor& targets, float loss_scale, Tensor loss_total,
+                                     bool accumulate) {
+  T6_CHECK(weights_.has_gradients(), "forward_backward needs a model built with gradients");
+  forward_blocks(inputs);
+  head_loss(targets, true, loss_scale, loss_total, loss_scale, accumulate);
+  backward_blocks(inputs);
+}
+
 float LanguageModel::forward_backward(const Tensor& inputs, const Tensor& targets, float loss_scale) {
   T6_CHECK(weights_.has_gradients(), "forward_backward needs a model built with gradients");
   forward_blocks(inputs);
-  const float loss = head_loss(targets, true, loss_scale);
+  head_loss(targets, true, loss_scale, loss_total_, 1.0, false);
   backward_blocks(inputs);
-  return loss;
+  return read_loss_total();
 }
 
 float LanguageModel::forward_loss(const Tensor& inputs, const Tensor& targets) {
   forward_blocks(inputs);
-  return head_loss(targets, false, 0.0f);
+  head_loss(targets, false, 0.0f, loss_total_, 1.0, false);
+  return read_loss_total();
 }
 
 void LanguageModel::forward_logits(const Tensor& inputs, const Tensor& logits) {

@@ -19,9 +19,10 @@ namespace t6 {
 class LanguageModel {
  public:
   // tp may be null (one rank). micro_batch × seq_len is the shape of every call. pad_multiple and
-  // with_gradients: see ModelWeights (forward_backward needs the gradients).
+  // with_gradients: see ModelWeights (forward_backward needs the gradients). On Device::CUDA the
+  // weights, gradients and activations are device arenas, and inputs and targets device tensors.
   LanguageModel(const ModelConfig& config, int64_t micro_batch, int64_t seq_len, Communicator* tp = nullptr,
-                int64_t pad_multiple = 1, bool with_gradients = true);
+                int64_t pad_multiple = 1, bool with_gradients = true, Device device = Device::CPU);
 
   // What the activation arena of a model of `config` takes on TP rank `tp_rank` of `tp_size`, from
   // the same plan, without allocating it or the weights (memory planning: train/memory_plan.h).
@@ -44,6 +45,10 @@ class LanguageModel {
   // Forward and backward of one micro-batch (inputs, targets: I32 (B, T)). Adds the gradient of
   // loss_scale · mean loss to the gradients (so micro-batches accumulate) and returns the mean loss.
   float forward_backward(const Tensor& inputs, const Tensor& targets, float loss_scale);
+  // The same without waiting for the device: loss_total (F64, one element, on the model's device)
+  // receives loss_scale · mean loss, added to its value when accumulate (a step's micro-batches).
+  void forward_backward(const Tensor& inputs, const Tensor& targets, float loss_scale, Tensor loss_total,
+                        bool accumulate);
   // Mean loss without gradients (evaluation).
   float forward_loss(const Tensor& inputs, const Tensor& targets);
   // logits (B, T, V) in fp32.
@@ -55,7 +60,11 @@ class LanguageModel {
   // Runs the LM head over row chunks of the final normed states; with `train`, also the loss
   // gradient back into d_norm_ and the head (= embedding) weight gradient. Vocab-parallel: each TP
   // rank computes its columns' logits, and the cross-entropy phases reduce row statistics over TP.
-  float head_loss(const Tensor& targets, bool train, float loss_scale);
+  // loss_total (F64, one element) receives loss_weight · mean loss, plus its value when accumulate.
+  void head_loss(const Tensor& targets, bool train, float loss_scale, Tensor loss_total, double loss_weight,
+                 bool accumulate);
+  // The mean loss in loss_total_ on the host (waits for the device).
+  float read_loss_total();
   void plan(Arena& arena);
   // The layers over `weights`, without the activation arena.
   LanguageModel(ModelWeights weights, int64_t micro_batch, int64_t seq_len);
@@ -75,6 +84,7 @@ class LanguageModel {
   // one chunk of logits, per-row losses, and the scratch space of the layers' backward.
   Tensor branch_out_, d_residual_, d_norm_, logits_chunk_, row_losses_, scratch_, rope_cos_, rope_sin_;
   Tensor row_stats_;  // (4, chunk rows): local maximum, maximum over TP, exp sum, target logit
+  Tensor loss_total_;  // F64 (1): the loss of the calls that return it
   int64_t chunk_rows_ = 0;
   ops::VocabSlice vocab_slice_;  // this rank's rows of the embedding = columns of the logits
 };

@@ -1,17 +1,22 @@
 #include "model/model_weights.h"
 
+#include "core/device_memory.h"
 #include "core/rng.h"
 #include "kernels/ops.h"
 
 namespace t6 {
 
 ModelWeights::ModelWeights(const ModelConfig& config, int tp_rank, int tp_size, int64_t pad_multiple,
-                           bool with_gradients)
+                           bool with_gradients, Device device)
     : config_(config),
       table_(config, tp_rank, tp_size),
       padded_numel_((table_.local_numel() + pad_multiple - 1) / pad_multiple * pad_multiple),
-      params_(size_t(padded_numel_) * sizeof(float)),
-      grads_(with_gradients ? size_t(padded_numel_) * sizeof(float) : 0) {}
+      storage_(
+          [&](Arena& arena) {
+            params_ = arena.take({padded_numel_});
+            grads_ = with_gradients ? arena.take({padded_numel_}) : Tensor();
+          },
+          device) {}
 
 ModelWeights::ModelWeights(ShapesOnly, const ModelConfig& config, int tp_rank, int tp_size)
     : shapes_only_(true), config_(config), table_(config, tp_rank, tp_size), padded_numel_(table_.local_numel()) {}
@@ -20,11 +25,11 @@ ModelWeights ModelWeights::shapes_only(const ModelConfig& config, int tp_rank, i
   return ModelWeights(ShapesOnly{}, config, tp_rank, tp_size);
 }
 
-Tensor ModelWeights::view(const HostBuffer& buffer, const LocalParam& entry) const {
+Tensor ModelWeights::view(const Tensor& buffer, const LocalParam& entry) const {
   // A non-null dummy pointer, as a measuring Arena hands out, so no caller takes it for empty.
-  if (shapes_only_) return Tensor(reinterpret_cast<char*>(64), entry.local_shape, DType::F32);
-  if (buffer.bytes() == 0) return {};  // gradients not allocated
-  return Tensor(static_cast<float*>(buffer.data()) + entry.flat_offset, entry.local_shape, DType::F32);
+  if (shapes_only_) return Tensor(reinterpret_cast<char*>(256), entry.local_shape, DType::F32);
+  if (buffer.empty()) return {};  // gradients not allocated
+  return Tensor(buffer.data<float>() + entry.flat_offset, entry.local_shape, DType::F32, buffer.device());
 }
 
 int64_t global_element_index(const LocalParam& entry, int64_t local_index) {
@@ -44,8 +49,10 @@ void copy_local_slice(const LocalParam& entry, const float* global, float* local
 }
 
 void ModelWeights::initialise(uint64_t seed) {
+  HostBuffer staging(device() == Device::CPU ? 0 : params_.bytes());
+  const Tensor host_params = device() == Device::CPU ? params_ : staging.as(params_.shape(), DType::F32);
   for (const LocalParam& entry : table_.params()) {
-    float* data = param(entry).data<float>();
+    float* data = view(host_params, entry).data<float>();
     if (entry.spec.init != InitKind::Uniform) {
       const float value = entry.spec.init == InitKind::One ? 1.0f : 0.0f;
       for (int64_t i = 0; i < entry.numel(); ++i) data[i] = value;
@@ -56,6 +63,7 @@ void ModelWeights::initialise(uint64_t seed) {
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < entry.numel(); ++i) data[i] = rng.uniform_symmetric(uint64_t(global_element_index(entry, i)), bound);
   }
+  if (device() != Device::CPU) copy_tensor(params_, host_params);
 }
 
 void ModelWeights::zero_grads() { ops::fill_zero(padded_grads()); }

@@ -20,7 +20,10 @@ std::string BackendChoice::describe() const {
 
 BackendChoice resolve_backend(const BackendRequest& request, const RankHardware& hardware) {
   BackendChoice choice;
-  const bool gpu_for_rank = hardware.local_rank < hardware.visible_gpus;
+  // The MPI communicator stages device buffers through host memory, so its ranks may share GPUs
+  // (DESIGN.md); NCCL refuses two ranks on one GPU.
+  const bool shares_gpus = request.communicator == "mpi" && hardware.visible_gpus > 0;
+  const bool gpu_for_rank = shares_gpus || hardware.local_rank < hardware.visible_gpus;
   if (request.backend == "cuda") {
     T6_CHECK(hardware.build_has_cuda,
              "parallel.backend = \"cuda\", but this t6 was built without CUDA: rebuild with -DT6_CUDA=ON on a machine "
@@ -52,7 +55,7 @@ BackendChoice resolve_backend(const BackendRequest& request, const RankHardware&
     T6_CHECK(request.communicator == "mpi", "parallel.communicator must be \"auto\", \"nccl\" or \"mpi\", got \"",
              request.communicator, "\"");
   }
-  if (choice.backend == Backend::cuda) choice.cuda_device = hardware.local_rank;
+  if (choice.backend == Backend::cuda) choice.cuda_device = hardware.local_rank % hardware.visible_gpus;
   return choice;
 }
 

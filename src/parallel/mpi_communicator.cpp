@@ -58,7 +58,28 @@ void finish_average(const Tensor& buffer, ReduceOp op, int group_size) {
   else divide_elements<double>(buffer.raw(), buffer.numel(), group_size);
 }
 
+bool on_device(const Tensor& tensor) { return tensor.device() == Device::CUDA; }
+
+// `like` seen at `at` in host memory.
+Tensor host_view(void* at, const Tensor& like) { return Tensor(at, like.shape(), like.dtype(), Device::CPU); }
+
+// The view of `whole_host` where `part` lies inside `whole` (the in-place chunk layouts).
+Tensor host_part(const Tensor& whole_host, const Tensor& whole, const Tensor& part) {
+  const ptrdiff_t offset = static_cast<const char*>(part.raw()) - static_cast<const char*>(whole.raw());
+  return host_view(static_cast<char*>(whole_host.raw()) + offset, part);
+}
+
+bool lies_within(const Tensor& part, const Tensor& whole) {
+  const char *p = static_cast<const char*>(part.raw()), *w = static_cast<const char*>(whole.raw());
+  return part.device() == whole.device() && p >= w && p + part.bytes() <= w + whole.bytes();
+}
+
 }  // namespace
+
+char* MpiCommunicator::staging(size_t bytes) {
+  if (staging_.bytes() < bytes) staging_ = PinnedHostBuffer(bytes);
+  return static_cast<char*>(staging_.data());
+}
 
 MpiCommunicator::MpiCommunicator(MPI_Comm comm) : comm_(comm), probes_(comm) {
   T6_MPI_CHECK(MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN));
@@ -74,6 +95,13 @@ MpiCommunicator::~MpiCommunicator() {
 }
 
 void MpiCommunicator::all_reduce(Tensor buffer, ReduceOp op) {
+  if (on_device(buffer)) {
+    const Tensor host = host_view(staging(buffer.bytes()), buffer);
+    copy_tensor(host, buffer);
+    all_reduce(host, op);
+    copy_tensor(buffer, host);
+    return;
+  }
   check_all_reduce(kMpiBackend, buffer, op);
   const MPI_Datatype datatype = mpi_reduction_datatype(buffer.dtype(), "all_reduce");
   MPI_Request request;
@@ -84,6 +112,17 @@ void MpiCommunicator::all_reduce(Tensor buffer, ReduceOp op) {
 }
 
 void MpiCommunicator::reduce_scatter(const Tensor& input, Tensor output, ReduceOp op) {
+  if (on_device(input) && on_device(output)) {
+    // Output inside input (the in-place chunk) stays inside the staged input; else it follows it.
+    const bool inside = lies_within(output, input);
+    char* host = staging(input.bytes() + (inside ? 0 : output.bytes()));
+    const Tensor host_input = host_view(host, input);
+    const Tensor host_output = inside ? host_part(host_input, input, output) : host_view(host + input.bytes(), output);
+    copy_tensor(host_input, input);
+    reduce_scatter(host_input, host_output, op);
+    copy_tensor(output, host_output);
+    return;
+  }
   check_reduce_scatter(kMpiBackend, input, output, op, size_, rank_);
   const MPI_Datatype datatype = mpi_reduction_datatype(input.dtype(), "reduce_scatter");
   mpi_count(input, "reduce_scatter");
@@ -99,6 +138,16 @@ void MpiCommunicator::reduce_scatter(const Tensor& input, Tensor output, ReduceO
 }
 
 void MpiCommunicator::all_gather(const Tensor& input, Tensor output) {
+  if (on_device(input) && on_device(output)) {
+    const bool inside = lies_within(input, output);
+    char* host = staging(output.bytes() + (inside ? 0 : input.bytes()));
+    const Tensor host_output = host_view(host, output);
+    const Tensor host_input = inside ? host_part(host_output, output, input) : host_view(host + output.bytes(), input);
+    copy_tensor(host_input, input);
+    all_gather(host_input, host_output);
+    copy_tensor(output, host_output);
+    return;
+  }
   check_all_gather(kMpiBackend, input, output, size_, rank_);
   mpi_count(output, "all_gather");
   const int chunk_count = mpi_count(input, "all_gather");
@@ -110,6 +159,13 @@ void MpiCommunicator::all_gather(const Tensor& input, Tensor output) {
 }
 
 void MpiCommunicator::broadcast(Tensor buffer, int root) {
+  if (on_device(buffer)) {
+    const Tensor host = host_view(staging(buffer.bytes()), buffer);
+    if (rank_ == root) copy_tensor(host, buffer);
+    broadcast(host, root);
+    copy_tensor(buffer, host);
+    return;
+  }
   check_broadcast(kMpiBackend, buffer, root, size_);
   MPI_Request request;
   T6_MPI_CHECK(

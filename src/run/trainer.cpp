@@ -7,6 +7,7 @@
 
 #include "core/log.h"
 #include "core/process_memory.h"
+#include "kernels/device.h"
 #include "parallel/collective_deadline.h"
 #include "parallel/rank_failure.h"
 #include "kernels/peak_flops.h"
@@ -57,10 +58,41 @@ AdamWSettings adamw_settings(const TrainConfig& train) {
   return {float(train.beta1), float(train.beta2), float(train.eps), float(train.weight_decay)};
 }
 
-// The training step, model and optimizer run on host memory only: the CUDA ops exist and are tested,
-// the device arenas for weights, gradients, AdamW state and activations are not written yet, so
-// parallel.backend = "cuda" is refused and "auto" stays on the CPU.
-constexpr bool kTrainingStepRunsOnCuda = false;
+// Several ranks of the CUDA backend reduce through the MPI communicator (device buffers staged
+// through pinned memory); the trainer does not build NCCL communicators yet.
+void require_supported_communicator(const BackendChoice& backend, const ProcessGrid& grid) {
+  T6_CHECK(backend.backend != Backend::cuda || grid.world_size() == 1 || backend.communicator == CommunicatorKind::mpi,
+           "parallel.backend = \"cuda\" with parallel.communicator = \"nccl\" (auto's choice with CUDA): the trainer ",
+           "reduces over MPI only so far, staging device buffers through pinned memory; set parallel.communicator = ",
+           "\"mpi\" to train ", grid.world_size(), " ranks on the CUDA backend");
+}
+
+// Where auto may choose CUDA: one rank, or ranks reducing over MPI.
+bool runs_on_cuda(const RunConfig& config, const ProcessGrid& grid) {
+  return grid.world_size() == 1 || config.parallel.communicator == "mpi" || config.parallel.backend == "cuda";
+}
+
+Device device_of(const BackendChoice& backend) { return backend.backend == Backend::cuda ? Device::CUDA : Device::CPU; }
+
+// Refuses, before any device arena exists, a model whose weights, gradients and AdamW state alone
+// do not fit in the GPU's free memory (the activations' arena then says for itself if it does not).
+// Collective: when a rank lacks room, every rank fails with the lowest such rank's figures.
+const BackendChoice& with_room_for_state(const BackendChoice& backend, const RunConfig& config, ProcessGrid& grid) {
+  require_supported_communicator(backend, grid);
+  std::string failure;
+  if (backend.backend == Backend::cuda) {
+    const ParamTable table(config.model, grid.tp_rank(), grid.tp_size());
+    const int64_t optimizer_shards = config.parallel.zero1 ? grid.dp_size() : 1;
+    const double needed = double(table.local_numel()) * (4 + 4 + 8.0 / double(optimizer_shards)) / double(1 << 20);
+    const double free = double(cuda_free_bytes()) / double(1 << 20);
+    if (needed > free)
+      failure = str("parallel.backend = \"cuda\": the model's weights, gradients and AdamW state need ", needed,
+                    " MiB on its GPU but only ", free, " MiB are free; use more TP ranks, ZeRO-1 over more DP ranks, ",
+                    "or a smaller model");
+  }
+  throw_if_any_rank_failed(grid.world(), failure);
+  return backend;
+}
 
 std::string format_duration(double seconds) {
   const int64_t total = int64_t(seconds);
@@ -77,8 +109,9 @@ Trainer::Trainer(const RunConfig& config, ProcessGrid& grid, const std::string& 
                  const std::vector<std::string>& allowed_changes)
     : config_(with_collective_timeout(config)),
       grid_(grid),
-      backend_(choose_backend({config.parallel.backend, config.parallel.communicator}, grid.world(), grid.local_rank(),
-                              kTrainingStepRunsOnCuda)),
+      backend_(with_room_for_state(choose_backend({config.parallel.backend, config.parallel.communicator}, grid.world(),
+                                                  grid.local_rank(), runs_on_cuda(config, grid)),
+                                   config, grid)),
       run_dir_(run_dir),
       // A relaunch waits this long for a killed job's ranks to exit; the other ranks wait for rank 0
       // meanwhile, so the wait stays well inside the collective timeout.
@@ -92,10 +125,10 @@ Trainer::Trainer(const RunConfig& config, ProcessGrid& grid, const std::string& 
       prefetcher_(loader_, grid.dp_rank() * local_sequences_, local_sequences_, config.train.seq_len,
                   config.data.prefetch),
       model_(config.model, config.train.micro_batch_size, config.train.seq_len, &grid.tp(),
-             config.parallel.zero1 ? grid.dp_size() : 1),
+             config.parallel.zero1 ? grid.dp_size() : 1, true, device_of(backend_)),
       optimizer_(model_.weights(), adamw_settings(config.train), &grid.tp(), &grid.dp(), config.parallel.zero1),
-      inputs_(size_t(local_sequences_ * config.train.seq_len)),
-      targets_(size_t(local_sequences_ * config.train.seq_len)),
+      step_buffers_(device_of(backend_), local_sequences_ * config.train.seq_len),
+      staging_(model_.weights(), optimizer_.adamw(), optimizer_.state_begin(), optimizer_.state_end()),
       checkpointer_(std::filesystem::path(run_dir) / "checkpoints", int(config.checkpoint.keep), grid) {
   set_progress_label("start-up");
   T6_CHECK(loader_.vocab_size() <= config.model.vocab_size, config.data.path, ": the corpus' tokenizer has ",
@@ -110,7 +143,7 @@ Trainer::Trainer(const RunConfig& config, ProcessGrid& grid, const std::string& 
       log_info("warning: eval.batches lowered from ", config.eval.batches, " to ", eval_batches_,
                ": the validation split holds only that many global batches");
   }
-  model_.weights().initialise(config.train.seed);
+  model_.weights().initialise(config.train.seed);  // drawn on the host, uploaded to a device
   const std::optional<checkpoint::ResumePoint> point = find_resume_point(resume);
   if (point) resume_from(*point, allowed_changes);
   if (grid.world_rank() == 0)
@@ -136,16 +169,14 @@ std::optional<checkpoint::ResumePoint> Trainer::find_resume_point(ResumeMode res
   return point;
 }
 
-OptimizerShard Trainer::optimizer_shard() {
-  AdamW& adamw = optimizer_.adamw();
-  return {adamw.first_moment(), adamw.second_moment(), optimizer_.state_begin(), optimizer_.state_end()};
-}
+OptimizerShard Trainer::optimizer_shard() { return staging_.optimizer_shard(); }
 
 void Trainer::resume_from(const checkpoint::ResumePoint& point, const std::vector<std::string>& allowed_changes) {
   TrainState run_state;
   record_corpus(run_state, config_.data.path);
   const TrainState state =
-      load_training_checkpoint(point, config_, run_state, allowed_changes, model_.weights(), optimizer_shard());
+      load_training_checkpoint(point, config_, run_state, allowed_changes, staging_.weights(), optimizer_shard());
+  staging_.upload();
   optimizer_.adamw().set_steps_taken(state.adam_steps);
   step_ = last_saved_step_ = state.step;
   tokens_seen_ = point.manifest.tokens_seen;
@@ -162,13 +193,14 @@ void Trainer::resume_from(const checkpoint::ResumePoint& point, const std::vecto
 void Trainer::save_checkpoint() {
   set_progress_label(str("saving the checkpoint of step ", step_));
   prefetcher_.wait();  // serial HDF5: no batch read while the checkpoint is written
+  staging_.download();
   check_state_is_finite();
   TrainState state{step_, optimizer_.adamw().steps_taken(), config_.lr_schedule().lr_decay_steps, elapsed_seconds_,
                    "", "", skipped_steps_, skipped_in_a_row_};
   record_corpus(state, config_.data.path);
   const auto dir = checkpointer_.save({step_, tokens_seen_, {grid_.tp_size(), grid_.dp_size(), optimizer_.zero1()},
                                        config_.to_json(), to_json(state), train_checkpoint_tensors(config_.model)},
-                                      model_.weights(), optimizer_shard(), optimizer_.zero1());
+                                      staging_.weights(), optimizer_shard(), optimizer_.zero1());
   log_info("saved checkpoint ", dir.string());
   last_saved_step_ = step_;
 }
@@ -190,7 +222,8 @@ void Trainer::count_skipped_step(const StepStats& stats) {
            step_ - limit, ", unchanged since, is saved in ", checkpointer_.dir().string(), " as step ", step_));
 }
 
-// Every rank checks its weights and AdamW moments, so a checkpoint never holds a NaN or inf.
+// Every rank checks its weights and AdamW moments (as staged for the save), so a checkpoint never
+// holds a NaN or inf.
 void Trainer::check_state_is_finite() {
   const auto first_non_finite = [](const Tensor& tensor) {
     const float* values = tensor.data<float>();
@@ -199,13 +232,14 @@ void Trainer::check_state_is_finite() {
     return int64_t(-1);
   };
   std::string problem;
-  for (const LocalParam& entry : model_.weights().table().params())
-    if (first_non_finite(model_.weights().param(entry)) >= 0) {
+  ModelWeights& weights = staging_.weights();
+  for (const LocalParam& entry : weights.table().params())
+    if (first_non_finite(weights.param(entry)) >= 0) {
       problem = str(entry.spec.name, " holds a non-finite value");
       break;
     }
-  AdamW& adamw = optimizer_.adamw();
-  if (problem.empty() && (first_non_finite(adamw.first_moment()) >= 0 || first_non_finite(adamw.second_moment()) >= 0))
+  const OptimizerShard moments = optimizer_shard();
+  if (problem.empty() && (first_non_finite(moments.first_moment) >= 0 || first_non_finite(moments.second_moment) >= 0))
     problem = "an AdamW moment holds a non-finite value";
   if (const AgreedFailure agreed = agree_on_failure(grid_.world(), problem))
     throw RankError(agreed.rank, agreed.world_size,
@@ -265,8 +299,19 @@ void Trainer::print_startup_table() const {
   log_info("  data        ", config_.data.path, ": ", loader_.train_tokens(), " train / ", loader_.val_tokens(),
            " val tokens; at most ", config_.data.max_open_shards, " shards open; prefetch ",
            config_.data.prefetch ? "on" : "off");
-  log_info("  memory      ", memory_.describe(), " per rank (layer scratch: backward's gradients, the attention's ",
-           "T×T scores; validation reads into the batches and activations)");
+  const double MiB = double(1 << 20);
+  if (backend_.backend == Backend::cuda) {
+    const ModelWeights& weights = model_.weights();
+    log_info("  device      GPU ", backend_.cuda_device, " (", backend_.device_name, ") per rank: ",
+             double(weights.param_bytes()) / MiB, " MiB fp32 weights, ", double(weights.grad_bytes()) / MiB,
+             " MiB fp32 gradients, ", double(optimizer_.adamw().state_bytes()) / MiB, " MiB AdamW moments, ",
+             double(model_.activation_bytes()) / MiB, " MiB fp32 activations (", double(model_.scratch_bytes()) / MiB,
+             " MiB layer scratch), ", double(cuda_workspace_bytes() + step_buffers_.device_bytes()) / MiB,
+             " MiB workspace (cuBLASLt, batch, step scalars); ", double(cuda_free_bytes()) / MiB, " MiB left free");
+  } else {
+    log_info("  memory      ", memory_.describe(), " per rank (layer scratch: backward's gradients, the attention's ",
+             "T×T scores; validation reads into the batches and activations)");
+  }
   log_info("  peak        ", peak_flops_ / 1e9, " GFLOP/s over ", grid_.world_size(), " ranks (", peak_flops_source_, "); ",
            m.training_flops_per_token(t.seq_len) / 1e6, " MFLOP per token (6N + 12 L H D T)");
   log_info("  per step    tok/s = tokens / step time; MFU = FLOP per token x tok/s / peak; step time (max over "
@@ -291,21 +336,26 @@ Trainer::StepStats Trainer::train_step() {
     phase_start = now;
     communication_start += communication;
   };
-  // The next step's batch is read while this one computes (none after the last step).
-  prefetcher_.take(step_, inputs_.data(), targets_.data(), step_ + 1 < config_.train.max_steps ? step_ + 1 : -1);
+  // The next step's batch is read while this one computes (none after the last step). The previous
+  // step's synchronisation has finished every copy out of the host batch, so it can be overwritten.
+  prefetcher_.take(step_, step_buffers_.host_inputs(), step_buffers_.host_targets(),
+                   step_ + 1 < config_.train.max_steps ? step_ + 1 : -1);
+  step_buffers_.upload();
   end_phase(times.data);
+  // Everything up to read_scalars() is queued on the device without waiting for it; the times
+  // below are the host's, so on a GPU the device's work shows in the phase that reads the scalars.
   model_.weights().zero_grads();
-  double loss = 0;
-  for (int64_t micro = 0; micro < micro_steps_; ++micro) {
-    const Tensor inputs(inputs_.data() + micro * B * T, {B, T}, DType::I32);
-    const Tensor targets(targets_.data() + micro * B * T, {B, T}, DType::I32);
-    loss += model_.forward_backward(inputs, targets, 1.0f / float(micro_steps_));
-  }
-  loss /= double(micro_steps_);
-  grid_.dp().all_reduce(Tensor(&loss, {1}, DType::F64), ReduceOp::Avg);
+  for (int64_t micro = 0; micro < micro_steps_; ++micro)
+    model_.forward_backward(step_buffers_.inputs(micro * B * T, B, B * T), step_buffers_.targets(micro * B * T, B, B * T),
+                            1.0f / float(micro_steps_), step_buffers_.loss_total(), micro > 0);
   end_phase(times.forward_backward);
   if (gradient_hook_) gradient_hook_(step_ + 1, model_.weights());
-  const double grad_norm = optimizer_.reduce_gradients();
+  optimizer_.reduce_gradients(step_buffers_.grad_square_sum());
+  // The step's one host synchronisation: the loss and this rank's gradient norm share together.
+  const StepBuffers::Scalars scalars = step_buffers_.read_scalars();
+  double loss = scalars.loss;
+  grid_.dp().all_reduce(Tensor(&loss, {1}, DType::F64), ReduceOp::Avg);
+  const double grad_norm = optimizer_.global_norm(scalars.grad_square_sum);
   const double lr = config_.lr_schedule().at(step_);
   // Both values are the same on every rank (all-reduced), so every rank skips the same steps.
   const bool skipped = !std::isfinite(loss) || !std::isfinite(grad_norm);
@@ -324,10 +374,11 @@ double Trainer::evaluate() {
   double loss = 0;
   for (int64_t batch = 0; batch < eval_batches_; ++batch) {
     const int64_t first = batch * config_.train.global_batch_size + grid_.dp_rank() * local_sequences_;
-    loader_.read_val(first, local_sequences_, inputs_.data(), targets_.data());
+    loader_.read_val(first, local_sequences_, step_buffers_.host_inputs(), step_buffers_.host_targets());
+    step_buffers_.upload();
     for (int64_t micro = 0; micro < micro_steps_; ++micro) {
-      loss += model_.forward_loss(Tensor(inputs_.data() + micro * B * T, {B, T}, DType::I32),
-                                  Tensor(targets_.data() + micro * B * T, {B, T}, DType::I32));
+      loss += model_.forward_loss(step_buffers_.inputs(micro * B * T, B, B * T),
+                                  step_buffers_.targets(micro * B * T, B, B * T));
     }
   }
   loss /= double(eval_batches_ * micro_steps_);

@@ -24,8 +24,10 @@
 #include "model/language_model.h"
 #include "parallel/backend_choice.h"
 #include "parallel/process_grid.h"
+#include "run/checkpoint_staging.h"
 #include "run/memory_plan.h"
 #include "run/run_directory.h"
+#include "run/step_buffers.h"
 #include "train/distributed_optimizer.h"
 #include "train/metrics_log.h"
 #include "train/run_config.h"
@@ -104,9 +106,12 @@ class Trainer {
   int64_t eval_batches_;
   TokenLoader loader_;
   BatchPrefetcher prefetcher_;  // reads through loader_: declared after it, so it stops first
+  // The model, the optimizer and the step's buffers live on the backend's device; staging_ is the
+  // host copy of their state that checkpoints read and write.
   LanguageModel model_;
   DistributedOptimizer optimizer_;
-  std::vector<int32_t> inputs_, targets_;  // local_sequences_ × seq_len
+  StepBuffers step_buffers_;  // this rank's batch (local_sequences_ × seq_len) and step scalars
+  CheckpointStaging staging_;
   std::unique_ptr<MetricsLog> metrics_;
   TrainCheckpointer checkpointer_;
   int64_t step_ = 0;  // optimizer steps completed

@@ -2,8 +2,15 @@
 
 namespace t6 {
 
-AdamW::AdamW(int64_t numel, const AdamWSettings& settings)
-    : numel_(numel), settings_(settings), m_(size_t(numel) * sizeof(float)), v_(size_t(numel) * sizeof(float)) {}
+AdamW::AdamW(int64_t numel, const AdamWSettings& settings, Device device)
+    : numel_(numel),
+      settings_(settings),
+      state_(
+          [&](Arena& arena) {
+            m_ = arena.take({numel});
+            v_ = arena.take({numel});
+          },
+          device) {}
 
 void AdamW::step(const Tensor& params, const Tensor& grads, float lr, float grad_scale) {
   T6_ASSERT(params.numel() == numel_ && grads.numel() == numel_);

@@ -3,6 +3,7 @@
 #pragma once
 #include <cstdint>
 
+#include "core/arena.h"
 #include "core/tensor.h"
 #include "kernels/ops.h"
 
@@ -14,21 +15,24 @@ struct AdamWSettings {
 
 class AdamW {
  public:
-  AdamW(int64_t numel, const AdamWSettings& settings);
+  // The moments live on `device` (the weights' device), zero-filled.
+  AdamW(int64_t numel, const AdamWSettings& settings, Device device = Device::CPU);
 
   // One update of params from grads (same numel as the optimizer); grad_scale is the clip factor.
   void step(const Tensor& params, const Tensor& grads, float lr, float grad_scale);
 
   int64_t steps_taken() const { return steps_taken_; }
   void set_steps_taken(int64_t steps) { steps_taken_ = steps; }  // on resume
-  Tensor first_moment() const { return m_.as({numel_}, DType::F32); }
-  Tensor second_moment() const { return v_.as({numel_}, DType::F32); }
+  Tensor first_moment() const { return m_; }
+  Tensor second_moment() const { return v_; }
+  size_t state_bytes() const { return state_.bytes(); }
   const AdamWSettings& settings() const { return settings_; }
 
  private:
   int64_t numel_;
   AdamWSettings settings_;
-  HostBuffer m_, v_;
+  Tensor m_, v_;  // views of state_, declared first: state_'s planning assigns them
+  Arena state_;
   int64_t steps_taken_ = 0;
 };
 

@@ -29,7 +29,7 @@ DistributedOptimizer::DistributedOptimizer(ModelWeights& weights, const AdamWSet
       dp_(dp),
       zero1_(zero1 && spans_ranks(dp)),
       state_(optimizer_state_range(weights, dp ? dp->rank() : 0, dp ? dp->size() : 1, zero1_)),
-      adamw_(state_.size(), settings) {}
+      adamw_(state_.size(), settings, weights.device()) {}
 
 void DistributedOptimizer::reduce_partial_gradients_over_tp() {
   if (!spans_ranks(tp_)) return;
@@ -49,19 +49,20 @@ void DistributedOptimizer::average_gradients_over_dp() {
     dp_->all_reduce(grads.rows(begin, std::min(grads.numel(), begin + kBucketElements)), ReduceOp::Avg);
 }
 
-double DistributedOptimizer::grad_norm_of_state_range() {
-  if (!zero1_) return global_grad_norm(weights_, weights_.grads(), tp_);
-  // Each DP rank holds the reduced gradient of its range only: sum over DP, then over TP.
-  double total = grad_square_sum(weights_, weights_.grads(), state_.begin, state_.end);
-  dp_->all_reduce(Tensor(&total, {1}, DType::F64), ReduceOp::Sum);
-  if (spans_ranks(tp_)) tp_->all_reduce(Tensor(&total, {1}, DType::F64), ReduceOp::Sum);
-  return std::sqrt(total);
-}
-
-double DistributedOptimizer::reduce_gradients() {
+void DistributedOptimizer::reduce_gradients(Tensor local_square_sum) {
   reduce_partial_gradients_over_tp();
   average_gradients_over_dp();
-  return grad_norm_of_state_range();
+  // With ZeRO-1 each DP rank holds the reduced gradient of its range only.
+  const int64_t begin = zero1_ ? state_.begin : 0, end = zero1_ ? state_.end : weights_.table().local_numel();
+  grad_square_sum_into(weights_, weights_.grads(), begin, end, local_square_sum);
+}
+
+double DistributedOptimizer::global_norm(double local_square_sum) {
+  double total = local_square_sum;
+  // Sum over DP (ZeRO-1 ranks hold disjoint ranges), then over TP.
+  if (zero1_) dp_->all_reduce(Tensor(&total, {1}, DType::F64), ReduceOp::Sum);
+  if (spans_ranks(tp_)) tp_->all_reduce(Tensor(&total, {1}, DType::F64), ReduceOp::Sum);
+  return std::sqrt(total);
 }
 
 void DistributedOptimizer::apply(float lr, double max_norm, double grad_norm) {

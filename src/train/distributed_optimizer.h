@@ -20,9 +20,13 @@ class DistributedOptimizer {
   // tp, dp may be null (size 1). With zero1 the weights must be padded to a multiple of dp size.
   DistributedOptimizer(ModelWeights& weights, const AdamWSettings& settings, Communicator* tp, Communicator* dp, bool zero1);
 
-  // Reduces the accumulated gradients (TP partial sums, DP mean) and returns their global norm,
-  // the same on every rank: a NaN or inf anywhere in the world makes it non-finite everywhere.
-  double reduce_gradients();
+  // Reduces the accumulated gradients (TP partial sums, DP mean) and writes this rank's share of
+  // their squared norm into local_square_sum (F64, one element, on the weights' device), without
+  // waiting for the device: the step reads it with the loss, in its one synchronisation.
+  void reduce_gradients(Tensor local_square_sum);
+  // The global norm from this rank's share, read on the host: the same on every rank, and a NaN or
+  // inf anywhere in the world makes it non-finite everywhere.
+  double global_norm(double local_square_sum);
   // After reduce_gradients: clips to max_norm (<= 0: no clipping) and updates the weights. Refuses
   // a non-finite norm, which must skip the step instead (the clip factor min(1, c / NaN) is 1 and
   // c / inf gives 0, and inf · 0 is NaN: either way the update would poison weights and moments).
@@ -33,11 +37,11 @@ class DistributedOptimizer {
   int64_t state_end() const { return state_.end; }
   bool zero1() const { return zero1_; }
   AdamW& adamw() { return adamw_; }
+  const AdamW& adamw() const { return adamw_; }
 
  private:
   void reduce_partial_gradients_over_tp();
   void average_gradients_over_dp();
-  double grad_norm_of_state_range();
 
   ModelWeights& weights_;
   Communicator *tp_, *dp_;

@@ -2,22 +2,29 @@
 
 #include <algorithm>
 #include <cmath>
-#include <vector>
 
 #include "kernels/ops.h"
 
 namespace t6 {
 
-double grad_square_sum(const ModelWeights& weights, const Tensor& grads, int64_t begin, int64_t end) {
+void grad_square_sum_into(const ModelWeights& weights, const Tensor& grads, int64_t begin, int64_t end, Tensor total) {
   const ParamTable& table = weights.table();
-  std::vector<Tensor> counted;
+  bool accumulate = false;  // the first counted range starts the total
   for (const LocalParam& entry : table.params()) {
     if (entry.spec.rule.kind == ShardRule::Kind::Replicated && table.tp_rank() != 0) continue;
     const int64_t first = std::max(entry.flat_offset, begin);
     const int64_t last = std::min(entry.flat_offset + entry.numel(), end);
-    if (first < last) counted.push_back(grads.rows(first, last));
+    if (first >= last) continue;
+    ops::sum_of_squares_into(total, grads.rows(first, last), accumulate);
+    accumulate = true;
   }
-  return ops::sum_of_squares(counted);  // one pass: on a GPU, one synchronisation for all of them
+  if (!accumulate) ops::sum_of_squares_into(total, grads.rows(0, 0), false);  // nothing counted here: 0
+}
+
+double grad_square_sum(const ModelWeights& weights, const Tensor& grads, int64_t begin, int64_t end) {
+  double total = 0;
+  grad_square_sum_into(weights, grads, begin, end, Tensor(&total, {1}, DType::F64));
+  return total;
 }
 
 double global_grad_norm(const ModelWeights& weights, const Tensor& grads, Communicator* tp) {

@@ -11,6 +11,9 @@ namespace t6 {
 // counts (all of split weights; replicated ones on TP rank 0 only), before any reduction. ZeRO-1
 // ranks pass the range they hold reduced gradients for.
 double grad_square_sum(const ModelWeights& weights, const Tensor& grads, int64_t begin, int64_t end);
+// The same sum written into `total` (F64, one element, on the gradients' device) without waiting for
+// the device, so a step reads it together with its loss.
+void grad_square_sum_into(const ModelWeights& weights, const Tensor& grads, int64_t begin, int64_t end, Tensor total);
 
 // sqrt of the sum over the TP group of grad_square_sum over the whole buffer; tp may be null.
 double global_grad_norm(const ModelWeights& weights, const Tensor& grads, Communicator* tp);

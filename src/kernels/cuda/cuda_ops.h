@@ -20,6 +20,10 @@ double sum_of_squares(const std::vector<Tensor>& tensors);
 void fill_zero(Tensor x);
 void cast(Tensor out, const Tensor& x);
 void tensor_list_statistics(Tensor statistics, const std::vector<Tensor>& tensors);
+void sum_into(Tensor total, const Tensor& x, double scale, bool accumulate);
+void sum_of_squares_into(Tensor total, const Tensor& x, bool accumulate);
+void copy(Tensor dst, const Tensor& src);
+void wait_for_ops();
 
 void embedding_forward(Tensor out, const Tensor& tokens, const Tensor& table, VocabSlice slice);
 void embedding_backward(Tensor dtable, const Tensor& dout, const Tensor& tokens, VocabSlice slice);

@@ -1,6 +1,7 @@
 #include <cuda_runtime.h>
 
 #include "core/cuda/cuda_check.h"
+#include "kernels/cuda/cuda_context.h"
 #include "kernels/device.h"
 
 namespace t6 {
@@ -26,6 +27,14 @@ CudaDeviceInfo cuda_device_info(int device) {
   return {properties.name, properties.totalGlobalMem, properties.major, properties.minor,
           properties.multiProcessorCount};
 }
+
+size_t cuda_free_bytes() {
+  size_t free_bytes = 0, total_bytes = 0;
+  T6_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
+  return free_bytes;
+}
+
+size_t cuda_workspace_bytes() { return ops::cuda::CudaContext::kBlasWorkspaceBytes; }
 
 void cuda_select_device(int device) {
   cuda_device_info(device);
