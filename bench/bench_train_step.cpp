@@ -22,6 +22,7 @@
 #include "model/language_model.h"
 #include "train/adamw.h"
 #include "train/grad_norm.h"
+#include "train/batch_split.h"
 #include "train/run_config.h"
 
 using namespace t6;
@@ -116,7 +117,7 @@ int main(int argc, char** argv) try {
   if (!config_path.empty()) {
     const RunConfig run = load_run_config(config_path);
     m = run.model;
-    shape.batch = run.train.micro_batch_size;
+    shape.batch = batch_share(run.train, 0, 1).micro_batch;  // one rank's micro-batch, derived when unset
     shape.seq = run.train.seq_len;
   } else {
     m.kind = model_kind_from_name(kind);

@@ -4,6 +4,7 @@ namespace t6 {
 
 Arena::Arena(const std::function<void(Arena&)>& plan, Device device) : device_(device) {
   plan(*this);
+  planned_bytes_ = offset_;
   if (device == Device::CUDA) {
     device_buffer_ = DeviceBuffer(offset_);
     base_ = static_cast<char*>(device_buffer_.data());
@@ -13,6 +14,13 @@ Arena::Arena(const std::function<void(Arena&)>& plan, Device device) : device_(d
   }
   offset_ = 0;
   plan(*this);
+}
+
+Arena Arena::measured(const std::function<void(Arena&)>& plan) {
+  Arena arena;
+  plan(arena);
+  arena.planned_bytes_ = arena.offset_;
+  return arena;
 }
 
 Tensor Arena::take(Shape shape, DType dtype) {

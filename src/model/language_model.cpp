@@ -19,17 +19,34 @@ LanguageModel::LanguageModel(const ModelConfig& config, int64_t micro_batch, int
     : weights_(config, tp ? tp->rank() : 0, tp ? tp->size() : 1, pad_multiple, with_gradients),
       batch_(micro_batch),
       seq_len_(seq_len) {
-  T6_CHECK(micro_batch >= 1 && seq_len >= 1, "micro-batch size and sequence length must be positive");
-  for (int64_t layer = 0; layer < config.n_layer; ++layer) {
+  build_layers();
+  activations_ = Arena([this](Arena& arena) { plan(arena); });
+  context_ = {batch_, seq_len_, rope_cos_, rope_sin_, scratch_, tp};
+  ops::rope_tables(rope_cos_, rope_sin_);
+}
+
+LanguageModel::LanguageModel(PlanOnly, const ModelConfig& config, int64_t micro_batch, int64_t seq_len, int tp_rank,
+                             int tp_size)
+    : weights_(ModelWeights::LayoutOnly{}, config, tp_rank, tp_size), batch_(micro_batch), seq_len_(seq_len) {
+  build_layers();
+  activations_ = Arena::measured([this](Arena& arena) { plan(arena); });
+}
+
+LanguageModel::ActivationPlan LanguageModel::plan_only(const ModelConfig& config, int64_t micro_batch, int64_t seq_len,
+                                                       int tp_rank, int tp_size) {
+  const LanguageModel model(PlanOnly{}, config, micro_batch, seq_len, tp_rank, tp_size);
+  return {model.activation_bytes(), model.scratch_bytes()};
+}
+
+void LanguageModel::build_layers() {
+  T6_CHECK(batch_ >= 1 && seq_len_ >= 1, "micro-batch size and sequence length must be positive");
+  for (int64_t layer = 0; layer < config().n_layer; ++layer) {
     attention_.push_back(make_attention_layer(weights_, layer));
     mlp_.emplace_back(weights_, layer);
   }
   const LocalParam& embedding = weights_.table().find("transformer.wte.weight");
-  vocab_slice_ = {embedding.axis_offset, config.vocab_size};
+  vocab_slice_ = {embedding.axis_offset, config().vocab_size};
   chunk_rows_ = std::clamp<int64_t>(kLogitsChunkElements / embedding.local_shape[0], 1, batch_ * seq_len_);
-  activations_ = Arena([this](Arena& arena) { plan(arena); });
-  context_ = {batch_, seq_len_, rope_cos_, rope_sin_, scratch_, tp};
-  ops::rope_tables(rope_cos_, rope_sin_);
 }
 
 void LanguageModel::plan(Arena& arena) {

@@ -13,8 +13,13 @@ ModelWeights::ModelWeights(const ModelConfig& config, int tp_rank, int tp_size, 
       params_(size_t(padded_numel_) * sizeof(float)),
       grads_(with_gradients ? size_t(padded_numel_) * sizeof(float) : 0) {}
 
+ModelWeights::ModelWeights(LayoutOnly, const ModelConfig& config, int tp_rank, int tp_size, int64_t pad_multiple)
+    : config_(config),
+      table_(config, tp_rank, tp_size),
+      padded_numel_((table_.local_numel() + pad_multiple - 1) / pad_multiple * pad_multiple) {}
+
 Tensor ModelWeights::view(const HostBuffer& buffer, const LocalParam& entry) {
-  if (buffer.bytes() == 0) return {};  // gradients not allocated
+  if (buffer.bytes() == 0) return {};  // gradients not allocated, or a layout without buffers
   return Tensor(static_cast<float*>(buffer.data()) + entry.flat_offset, entry.local_shape, DType::F32);
 }
 

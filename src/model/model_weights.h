@@ -16,6 +16,10 @@ class ModelWeights {
   // (inference, evaluation) only the parameters take memory and grad() views are empty.
   ModelWeights(const ModelConfig& config, int tp_rank, int tp_size, int64_t pad_multiple = 1,
                bool with_gradients = true);
+  // The layout alone (table, padded size), no buffers: for planning memory before allocating it.
+  // Views are empty.
+  struct LayoutOnly {};
+  ModelWeights(LayoutOnly, const ModelConfig& config, int tp_rank, int tp_size, int64_t pad_multiple = 1);
   bool has_gradients() const { return grads_.bytes() > 0; }
 
   const ModelConfig& config() const { return config_; }

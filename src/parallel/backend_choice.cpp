@@ -2,10 +2,12 @@
 
 #include <algorithm>
 #include <cstring>
+#include <filesystem>
 #include <vector>
 
 #include "core/error.h"
 #include "kernels/device.h"
+#include "parallel/cuda_training_status.h"
 
 namespace t6 {
 
@@ -25,6 +27,8 @@ BackendChoice resolve_backend(const BackendRequest& request, const RankHardware&
   BackendChoice choice;
   const bool gpu_for_rank = hardware.local_rank < hardware.visible_gpus;
   if (request.backend == "cuda") {
+    // The reason that holds on every machine first: without a CUDA training path no GPU would help.
+    T6_CHECK(hardware.caller_runs_on_cuda, cuda_training_refusal());
     T6_CHECK(hardware.build_has_cuda,
              "parallel.backend = \"cuda\", but this t6 was built without CUDA: rebuild with -DT6_CUDA=ON on a machine "
              "with the CUDA toolkit, or set parallel.backend = \"cpu\"");
@@ -32,15 +36,15 @@ BackendChoice resolve_backend(const BackendRequest& request, const RankHardware&
              hardware.visible_gpus == 0 ? std::string("this process sees none")
                                         : str("this node shows ", hardware.visible_gpus, " and t6 runs one rank per GPU"),
              "; start at most as many ranks per node as GPUs, or set parallel.backend = \"cpu\"");
-    T6_CHECK(hardware.caller_runs_on_cuda,
-             "parallel.backend = \"cuda\": this build's CUDA ops exist (tests/test_cuda_ops.cpp) but the training "
-             "step does not run on them yet (device arenas for the model are not written); set parallel.backend = "
-             "\"cpu\" or \"auto\"");
     choice.backend = Backend::cuda;
   } else if (request.backend == "auto") {
-    if (hardware.build_has_cuda && gpu_for_rank && hardware.caller_runs_on_cuda) choice.backend = Backend::cuda;
-    else if (hardware.build_has_cuda && gpu_for_rank)
-      choice.note = "auto chose the CPU: the training step has no CUDA path yet";
+    if (hardware.build_has_cuda && gpu_for_rank && hardware.caller_runs_on_cuda) {
+      choice.backend = Backend::cuda;
+    }
+    else if (hardware.visible_gpus > 0) {
+      choice.note = "auto chose the CPU: no CUDA training path in this version";
+      choice.gpus_left_idle = true;
+    }
   } else {
     T6_CHECK(request.backend == "cpu", "parallel.backend must be \"auto\", \"cpu\" or \"cuda\", got \"",
              request.backend, "\"");
@@ -61,6 +65,16 @@ BackendChoice resolve_backend(const BackendRequest& request, const RankHardware&
 
 namespace {
 
+// The GPUs the NVIDIA driver lists on this node (one directory each), which a build without CUDA
+// cannot use but must not keep quiet about.
+int gpus_listed_by_driver() {
+  std::error_code error;
+  int count = 0;
+  for (std::filesystem::directory_iterator it("/proc/driver/nvidia/gpus", error), end; !error && it != end; it.increment(error))
+    ++count;
+  return count;
+}
+
 // Root's message on every rank of world, in fixed-size words (it is short).
 std::string broadcast_message(Communicator& world, const std::string& message, int root) {
   std::vector<int32_t> words(128, 0);
@@ -73,7 +87,8 @@ std::string broadcast_message(Communicator& world, const std::string& message, i
 
 BackendChoice choose_backend(const BackendRequest& request, Communicator& world, int local_rank,
                              bool caller_runs_on_cuda) {
-  const RankHardware hardware{build_has_cuda(), local_rank, cuda_device_count(), caller_runs_on_cuda};
+  const int visible_gpus = build_has_cuda() ? cuda_device_count() : gpus_listed_by_driver();
+  const RankHardware hardware{build_has_cuda(), local_rank, visible_gpus, caller_runs_on_cuda};
   BackendChoice choice;
   std::string failure;
   try {

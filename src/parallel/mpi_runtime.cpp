@@ -1,5 +1,6 @@
 #include "parallel/mpi_runtime.h"
 
+#include "core/log.h"
 #include "core/mpi_c.h"
 
 #include <unistd.h>
@@ -40,6 +41,7 @@ int report_failure_and_abort(const char* tool_name, const std::string& message) 
   const std::string rank_prefix = size > 1 ? "rank " + std::to_string(world_rank()) + ": " : "";
   std::fprintf(stderr, "%s%s: error: %s\n", rank_prefix.c_str(), tool_name, one_line(message).c_str());
   std::fflush(stderr);
+  copy_line_to_log_file(rank_prefix + tool_name + ": error: " + one_line(message));  // RUN_DIR/console.log
   if (size > 1) MPI_Abort(MPI_COMM_WORLD, 1);
   return 1;
 }

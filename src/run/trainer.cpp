@@ -5,9 +5,14 @@
 #include <csignal>
 #include <filesystem>
 
+#include "core/cpu_threads.h"
+#include "core/durable_file.h"
 #include "core/log.h"
+#include "train/config_report.h"
 #include "parallel/collective_deadline.h"
+#include "parallel/cuda_training_status.h"
 #include "kernels/peak_flops.h"
+#include "run/rank_memory.h"
 #include "train_state/train_checkpoint.h"
 
 namespace t6 {
@@ -17,15 +22,6 @@ namespace {
 volatile std::sig_atomic_t stop_signal = 0;
 
 void on_stop_signal(int signal) { stop_signal = signal; }
-
-int64_t checked_local_sequences(const RunConfig& config, int dp_size) {
-  const TrainConfig& train = config.train;
-  const int64_t per_micro_step = train.micro_batch_size * dp_size;
-  T6_CHECK(train.global_batch_size % per_micro_step == 0, "train.global_batch_size (", train.global_batch_size,
-           ") must be a multiple of train.micro_batch_size (", train.micro_batch_size, ") × DP size (", dp_size,
-           ") = ", per_micro_step);
-  return train.global_batch_size / dp_size;
-}
 
 const std::string& checked_data_path(const RunConfig& config) {
   T6_CHECK(!config.data.path.empty(), "data.path is empty: set it to a corpus directory written by t6_preprocess, in the "
@@ -45,14 +41,13 @@ AdamWSettings adamw_settings(const TrainConfig& train) {
   return {float(train.beta1), float(train.beta2), float(train.eps), float(train.weight_decay)};
 }
 
-// The training step, model and optimizer run on host memory only: the CUDA ops exist and are tested,
-// the device arenas for weights, gradients, AdamW state and activations are not written yet, so
-// parallel.backend = "cuda" is refused and "auto" stays on the CPU.
-constexpr bool kTrainingStepRunsOnCuda = false;
-
+// "2h05m", "4m12s" or "35s": minutes alone would show a short run's ETA as 0h00m.
 std::string format_duration(double seconds) {
-  const int64_t total = int64_t(seconds);
-  return str(total / 3600, "h", (total / 60) % 60 < 10 ? "0" : "", (total / 60) % 60, "m");
+  const int64_t total = int64_t(seconds + 0.5);
+  const auto two_digits = [](int64_t n) { return str(n < 10 ? "0" : "", n); };
+  if (total >= 3600) return str(total / 3600, "h", two_digits((total / 60) % 60), "m");
+  if (total >= 60) return str(total / 60, "m", two_digits(total % 60), "s");
+  return str(total, "s");
 }
 
 }  // namespace
@@ -72,17 +67,15 @@ Trainer::Trainer(const RunConfig& config, ProcessGrid& grid, const std::string& 
       // meanwhile, so the wait stays well inside the collective timeout.
       run_directory_(run_dir, grid.world(), resume == ResumeMode::from_config && config.checkpoint.resume == "never",
                      std::min(30.0, 0.5 * config.parallel.timeout_s)),
-      local_sequences_(checked_local_sequences(config, grid.dp_size())),
-      micro_steps_(local_sequences_ / config.train.micro_batch_size),
+      share_(batch_share(config.train, grid.dp_rank(), grid.dp_size())),
       eval_batches_(0),
       loader_(checked_data_path(config), config.train.seq_len, config.train.seed, config.data.max_open_shards),
-      prefetcher_(loader_, grid.dp_rank() * local_sequences_, local_sequences_, config.train.seq_len,
-                  config.data.prefetch),
-      model_(config.model, config.train.micro_batch_size, config.train.seq_len, &grid.tp(),
+      prefetcher_(loader_, share_.first_sequence, share_.sequences, config.train.seq_len, config.data.prefetch),
+      model_(config.model, share_.micro_batch, config.train.seq_len, &grid.tp(),
              config.parallel.zero1 ? grid.dp_size() : 1),
       optimizer_(model_.weights(), adamw_settings(config.train), &grid.tp(), &grid.dp(), config.parallel.zero1),
-      inputs_(size_t(local_sequences_ * config.train.seq_len)),
-      targets_(size_t(local_sequences_ * config.train.seq_len)),
+      inputs_(size_t(share_.sequences * config.train.seq_len)),
+      targets_(size_t(share_.sequences * config.train.seq_len)),
       checkpointer_(std::filesystem::path(run_dir) / "checkpoints", int(config.checkpoint.keep), grid) {
   set_progress_label("start-up");
   T6_CHECK(loader_.vocab_size() <= config.model.vocab_size, config.data.path, ": the corpus' tokenizer has ",
@@ -92,7 +85,7 @@ Trainer::Trainer(const RunConfig& config, ProcessGrid& grid, const std::string& 
     T6_CHECK(available >= 1, config.data.path, ": the validation split holds ", loader_.val_windows(),
              " windows of ", config.train.seq_len + 1, " tokens, fewer than one global batch (",
              config.train.global_batch_size, "); write more validation data or set eval.interval = 0");
-    eval_batches_ = std::min(config.eval.batches, available);
+    eval_batches_ = config.eval.batches == 0 ? available : std::min(config.eval.batches, available);
     if (eval_batches_ < config.eval.batches)
       log_info("warning: eval.batches lowered from ", config.eval.batches, " to ", eval_batches_,
                ": the validation split holds only that many global batches");
@@ -107,13 +100,31 @@ Trainer::Trainer(const RunConfig& config, ProcessGrid& grid, const std::string& 
   // Every rank measures at once, so each sees the cores as shared during training.
   double rank_peak = config.log.peak_flops;
   peak_flops_source_ = "log.peak_flops";
+  int32_t under_load = 0;
   if (rank_peak == 0) {
+    // More runnable tasks than cores before we measure: other jobs share the cores, the measured
+    // peak is a fraction of the machine's and the MFU above it overstated, which every line says.
+    under_load = load_average() > double(available_cores());
     rank_peak = measured_cpu_sgemm_flops();
     peak_flops_source_ = "measured SGEMM";
   }
   peak_flops_ = rank_peak;
   grid.world().all_reduce(Tensor(&peak_flops_, {1}, DType::F64), ReduceOp::Sum);
+  grid.world().all_reduce(Tensor(&under_load, {1}, DType::I32), ReduceOp::Max);
+  peak_measured_under_load_ = under_load != 0;
+  if (peak_measured_under_load_) peak_flops_source_ += str(" under load: load average ", load_average(), " on ", available_cores(), " cores");
+  keep_config_and_console_log();
   print_startup_table();
+}
+
+// The run directory keeps what the run is (the resolved config, as resumed) and what it said.
+void Trainer::keep_config_and_console_log() {
+  if (grid_.world_rank() != 0) return;
+  const std::filesystem::path dir(run_dir_);
+  // The parameter count heads the file for tools comparing runs (t6_plot's legend and summary).
+  write_file_atomically(dir / "config.toml", str("# parameters = ", config_.model.parameter_count(), "\n",
+                                                 resolved_config_toml(config_)));
+  copy_log_to_file(dir / "console.log");
 }
 
 std::optional<checkpoint::ResumePoint> Trainer::find_resume_point(ResumeMode resume) {
@@ -140,7 +151,13 @@ void Trainer::resume_from(const checkpoint::ResumePoint& point, const std::vecto
   skipped_steps_ = state.skipped_steps;
   skipped_in_a_row_ = state.skipped_in_a_row;
   // DESIGN.md: the LR curve already run is kept when max_steps is raised, unless the user sets it.
-  if (config_.train.lr_decay_steps == 0) config_.train.lr_decay_steps = state.lr_decay_steps;
+  if (config_.train.lr_decay_steps == 0) {
+    config_.train.lr_decay_steps = state.lr_decay_steps;
+    if (state.lr_decay_steps < config_.train.max_steps)
+      log_info("note: train.max_steps = ", config_.train.max_steps, " goes past the checkpoint's decay end (step ",
+               state.lr_decay_steps, ", kept so the curve already run does not bend): the LR stays at train.min_lr = ",
+               config_.train.min_lr, " after it; set train.lr_decay_steps to decay over the longer run instead");
+  }
   const checkpoint::CheckpointLayout& saved = point.manifest.layout;
   log_info("resumed from ", point.dir.string(), " at step ", step_, " (saved at TP ", saved.tp, " × DP ", saved.dp,
            saved.zero1 ? " ZeRO-1" : "", ")");
@@ -249,28 +266,33 @@ void Trainer::print_startup_table() const {
   log_info("  layout      world ", grid_.world_size(), " = TP ", grid_.tp_size(), " × DP ", grid_.dp_size(),
            config_.parallel.zero1 ? " (ZeRO-1)" : "");
   log_info("  backend     ", backend_.describe());
-  log_info("  batch       ", t.global_batch_size, " × ", t.seq_len, " = ", t.global_batch_size * t.seq_len,
-           " tokens/step; ", micro_steps_, " micro-batches of ", t.micro_batch_size, " per rank");
+  if (backend_.gpus_left_idle) log_info(cuda_auto_fallback_warning());
+  log_info("  batch       ", describe_batch_split(t, grid_.dp_size()));
   log_info("  optimizer   AdamW lr ", t.lr, " → ", t.min_lr, ", warmup ", t.warmup_steps, ", decay to step ",
            config_.lr_schedule().lr_decay_steps, ", wd ", t.weight_decay, ", clip ", t.grad_clip);
   log_info("  data        ", config_.data.path, ": ", loader_.train_tokens(), " train / ", loader_.val_tokens(),
            " val tokens; at most ", config_.data.max_open_shards, " shards open; prefetch ",
            config_.data.prefetch ? "on" : "off");
-  log_info("  memory      ", double(model_.activation_bytes()) / (1 << 20), " MiB activations, ",
-           double(model_.weights().padded_numel()) * 16 / (1 << 20), " MiB weights+grads+AdamW per rank (activations ",
-           "include ", double(model_.scratch_bytes()) / (1 << 20), " MiB of layer scratch: backward's gradients, ",
-           "the attention's T×T scores)");
+  // From the live buffers; t6_pretrain --plan computes the same before allocating (run/training_plan.h).
+  const AdamW& adamw = optimizer_.adamw();
+  const RankMemory memory{int64_t(model_.weights().padded_params().numel()) * 4,
+                          int64_t(model_.weights().padded_grads().numel()) * 4,
+                          int64_t(adamw.first_moment().numel() + adamw.second_moment().numel()) * 4,
+                          int64_t(model_.activation_bytes() - model_.scratch_bytes()), int64_t(model_.scratch_bytes())};
+  log_info("  memory      ", format_rank_memory(memory), " (workspace: backward's gradients, the attention's T×T ",
+           "scores; rank 0's)");
   log_info("  peak        ", peak_flops_ / 1e9, " GFLOP/s over ", grid_.world_size(), " ranks (", peak_flops_source_, "); ",
            m.training_flops_per_token(t.seq_len) / 1e6, " MFLOP per token (6N + 12 L H D T)");
   log_info("  per step    tok/s = tokens / step time; MFU = FLOP per token x tok/s / peak; step time (max over "
            "ranks) = data + fwd+bwd + optimizer (each the max over ranks) + comm (collective time not hidden by them); "
            "peak RSS: largest host memory of a rank");
-  log_info("  run         ", run_dir_, ", ", t.max_steps, " steps, eval every ", config_.eval.interval, " (",
-           eval_batches_, " batches)");
+  log_info("  run         ", run_dir_, ", ", t.max_steps, " steps, ",
+           config_.eval.interval > 0 ? str("eval every ", config_.eval.interval, " steps on ", validation_coverage())
+                                     : std::string("no validation (eval.interval = 0)"));
 }
 
 Trainer::StepStats Trainer::train_step() {
-  const int64_t T = config_.train.seq_len, B = config_.train.micro_batch_size;
+  const int64_t T = config_.train.seq_len, B = share_.micro_batch;
   // Each phase is its wall time less the time in collectives during it; those add up to comm.
   using clock = std::chrono::steady_clock;
   StepTimes times;
@@ -289,12 +311,13 @@ Trainer::StepStats Trainer::train_step() {
   end_phase(times.data);
   model_.weights().zero_grads();
   double loss = 0;
-  for (int64_t micro = 0; micro < micro_steps_; ++micro) {
+  // Weighted by this rank's share of the global batch, so that the DP mean is the global batch's mean.
+  for (int64_t micro = 0; micro < share_.micro_steps; ++micro) {
     const Tensor inputs(inputs_.data() + micro * B * T, {B, T}, DType::I32);
     const Tensor targets(targets_.data() + micro * B * T, {B, T}, DType::I32);
-    loss += model_.forward_backward(inputs, targets, 1.0f / float(micro_steps_));
+    loss += model_.forward_backward(inputs, targets, float(share_.dp_weight) / float(share_.micro_steps));
   }
-  loss /= double(micro_steps_);
+  loss = loss * share_.dp_weight / double(share_.micro_steps);
   grid_.dp().all_reduce(Tensor(&loss, {1}, DType::F64), ReduceOp::Avg);
   end_phase(times.forward_backward);
   if (gradient_hook_) gradient_hook_(step_ + 1, model_.weights());
@@ -313,17 +336,17 @@ Trainer::StepStats Trainer::train_step() {
 double Trainer::evaluate() {
   set_progress_label(str("validation after step ", step_));
   prefetcher_.wait();  // the loader reads one thing at a time
-  const int64_t T = config_.train.seq_len, B = config_.train.micro_batch_size;
+  const int64_t T = config_.train.seq_len, B = share_.micro_batch;
   double loss = 0;
   for (int64_t batch = 0; batch < eval_batches_; ++batch) {
-    const int64_t first = batch * config_.train.global_batch_size + grid_.dp_rank() * local_sequences_;
-    loader_.read_val(first, local_sequences_, inputs_.data(), targets_.data());
-    for (int64_t micro = 0; micro < micro_steps_; ++micro) {
+    const int64_t first = batch * config_.train.global_batch_size + share_.first_sequence;
+    loader_.read_val(first, share_.sequences, inputs_.data(), targets_.data());
+    for (int64_t micro = 0; micro < share_.micro_steps; ++micro) {
       loss += model_.forward_loss(Tensor(inputs_.data() + micro * B * T, {B, T}, DType::I32),
                                   Tensor(targets_.data() + micro * B * T, {B, T}, DType::I32));
     }
   }
-  loss /= double(eval_batches_ * micro_steps_);
+  loss = loss * share_.dp_weight / double(eval_batches_ * share_.micro_steps);
   grid_.dp().all_reduce(Tensor(&loss, {1}, DType::F64), ReduceOp::Avg);
   return loss;
 }
@@ -331,8 +354,9 @@ double Trainer::evaluate() {
 void Trainer::log_step(const StepStats& stats) {
   const int64_t tokens = config_.train.global_batch_size * config_.train.seq_len;
   if (stats.skipped) ++skipped_steps_;
-  const StepCost cost = reduce_step_cost(grid_.world(), stats.times, tokens,
-                                         config_.model.training_flops_per_token(config_.train.seq_len), peak_flops_);
+  StepCost cost = reduce_step_cost(grid_.world(), stats.times, tokens,
+                                   config_.model.training_flops_per_token(config_.train.seq_len), peak_flops_);
+  cost.peak_measured_under_load = peak_measured_under_load_;
   if (metrics_) {
     nlohmann::json record = {{"step", step_},       {"loss", stats.loss},          {"lr", stats.lr},
                              {"grad_norm", stats.grad_norm}, {"tokens", tokens_seen_}, {"elapsed_s", elapsed_seconds_},
@@ -349,10 +373,17 @@ void Trainer::log_step(const StepStats& stats) {
   }
 }
 
+std::string Trainer::validation_coverage() const {
+  return str(eval_batches_ * config_.train.global_batch_size, " of the split's ", loader_.val_windows(), " windows");
+}
+
 void Trainer::log_validation() {
   const double val_loss = evaluate();
-  log_info("step ", step_, " | val loss ", val_loss);
-  write_metrics({{"step", step_}, {"tokens", tokens_seen_}, {"val_loss", val_loss}});
+  log_info("step ", step_, " | val loss ", val_loss, " (", validation_coverage(), ")");
+  write_metrics({{"step", step_},
+                 {"tokens", tokens_seen_},
+                 {"val_loss", val_loss},
+                 {"val_windows", eval_batches_ * config_.train.global_batch_size}});
 }
 
 void Trainer::run() {

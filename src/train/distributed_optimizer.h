@@ -33,6 +33,7 @@ class DistributedOptimizer {
   int64_t state_end() const { return state_.end; }
   bool zero1() const { return zero1_; }
   AdamW& adamw() { return adamw_; }
+  const AdamW& adamw() const { return adamw_; }
 
  private:
   void reduce_partial_gradients_over_tp();

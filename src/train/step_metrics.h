@@ -34,6 +34,9 @@ struct StepCost {
   StepTimes times;  // as listed above
   double peak_rss_mib = 0;
   double tokens_per_s = 0, mfu = 0;
+  // The peak was measured while the machine was busier than its cores (other jobs), so it is low
+  // and the MFU high; the log line and the record say so.
+  bool peak_measured_under_load = false;
 };
 
 // Collective over world: the times as listed above, the peak RSS of the largest rank, then the
