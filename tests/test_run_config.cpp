@@ -229,6 +229,14 @@ TEST(ConfigErrors, UnknownKeyNamesFileAndKey) {
   expect_mentions(load_error("", {"train.learning_rate=3e-4"}).message, {"--set", "train.learning_rate"});
 }
 
+TEST(ConfigErrors, UnknownKeyNamesTheKnownKeyItMostLikelyMeant) {
+  expect_mentions(load_error("\n[eval]\nintervall = 5\n").message, {"did you mean 'eval.interval'?"});
+  expect_mentions(load_error("", {"train.tp=2"}).message, {"did you mean 'parallel.tp'?"});  // the wrong section
+  expect_mentions(load_error("", {"train.micro_batch=4"}).message, {"did you mean 'train.micro_batch_size'?"});
+  const std::string far = load_error("", {"train.frobnicate=1"}).message;
+  EXPECT_EQ(far.find("did you mean"), std::string::npos) << "no guess for a key that is like none: " << far;
+}
+
 TEST(ConfigErrors, WrongTypeNamesFileAndKey) {
   const LoadError error = load_error("\n[log]\ninterval = \"ten\"\n");
   expect_mentions(error.message, {error.path.string(), "log.interval", "integer"});

@@ -124,7 +124,7 @@ std::string after_dot(const std::string& name) { return name.substr(name.find('.
 
 std::string did_you_mean(const std::string& name, const std::vector<std::string>& known_names) {
   std::string best;
-  size_t best_distance = std::max<size_t>(2, name.size() / 4) + 1;  // farther is a guess, not a typo
+  size_t best_distance = std::max<size_t>(2, name.size() / 3) + 1;  // farther is a guess, not a typo
   for (const std::string& known : known_names) {
     if (after_dot(known) == after_dot(name)) return " (did you mean '" + known + "'?)";  // the wrong section
     const size_t distance = edit_distance(name, known);
