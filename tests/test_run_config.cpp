@@ -1,4 +1,4 @@
-// Run configs (src/train/run_config.*): the shipped configs/*.toml against T6_SPEC.md sections 3 and
+// Run configs (src/train/run_config.*): the shipped configs/*.toml against docs/MODEL.md sections 3 and
 // 4, --set overrides of every value type, errors that name the file (or --set) and the key, the
 // lr_decay_steps default, and the JSON round trip the checkpoint manifest relies on.
 #include <gtest/gtest.h>
@@ -70,7 +70,7 @@ std::string one_decimal_millions(int64_t count) {
   return text;
 }
 
-// A row of T6_SPEC.md section 3 (model) and section 4 (its recipe).
+// A row of docs/MODEL.md section 3 (model) and section 4 (its recipe).
 struct PaperConfig {
   ModelKind kind;
   int64_t L, d, H, D, Rq, R, group, hidden;
@@ -131,7 +131,7 @@ TEST(ShippedConfigs, EveryConfigLoadsAndValidates) {
   }
 }
 
-// T6_SPEC.md 3.1: MLA small is H 13, Dn 64, Dr 32, Cq 512, Ckv 256, Dv 64, 123.09M parameters.
+// docs/MODEL.md 3.1: MLA small is H 13, Dn 64, Dr 32, Cq 512, Ckv 256, Dv 64, 123.09M parameters.
 TEST(ShippedConfigs, MlaSmallHasThePapersLatentSettings) {
   const RunConfig config = load_run_config((t6::testing::source_dir() / "configs" / "mla-small.toml").string());
   const ModelConfig& m = config.model;
@@ -183,7 +183,7 @@ TEST(ShippedConfigs, PaperConfigsMatchTheSpecTablesAndRecipe) {
 }
 
 // The paper compares models of one size at (nearly) equal parameter counts: its head counts make MHA,
-// GQA and TPA-KVonly match T6 of that size (T6_SPEC.md 3) within 0.5%. MLA's latent widths (Cq 1024,
+// GQA and TPA-KVonly match T6 of that size (docs/MODEL.md 3) within 0.5%. MLA's latent widths (Cq 1024,
 // Ckv 512) make it larger (418.0M, 909.3M, 1810.1M), as in the official configs.
 TEST(ShippedConfigs, BaselinesMatchT6OfTheirSizeInParameters) {
   for (const char* size : {"medium", "large", "xl"}) {

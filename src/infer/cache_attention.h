@@ -3,7 +3,7 @@
 // Heads [first_head, end_head) only, so callers can split one row's heads over threads.
 //   - attend_kv_cache: MHA/GQA over cached k̃ and v (query head h reads KV head h / group_size).
 //   - attend_factor_cache: TPA and TPA-KVonly over the factor cache A_k, B̃_k, A_v, B_v
-//     (T6_SPEC.md 1.4). The factorised order never forms K or V; the materialised order builds each
+//     (docs/MODEL.md 1.4). The factorised order never forms K or V; the materialised order builds each
 //     block's k and v from the factors and attends to them as plain attention does.
 // Each call works in the caller's `scratch` (flat F32, at least the *_scratch_elements below): the
 // decoder plans one such slice per thread in its arena, so a decode step allocates nothing.

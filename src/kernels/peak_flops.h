@@ -1,4 +1,4 @@
-// The peak FLOP/s that model FLOP utilisation (MFU, T6_SPEC.md section 5) is measured against.
+// The peak FLOP/s that model FLOP utilisation (MFU, docs/MODEL.md section 5) is measured against.
 #pragma once
 
 namespace t6 {

@@ -1,4 +1,4 @@
-// Tensor Product Attention (T6_SPEC.md 1): six factor maps, RoPE on B_q and B_k, attention over the
+// Tensor Product Attention (docs/MODEL.md 1): six factor maps, RoPE on B_q and B_k, attention over the
 // factors (ops::tpa_attention_*), output projection. With `factorised_query` false it is TPA-KVonly:
 // a plain c_q with RoPE for the query, factorised K and V.
 #pragma once

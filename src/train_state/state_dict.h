@@ -1,4 +1,4 @@
-// Model weights in and out of safetensors under the reference names (T6_SPEC.md 2.1): import a
+// Model weights in and out of safetensors under the reference names (docs/MODEL.md 2.1): import a
 // reference state dict or a fixture file, export one the reference loads with strict=True.
 #pragma once
 #include <string>
