@@ -249,12 +249,23 @@ TEST_F(PretrainCli, ResumeWithoutConfigTakesTheCheckpointsConfig) {
 }
 
 // Fine-tuning from an import: t6_ckpt import writes step 0 with fresh AdamW state, which resumes with
-// another seed, batch or corpus without --allow-change (nothing was trained from it yet).
+// another seed, batch or corpus without --allow-change (nothing was trained from it yet). On the way:
+// export says what it wrote and records the training seq_len, which t6_eval then uses.
 TEST_F(PretrainCli, ImportedStepZeroResumesWithAnotherSeedWithoutAllowChange) {
   const std::string trained = (workdir_ / "to_export").string(), tuned = (workdir_ / "finetune").string();
   ASSERT_EQ(run(pretrain(2, trained, "--set train.max_steps=1 --set eval.interval=0")).exit_code, 0);
   const std::string tool = (bin_dir() / "t6_ckpt").string(), file = (workdir_ / "model.safetensors").string();
-  ASSERT_EQ(run(tool + " export " + trained + "/checkpoints " + file).exit_code, 0);
+  const CommandResult exported = run(tool + " export " + trained + "/checkpoints " + file);
+  ASSERT_EQ(exported.exit_code, 0) << exported.output;
+  EXPECT_NE(exported.output.find(file + ": f32 weights of step 1 (T6 L2 d64 H6 D16 Rq6 R2 V50304, "), std::string::npos)
+      << "export says what it wrote: " << exported.output;
+  // The export carries the training seq_len, so perplexity needs no --seq-len; inspect shows the model.
+  const CommandResult perplexity = run((bin_dir() / "t6_eval").string() + " perplexity --checkpoint " + file +
+                                       " --data " + corpus_.string() + " --windows 4");
+  EXPECT_EQ(perplexity.exit_code, 0) << perplexity.output;
+  EXPECT_NE(perplexity.output.find("\"seq_len\":32"), std::string::npos) << perplexity.output;
+  const CommandResult inspected = run(tool + " inspect " + trained + "/checkpoints");
+  EXPECT_NE(inspected.output.find("model       T6 L2 d64 H6 D16 Rq6 R2 V50304, "), std::string::npos) << inspected.output;
   const CommandResult imported = run(tool + " import " + file + " " + tuned + "/checkpoints --config " + config_.string());
   ASSERT_EQ(imported.exit_code, 0) << imported.output;
   const CommandResult result =

@@ -40,6 +40,9 @@ struct ModelConfig {
   // Width RoPE rotates (its tables are (T, rope_dim / 2)): qk_rope_head_dim for MLA, head_dim otherwise.
   int64_t rope_dim() const { return latent_attention() ? qk_rope_head_dim : head_dim; }
   int64_t parameter_count() const;
+  // "T6 L4 d192 H6 D64 Rq6 R2 V50304" (with the kind's own keys): the start-up table's, the plan's
+  // and t6_ckpt inspect's one-line name of the model.
+  std::string describe() const;
   // FLOPs of one training token (forward + backward), docs/MODEL.md section 5, at sequence length T.
   double training_flops_per_token(int64_t seq_len) const;
   // Values outside a key's range (model_config_keys()) and impossible combinations (odd head_dim,

@@ -257,12 +257,7 @@ void Trainer::stop_after_metrics_failure() {
 void Trainer::print_startup_table() const {
   const ModelConfig& m = config_.model;
   const TrainConfig& t = config_.train;
-  log_info("t6_pretrain: ", model_kind_name(m.kind), " L", m.n_layer, " d", m.n_embd, " H", m.n_head, " D", m.head_dim,
-           m.factorised_query() ? str(" Rq", m.q_rank) : "", m.factorised_kv() ? str(" R", m.rank) : "",
-           m.kind == ModelKind::llama_gqa ? str(" group", m.group_size) : "",
-           m.latent_attention() ? str(" Dr", m.qk_rope_head_dim, " Cq", m.q_lora_rank, " Ckv", m.kv_lora_rank, " Dv", m.v_head_dim) : "",
-           " V", m.vocab_size, " | ",
-           double(m.parameter_count()) / 1e6, "M parameters");
+  log_info("t6_pretrain: ", m.describe(), " | ", double(m.parameter_count()) / 1e6, "M parameters");
   log_info("  layout      world ", grid_.world_size(), " = TP ", grid_.tp_size(), " × DP ", grid_.dp_size(),
            config_.parallel.zero1 ? " (ZeRO-1)" : "");
   log_info("  backend     ", backend_.describe());

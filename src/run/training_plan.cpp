@@ -108,8 +108,7 @@ std::string training_plan_report(const RunConfig& config, int64_t world) {
   const auto line = [&](const std::string& label, const std::string& text) {
     out << "  " << std::left << std::setw(12) << label << text << "\n";
   };
-  out << "t6_pretrain --plan: " << model_kind_name(m.kind) << " L" << m.n_layer << " d" << m.n_embd << " H" << m.n_head
-      << " | " << millions(m.parameter_count()) << " parameters (" << m.parameter_count()
+  out << "t6_pretrain --plan: " << m.describe() << " | " << millions(m.parameter_count()) << " parameters (" << m.parameter_count()
       << "); a dry run: no corpus read, no rank started, nothing allocated\n";
 
   // Every check first (tp against the world and the heads, the batch split), as the trainer does.
