@@ -60,7 +60,8 @@ int main(int argc, char** argv) {
         ->check(CLI::PositiveNumber);
     bool resume = false;
     app.add_flag("--resume", resume,
-                 "continue from RUN_DIR/checkpoints/latest (an error if there is none); checkpoint.resume = "
+                 "continue from RUN_DIR/checkpoints/latest (an error if there is none), with the config saved in it unless "
+                 "--config is given; checkpoint.resume = "
                  "\"auto\" does the same but starts afresh when there is no checkpoint");
     bool print_config = false, print_config_doc = false;
     app.add_flag("--print-config", print_config,
