@@ -38,7 +38,7 @@ std::string gib(int64_t bytes) { return str(std::fixed, std::setprecision(2), do
 
 std::string millions(int64_t count) { return str(std::fixed, std::setprecision(2), double(count) / 1e6, "M"); }
 
-// "61" or "16, 15, 15, 15": a per-TP-rank count, runs of equal values shortened.
+// "61" or "16, 15, 15, 15": a count of each TP rank, in rank order.
 template <class Count>
 std::string per_tp_rank(int64_t tp, Count count) {
   std::string text;
