@@ -3,16 +3,25 @@
 // tokens were prefilled) and a fixed number of decode steps is timed. Also the longest context each
 // model fits in a cache budget. One row per (model, TPA decode order, batch, context); configurations
 // whose cache exceeds the budget are reported and skipped.
+// Each row shows its distance to the roofline: a step reads the cache and every weight once and does
+// the attention's and the matmuls' FLOPs; the bench measures this machine's read bandwidth and SGEMM
+// rate first (kernels/peak_flops.h), and the roofline is the slower of bytes / bandwidth and
+// FLOPs / SGEMM rate. The row gives the cache's GB/s, all GFLOP/s, and tokens/s as % of that bound.
 //   build/bin/bench_decode [--models t6,mha,gqa,mla] [--orders factorised,materialised] [--contexts 1024,8192,32768]
-//                          [--batches 1,8] [--steps 4] [--budget 4GiB]
+//                          [--batches 1,8] [--steps 4] [--budget 4GiB] [--cache-dtype fp32|bf16]
 // Last line: RESULT bench_decode t6_<order>_tok_s_<batch>_<context>=... mha_tok_s_...=... gqa_tok_s_...=...
 #include <CLI/CLI.hpp>
+#include <omp.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 
+#include "apps/openmp_wait_policy.h"
+#include "core/bf16.h"
 #include "infer/byte_size.h"
 #include "infer/decoder.h"
+#include "kernels/peak_flops.h"
 
 using namespace t6;
 using namespace t6::infer;
@@ -43,21 +52,54 @@ void fill_random(const Tensor& tensor, uint64_t seed) {
   }
 }
 
-struct DecodeRun {
-  double tokens_per_s = 0;
-  std::string buffers;  // the decoder's buffers besides the cache, with its attention scratch
+// Multiply-adds × 2 of one query row's attention over one cached position of one layer, in the order
+// the decoder runs (kernels/ops.h): T6's factorised order forms the rank pairs, mixes them over the
+// heads, weights A_v and sums B_v; the materialised one builds k and v and attends plainly.
+double attention_flops_per_position(const ModelConfig& c, TpaDecodeOrder order) {
+  const double H = double(c.n_head), D = double(c.head_dim), R = double(c.rank), Rq = double(c.q_rank);
+  if (c.factorised_kv()) {
+    if (order == TpaDecodeOrder::materialised) return 2 * (2 * H * R * D + 2 * H * D);
+    const double scores = c.factorised_query() ? Rq * R * D + H * R * Rq : H * R * D;
+    return 2 * (scores + 2 * H * R + H * R * D);
+  }
+  if (c.latent_attention()) return 2 * 2 * H * double(c.kv_lora_rank + c.qk_rope_head_dim);
+  return 2 * 2 * H * D;
+}
+
+// The machine a row is measured against: read bandwidth and SGEMM rate of this process's threads.
+struct Machine {
+  double read_bytes_per_s = 0, sgemm_flops = 0;
 };
 
-// Decode tokens/s over `steps` steps from a cache holding `context` random tokens per sequence, and
-// the decoder's buffers.
+struct DecodeRun {
+  double tokens_per_s = 0;
+  double cache_bytes_per_s = 0, flops_per_s = 0;
+  double roofline_tokens_per_s = 0;
+  const char* bound = "";  // which roofline binds: "memory" or "compute"
+  std::string buffers;     // the decoder's buffers besides the cache, with its attention scratch
+};
+
+// Writes uniform numbers into a cache tensor of the cache's dtype.
+void fill_cache_rows(const Tensor& rows, uint64_t seed, std::vector<float>& staging) {
+  if (rows.dtype() == DType::F32) return fill_random(rows, seed);
+  staging.resize(size_t(rows.numel()));
+  fill_random(Tensor(staging.data(), rows.shape(), DType::F32), seed);
+  uint16_t* bits = static_cast<uint16_t*>(rows.raw());
+  for (size_t i = 0; i < staging.size(); ++i) bits[i] = float_to_bf16_bits(staging[i]);
+}
+
+// Decode tokens/s over `steps` steps from a cache holding `context` random tokens per sequence, the
+// rates it reached, its roofline on `machine`, and the decoder's buffers.
 DecodeRun time_decode(const ModelWeights& weights, int64_t batch, int64_t context, int64_t steps,
-                      TpaDecodeOrder order) {
-  Decoder decoder(weights, batch, context + steps, DecodeOptions{256, order, 256});
+                      TpaDecodeOrder order, DType cache_dtype, const Machine& machine) {
+  Decoder decoder(weights, batch, context + steps, DecodeOptions{256, order, 256, cache_dtype});
   KvCache& cache = decoder.cache();
+  std::vector<float> staging;
   for (int64_t layer = 0; layer < weights.config().n_layer; ++layer)
     for (size_t field = 0; field < cache.fields().size(); ++field)
       for (int64_t slot = 0; slot < batch; ++slot)
-        fill_random(cache.field(layer, field, slot).rows(0, context), uint64_t(layer * 64 + int64_t(field) * 8 + slot));
+        fill_cache_rows(cache.field(layer, field, slot).rows(0, context),
+                        uint64_t(layer * 64 + int64_t(field) * 8 + slot), staging);
   for (int64_t slot = 0; slot < batch; ++slot) cache.set_length(slot, context);
   std::vector<SlotToken> tokens;
   for (int64_t slot = 0; slot < batch; ++slot) tokens.push_back({slot, int32_t(100 + slot)});
@@ -70,17 +112,36 @@ DecodeRun time_decode(const ModelWeights& weights, int64_t batch, int64_t contex
     decoder.logits(hidden_view, logits_view);
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  return {double(batch * steps) / seconds, decoder.describe_buffers()};
+  // Per step: every row reads its sequence's cache (context + the steps so far, on average the
+  // middle one) and the step reads every weight once; FLOPs are the attention's and 2 per weight a row.
+  const ModelConfig& config = weights.config();
+  const double positions = double(batch) * (double(context) + double(steps - 1) / 2);
+  const double cache_bytes = positions * double(cache_bytes_per_token(config, cache_dtype));
+  const double weight_bytes = double(weights.params().numel()) * sizeof(float);
+  const double flops = positions * double(config.n_layer) * attention_flops_per_position(config, order) +
+                       2.0 * double(weights.params().numel()) * double(batch);
+  const double step_seconds = seconds / double(steps);
+  const double memory_seconds = (cache_bytes + weight_bytes) / machine.read_bytes_per_s;
+  const double compute_seconds = flops / machine.sgemm_flops;
+  DecodeRun run;
+  run.tokens_per_s = double(batch) / step_seconds;
+  run.cache_bytes_per_s = cache_bytes / step_seconds;
+  run.flops_per_s = flops / step_seconds;
+  run.roofline_tokens_per_s = double(batch) / std::max(memory_seconds, compute_seconds);
+  run.bound = memory_seconds >= compute_seconds ? "memory" : "compute";
+  run.buffers = decoder.describe_buffers();
+  return run;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
+  use_passive_openmp_wait(argv);  // as the tools do (apps/openmp_wait_policy.h)
   CLI::App app{"Decode tokens/s and cache bytes per token: T6-small vs MHA-, GQA- and MLA-small (random weights)"};
   std::vector<int64_t> contexts = {1024, 8192, 32768}, batches = {1, 8};
   std::vector<std::string> model_names = {"t6", "mha", "gqa", "mla"}, order_names = {"factorised"};
   int64_t steps = 4;
-  std::string budget_text = "4GiB";
+  std::string budget_text = "4GiB", cache_dtype_name_text = "fp32";
   app.add_option("--models", model_names, "models to run")
       ->delimiter(',')
       ->capture_default_str()
@@ -93,6 +154,9 @@ int main(int argc, char** argv) {
   app.add_option("--batches", batches, "sequences decoded together")->delimiter(',')->capture_default_str();
   app.add_option("--steps", steps, "decode steps timed per configuration")->capture_default_str()->check(CLI::PositiveNumber);
   app.add_option("--budget", budget_text, "cache budget (skip configurations above it)")->capture_default_str();
+  app.add_option("--cache-dtype", cache_dtype_name_text, "cache element type: fp32 or bf16 (half the bytes)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"fp32", "bf16"}));
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {
@@ -100,14 +164,21 @@ int main(int argc, char** argv) {
   }
   try {
     const uint64_t budget = parse_byte_size(budget_text, "--budget");
-    std::string result = "RESULT bench_decode";
-    std::printf("%-5s %-12s %6s %8s %14s %12s %12s   %s\n", "model", "order", "batch", "context", "cache B/token",
-                "cache", "decode tok/s", "buffers besides the cache");
+    const DType cache_dtype = cache_dtype_from_name(cache_dtype_name_text);
+    const Machine machine{measured_cpu_read_bandwidth(), measured_cpu_sgemm_flops()};
+    std::printf("machine: %d threads, read %.1f GB/s, SGEMM %.1f GFLOP/s (measured now); cache %s\n",
+                omp_get_max_threads(), machine.read_bytes_per_s / 1e9, machine.sgemm_flops / 1e9,
+                cache_dtype_name(cache_dtype));
+    std::string result = str("RESULT bench_decode read_GB_s=", machine.read_bytes_per_s / 1e9,
+                             " sgemm_GFLOP_s=", machine.sgemm_flops / 1e9);
+    std::printf("%-5s %-12s %6s %8s %14s %12s %12s %9s %9s %18s %6s   %s\n", "model", "order", "batch", "context",
+                "cache B/token", "cache", "decode tok/s", "cache GB/s", "GFLOP/s", "roofline tok/s", "% roof",
+                "buffers besides the cache");
     for (const BenchModel& model : small_models()) {
       if (std::find(model_names.begin(), model_names.end(), model.name) == model_names.end()) continue;
       ModelWeights weights(model.config, 0, 1, 1, false);
       weights.initialise(1);
-      const int64_t per_token = cache_bytes_per_token(model.config);
+      const int64_t per_token = cache_bytes_per_token(model.config, cache_dtype);
       // The order only matters to the factor cache; MHA and GQA run once.
       const std::vector<std::string> orders =
           model.config.factorised_kv() ? order_names : std::vector<std::string>{"-"};
@@ -123,11 +194,14 @@ int main(int argc, char** argv) {
             }
             const TpaDecodeOrder order =
                 order_name == "-" ? TpaDecodeOrder::factorised : tpa_decode_order_from_name(order_name);
-            const DecodeRun run = time_decode(weights, batch, context, steps, order);
-            std::printf("%12.2f   %s\n", run.tokens_per_s, run.buffers.c_str());
+            const DecodeRun run = time_decode(weights, batch, context, steps, order, cache_dtype, machine);
+            std::printf("%12.2f %9.2f %9.1f %10.2f %-7s %5.0f%%   %s\n", run.tokens_per_s, run.cache_bytes_per_s / 1e9,
+                        run.flops_per_s / 1e9, run.roofline_tokens_per_s, run.bound,
+                        100 * run.tokens_per_s / run.roofline_tokens_per_s, run.buffers.c_str());
             std::fflush(stdout);
             const std::string label = order_name == "-" ? model.name : str(model.name, "_", order_name);
-            result += str(" ", label, "_tok_s_", batch, "_", context, "=", run.tokens_per_s);
+            result += str(" ", label, "_tok_s_", batch, "_", context, "=", run.tokens_per_s, " ", label, "_roofline_pct_",
+                          batch, "_", context, "=", 100 * run.tokens_per_s / run.roofline_tokens_per_s);
           }
       std::printf("%-5s longest context in %s: %lld tokens at batch 1, %lld at batch 8\n", model.name.c_str(),
                   format_bytes(budget).c_str(), (long long)(budget / uint64_t(per_token)),

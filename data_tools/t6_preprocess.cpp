@@ -6,6 +6,7 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <exception>
+#include <new>
 
 #include "core/cpu_threads.h"
 #include "core/error.h"
@@ -80,6 +81,12 @@ int main(int argc, char** argv) {
     T6_CHECK(!options.inputs.empty() || !options.token_inputs.empty(), "no inputs given (--input PATH... or --tokens PATH...)");
     T6_CHECK(!options.output_dir.empty(), "no output directory given (--output DIR)");
     return preprocess(options);
+  } catch (const std::bad_alloc&) {
+    // Each shard is built in memory before it is written: its size is what asks the most.
+    std::fprintf(stderr, "t6_preprocess: error: out of host memory (std::bad_alloc) writing %s: each shard is built "
+                 "in memory before it is written; lower --shard-tokens (now %lld)\n",
+                 options.output_dir.c_str(), static_cast<long long>(options.shard_tokens));
+    return 1;
   } catch (const std::exception& error) {
     std::fprintf(stderr, "t6_preprocess: error: %s\n", error.what());
     return 1;

@@ -8,7 +8,8 @@ packages=(build-essential cmake pkg-config git ca-certificates
   libopenblas-openmp-dev libhdf5-dev hdf5-tools libopenmpi-dev openmpi-bin
   libtomlplusplus-dev libcli11-dev nlohmann-json3-dev libgtest-dev
   libxxhash-dev libzstd-dev zlib1g-dev zstd
-  python3-matplotlib python3-protobuf protobuf-compiler)
+  python3-matplotlib python3-protobuf protobuf-compiler
+  libboost-context-dev)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

@@ -23,6 +23,9 @@
 #include "core/device_memory.h"
 #include "kernels/device.h"
 #include "kernels/ops.h"
+#ifdef T6_CUDA_EMU
+#include "cuda_emu_schedule.h"
+#endif
 
 using namespace t6;
 
@@ -412,6 +415,156 @@ TEST_F(CudaOps, TpaAttentionMaterialisedPathOnDeviceTensors) {
   EXPECT_CLOSE(gy.view, y, kAttention);  // q, k, v rounded to bf16 in the shared-memory tiles
 }
 
+// ---- fused TPA attention ------------------------------------------------------------------------
+// tpa_rotary_attention_* (RoPE inside the op) on the fused path against the materialised path on
+// the GPU and against the CPU op, forward and backward. The factors are bf16 on the GPU (as in
+// training) and the same bf16-rounded values in fp32 on the CPU; y, lse and the gradients are fp32
+// so that only the kernels' own rounding is measured. Tolerances:
+//   - fused vs materialised, kFp32Order: both paths round the same fp32 values (RoPE, then
+//     Σ_r A·B̃ / rank) to the same bf16 tiles and fold dq/dk/dv into the factors with the same fp32
+//     sums; only the compiler's fused multiply-adds may differ between their kernels;
+//   - fused vs CPU, kAttention as plain attention (q, k, v and P, dS rounded to bf16 on the tensor
+//     cores; dA and dB are linear maps of dq/dk/dv in fp32, which keep the relative error), and
+//     kBf16Output for the lse, which moves only by the bf16 rounding of q and k (2^-9 each).
+
+namespace {
+
+struct TpaFusedCase {
+  int64_t B, T, H, Rq, R, D, heads_per_block;
+};
+
+void PrintTo(const TpaFusedCase& c, std::ostream* os) {
+  *os << "B " << c.B << " T " << c.T << " H " << c.H << " Rq " << c.Rq << " R " << c.R << " D " << c.D
+      << " heads per block " << c.heads_per_block;
+}
+
+// One problem's inputs and outputs, on the host (fp32) or the GPU (bf16 factors, fp32 outputs).
+struct TpaProblem {
+  std::vector<HostTensor> factors;  // A_q, B_q, A_k, B_k, A_v, B_v (B_q, B_k before RoPE)
+  HostTensor cos, sin, dy;
+};
+
+TpaProblem random_tpa_problem(const TpaFusedCase& c) {
+  TpaProblem p;
+  for (const Shape& shape : {Shape{c.B, c.T, c.H, c.Rq}, Shape{c.B, c.T, c.Rq, c.D}, Shape{c.B, c.T, c.H, c.R},
+                             Shape{c.B, c.T, c.R, c.D}, Shape{c.B, c.T, c.H, c.R}, Shape{c.B, c.T, c.R, c.D}})
+    p.factors.push_back(random_values(shape));
+  p.cos = HostTensor({c.T, c.D / 2}, DType::F32);
+  p.sin = HostTensor({c.T, c.D / 2}, DType::F32);
+  ops::rope_tables(p.cos.view(), p.sin.view());
+  p.dy = random_values({c.B, c.T, c.H, c.D});
+  return p;
+}
+
+template <class Tensors>
+ops::TpaFactors as_factors(const Tensors& x) {
+  return {x[0], x[1], x[2], x[3], x[4], x[5]};
+}
+
+// What one path gives on the GPU: y, lse and the six factor gradients, downloaded.
+struct TpaResults {
+  HostTensor y, lse;
+  std::vector<HostTensor> gradients;
+};
+
+struct DeviceTpaProblem {
+  std::vector<DeviceTensor> factors;
+  DeviceTensor cos, sin, dy, y_cpu;
+};
+
+DeviceTpaProblem upload_problem(const TpaProblem& p, const HostTensor& y_cpu) {
+  DeviceTpaProblem d;
+  for (const HostTensor& factor : p.factors) d.factors.push_back(upload(factor, DType::BF16));
+  d.cos = upload(p.cos);
+  d.sin = upload(p.sin);
+  d.dy = upload(p.dy, DType::BF16);
+  d.y_cpu = upload(y_cpu);
+  return d;
+}
+
+// The forward, then the backward with the CPU's y (so that rowsum(dO ⊙ y), where dS cancels, is
+// the CPU's up to order, as in the attention test) and this path's lse. Every output starts as NaN.
+TpaResults run_on_gpu(const TpaFusedCase& c, const DeviceTpaProblem& d, ops::TpaAttentionChoice choice) {
+  DeviceTensor y = poisoned({c.B, c.T, c.H, c.D}), lse = poisoned({c.B, c.H, c.T});
+  DeviceTensor workspace = poisoned({ops::tpa_rotary_attention_workspace_elements(c.B, c.T, c.H, c.Rq, c.R, c.D)});
+  ops::tpa_rotary_attention_forward(y.view, lse.view, as_factors(d.factors), d.cos, d.sin, workspace.view, choice);
+  std::vector<DeviceTensor> gradients;
+  for (const DeviceTensor& factor : d.factors) gradients.push_back(poisoned(factor.view.shape()));
+  ops::tpa_rotary_attention_backward(as_factors(gradients), d.dy, d.y_cpu, lse.view, as_factors(d.factors), d.cos,
+                                     d.sin, workspace.view, choice);
+  TpaResults results{download(y.view), download(lse.view), {}};
+  for (const DeviceTensor& gradient : gradients) results.gradients.push_back(download(gradient.view));
+  return results;
+}
+
+bool same_bits(const TpaResults& a, const TpaResults& b) {
+  bool same = bitwise_equal(a.y, b.y) && bitwise_equal(a.lse, b.lse);
+  for (size_t i = 0; i < a.gradients.size(); ++i) same = same && bitwise_equal(a.gradients[i], b.gradients[i]);
+  return same;
+}
+
+const char* const kFactorNames[6] = {"dA_q", "dB_q", "dA_k", "dB_k", "dA_v", "dB_v"};
+
+void expect_close(const TpaResults& gpu, const TpaResults& reference, double tolerance, double lse_tolerance,
+                  const char* against) {
+  EXPECT_LE(relative_error(gpu.y, reference.y), tolerance) << "y vs " << against;
+  EXPECT_LE(relative_error(gpu.lse, reference.lse), lse_tolerance) << "lse vs " << against;
+  for (size_t i = 0; i < gpu.gradients.size(); ++i)
+    EXPECT_LE(relative_error(gpu.gradients[i], reference.gradients[i]), tolerance) << kFactorNames[i] << " vs " << against;
+}
+
+class CudaTpaFused : public CudaOps, public ::testing::WithParamInterface<TpaFusedCase> {};
+
+}  // namespace
+
+TEST_P(CudaTpaFused, MatchesTheMaterialisedPathAndTheCpuAndRepeatsToTheBit) {
+  const TpaFusedCase c = GetParam();
+  const TpaProblem p = random_tpa_problem(c);
+  TpaResults cpu{HostTensor({c.B, c.T, c.H, c.D}, DType::F32), HostTensor({c.B, c.H, c.T}, DType::F32), {}};
+  for (const HostTensor& factor : p.factors) cpu.gradients.emplace_back(factor.view().shape(), DType::F32);
+  HostTensor workspace({ops::tpa_rotary_attention_workspace_elements(c.B, c.T, c.H, c.Rq, c.R, c.D)}, DType::F32);
+  ops::tpa_rotary_attention_forward(cpu.y.view(), cpu.lse.view(), as_factors(p.factors), p.cos, p.sin,
+                                    workspace.view());
+  std::vector<Tensor> cpu_gradients;
+  for (HostTensor& gradient : cpu.gradients) cpu_gradients.push_back(gradient.view());
+  ops::tpa_rotary_attention_backward(as_factors(cpu_gradients), p.dy, cpu.y, cpu.lse, as_factors(p.factors), p.cos,
+                                     p.sin, workspace.view());
+
+  const DeviceTpaProblem d = upload_problem(p, cpu.y);
+  const ops::TpaAttentionChoice fused_choice{ops::TpaAttentionPath::Fused, c.heads_per_block};
+  const TpaResults fused = run_on_gpu(c, d, fused_choice);
+  const TpaResults materialised = run_on_gpu(c, d, {ops::TpaAttentionPath::Materialised, 0});
+  expect_close(fused, materialised, kFp32Order, kFp32Order, "the materialised path");
+  expect_close(fused, cpu, kAttention, kBf16Output, "the CPU op");
+  EXPECT_TRUE(same_bits(run_on_gpu(c, d, fused_choice), fused)) << "a repeat run: fixed order, no atomics";
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, CudaTpaFused,
+    ::testing::Values(TpaFusedCase{2, 17, 5, 3, 1, 8, 2},    // T 17, D 8; heads 2 + 2 + 1 per forward block
+                      TpaFusedCase{1, 17, 34, 6, 2, 64, 0},  // T6-small's shape; as many heads as fit: 4, 4, ..., 2
+                      TpaFusedCase{1, 70, 4, 1, 2, 16, 3},   // past one tile; groups of 3 over 4 heads
+                      TpaFusedCase{1, 17, 3, 2, 1, 64, 1},   // one head per block
+                      TpaFusedCase{2, 17, 5, 4, 2, 8, 4},    // groups of 4 over 5 heads
+                      TpaFusedCase{1, 17, 2, 5, 1, 64, 0}));
+
+TEST_F(CudaOps, FusedTpaBackwardBeyondSharedMemoryNamesTheMaterialisedPath) {
+  const TpaFusedCase c{1, 17, 1, 1, 1, 128, 0};  // head dim 128: the dK/dV pass's tiles and dB exceed 227 KiB
+  const TpaProblem p = random_tpa_problem(c);
+  const DeviceTpaProblem d = upload_problem(p, random_values({c.B, c.T, c.H, c.D}));
+  const DeviceTensor lse = upload(random_values({c.B, c.H, c.T}));
+  std::vector<DeviceTensor> gradients;
+  for (const DeviceTensor& factor : d.factors) gradients.push_back(poisoned(factor.view.shape()));
+  try {
+    ops::tpa_rotary_attention_backward(as_factors(gradients), d.dy, d.y_cpu, lse, as_factors(d.factors), d.cos, d.sin,
+                                       {});
+    FAIL() << "no error";
+  } catch (const Error& error) {
+    EXPECT_NE(std::string(error.what()).find("bytes of shared memory per block"), std::string::npos) << error.what();
+    EXPECT_NE(std::string(error.what()).find("TpaAttentionPath::Materialised"), std::string::npos) << error.what();
+  }
+}
+
 // ---- memory and errors -------------------------------------------------------------------------
 
 TEST_F(CudaOps, DeviceArenaHandsOutZeroedDeviceViews) {
@@ -441,3 +594,93 @@ TEST_F(CudaOps, HostTensorMixedIntoADeviceOpIsAClearError) {
     EXPECT_NE(std::string(error.what()).find("add: a tensor on the CPU"), std::string::npos) << error.what();
   }
 }
+
+#ifdef T6_CUDA_EMU
+// ---- determinism under the emulated GPU's orders ----------------------------------------------------
+
+// The emulation runs blocks, and the threads of a block between barriers, forward, reverse or in a
+// seeded random order. A kernel whose result depends on that order has a race or an order-dependent
+// reduction (a float atomic, say): every landed kernel must give the same bits in all three.
+TEST_F(CudaOps, EveryKernelGivesTheSameBitsInEveryOrder) {
+  const int64_t B = 1, T = 77, H = 4, Hkv = 2, D = 40, R = 3, vocab = 97, d = 24;
+  const HostTensor q = random_values({B, T, H, D}), k = random_values({B, T, Hkv, D}), v = random_values({B, T, Hkv, D});
+  const HostTensor dy = random_values({B, T, H, D}), x = random_values({T, 97}, 2.0f), dx = random_values({T, 97});
+  const HostTensor a = random_values({T, 33}), b = random_values({33, 24}), tokens = ids(T, vocab);
+  const HostTensor table = random_values({vocab, d}), rows_d = random_values({T, d}), logits = random_values({T, vocab}, 8.0f);
+  const HostTensor A = random_values({B, T, H, R}), factor_B = random_values({B, T, R, D});
+  const ops::HeadMap heads{0, 2, 0};
+  auto run_every_kernel = [&] {
+    std::vector<HostTensor> outputs;
+    auto keep = [&](const Tensor& device) { outputs.push_back(download(device)); };
+    const DeviceTensor gq = upload(q, DType::BF16), gk = upload(k, DType::BF16), gv = upload(v, DType::BF16);
+    DeviceTensor y = poisoned({B, T, H, D}), lse = poisoned({B, H, T});
+    ops::attention_forward(y.view, lse.view, gq, gk, gv, {}, heads);
+    DeviceTensor dq = poisoned({B, T, H, D}), dk = poisoned({B, T, Hkv, D}), dv = poisoned({B, T, Hkv, D});
+    ops::attention_backward(dq.view, dk.view, dv.view, upload(dy, DType::BF16), gq, gk, gv, y.view, lse.view, {}, heads);
+    for (const DeviceTensor* t : {&y, &lse, &dq, &dk, &dv}) keep(t->view);
+    DeviceTensor product = poisoned({T, 24});
+    ops::matmul(product.view, upload(a, DType::BF16), upload(b, DType::BF16), false, false);
+    keep(product.view);
+    const DeviceTensor gx = upload(x, DType::BF16);
+    DeviceTensor normed = poisoned({T, 97}), rstd = poisoned({T}), gdx = upload(dx);
+    ops::rmsnorm_forward(normed.view, rstd.view, gx);
+    ops::rmsnorm_backward(gdx.view, upload(dx, DType::BF16), gx, rstd.view);
+    DeviceTensor sum = poisoned({T, 97}), swiglu = poisoned({T, 97}), da = poisoned({T, 97}), db = poisoned({T, 97});
+    ops::add(sum.view, gx, normed.view);
+    ops::swiglu_forward(swiglu.view, gx, normed.view);
+    ops::swiglu_backward(da.view, db.view, gdx.view, gx, normed.view);
+    for (const DeviceTensor* t : {&normed, &rstd, &gdx, &sum, &swiglu, &da, &db}) keep(t->view);
+    outputs.push_back(HostTensor({1}, DType::F32));
+    outputs.back().data<float>()[0] = float(ops::sum_of_squares(gdx.view));
+    DeviceTensor cos = poisoned({T, D / 2}), sin = poisoned({T, D / 2}), rotated = upload(q);
+    ops::rope_tables(cos.view, sin.view);
+    ops::rope_forward(rotated.view, cos.view, sin.view);
+    ops::rope_backward(rotated.view, cos.view, sin.view);
+    keep(rotated.view);
+    const DeviceTensor gtokens = upload(tokens, DType::I32);
+    DeviceTensor embedded = poisoned({T, d}), dtable = upload(table);
+    ops::embedding_forward(embedded.view, gtokens, upload(table, DType::BF16), {0, vocab});
+    ops::embedding_backward(dtable.view, upload(rows_d, DType::BF16), gtokens, {0, vocab});
+    DeviceTensor exp_logits = upload(logits), local_max = poisoned({T}), sum_exp = poisoned({T}), target = poisoned({T});
+    DeviceTensor losses = poisoned({T});
+    ops::cross_entropy_exp_sum(local_max.view, sum_exp.view, target.view, exp_logits.view, gtokens, {0, vocab});
+    ops::cross_entropy_rescale(sum_exp.view, local_max.view, local_max.view);
+    ops::cross_entropy_losses(losses.view, local_max.view, sum_exp.view, target.view);
+    ops::cross_entropy_gradient(exp_logits.view, gtokens, local_max.view, local_max.view, sum_exp.view, 0.5f, {0, vocab});
+    for (const DeviceTensor* t : {&embedded, &dtable, &losses, &exp_logits}) keep(t->view);
+    const DeviceTensor gA = upload(A, DType::BF16), gB = upload(factor_B, DType::BF16);
+    DeviceTensor contracted = poisoned({B, T, H, D}), dA = poisoned({B, T, H, R}), dB = poisoned({B, T, R, D});
+    ops::tpa_contract_forward(contracted.view, gA, gB);
+    ops::tpa_contract_backward(dA.view, dB.view, upload(dy, DType::BF16), gA, gB);
+    DeviceTensor param = upload(x), m = upload(dx), second_moment = upload(x), copy = poisoned({T, 97}, DType::BF16);
+    ops::fill_zero(second_moment.view);
+    ops::adamw_update(param.view, upload(dx), m.view, second_moment.view, {1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, 3, 1.0f},
+                      copy.view);
+    for (const DeviceTensor* t : {&contracted, &dA, &dB, &param, &m, &second_moment, &copy}) keep(t->view);
+    // The fused TPA attention, with forward head groups of 3 over 4 heads and dB summed over heads.
+    const ops::TpaFactors factors{gA, gB, gA, gB, gA, gB};
+    DeviceTensor tpa_y = poisoned({B, T, H, D}), tpa_lse = poisoned({B, H, T});
+    ops::tpa_rotary_attention_forward(tpa_y.view, tpa_lse.view, factors, cos.view, sin.view, {},
+                                      {ops::TpaAttentionPath::Fused, 3});
+    std::vector<DeviceTensor> tpa_gradients;
+    for (const DeviceTensor* factor : {&gA, &gB, &gA, &gB, &gA, &gB}) tpa_gradients.push_back(poisoned(factor->view.shape()));
+    ops::tpa_rotary_attention_backward(as_factors(tpa_gradients), upload(dy, DType::BF16), tpa_y.view, tpa_lse.view,
+                                       factors, cos.view, sin.view, {});
+    keep(tpa_y.view);
+    keep(tpa_lse.view);
+    for (const DeviceTensor& gradient : tpa_gradients) keep(gradient.view);
+    return outputs;
+  };
+  using cuda_emu::ScheduleOrder;
+  cuda_emu::set_schedule_order(ScheduleOrder::Forward);
+  const std::vector<HostTensor> forward = run_every_kernel();
+  for (ScheduleOrder order : {ScheduleOrder::Reverse, ScheduleOrder::Random}) {
+    cuda_emu::set_schedule_order(order);
+    const std::vector<HostTensor> other = run_every_kernel();
+    ASSERT_EQ(other.size(), forward.size());
+    for (size_t i = 0; i < forward.size(); ++i)
+      EXPECT_TRUE(bitwise_equal(other[i], forward[i])) << "output " << i << " in order " << int(order);
+  }
+  cuda_emu::set_schedule_order(ScheduleOrder::Random);
+}
+#endif

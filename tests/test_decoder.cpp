@@ -3,7 +3,8 @@
 // Incremental decoding (src/infer/decoder.h) against the model's full forward on the same weights:
 // for every model kind (MLA over its latent cache, values narrower than keys), a batch of sequences of different lengths, prefilled in one packed call and
 // then decoded token by token, with cache blocks shorter than the prompts, gives the forward's
-// logits at every position within 1e-5 of the row's largest logit; both TPA decode orders agree.
+// logits at every position within 1e-5 of the row's largest logit (a bf16 cache within 3e-2); both
+// TPA decode orders agree.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -77,7 +78,7 @@ double relative_error(const float* decoded, const float* expected, int64_t V) {
 // Prefills the first `prefill[b]` tokens of every sequence in one call, then decodes the rest one
 // token per active sequence per call; checks every row's logits against the forward's.
 void check_incremental(const ModelWeights& weights, const Reference& reference, const std::vector<int64_t>& prefill,
-                       const DecodeOptions& options, const std::string& what) {
+                       const DecodeOptions& options, const std::string& what, double tolerance = 1e-5) {
   const int64_t slots = int64_t(reference.sequences.size()), V = reference.V, d = weights.config().n_embd;
   Decoder decoder(weights, slots, reference.T, options);
   std::vector<float> hidden, logits;
@@ -91,7 +92,7 @@ void check_incremental(const ModelWeights& weights, const Reference& reference, 
     decoder.logits(Tensor(hidden.data(), {N, d}, DType::F32), Tensor(logits.data(), {N, V}, DType::F32));
     for (int64_t i = 0; i < N; ++i) {
       const int64_t slot = tokens[size_t(i)].slot, position = before[size_t(slot)]++;
-      EXPECT_LT(relative_error(logits.data() + i * V, reference.row(size_t(slot), position), V), 1e-5)
+      EXPECT_LT(relative_error(logits.data() + i * V, reference.row(size_t(slot), position), V), tolerance)
           << what << ": sequence " << slot << ", position " << position;
     }
   };
@@ -126,6 +127,28 @@ TEST(Decoder, IncrementalDecodingEqualsTheFullForwardForEveryKind) {
   }
 }
 
+// A bf16 cache rounds every cached number to 8 significant bits (relative error up to 2^-9, about
+// 2e-3, on each of k and v, or on both factors of each); the fixtures' random weights give scores of
+// several units, which the softmax turns into probability errors of about 1%: the logits moved up to
+// 1.45e-2 of the row's largest one (KVonly, GQA). Stated tolerance: 3e-2, for every kind and order,
+// against the fp32 full forward. (test_decode_attention checks the bf16 path exactly against the
+// rounded numbers.)
+constexpr double kBf16CacheTolerance = 3e-2;
+
+TEST(Decoder, ABf16CacheStaysWithinItsToleranceForEveryKind) {
+  const std::vector<int64_t> lengths = {23, 9, 16}, prefill = {11, 6, 1};
+  for (ModelKind kind : kKinds) {
+    LanguageModel model(decoder_config(kind), 3, 24, nullptr, 1, false);
+    randomise(model.weights(), 7);
+    const Reference reference = full_forward(model, lengths, 11);
+    for (TpaDecodeOrder order : {TpaDecodeOrder::factorised, TpaDecodeOrder::materialised}) {
+      check_incremental(model.weights(), reference, prefill, DecodeOptions{4, order, 8, DType::BF16},
+                        str(model_kind_name(kind), " ", tpa_decode_order_name(order), " bf16"), kBf16CacheTolerance);
+      if (!model.config().factorised_kv()) break;
+    }
+  }
+}
+
 TEST(Decoder, FactorisedAndMaterialisedOrdersAgree) {
   for (ModelKind kind : {ModelKind::T6, ModelKind::T6_kvonly}) {
     ModelWeights weights(testing::fixture_model_config(kind), 0, 1, 1, false);
@@ -151,6 +174,8 @@ TEST(Decoder, CacheBytesAreTheFormula) {
     if (config.latent_attention()) per_token = L * (config.kv_lora_rank + config.qk_rope_head_dim);
     EXPECT_EQ(cache_bytes_per_token(config), per_token * 4) << model_kind_name(kind);
     EXPECT_EQ(KvCache(config, 3, 50).bytes(), size_t(3 * 50 * per_token * 4)) << model_kind_name(kind);
+    EXPECT_EQ(cache_bytes_per_token(config, DType::BF16), per_token * 2) << model_kind_name(kind);
+    EXPECT_EQ(KvCache(config, 3, 50, DType::BF16).bytes(), size_t(3 * 50 * per_token * 2)) << model_kind_name(kind);
   }
   // docs/MODEL.md 1.3: T6-small caches 392 numbers per token and layer, its MHA baseline 1536.
   ModelConfig small;  // the defaults are T6-small

@@ -6,7 +6,11 @@
 //     steps and during checkpoint saves (a staging directory exists);
 //   - SIGTERM to launch/run_local.sh while a save is in progress (it must save and exit 0);
 //   - SIGSTOP of one rank (the job must end within parallel.timeout_s, naming step, op and rank);
-//   - a full disk during a save (injected ENOSPC, T6_CKPT_DISK_FULL): one line, no staging left.
+//   - a full disk during a save (injected ENOSPC, T6_CKPT_DISK_FULL): one line, no staging left;
+//   - under plain mpirun and under launch/run_local.sh alike (issue 25): a SIGKILL of rank 1 during a
+//     step and during a save, a read-only checkpoints directory at a save (a read-only bind mount,
+//     where the test may mount) and a full disk at a save, each ending the whole job within
+//     kFailureEndsJobWithinS of the fault, with one error line naming the rank at fault.
 // After every fault: the job ended within its time bound (no hang), `latest` names a checkpoint
 // that verifies, and every loss in metrics.jsonl is bit-identical to an uninterrupted run's; the
 // run then resumes. It ends with every step once and the uninterrupted run's losses. The test prints
@@ -31,6 +35,7 @@
 #include "checkpoint/checkpoint_store.h"
 #include "checkpoint/checkpoint_verify.h"
 #include "common/child_process.h"
+#include "common/read_only_bind.h"
 #include "common/test_paths.h"
 #include "common/training_setup.h"
 #include "core/error.h"
@@ -44,6 +49,9 @@ namespace {
 constexpr int64_t kSteps = 60;  // more than the faults advance it
 constexpr double kTimeoutS = 4;       // parallel.timeout_s of the run
 constexpr double kJobEndsWithinS = 60;  // after a fault; longer is a hang
+// A dead or failed rank ends the job in seconds, whatever the launcher (issue 25's goal); only a
+// rank that is alive but stopped or slow is waited for, up to parallel.timeout_s.
+constexpr double kFailureEndsJobWithinS = 10;
 
 using clock_type = std::chrono::steady_clock;
 
@@ -74,11 +82,17 @@ bool new_save_in_progress(const fs::path& run_dir, const std::set<std::string>& 
   return false;
 }
 
+enum class Launcher { mpirun, run_local_sh };
+
+const char* launcher_name(Launcher launcher) {
+  return launcher == Launcher::mpirun ? "mpirun" : "run_local.sh";
+}
+
 class FaultCampaign {
  public:
-  FaultCampaign() : dir_(scratch_dir("campaign")) {
+  explicit FaultCampaign(int64_t steps = kSteps) : dir_(scratch_dir("campaign")) {
     RunConfig config = tiny_run_config(ModelKind::T6, write_shakespeare_corpus((dir_ / "corpus").string()));
-    config.train.max_steps = kSteps;
+    config.train.max_steps = steps;
     config.train.micro_batch_size = 4;
     config.checkpoint.interval = 2;
     config.checkpoint.keep = 2;
@@ -91,7 +105,7 @@ class FaultCampaign {
     const auto code = wait_exit_code(launcher, 300);
     EXPECT_EQ(code, std::optional<int>(0)) << read_text(dir_ / "straight.log");
     reference_ = losses_of(straight);
-    EXPECT_EQ(reference_.size(), size_t(kSteps));
+    EXPECT_EQ(reference_.size(), size_t(steps));
     run_dir_ = dir_ / "run";
   }
 
@@ -102,6 +116,9 @@ class FaultCampaign {
   pid_t start(const fs::path& run_dir, const std::string& label) const {
     return start_mpi_pretrain(2, {"--config", toml_.string(), "--run-dir", run_dir.string()}, log_of(label));
   }
+  pid_t start(Launcher launcher, const std::string& label) const {
+    return launcher == Launcher::mpirun ? start(run_dir_, label) : start_with_launch_script(label);
+  }
   pid_t start_with_launch_script(const std::string& label) const {
     setenv("NPROC", "2", 1);
     setenv("OMPI_MCA_rmaps_base_oversubscribe", "1", 1);
@@ -109,11 +126,15 @@ class FaultCampaign {
                           run_dir_.string()}, log_of(label));
   }
 
-  // Waits until `ready` holds or the job ends; false if it ended (or 120 s passed).
+  // Waits until `ready` holds or the job ends; false if it ended (or 120 s passed). An ended job is
+  // left to be reaped by job_end, which reads its exit code.
   bool wait_until(pid_t launcher, const std::function<bool()>& ready) const {
     const auto deadline = clock_type::now() + std::chrono::seconds(120);
     while (!ready()) {
-      if (waitpid(launcher, nullptr, WNOHANG) == launcher || clock_type::now() > deadline) return false;
+      siginfo_t ended{};
+      if (waitid(P_PID, id_t(launcher), &ended, WEXITED | WNOHANG | WNOWAIT) == 0 && ended.si_pid == launcher)
+        return false;
+      if (clock_type::now() > deadline) return false;
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
     return true;
@@ -167,7 +188,11 @@ class FaultCampaign {
     EXPECT_EQ(losses, reference_);
     return ended && losses == reference_;
   }
+  // Seconds from a fault to the job's end, for the summary.
+  void record_time(const std::string& label, double seconds) { times_ += str("  ", label, ": ", seconds, " s\n"); }
   void print_summary() const {
+    if (!times_.empty())
+      std::cout << "time from the fault to the job's end (bound " << kFailureEndsJobWithinS << " s):\n" << times_;
     std::cout << "fault campaign: " << tried_ << " cases tried, " << handled_ << " handled (" << hangs_ << " hangs, "
               << corrupt_latest_ << " corrupt latest, " << loss_mismatches_ << " loss mismatches)\n";
   }
@@ -178,6 +203,7 @@ class FaultCampaign {
  private:
   fs::path dir_, toml_, run_dir_;
   std::map<int64_t, double> reference_;
+  std::string times_;
   int tried_ = 0, handled_ = 0, hangs_ = 0, corrupt_latest_ = 0, loss_mismatches_ = 0;
 };
 
@@ -235,7 +261,7 @@ bool sigstop_case(FaultCampaign& campaign) {
   return campaign.state_is_sound("sigstop") && ok && named;
 }
 
-// Every checkpoint file fails as on a full disk: the first save fails with one line per rank.
+// Every checkpoint file fails as on a full disk: the first save fails with one line, from rank 0.
 bool disk_full_case(FaultCampaign& campaign) {
   const std::set<std::string> stale = staging_dirs(campaign.run_dir());
   setenv("T6_CKPT_DISK_FULL", "1", 1);
@@ -249,6 +275,89 @@ bool disk_full_case(FaultCampaign& campaign) {
   return campaign.state_is_sound("disk_full") && failed_cleanly;
 }
 
+enum class JobFault { sigkill_in_step, sigkill_in_save, read_only_at_save, disk_full_at_save };
+
+const char* fault_name(JobFault fault) {
+  switch (fault) {
+    case JobFault::sigkill_in_step: return "SIGKILL of rank 1 in a step";
+    case JobFault::sigkill_in_save: return "SIGKILL of rank 1 in a save";
+    case JobFault::read_only_at_save: return "read-only checkpoints directory at a save";
+    case JobFault::disk_full_at_save: return "full disk at a save";
+  }
+  return "";
+}
+
+// What the job's one error line must say: the rank at fault and what happened to it.
+const char* expected_error(JobFault fault) {
+  switch (fault) {
+    case JobFault::sigkill_in_step:
+    case JobFault::sigkill_in_save: return "rank 1 is gone: its process";
+    case JobFault::read_only_at_save: return "Read-only file system";
+    case JobFault::disk_full_at_save: return "No space left on device";
+  }
+  return "";
+}
+
+// One fault under one launcher: the job (every rank, and the launcher) ends within
+// kFailureEndsJobWithinS of it, with one error line, and leaves a verified `latest`. For the save
+// faults the clock starts at the first step after the start, before the save that fails, so the
+// time measured bounds the fault's.
+bool job_fault_case(FaultCampaign& campaign, Launcher launcher, JobFault fault) {
+  const std::string label = str(fault_name(fault), " under ", launcher_name(launcher));
+  const std::string log_label = str("fault_", int(fault), "_", launcher_name(launcher));
+  const fs::path run_dir = campaign.run_dir();
+  const std::set<std::string> stale = staging_dirs(run_dir);
+  if (fault == JobFault::disk_full_at_save) setenv("T6_CKPT_DISK_FULL", "1", 1);
+  const pid_t job = campaign.start(launcher, log_label);
+  unsetenv("T6_CKPT_DISK_FULL");
+  const pid_t ranks[2] = {mpi_rank_pid(job, 0), mpi_rank_pid(job, 1)};
+  const pid_t mpirun = ranks[0] > 0 ? parent_of(ranks[0]) : -1;
+  // Training has begun when the start-up table's last line is out (metrics.jsonl was cut back to the
+  // checkpoint resumed from before it); the faults come after the next step record.
+  const fs::path log_path = campaign.log_of(log_label), metrics = run_dir / "metrics.jsonl";
+  std::error_code no_file;
+  uintmax_t metrics_bytes = 0;
+  bool reached = campaign.wait_until(job, [&] { return read_text(log_path).find("\n  run  ") != std::string::npos; });
+  metrics_bytes = fs::file_size(metrics, no_file);
+  reached = reached && campaign.wait_until(job, [&] {
+    return fault == JobFault::sigkill_in_save ? new_save_in_progress(run_dir, stale)
+                                              : fs::file_size(metrics, no_file) != metrics_bytes;
+  });
+  std::optional<ReadOnlyBind> read_only;
+  if (reached && (fault == JobFault::sigkill_in_step || fault == JobFault::sigkill_in_save)) kill(ranks[1], SIGKILL);
+  if (reached && fault == JobFault::read_only_at_save) read_only.emplace(run_dir / "checkpoints");
+  const bool mounted = read_only && read_only->mounted();
+  const auto fault_time = clock_type::now();
+  std::optional<int> code = wait_exit_code(job, kFailureEndsJobWithinS);
+  const double seconds = std::chrono::duration<double>(clock_type::now() - fault_time).count();
+  if (!code) {
+    // run_local.sh runs mpirun in a session of its own: end it and the ranks one by one.
+    for (const pid_t pid : {ranks[0], ranks[1], mpirun})
+      if (pid > 0) kill(pid, SIGKILL);
+    kill(-job, SIGKILL);
+    wait_exit_code(job, 30);
+  }
+  if (read_only) read_only->release();
+  const std::string log = read_text(campaign.log_of(log_label));
+  if (fault == JobFault::read_only_at_save && reached && !mounted) {
+    std::cout << label << ": skipped (this process may not mount)" << std::endl;
+    return true;
+  }
+  EXPECT_TRUE(reached && ranks[1] > 0) << label << ": the job ended before the fault\n" << log;
+  EXPECT_TRUE(code.has_value()) << label << ": the job still ran " << seconds << " s after the fault\n" << log;
+  campaign.record_time(label, seconds);
+  const bool failed = code.has_value() && *code != 0;
+  EXPECT_TRUE(failed) << label << ": exit code " << code.value_or(-1) << "\n" << log;
+  // One line, from one rank, naming the rank at fault and the cause.
+  const std::regex error_line("t6_pretrain: error: ");
+  const auto lines = std::distance(std::sregex_iterator(log.begin(), log.end(), error_line), std::sregex_iterator());
+  const bool one_line = lines == 1 && log.find(expected_error(fault)) != std::string::npos;
+  EXPECT_TRUE(one_line) << label << ": " << lines << " error lines\n" << log;
+  const bool no_staging = fault == JobFault::sigkill_in_save || !new_save_in_progress(run_dir, stale);
+  EXPECT_TRUE(no_staging) << label << ": a failed save left its staging directory\n" << log;
+  return campaign.state_is_sound(label) && reached && failed && one_line && no_staging;
+}
+
 TEST(FaultCampaign, EveryFaultEndsTheJobKeepsLatestWholeAndResumesBitIdentically) {
   FaultCampaign campaign;
   ASSERT_FALSE(HasFatalFailure());
@@ -257,6 +366,19 @@ TEST(FaultCampaign, EveryFaultEndsTheJobKeepsLatestWholeAndResumesBitIdentically
   campaign.count(sigterm_case(campaign));
   campaign.count(sigstop_case(campaign));
   campaign.count(disk_full_case(campaign));
+  EXPECT_TRUE(campaign.finish());
+  campaign.print_summary();
+  EXPECT_EQ(campaign.handled(), campaign.tried());
+}
+
+// Issue 25: the same faults under each launcher, on a run of their own.
+TEST(FaultCampaign, UnderEachLauncherADeadOrFailedRankEndsTheJobInSeconds) {
+  FaultCampaign campaign(30);  // each fault advances the run by a few steps at most
+  ASSERT_FALSE(HasFatalFailure());
+  for (const Launcher launcher : {Launcher::mpirun, Launcher::run_local_sh})
+    for (const JobFault fault : {JobFault::sigkill_in_step, JobFault::sigkill_in_save, JobFault::read_only_at_save,
+                                 JobFault::disk_full_at_save})
+      campaign.count(job_fault_case(campaign, launcher, fault));
   EXPECT_TRUE(campaign.finish());
   campaign.print_summary();
   EXPECT_EQ(campaign.handled(), campaign.tried());

@@ -155,4 +155,26 @@ TEST_F(InferCli, ChoiceChecksWhereItsJsonGoesBeforeScoring) {
   EXPECT_FALSE(fs::exists(workdir_ / "scores.json.tmp"));
 }
 
+// The spin count libgomp ends up with in a tool, from OMP_DISPLAY_ENV's last report (the tool may
+// execute itself again with the passive policy, after the first image's libgomp reported its own).
+std::string final_spin_count(const std::string& environment, const std::string& tool_name) {
+  const CommandResult result =
+      run_command("env -u OMP_WAIT_POLICY -u GOMP_SPINCOUNT OMP_DISPLAY_ENV=verbose " + environment + " " + (bin_dir() / tool_name).string() + " --help");
+  EXPECT_EQ(result.exit_code, 0) << result.output;
+  const size_t at = result.output.rfind("GOMP_SPINCOUNT = '");
+  if (at == std::string::npos) return "(not reported)";
+  const size_t begin = at + 18;
+  return result.output.substr(begin, result.output.find('\'', begin) - begin);
+}
+
+// Issue 23: spinning waits collapse decoding on shared cores, so the tools wait passively (spin count
+// 0) unless the user chose a policy or a spin count, which they keep.
+TEST_F(InferCli, ToolsWaitPassivelyUnlessTheUserChoseAPolicy) {
+  for (const char* name : {"t6_generate", "t6_eval", "t6_pretrain"}) {
+    EXPECT_EQ(final_spin_count("", name), "0") << name;
+    EXPECT_NE(final_spin_count("OMP_WAIT_POLICY=active", name), "0") << name;
+    EXPECT_EQ(final_spin_count("GOMP_SPINCOUNT=1000", name), "1000") << name;
+  }
+}
+
 }  // namespace

@@ -13,10 +13,13 @@
 
 #include "core/bf16.h"
 #include "parallel/cuda/nccl_communicator.h"
+#include "common/device_arrays.h"
 
 using namespace t6;
 
 namespace {
+
+using t6::testing::DeviceArray;
 
 // The unique-id bootstrap of a one-process world: broadcasting from rank 0 to itself changes nothing.
 // NcclCommunicator uses nothing else of its bootstrap.
@@ -37,34 +40,6 @@ class SingleProcessBootstrap final : public Communicator {
   }
 };
 
-// Device memory holding a copy of values; every element set to the sentinel bytes 0xFF otherwise.
-template <class T>
-class DeviceArray {
- public:
-  explicit DeviceArray(size_t count) : count_(count) {
-    EXPECT_EQ(cudaMalloc(&data_, count * sizeof(T)), cudaSuccess);
-    EXPECT_EQ(cudaMemset(data_, 0xFF, count * sizeof(T)), cudaSuccess);
-  }
-  explicit DeviceArray(const std::vector<T>& values) : DeviceArray(values.size()) {
-    EXPECT_EQ(cudaMemcpy(data_, values.data(), values.size() * sizeof(T), cudaMemcpyHostToDevice), cudaSuccess);
-  }
-  ~DeviceArray() { cudaFree(data_); }
-  DeviceArray(const DeviceArray&) = delete;
-  DeviceArray& operator=(const DeviceArray&) = delete;
-
-  Tensor view(DType dtype = dtype_of<T>()) const {
-    return Tensor(data_, {int64_t(count_)}, dtype, Device::CUDA);
-  }
-  std::vector<T> download() const {
-    std::vector<T> values(count_);
-    EXPECT_EQ(cudaMemcpy(values.data(), data_, count_ * sizeof(T), cudaMemcpyDeviceToHost), cudaSuccess);
-    return values;
-  }
-
- private:
-  T* data_ = nullptr;
-  size_t count_;
-};
 
 class NcclCommunicatorTest : public ::testing::Test {
  protected:

@@ -560,6 +560,50 @@ TEST(TpaAttention, ForwardIsContractionThenAttentionAndAllSixFactorGradientsMatc
   EXPECT_TRUE(gradient_matches(dB_v, B_v, loss, "dB_v"));
 }
 
+// RoPE inside the op (the CPU runs the materialised path): the forward is tpa_attention over the
+// rotated B_q, B_k, and the six gradients are those of the unrotated factors (RoPEᵀ included).
+TEST(TpaAttention, RotaryForwardRotatesBqAndBkAndItsGradientsAreTheUnrotatedFactors) {
+  const int64_t B = 2, T = 5, H = 3, Rq = 2, R = 1, D = 8;
+  HostTensor A_q = random_tensor({B, T, H, Rq}, rng()), B_q = random_tensor({B, T, Rq, D}, rng());
+  HostTensor A_k = random_tensor({B, T, H, R}, rng()), B_k = random_tensor({B, T, R, D}, rng());
+  HostTensor A_v = random_tensor({B, T, H, R}, rng()), B_v = random_tensor({B, T, R, D}, rng());
+  const ops::TpaFactors factors{A_q, B_q, A_k, B_k, A_v, B_v};
+  const RopeTables tables = rope_tables(T, D);
+  HostTensor w = random_tensor({B, T, H, D}, rng());
+  const int64_t workspace_elements = ops::tpa_rotary_attention_workspace_elements(B, T, H, Rq, R, D);
+  HostTensor workspace = filled_tensor({workspace_elements}, NAN);
+
+  HostTensor y({B, T, H, D}, DType::F64), lse({B, H, T}, DType::F64);
+  ops::tpa_rotary_attention_forward(y, lse, factors, tables.cos, tables.sin, workspace);
+  HostTensor rotated_B_q = copy_of(B_q), rotated_B_k = copy_of(B_k);
+  ops::rope_forward(rotated_B_q, tables.cos, tables.sin);  // checked against its own reference above
+  ops::rope_forward(rotated_B_k, tables.cos, tables.sin);
+  HostTensor expected_y(y.shape(), DType::F64), expected_lse(lse.shape(), DType::F64);
+  HostTensor plain_workspace({ops::tpa_attention_workspace_elements(B, T, H, D)}, DType::F64);
+  ops::tpa_attention_forward(expected_y, expected_lse, {A_q, rotated_B_q, A_k, rotated_B_k, A_v, B_v}, plain_workspace);
+  EXPECT_TRUE(tensors_close(y, expected_y, kExact, "rotary tpa_attention y"));
+  EXPECT_TRUE(tensors_close(lse, expected_lse, kExact, "rotary tpa_attention lse"));
+
+  HostTensor scratch_y(y.shape(), DType::F64), scratch_lse(lse.shape(), DType::F64);
+  HostTensor scratch_workspace({workspace_elements}, DType::F64);
+  auto loss = [&] {
+    ops::tpa_rotary_attention_forward(scratch_y, scratch_lse, factors, tables.cos, tables.sin, scratch_workspace);
+    return dot(w, scratch_y);
+  };
+  HostTensor dA_q = filled_tensor(A_q.shape(), NAN), dB_q = filled_tensor(B_q.shape(), NAN);
+  HostTensor dA_k = filled_tensor(A_k.shape(), NAN), dB_k = filled_tensor(B_k.shape(), NAN);
+  HostTensor dA_v = filled_tensor(A_v.shape(), NAN), dB_v = filled_tensor(B_v.shape(), NAN);
+  std::fill_n(workspace.data<double>(), workspace_elements, NAN);
+  ops::tpa_rotary_attention_backward({dA_q, dB_q, dA_k, dB_k, dA_v, dB_v}, w, y, lse, factors, tables.cos, tables.sin,
+                                     workspace);
+  EXPECT_TRUE(gradient_matches(dA_q, A_q, loss, "dA_q"));
+  EXPECT_TRUE(gradient_matches(dB_q, B_q, loss, "dB_q"));
+  EXPECT_TRUE(gradient_matches(dA_k, A_k, loss, "dA_k"));
+  EXPECT_TRUE(gradient_matches(dB_k, B_k, loss, "dB_k"));
+  EXPECT_TRUE(gradient_matches(dA_v, A_v, loss, "dA_v"));
+  EXPECT_TRUE(gradient_matches(dB_v, B_v, loss, "dB_v"));
+}
+
 // ---- SwiGLU --------------------------------------------------------------------------------------
 
 TEST(SwiGlu, ForwardIsSiluTimesGateAndGradientsMatch) {

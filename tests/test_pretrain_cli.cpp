@@ -4,6 +4,7 @@
 // Bad configurations end every rank with one clear line and a non-zero exit, never a hang.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -191,6 +192,33 @@ TEST_F(PretrainCli, BatchThatDoesNotSplitNamesTheKeysAndTheirSources) {
   EXPECT_NE(result.exit_code, 124) << "timed out: a rank hung";
   EXPECT_NE(result.output.find("train.global_batch_size: --set train.global_batch_size=6"), std::string::npos) << result.output;
   EXPECT_NE(result.output.find("train.micro_batch_size: " + config_.string()), std::string::npos) << result.output;
+}
+
+// A batch or model that cannot fit is one line naming the key to lower and where it was set, before
+// anything is allocated: no std::bad_alloc naming nothing, no minutes of zero-filling first.
+TEST_F(PretrainCli, RunThatCannotFitInMemoryIsOneLineNamingTheKeyBeforeAllocating) {
+  const struct {
+    std::string set, advice, source;
+  } cases[] = {
+      {"--set train.global_batch_size=1073741824", "largest part is batches: lower train.global_batch_size",
+       "train.global_batch_size: --set train.global_batch_size=1073741824"},
+      {"--set train.global_batch_size=16777216 --set train.seq_len=1024",
+       "largest part is batches: lower train.global_batch_size", "train.seq_len: --set train.seq_len=1024"},
+      {"--set model.n_embd=131072 --set model.n_head=1024", "lower model.n_embd, model.n_layer or model.vocab_size",
+       "model.n_embd: --set model.n_embd=131072"}};
+  for (const auto& bad : cases) {
+    const auto started = std::chrono::steady_clock::now();
+    const CommandResult result = run(pretrain(2, (workdir_ / "too_big").string(), bad.set));
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    EXPECT_NE(result.exit_code, 0) << bad.set;
+    EXPECT_NE(result.exit_code, 124) << "timed out: a rank hung";
+    EXPECT_NE(result.output.find("a rank of this run needs "), std::string::npos) << result.output;
+    EXPECT_NE(result.output.find(bad.advice), std::string::npos) << result.output;
+    EXPECT_NE(result.output.find(bad.source), std::string::npos) << "the key's source is not named:\n" << result.output;
+    EXPECT_EQ(result.output.find("bad_alloc"), std::string::npos) << result.output;
+    EXPECT_EQ(result.output.find("t6_pretrain: error:"), result.output.rfind("t6_pretrain: error:")) << result.output;
+    EXPECT_LT(seconds, 30) << "allocated before refusing?\n" << result.output;
+  }
 }
 
 TEST_F(PretrainCli, NonFiniteLossSavesTheLastFiniteStateAndStops) {

@@ -2,11 +2,13 @@
 // ProcessGrid on 4 ranks: TP groups of consecutive ranks, DP groups striding across them, checked by
 // gathering the members of each group; layouts that do not fit are the same clear error on every
 // rank. Also the tool runtime: a tool main whose rank 1 throws ends the whole job with one error
-// line, not a hang, and log_info prints on rank 0 only.
+// line, not a hang (and, with the peer watch, rank 0 learns of it at once), and log_info prints on
+// rank 0 only.
 #include <gtest/gtest.h>
 
 #include <sys/wait.h>
 
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -18,7 +20,9 @@
 #include "common/test_paths.h"
 #include "core/log.h"
 #include "parallel/mpi_runtime.h"
+#include "parallel/peer_watch.h"
 #include "parallel/process_grid.h"
+#include "parallel/rank_failure.h"
 
 T6_MPI_TEST_ENVIRONMENT();
 
@@ -83,6 +87,26 @@ TEST(ProcessGrid, WorldSizeNotDivisibleByTpIsAnErrorOnEveryRank) {
   EXPECT_TRUE(t6::testing::all_ranks_agree(!message.empty()));
 }
 
+// The one agreement every "some ranks failed" path uses (rank_failure.h): nothing when no rank
+// failed; else every rank gets the lowest failing rank's own message, naming that rank.
+TEST(AgreeOnFailure, EveryRankGetsTheLowestFailingRanksMessage) {
+  auto grid = make_mpi_process_grid(1);
+  Communicator& world = grid.world();
+  EXPECT_FALSE(agree_on_failure(world, ""));
+  const int rank = world.rank();
+  const AgreedFailure agreed = agree_on_failure(world, rank == 1 || rank == 3 ? str("disk full on rank ", rank) : "");
+  EXPECT_EQ(agreed.rank, 1);
+  EXPECT_EQ(agreed.message, "disk full on rank 1");
+  try {
+    agreed.raise(" (save abandoned)");
+    ADD_FAILURE() << "raise() returned";
+  } catch (const RankError& error) {
+    EXPECT_EQ(error.rank(), 1);
+    EXPECT_EQ(std::string(error.what()), "rank 1: disk full on rank 1 (save abandoned)");
+    EXPECT_EQ(error.detail(), "disk full on rank 1 (save abandoned)");
+  }
+}
+
 // Run only as the child of the test below (it is DISABLED_ so the normal run skips it): rank 1
 // fails while rank 0 waits in a barrier that rank 1 never reaches.
 TEST(MpiToolChild, DISABLED_FailingRankAbortsTheWorld) {
@@ -90,6 +114,26 @@ TEST(MpiToolChild, DISABLED_FailingRankAbortsTheWorld) {
     auto world = make_mpi_process_grid(1);
     if (world.world_rank() == 1) fail("deliberate failure on rank 1");
     world.world().barrier();
+    return 0;
+  });
+}
+
+// As above, with the peer watch a tool main has (run_mpi_tool): rank 0, waiting in the barrier,
+// learns of rank 1's failure from its failure notice at once, not from the world's abort after rank
+// 1's 2 s hold, and prints rank 1's line for it.
+TEST(MpiToolChild, DISABLED_FailureNoticeEndsThePeersWait) {
+  run_on_every_rank("t6_test_tool", [] {
+    auto world = make_mpi_process_grid(1);
+    start_peer_watch();
+    if (world.world_rank() == 1) fail("deliberate failure on rank 1");
+    const auto waiting = std::chrono::steady_clock::now();
+    try {
+      world.world().barrier();
+    } catch (const RankError& error) {
+      const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - waiting).count();
+      std::fprintf(stderr, "rank 0 learnt of rank %d's failure after %s\n", error.rank(), seconds < 1 ? "< 1 s" : "longer");
+      throw;
+    }
     return 0;
   });
 }
@@ -140,7 +184,8 @@ std::vector<std::string> child_error_lines(const std::string& child_test) {
   std::vector<std::string> error_lines;
   std::istringstream lines(child.output);
   for (std::string line; std::getline(lines, line);)
-    if (line.find("t6_test_tool: error:") != std::string::npos) error_lines.push_back(line);
+    if (line.find("t6_test_tool: error:") != std::string::npos || line.find(" learnt of ") != std::string::npos)
+      error_lines.push_back(line);
   return error_lines;
 }
 
@@ -148,6 +193,15 @@ TEST(RunMpiTool, OneFailingRankEndsTheJobWithOneErrorLine) {
   if (t6::testing::world_rank() == 0) {
     EXPECT_EQ(child_error_lines("FailingRankAbortsTheWorld"),
               std::vector<std::string>{"rank 1: t6_test_tool: error: deliberate failure on rank 1"});
+  }
+  EXPECT_TRUE(t6::testing::all_ranks_agree(true));
+}
+
+TEST(RunMpiTool, AFailureNoticeEndsThePeersWaitAndRankZeroPrintsTheFailingRanksLine) {
+  if (t6::testing::world_rank() == 0) {
+    EXPECT_EQ(child_error_lines("FailureNoticeEndsThePeersWait"),
+              (std::vector<std::string>{"rank 0 learnt of rank 1's failure after < 1 s",
+                                        "rank 1: t6_test_tool: error: deliberate failure on rank 1"}));
   }
   EXPECT_TRUE(t6::testing::all_ranks_agree(true));
 }

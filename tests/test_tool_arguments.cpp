@@ -2,12 +2,15 @@
 // Out-of-range and unknown arguments, through the built tools: each is one "TOOL: error:" line that
 // names the argument and its valid range (or the known subcommands), a non-zero exit, and nothing
 // written. Thread counts are checked against this machine before a thread is started: 100000 once
-// crashed t6_preprocess and left an empty output directory behind.
+// crashed t6_preprocess and left an empty output directory behind. And the tools' frame: a failed
+// allocation names the command it stopped.
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <new>
 #include <string>
 
+#include "apps/tool_main.h"
 #include "common/command.h"
 #include "common/test_paths.h"
 #include "core/cpu_threads.h"
@@ -71,3 +74,16 @@ TEST(ToolArguments, UnknownSubcommandIsNamedWithTheKnownOnes) {
 }
 
 }  // namespace
+
+// A failed allocation inside a tool names the command it stopped (and so the inputs that asked too
+// much), never a bare "std::bad_alloc".
+TEST(ToolMain, AFailedAllocationNamesTheCommandItStopped) {
+  std::string words[] = {"t6_eval", "--model", "big.safetensors"};
+  char* argv[] = {words[0].data(), words[1].data(), words[2].data()};
+  ::testing::internal::CaptureStderr();
+  const int code = t6::run_tool("t6_eval", 3, argv, [](int, char**) -> int { throw std::bad_alloc(); });
+  EXPECT_EQ(code, 1);
+  EXPECT_EQ(::testing::internal::GetCapturedStderr(),
+            "t6_eval: error: out of host memory (std::bad_alloc) running `t6_eval --model big.safetensors`: free "
+            "memory, or give it a smaller model, batch, cache or --memory-budget\n");
+}

@@ -1,8 +1,8 @@
 // ctest-timeout: 300
 // t6_pretrain --plan, the dry run of a launch: every shipped paper config plans at 1, 8, 16, 32 and 64
 // ranks with TP 1, 2 and 4 (the batch always splits, the micro-batch is derived), the launch/
-// examples plan as written, and the CPU memory the plan predicts is the start-up table's memory
-// line of real runs, to the byte, at several layouts (TP, DP, ZeRO-1, an uneven batch split).
+// examples plan as written, and the CPU memory the plan prints is the start-up table's memory
+// line of real runs at several layouts (TP, DP, ZeRO-1, an uneven batch split, derived micro-batches).
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -35,7 +35,7 @@ std::string plan_command(const std::filesystem::path& config, int64_t world, con
 
 // The text after "memory" on the line of `output` that starts with `label` ("  memory      ").
 std::string memory_line(const std::string& output, const std::string& label) {
-  const std::regex pattern(label + "(weights [^\n]* per rank)");
+  const std::regex pattern(label + "([0-9.]+ [KMG]iB \\([^\n]*\\)) per rank");
   std::smatch match;
   return std::regex_search(output, match, pattern) ? match[1].str() : "";
 }
@@ -128,7 +128,7 @@ class PlanAgainstRuns : public ::testing::Test {
   static inline std::filesystem::path workdir_, corpus_;
 };
 
-TEST_F(PlanAgainstRuns, CpuMemoryIsTheStartupTablesMemoryLineToTheByte) {
+TEST_F(PlanAgainstRuns, CpuMemoryIsTheStartupTablesMemoryLine) {
   const std::string t6 = "[model]\nkind = \"T6\"\nn_layer = 2\nn_embd = 64\nn_head = 5\nhead_dim = 16\nq_rank = 6\nrank = 2\n";
   const std::string mla = "[model]\nkind = \"llama_mla\"\nn_layer = 2\nn_embd = 64\nn_head = 3\nhead_dim = 16\n"
                           "qk_rope_head_dim = 8\nq_lora_rank = 32\nkv_lora_rank = 16\nv_head_dim = 16\n";

@@ -28,7 +28,7 @@ struct PerplexityOptions {
 
 struct ChoiceOptions {
   std::vector<std::string> tasks;
-  std::string json_path, tokenizer;
+  std::string json_path, tokenizer, cache_dtype = "fp32";
   int64_t batch = 16, max_context = 0;
 };
 
@@ -89,7 +89,8 @@ void run_choice(const std::string& checkpoint, const ChoiceOptions& options) {
   const int64_t max_context = options.max_context ? options.max_context : source.seq_len ? source.seq_len : 1024;
   ModelWeights weights(source.config, 0, 1, 1, false);
   load_model_weights(source, weights);
-  Decoder decoder(weights, options.batch, max_context);
+  Decoder decoder(weights, options.batch, max_context,
+                  DecodeOptions{.cache_dtype = cache_dtype_from_name(options.cache_dtype)});
 
   std::vector<ChoiceScore> scores;
   std::vector<ExampleOutcome> all;
@@ -147,6 +148,9 @@ int run(int argc, char** argv) {
   choice_command->add_option("--batch", choice.batch, "choices scored together")->check(CLI::PositiveNumber);
   choice_command->add_option("--max-context", choice.max_context, "tokens per scored sequence (default: the run's seq_len)")
       ->check(CLI::NonNegativeNumber);
+  choice_command->add_option("--cache-dtype", choice.cache_dtype, "cache element type: fp32, or bf16 for half the bytes")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"fp32", "bf16"}));
   choice_command->add_option("--tokenizer", choice.tokenizer, "r50k_base.tiktoken (default: $T6_TOKENIZER, then data_tools/cache)");
   if (const auto exit_code = parse_command_line(app, "t6_eval", argc, argv)) return *exit_code;
   if (*perplexity_command) run_perplexity(checkpoint, perplexity);

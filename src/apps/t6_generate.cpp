@@ -28,7 +28,7 @@ using namespace t6::infer;
 
 struct Options {
   std::string checkpoint, prompt, prompts_file, tokenizer, backend = "cpu", memory_budget = "0",
-                                                                 order = "factorised";
+                                                                 order = "factorised", cache_dtype = "fp32";
   int64_t batch = 1, max_context = 0, block_tokens = 256;
   bool ignore_eot = false, json = false;
   GenerationOptions generation;
@@ -90,6 +90,9 @@ int run(int argc, char** argv) {
   app.add_option("--decode-order", options.order, "TPA decode attention: factorised (faster on CPU) or materialised")
       ->check(CLI::IsMember({"factorised", "materialised"}));
   app.add_option("--block-tokens", options.block_tokens, "cache positions per attention block")->check(CLI::PositiveNumber);
+  app.add_option("--cache-dtype", options.cache_dtype, "cache element type: fp32, or bf16 for half the bytes")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"fp32", "bf16"}));
   app.add_option("--backend", options.backend, "cpu (or auto; a CUDA decoding backend does not exist yet)");
   app.add_option("--tokenizer", options.tokenizer, "r50k_base.tiktoken (default: $T6_TOKENIZER, then data_tools/cache)");
   if (const auto exit_code = parse_command_line(app, "t6_generate", argc, argv)) return *exit_code;
@@ -116,7 +119,8 @@ int run(int argc, char** argv) {
     prompt_ids.push_back(ids);
   }
   const int64_t slots = std::min<int64_t>(options.batch, int64_t(prompts.size()));
-  const uint64_t cache_bytes = uint64_t(slots * max_context * cache_bytes_per_token(source.config));
+  const DType cache_dtype = cache_dtype_from_name(options.cache_dtype);
+  const uint64_t cache_bytes = uint64_t(slots * max_context * cache_bytes_per_token(source.config, cache_dtype));
   T6_CHECK(budget == 0 || cache_bytes <= budget, "the cache for ", slots, " sequences × ", max_context, " positions needs ",
            format_bytes(cache_bytes), ", more than --memory-budget ", format_bytes(budget),
            " (lower --max-context or --batch)");
@@ -124,7 +128,7 @@ int run(int argc, char** argv) {
   ModelWeights weights(source.config, 0, 1, 1, false);
   load_model_weights(source, weights);
   Decoder decoder(weights, slots, max_context,
-                  DecodeOptions{options.block_tokens, tpa_decode_order_from_name(options.order), 256});
+                  DecodeOptions{options.block_tokens, tpa_decode_order_from_name(options.order), 256, cache_dtype});
 
   GenerationStats stats;
   for (size_t first = 0; first < prompts.size(); first += size_t(slots)) {
@@ -163,7 +167,7 @@ int run(int argc, char** argv) {
   std::fprintf(stderr, "prefill: %lld tokens, %.1f tokens/s | decode: %lld tokens, %.1f tokens/s | cache: %s (%lld B per token, %lld sequences × %lld positions) | buffers: %s\n",
                (long long)stats.prefill_tokens, double(stats.prefill_tokens) / std::max(stats.prefill_seconds, 1e-9),
                (long long)stats.decode_tokens, double(stats.decode_tokens) / std::max(stats.decode_seconds, 1e-9),
-               format_bytes(decoder.cache().bytes()).c_str(), (long long)cache_bytes_per_token(source.config),
+               format_bytes(decoder.cache().bytes()).c_str(), (long long)cache_bytes_per_token(source.config, cache_dtype),
                (long long)slots, (long long)max_context, decoder.describe_buffers().c_str());
   return 0;
 }

@@ -10,6 +10,7 @@
 #include "core/log.h"
 #include "core/cpu_threads.h"
 #include "parallel/mpi_runtime.h"
+#include "parallel/rank_failure.h"
 #include "train/config_report.h"
 #include "train/run_config.h"
 #include "parallel/cuda_training_status.h"
@@ -41,6 +42,7 @@ t6::RunConfig checkpoint_run_config(const std::string& run_dir, const std::vecto
 }  // namespace
 
 int main(int argc, char** argv) {
+  t6::use_passive_openmp_wait(argv);  // before MPI starts: it may execute the tool again
   return t6::run_mpi_tool(argc, argv, "t6_pretrain", [](int argc, char** argv) {
     CLI::App app{t6::str("Pretrain a T6 language model (tensor and data parallel over MPI ranks). Note: ",
                          t6::cuda_training_status(), ".")};
@@ -120,6 +122,10 @@ int main(int argc, char** argv) {
     try {
       trainer.emplace(config, grid, run_dir, resume ? t6::ResumeMode::latest : t6::ResumeMode::from_config,
                       allowed_changes);
+    } catch (const t6::RankError& error) {
+      // As below, keeping the rank that failed.
+      if (error.detail().rfind("cannot resume: ", 0) == 0) throw;
+      throw t6::RankError(error.rank(), error.world_size(), config.with_sources(error.detail()));
     } catch (const t6::Error& error) {
       // A value that does not fit the world or the data: say where it was set. A checkpoint that
       // cannot be resumed is named by its own values (a damaged manifest), which no config set.

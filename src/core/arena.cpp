@@ -4,7 +4,6 @@ namespace t6 {
 
 Arena::Arena(const std::function<void(Arena&)>& plan, Device device) : device_(device) {
   plan(*this);
-  planned_bytes_ = offset_;
   if (device == Device::CUDA) {
     device_buffer_ = DeviceBuffer(offset_);
     base_ = static_cast<char*>(device_buffer_.data());
@@ -16,11 +15,10 @@ Arena::Arena(const std::function<void(Arena&)>& plan, Device device) : device_(d
   plan(*this);
 }
 
-Arena Arena::measured(const std::function<void(Arena&)>& plan) {
-  Arena arena;
-  plan(arena);
-  arena.planned_bytes_ = arena.offset_;
-  return arena;
+size_t Arena::measured_bytes(const std::function<void(Arena&)>& plan) {
+  Arena measuring;
+  plan(measuring);
+  return measuring.offset_;
 }
 
 Tensor Arena::take(Shape shape, DType dtype) {

@@ -18,12 +18,11 @@ class Arena {
   // `device` (the current GPU for Device::CUDA).
   explicit Arena(const std::function<void(Arena&)>& plan, Device device = Device::CPU);
   Arena() = default;
-  // Runs `plan` once to measure and allocates nothing: bytes() is what the arena would take (for a
-  // plan of memory before any is allocated; its views must not be used).
-  static Arena measured(const std::function<void(Arena&)>& plan);
+  // The bytes `plan` takes, measured without allocating them.
+  static size_t measured_bytes(const std::function<void(Arena&)>& plan);
 
   Tensor take(Shape shape, DType dtype = DType::F32);
-  size_t bytes() const { return planned_bytes_; }
+  size_t bytes() const { return device_ == Device::CUDA ? device_buffer_.bytes() : buffer_.bytes(); }
   Device device() const { return device_; }
 
  private:
@@ -33,7 +32,6 @@ class Arena {
   DeviceBuffer device_buffer_;
   char* base_ = nullptr;  // null while measuring
   size_t offset_ = 0;
-  size_t planned_bytes_ = 0;  // what the measuring pass found (the buffer's size when allocated)
 };
 
 // Hands out consecutive views of one scratch tensor, for buffers that live only inside one call

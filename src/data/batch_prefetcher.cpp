@@ -8,7 +8,7 @@ namespace t6 {
 BatchPrefetcher::BatchPrefetcher(TokenLoader& loader, int64_t first_sequence, int64_t count, int64_t seq_len,
                                  bool enabled)
     : loader_(loader), first_sequence_(first_sequence), count_(count), enabled_(enabled),
-      ahead_inputs_(size_t(count * seq_len)), ahead_targets_(size_t(count * seq_len)) {}
+      ahead_inputs_(enabled ? size_t(count * seq_len) : 0), ahead_targets_(enabled ? size_t(count * seq_len) : 0) {}
 
 BatchPrefetcher::~BatchPrefetcher() { wait(); }
 

@@ -17,7 +17,8 @@ namespace t6 {
 class BatchPrefetcher {
  public:
   // Sequences [first_sequence, first_sequence + count) of each global batch, of seq_len tokens.
-  // With `enabled` false every batch is read in take() (the same batches, no thread).
+  // With `enabled` false every batch is read in take() (the same batches, no thread, and no memory
+  // for a batch read ahead: count × seq_len inputs and as many targets when enabled).
   BatchPrefetcher(TokenLoader& loader, int64_t first_sequence, int64_t count, int64_t seq_len, bool enabled);
   ~BatchPrefetcher();  // waits for a read in flight
   BatchPrefetcher(const BatchPrefetcher&) = delete;

@@ -19,6 +19,17 @@ void rope_rows(const StepContext& context, const Tensor& x, int64_t R) {
   ops::rope_forward(x.view({1, N, R, D}), context.rope_cos, context.rope_sin);
 }
 
+// out (N, cols·rows) = each row of x (N, rows·cols) as a rows × cols matrix, transposed.
+Tensor transpose_rows(const Tensor& x, const Tensor& out, int64_t rows, int64_t cols) {
+  for (int64_t n = 0; n < x.size(0); ++n) {
+    const float* in = x.data<float>() + n * rows * cols;
+    float* transposed = out.data<float>() + n * rows * cols;
+    for (int64_t i = 0; i < rows; ++i)
+      for (int64_t j = 0; j < cols; ++j) transposed[j * rows + i] = in[i * cols + j];
+  }
+  return out;
+}
+
 // T6 and TPA-KVonly over the factor cache.
 class TpaStep : public AttentionStep {
  public:
@@ -41,14 +52,19 @@ class TpaStep : public AttentionStep {
     c_proj_ = weights.param(attn_weight(layer, "c_proj"));
   }
 
-  int64_t scratch_elements(int64_t N) const override {
-    const int64_t H = heads_, D = head_dim_, R = rank_;
-    const int64_t query = factorised_query_ ? N * q_rank_ * (H + D) : N * H * D;
-    return query + 2 * N * R * (H + D) + N * H * D;
+  int64_t scratch_elements(int64_t N) const override {  // the takes of forward, in its order
+    const int64_t H = heads_, D = head_dim_, R = rank_, Rq = q_rank_;
+    ScratchCursor cursor;
+    if (factorised_query_) cursor.take({N, H * Rq}), cursor.take({N, Rq * D});
+    else cursor.take({N, H * D});
+    for (const int64_t width : {H * R, R * D, H * R, R * D, R * H, R * H, H * D}) cursor.take({N, width});
+    return cursor.used();
   }
-  int64_t attention_scratch_elements(int64_t block_tokens, TpaDecodeOrder order) const override {
-    return factor_cache_scratch_elements(heads_, head_dim_, block_tokens, order);
+  int64_t attention_thread_elements(int64_t block_tokens, TpaDecodeOrder order, DType cache_dtype) const override {
+    return ops::tpa_decode_thread_elements(heads_, head_dim_, rank_, factorised_query_ ? q_rank_ : 0, block_tokens,
+                                           order, cache_dtype);
   }
+  int64_t attention_partial_elements() const override { return ops::decode_partial_elements(heads_, head_dim_); }
 
   void forward(const StepContext& context, const Tensor& x, const Tensor& out) const override {
     const int64_t N = context.rows.size(), H = heads_, D = head_dim_, R = rank_, Rq = q_rank_;
@@ -71,24 +87,19 @@ class TpaStep : public AttentionStep {
     linear_forward(factors[2], x, W_A_v_, N);
     linear_forward(factors[3], x, W_B_v_, N);
     rope_rows(context, factors[1], R);
-    write_cache_rows(context, factors);
+    // The cache keeps A_k and A_v rank by head (kv_cache.h).
+    const std::array<Tensor, 4> entries = {transpose_rows(factors[0], cursor.take({N, R * H}), H, R), factors[1],
+                                           transpose_rows(factors[2], cursor.take({N, R * H}), H, R), factors[3]};
+    write_cache_rows(context, entries);
 
     const Tensor y = cursor.take({N, H * D});
-    for_rows_and_heads(context, H, [&](int64_t row, HeadRange heads, const Tensor& scratch) {
-      const int64_t slot = context.rows.slot[size_t(row)];
-      FactorQuery query;
-      if (factorised_query_) {
-        query.A_q = A_q.data<float>() + row * H * Rq;
-        query.B_q = B_q.data<float>() + row * Rq * D;
-        query.q_rank = Rq;
-      } else {
-        query.q = q.data<float>() + row * H * D;
-      }
-      const FactorCache cache{context.cache.field(context.layer, 0, slot), context.cache.field(context.layer, 1, slot),
-                              context.cache.field(context.layer, 2, slot), context.cache.field(context.layer, 3, slot)};
-      attend_factor_cache(y.data<float>() + row * H * D, query, cache, context.rows.position[size_t(row)] + 1, heads,
-                          context.block_tokens, context.order, scratch);
-    });
+    ops::TpaDecodeQuery query;
+    if (factorised_query_) query.A_q = A_q.view({N, H, Rq}), query.B_q = B_q.view({N, Rq, D});
+    else query.q = q.view({N, H, D});
+    const KvCache& cache = context.cache;
+    const ops::TpaFactorCache factor_cache{cache.layer_field(context.layer, 0), cache.layer_field(context.layer, 1),
+                                      cache.layer_field(context.layer, 2), cache.layer_field(context.layer, 3)};
+    ops::tpa_decode_attention(y, query, factor_cache, decode_rows(context), context.order, context.attention_workspace);
     linear_forward(out, y, c_proj_, N);
   }
 
@@ -111,9 +122,10 @@ class GqaStep : public AttentionStep {
         c_proj_(weights.param(attn_weight(layer, "c_proj"))) {}
 
   int64_t scratch_elements(int64_t N) const override { return N * head_dim_ * (2 * heads_ + 2 * kv_heads_); }
-  int64_t attention_scratch_elements(int64_t block_tokens, TpaDecodeOrder) const override {
-    return kv_cache_scratch_elements(heads_, head_dim_, block_tokens);
+  int64_t attention_thread_elements(int64_t block_tokens, TpaDecodeOrder, DType cache_dtype) const override {
+    return ops::kv_decode_thread_elements(heads_, kv_heads_, head_dim_, head_dim_, block_tokens, cache_dtype);
   }
+  int64_t attention_partial_elements() const override { return ops::decode_partial_elements(heads_, head_dim_); }
 
   void forward(const StepContext& context, const Tensor& x, const Tensor& out) const override {
     const int64_t N = context.rows.size(), H = heads_, D = head_dim_;
@@ -128,12 +140,9 @@ class GqaStep : public AttentionStep {
     write_cache_rows(context, kv);
 
     const Tensor y = cursor.take({N, H * D});
-    for_rows_and_heads(context, H, [&](int64_t row, HeadRange heads, const Tensor& scratch) {
-      const int64_t slot = context.rows.slot[size_t(row)];
-      attend_kv_cache(y.data<float>() + row * H * D, q.data<float>() + row * H * D,
-                      context.cache.field(context.layer, 0, slot), context.cache.field(context.layer, 1, slot),
-                      context.rows.position[size_t(row)] + 1, H / kv_heads_, heads, context.block_tokens, scratch);
-    });
+    ops::kv_decode_attention(y, q.view({N, H, D}), context.cache.layer_field(context.layer, 0),
+                             context.cache.layer_field(context.layer, 1), decode_rows(context),
+                             context.attention_workspace);
     linear_forward(out, y, c_proj_, N);
   }
 

@@ -8,15 +8,17 @@
 #include <vector>
 
 #include "core/tensor.h"
-#include "infer/cache_attention.h"
+#include "infer/decode_order.h"
+#include "kernels/ops.h"
 #include "infer/kv_cache.h"
 #include "model/model_weights.h"
 
 namespace t6::infer {
 
-// Which sequence (cache slot) and position each packed row is.
+// Which sequence (cache slot) and position each packed row is; length = position + 1, the cache
+// positions the row attends over.
 struct StepRows {
-  std::vector<int64_t> slot, position;
+  std::vector<int64_t> slot, position, length;
   int64_t size() const { return int64_t(slot.size()); }
 };
 
@@ -28,17 +30,19 @@ struct StepContext {
   int64_t block_tokens;
   TpaDecodeOrder order;
   Tensor scratch;  // flat F32, at least scratch_elements(rows) long
-  // (threads, attention_scratch_elements): the decode attention's working memory, one row for each
-  // thread that for_rows_and_heads (step_helpers.h) runs.
-  Tensor attention_scratch;
+  // The decode attention op's working memory: per_thread (threads, attention_thread_elements) and
+  // the partial states of rows it cuts into pieces.
+  ops::DecodeWorkspace attention_workspace;
 };
 
 class AttentionStep {
  public:
   virtual ~AttentionStep() = default;
   virtual int64_t scratch_elements(int64_t rows) const = 0;
-  // What one thread's attend_kv_cache / attend_factor_cache needs over all the heads of a row.
-  virtual int64_t attention_scratch_elements(int64_t block_tokens, TpaDecodeOrder order) const = 0;
+  // What one thread of the decode attention op needs (ops::*_decode_thread_elements), and one
+  // partial state of a cut row (ops::decode_partial_elements).
+  virtual int64_t attention_thread_elements(int64_t block_tokens, TpaDecodeOrder order, DType cache_dtype) const = 0;
+  virtual int64_t attention_partial_elements() const = 0;
   // out (N, d) from the normed rows x (N, d).
   virtual void forward(const StepContext& context, const Tensor& x, const Tensor& out) const = 0;
 };

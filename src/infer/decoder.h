@@ -2,7 +2,8 @@
 // each call appends tokens to any of them. A call's rows go through every projection and the MLP as
 // one batch (a prompt's prefill is one call over all its tokens, in chunks of max_rows), then each
 // row attends over its own sequence up to itself. Decoding is the same call with one row per active
-// sequence. Weights are the model's, used in place; the cache and all buffers are allocated once.
+// sequence. The block and its MLP are the model's own (model/transformer_block.h, model/mlp.h), with
+// the cache's attention step; weights are used in place; the cache and all buffers are allocated once.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -12,16 +13,18 @@
 #include "core/arena.h"
 #include "infer/attention_step.h"
 #include "infer/kv_cache.h"
+#include "model/mlp.h"
 #include "model/model_weights.h"
 
 namespace t6::infer {
 
 struct DecodeOptions {
   int64_t block_tokens = 256;  // cache positions per online-softmax block
-  // Factorised by default: bench_decode measured it faster than materialising each block at every
-  // context and batch tried (1K, 8K, 32K; batch 1 and 8; README "Performance"), so no rule by context.
+  // Factorised by default: bench_decode measured it 6–7× faster than materialising each block
+  // (README "Performance", TPA decode order), so no rule by context.
   TpaDecodeOrder order = TpaDecodeOrder::factorised;
   int64_t max_rows = 256;      // rows per internal batch (bounds the buffers of a long prefill)
+  DType cache_dtype = DType::F32;  // F32, or BF16 for half the cache bytes
 };
 
 struct SlotToken {
@@ -38,12 +41,15 @@ class Decoder {
   KvCache& cache() { return cache_; }  // benchmarks fill it directly
   int64_t length(int64_t slot) const { return cache_.length(slot); }
   // The buffers besides the cache: each internal batch's activations, the RoPE tables, and the
-  // decode attention's scratch, one slice per OpenMP thread counted when the decoder was made
-  // (decoding runs that many threads) sized for a row's heads in options' block size and order.
+  // decode attention's scratch: one slice per OpenMP thread counted when the decoder was made
+  // (decoding runs that many threads) sized for a row's heads in options' block size, order and
+  // cache dtype, and ops::kDecodePartialStates partial states for rows cut into pieces.
   size_t buffer_bytes() const { return buffers_.bytes(); }
-  size_t attention_scratch_bytes() const { return attention_scratch_.bytes(); }
-  int64_t attention_threads() const { return attention_scratch_.size(0); }
-  // "3.23 MiB, of which decode attention scratch 15.25 KiB (2 threads × 7.62 KiB)"
+  size_t attention_scratch_bytes() const {
+    return attention_workspace_.per_thread.bytes() + attention_workspace_.partials.bytes();
+  }
+  int64_t attention_threads() const { return attention_workspace_.per_thread.size(0); }
+  // "3.23 MiB, of which decode attention scratch 15.25 KiB (2 threads × 7.62 KiB, partial states 1.02 KiB)"
   std::string describe_buffers() const;
 
   // Appends the tokens to their slots (a slot's tokens in order) and writes each row's final normed
@@ -63,16 +69,13 @@ class Decoder {
   KvCache cache_;
   // The weights are looked up by name once: a step builds no strings.
   Tensor embedding_;  // also the LM head
-  struct MlpWeights {
-    Tensor c_fc1, c_fc2, c_proj;
-  };
-  std::vector<MlpWeights> mlp_;
+  std::vector<Mlp> mlp_;  // the model's MLP, its layers sharing one set of activations
   std::vector<std::unique_ptr<AttentionStep>> attention_;
   StepRows rows_;                // this call's rows, kept so that their capacity stays
   std::vector<int64_t> length_;  // each slot's length as this call's rows are added
   Arena buffers_;
-  Tensor attention_scratch_;  // (threads, elements per thread)
-  Tensor residual_, norm_, rstd_, branch_, token_ids_, pre_gate_, up_, gated_, scratch_, rope_cos_, rope_sin_, row_cos_, row_sin_;
+  ops::DecodeWorkspace attention_workspace_;
+  Tensor residual_, norm_, rstd_, middle_, branch_, token_ids_, scratch_, rope_cos_, rope_sin_, row_cos_, row_sin_;
 };
 
 }  // namespace t6::infer

@@ -6,7 +6,9 @@ namespace t6::infer {
 
 std::vector<CacheField> cache_fields(const ModelConfig& config) {
   const int64_t H = config.n_head, D = config.head_dim, R = config.rank;
-  if (config.factorised_kv()) return {{"A_k", H, R}, {"B_k", R, D}, {"A_v", H, R}, {"B_v", R, D}};
+  // A_k and A_v are kept transposed, rank by head, so that the decode attention reads each rank's
+  // coefficients of all heads as one contiguous run (kernels/ops.h, tpa_decode_attention).
+  if (config.factorised_kv()) return {{"A_k", R, H}, {"B_k", R, D}, {"A_v", R, H}, {"B_v", R, D}};
   // MLA: one row per token, the normed latent N_w(c) (Ckv) followed by the rotated k_pe (Dr), so that
   // the row is the key of the absorbed attention (mla_step.h) and its first Ckv numbers the value.
   if (config.latent_attention()) return {{"latent", 1, config.kv_lora_rank + config.qk_rope_head_dim}};
@@ -21,29 +23,46 @@ int64_t token_numel(const std::vector<CacheField>& fields) {
 }
 }  // namespace
 
-int64_t cache_bytes_per_token(const ModelConfig& config) {
-  return config.n_layer * token_numel(cache_fields(config)) * int64_t(sizeof(float));
+int64_t cache_bytes_per_token(const ModelConfig& config, DType dtype) {
+  return config.n_layer * token_numel(cache_fields(config)) * int64_t(dtype_size(dtype));
 }
 
-KvCache::KvCache(const ModelConfig& config, int64_t slots, int64_t max_context)
+DType cache_dtype_from_name(const std::string& name) {
+  if (name == "fp32") return DType::F32;
+  if (name == "bf16") return DType::BF16;
+  fail(str("unknown cache dtype '", name, "' (expected fp32 or bf16)"));
+}
+
+const char* cache_dtype_name(DType dtype) { return dtype == DType::BF16 ? "bf16" : "fp32"; }
+
+KvCache::KvCache(const ModelConfig& config, int64_t slots, int64_t max_context, DType dtype)
     : fields_(cache_fields(config)),
+      dtype_(dtype),
       layers_(config.n_layer),
       slots_(slots),
       max_context_(max_context),
       token_numel_(token_numel(fields_)),
       lengths_(size_t(slots), 0),
-      buffer_(size_t(slots) * size_t(max_context) * size_t(cache_bytes_per_token(config))) {
+      buffer_(size_t(slots) * size_t(max_context) * size_t(cache_bytes_per_token(config, dtype))) {
   T6_CHECK(slots >= 1 && max_context >= 1, "the cache needs at least one sequence and one position");
+  T6_CHECK(dtype == DType::F32 || dtype == DType::BF16, "the cache holds fp32 or bf16, not ", dtype_name(dtype));
 }
 
-// Layout: [layer][field][slot][position][rows][cols], so one slot's field is contiguous.
-Tensor KvCache::field(int64_t layer, size_t field, int64_t slot) const {
-  T6_ASSERT(layer < layers_ && field < fields_.size() && slot < slots_);
+// Layout: [layer][field][slot][position][rows][cols], so one slot's field is contiguous and the
+// decode attention streams each field of a sequence front to back.
+Tensor KvCache::layer_field(int64_t layer, size_t field) const {
+  T6_ASSERT(layer < layers_ && field < fields_.size());
   int64_t offset = layer * slots_ * max_context_ * token_numel_;
   for (size_t before = 0; before < field; ++before) offset += slots_ * max_context_ * fields_[before].numel();
-  offset += slot * max_context_ * fields_[field].numel();
-  return Tensor(static_cast<float*>(buffer_.data()) + offset, {max_context_, fields_[field].rows, fields_[field].cols},
-                DType::F32);
+  return Tensor(static_cast<char*>(buffer_.data()) + offset * int64_t(dtype_size(dtype_)),
+                {slots_, max_context_, fields_[field].rows, fields_[field].cols}, dtype_);
+}
+
+Tensor KvCache::field(int64_t layer, size_t field, int64_t slot) const {
+  T6_ASSERT(slot < slots_);
+  const Tensor all = layer_field(layer, field);
+  return Tensor(static_cast<char*>(all.raw()) + slot * max_context_ * fields_[field].numel() * int64_t(dtype_size(dtype_)),
+                {max_context_, fields_[field].rows, fields_[field].cols}, dtype_);
 }
 
 void KvCache::set_length(int64_t slot, int64_t length) {

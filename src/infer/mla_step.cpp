@@ -35,8 +35,13 @@ class MlaStep : public AttentionStep {
     buffers(cursor, N);
     return cursor.used();
   }
-  int64_t attention_scratch_elements(int64_t block_tokens, TpaDecodeOrder) const override {
-    return kv_cache_scratch_elements(heads_, kv_rank_ + rope_dim_, block_tokens);
+  // The latent row is both the key and the value (v is k): the op widens a BF16 block once.
+  int64_t attention_thread_elements(int64_t block_tokens, TpaDecodeOrder, DType cache_dtype) const override {
+    const int64_t key = kv_rank_ + rope_dim_;
+    return ops::kv_decode_thread_elements(heads_, 1, key, key, block_tokens, cache_dtype);
+  }
+  int64_t attention_partial_elements() const override {
+    return ops::decode_partial_elements(heads_, kv_rank_ + rope_dim_);
   }
 
   void forward(const StepContext& context, const Tensor& x, const Tensor& out) const override {
@@ -55,11 +60,9 @@ class MlaStep : public AttentionStep {
     write_cache_rows(context, {&b.entry, 1});
 
     absorb_queries(b.q, b.absorbed, N);
-    for_rows_and_heads(context, H, [&](int64_t row, HeadRange heads, const Tensor& scratch) {
-      const Tensor latents = context.cache.field(context.layer, 0, context.rows.slot[size_t(row)]);
-      attend_kv_cache(b.attended.data<float>() + row * H * key, b.absorbed.data<float>() + row * H * key, latents,
-                      latents, context.rows.position[size_t(row)] + 1, H, heads, context.block_tokens, scratch);
-    });
+    const Tensor latents = context.cache.layer_field(context.layer, 0);
+    ops::kv_decode_attention(b.attended.view({N, H, key}), b.absorbed.view({N, H, key}), latents, latents,
+                             decode_rows(context), context.attention_workspace);
     expand_values(b.attended, b.y, N);
     linear_forward(out, b.y, c_proj_, N);
   }
@@ -91,7 +94,7 @@ class MlaStep : public AttentionStep {
   }
 
   // absorbed (N, H, Ckv + Dr) = [W_k[h]ᵀ q_nope_h, q_pe_h], times sqrt(Ckv + Dr)/sqrt(Dn + Dr):
-  // attend_kv_cache scales by 1/sqrt of the key width, MLA by 1/sqrt(Dn + Dr).
+  // the decode attention scales by 1/sqrt of the key width, MLA by 1/sqrt(Dn + Dr).
   void absorb_queries(const Tensor& q, const Tensor& absorbed, int64_t N) const {
     const int64_t H = heads_, Dq = nope_dim_ + rope_dim_, key = kv_rank_ + rope_dim_;
     const float rescale = std::sqrt(float(key)) / std::sqrt(float(Dq));

@@ -109,6 +109,81 @@ void tpa_attention_forward(Tensor y, Tensor lse, const TpaFactors& factors, Tens
 void tpa_attention_backward(const TpaFactors& gradients, const Tensor& dy, const Tensor& y, const Tensor& lse,
                             const TpaFactors& factors, Tensor workspace);
 
+// ---- TPA attention with RoPE inside (docs/MODEL.md 1 and 1.2; DESIGN.md, "Fused TPA attention") ----
+// As tpa_attention_*, but B_q and B_k are given as the linear maps give them, before RoPE: the op
+// rotates them with the tables cos, sin (T, D/2) of rope_tables, and returns the gradients of the
+// unrotated factors (RoPEᵀ applied to dB_q and dB_k). Two paths, equal up to rounding:
+//   Fused (the default): on a GPU, q, k and v are built tile by tile on chip from the factors and
+//     never reach global memory; the workspace is not used. The backward's blocks own every head,
+//     so dB is summed over heads on chip, in a fixed order, without atomics. heads_per_block caps how
+//     many heads a forward block owns (0: no cap); it gets as many as fit in shared memory, and the
+//     group need not divide H.
+//   Materialised (fallback and reference): rotated copies of B_q and B_k, then tpa_attention_* with
+//     q, k, v in the workspace, then rope_backward. CPU tensors always take this path.
+enum class TpaAttentionPath { Fused, Materialised };
+struct TpaAttentionChoice {
+  TpaAttentionPath path = TpaAttentionPath::Fused;
+  int64_t heads_per_block = 0;
+};
+// Elements of workspace (of a dtype at least as wide as the factors') the materialised path needs:
+// tpa_attention's, then the rotated B_q and B_k.
+int64_t tpa_rotary_attention_workspace_elements(int64_t B, int64_t T, int64_t H, int64_t Rq, int64_t R, int64_t D);
+void tpa_rotary_attention_forward(Tensor y, Tensor lse, const TpaFactors& factors, const Tensor& cos, const Tensor& sin,
+                                  Tensor workspace, TpaAttentionChoice choice = {});
+// Writes the six factor gradients (overwritten).
+void tpa_rotary_attention_backward(const TpaFactors& gradients, const Tensor& dy, const Tensor& y, const Tensor& lse,
+                                   const TpaFactors& factors, const Tensor& cos, const Tensor& sin, Tensor workspace,
+                                   TpaAttentionChoice choice = {});
+
+// ---- decode attention: new rows over a generation cache (infer/kv_cache.h) -----------------------
+// Row n, a new token of the sequence in cache slot rows.slot[n], attends over positions
+// [0, rows.length[n]) of that slot (both I64 (N), host memory) in blocks of rows.block_tokens, with an
+// online softmax in fp32. A long row is cut into pieces of whole blocks that threads take up
+// separately; the pieces' partial softmax states (maximum, sum, unnormalised output per head) merge by
+// their log-sum-exp. The cut depends only on the lengths and the row count, never on the thread
+// count, so every team size gives the same bits. Cache tensors are (slots, max_context, ...), F32 or
+// BF16; queries and outputs F32.
+struct DecodeRows {
+  Tensor slot, length;
+  int64_t block_tokens = 256;
+};
+// Partial softmax states one call may keep for rows cut into pieces: a call of N rows cuts a row into
+// at most kDecodePartialStates / N pieces (none once N exceeds it).
+inline constexpr int64_t kDecodePartialStates = 64;
+// Working memory, planned once: per_thread (threads, the *_thread_elements below) holds each thread's
+// blocks, one row per thread the op runs (the team is per_thread's row count); partials
+// (kDecodePartialStates, decode_partial_elements) the states of cut rows.
+struct DecodeWorkspace {
+  Tensor per_thread, partials;
+};
+int64_t decode_partial_elements(int64_t heads, int64_t value_width);
+
+// MHA, GQA and MLA's absorbed attention: y (N, H, Dv) from q (N, H, Dk) over k (slots, T, Hkv, Dk)
+// and v (slots, T, Hkv, Dv); query head h reads KV head h / (H / Hkv); scale 1/sqrt(Dk). v may be k
+// itself (MLA's latent row is its own value).
+int64_t kv_decode_thread_elements(int64_t heads, int64_t kv_heads, int64_t key_width, int64_t value_width,
+                                  int64_t block_tokens, DType cache_dtype);
+void kv_decode_attention(Tensor y, const Tensor& q, const Tensor& k, const Tensor& v, const DecodeRows& rows,
+                         const DecodeWorkspace& workspace);
+
+// TPA and TPA-KVonly over the factor cache (docs/MODEL.md 1.4): A_k and A_v transposed, (slots, T, R, H),
+// so that a rank's coefficients of all heads are contiguous; B̃_k and B_v (slots, T, R, D). The query is T6's factors A_q (N, H, Rq) and B̃_q (N, Rq, D), or KVonly's q̃
+// (N, H, D) (then A_q and B_q are empty tensors). The factorised order never forms K or V: per block, one
+// product B̃_q·B̃_kᵀ over all rank pairs and tokens, the head mixing with A_q and A_k, and the values as
+// (p·A_v)·B_v over all rank-token rows; the materialised order builds each block's k and v and
+// attends to them as plain attention does.
+enum class TpaDecodeOrder { factorised, materialised };
+struct TpaDecodeQuery {
+  Tensor A_q, B_q, q;
+};
+struct TpaFactorCache {
+  Tensor A_k, B_k, A_v, B_v;
+};
+int64_t tpa_decode_thread_elements(int64_t heads, int64_t head_dim, int64_t rank, int64_t q_rank,
+                                   int64_t block_tokens, TpaDecodeOrder order, DType cache_dtype);
+void tpa_decode_attention(Tensor y, const TpaDecodeQuery& query, const TpaFactorCache& cache, const DecodeRows& rows,
+                          TpaDecodeOrder order, const DecodeWorkspace& workspace);
+
 // ---- SwiGLU ---------------------------------------------------------------------------------
 // out = silu(a) ⊙ b.
 void swiglu_forward(Tensor out, const Tensor& a, const Tensor& b);

@@ -1,4 +1,5 @@
-// The peak FLOP/s that model FLOP utilisation (MFU, docs/MODEL.md section 5) is measured against.
+// The peak rates a run is measured against: FLOP/s for model FLOP utilisation (MFU, docs/MODEL.md
+// section 5), and memory read bandwidth for the decode roofline (bench_decode).
 #pragma once
 
 namespace t6 {
@@ -6,5 +7,9 @@ namespace t6 {
 // The fp32 GEMM rate of this process's BLAS thread pool, measured with square SGEMMs for about
 // budget_seconds (one warm-up call first). The CPU backend's matmuls run at this rate at best.
 double measured_cpu_sgemm_flops(double budget_seconds = 0.2);
+
+// Bytes per second the OpenMP team reads from memory, measured by summing a 256 MiB buffer (far past
+// the caches) for about budget_seconds, each thread its share, after one pass to touch it.
+double measured_cpu_read_bandwidth(double budget_seconds = 0.3);
 
 }  // namespace t6

@@ -1,9 +1,11 @@
 #include "model/language_model.h"
 
 #include <algorithm>
+#include <utility>
 
 #include "kernels/ops.h"
 #include "model/linear.h"
+#include "model/transformer_block.h"
 
 namespace t6 {
 
@@ -14,32 +16,9 @@ namespace {
 constexpr int64_t kLogitsChunkElements = int64_t(1) << 26;
 }  // namespace
 
-LanguageModel::LanguageModel(const ModelConfig& config, int64_t micro_batch, int64_t seq_len, Communicator* tp,
-                             int64_t pad_multiple, bool with_gradients)
-    : weights_(config, tp ? tp->rank() : 0, tp ? tp->size() : 1, pad_multiple, with_gradients),
-      batch_(micro_batch),
-      seq_len_(seq_len) {
-  build_layers();
-  activations_ = Arena([this](Arena& arena) { plan(arena); });
-  context_ = {batch_, seq_len_, rope_cos_, rope_sin_, scratch_, tp};
-  ops::rope_tables(rope_cos_, rope_sin_);
-}
-
-LanguageModel::LanguageModel(PlanOnly, const ModelConfig& config, int64_t micro_batch, int64_t seq_len, int tp_rank,
-                             int tp_size)
-    : weights_(ModelWeights::LayoutOnly{}, config, tp_rank, tp_size), batch_(micro_batch), seq_len_(seq_len) {
-  build_layers();
-  activations_ = Arena::measured([this](Arena& arena) { plan(arena); });
-}
-
-LanguageModel::ActivationPlan LanguageModel::plan_only(const ModelConfig& config, int64_t micro_batch, int64_t seq_len,
-                                                       int tp_rank, int tp_size) {
-  const LanguageModel model(PlanOnly{}, config, micro_batch, seq_len, tp_rank, tp_size);
-  return {model.activation_bytes(), model.scratch_bytes()};
-}
-
-void LanguageModel::build_layers() {
-  T6_CHECK(batch_ >= 1 && seq_len_ >= 1, "micro-batch size and sequence length must be positive");
+LanguageModel::LanguageModel(ModelWeights weights, int64_t micro_batch, int64_t seq_len)
+    : weights_(std::move(weights)), batch_(micro_batch), seq_len_(seq_len) {
+  T6_CHECK(micro_batch >= 1 && seq_len >= 1, "micro-batch size and sequence length must be positive");
   for (int64_t layer = 0; layer < config().n_layer; ++layer) {
     attention_.push_back(make_attention_layer(weights_, layer));
     mlp_.emplace_back(weights_, layer);
@@ -47,6 +26,24 @@ void LanguageModel::build_layers() {
   const LocalParam& embedding = weights_.table().find("transformer.wte.weight");
   vocab_slice_ = {embedding.axis_offset, config().vocab_size};
   chunk_rows_ = std::clamp<int64_t>(kLogitsChunkElements / embedding.local_shape[0], 1, batch_ * seq_len_);
+}
+
+LanguageModel::ActivationPlan LanguageModel::planned_activations(const ModelConfig& config, int64_t micro_batch,
+                                                                int64_t seq_len, int tp_rank, int tp_size) {
+  LanguageModel shapes(ModelWeights::shapes_only(config, tp_rank, tp_size), micro_batch, seq_len);
+  ActivationPlan planned;
+  planned.bytes = Arena::measured_bytes([&](Arena& arena) { shapes.plan(arena); });
+  planned.scratch_bytes = shapes.scratch_bytes();
+  return planned;
+}
+
+LanguageModel::LanguageModel(const ModelConfig& config, int64_t micro_batch, int64_t seq_len, Communicator* tp,
+                             int64_t pad_multiple, bool with_gradients)
+    : LanguageModel(ModelWeights(config, tp ? tp->rank() : 0, tp ? tp->size() : 1, pad_multiple, with_gradients),
+                    micro_batch, seq_len) {
+  activations_ = Arena([this](Arena& arena) { plan(arena); });
+  context_ = {batch_, seq_len_, rope_cos_, rope_sin_, scratch_, tp};
+  ops::rope_tables(rope_cos_, rope_sin_);
 }
 
 void LanguageModel::plan(Arena& arena) {
@@ -83,14 +80,11 @@ void LanguageModel::forward_blocks(const Tensor& inputs) {
   ops::embedding_forward(residual_[0], inputs, weights_.param("transformer.wte.weight"), vocab_slice_);
   reduce_over_tp(context_, residual_[0]);  // each rank looked up only the tokens of its rows
   for (size_t layer = 0; layer < mlp_.size(); ++layer) {
-    ops::rmsnorm_forward(norm1_[layer], rstd1_[layer], residual_[layer]);
-    attention_[layer]->forward(context_, norm1_[layer], branch_out_);
-    reduce_over_tp(context_, branch_out_);
-    ops::add(middle_[layer], residual_[layer], branch_out_);
-    ops::rmsnorm_forward(norm2_[layer], rstd2_[layer], middle_[layer]);
-    mlp_[layer].forward(context_, norm2_[layer], branch_out_);
-    reduce_over_tp(context_, branch_out_);
-    ops::add(residual_[layer + 1], middle_[layer], branch_out_);
+    const BlockActivations saved{norm1_[layer], rstd1_[layer], middle_[layer], norm2_[layer], rstd2_[layer]};
+    transformer_block_forward(
+        context_, residual_[layer], residual_[layer + 1], saved, branch_out_,
+        [&](const Tensor& normed, const Tensor& branch) { attention_[layer]->forward(context_, normed, branch); },
+        mlp_[layer]);
   }
   ops::rmsnorm_forward(final_norm_, final_rstd_, residual_.back());
 }

@@ -23,14 +23,13 @@ class LanguageModel {
   LanguageModel(const ModelConfig& config, int64_t micro_batch, int64_t seq_len, Communicator* tp = nullptr,
                 int64_t pad_multiple = 1, bool with_gradients = true);
 
-  // What the activation arena of this shape takes on TP rank tp_rank of tp_size, planned by the same
-  // code as a real model's arena but with no memory allocated (neither weights nor activations).
+  // What the activation arena of a model of `config` takes on TP rank `tp_rank` of `tp_size`, from
+  // the same plan, without allocating it or the weights (memory planning: train/memory_plan.h).
   struct ActivationPlan {
-    size_t activation_bytes = 0;  // the whole arena, as activation_bytes()
-    size_t scratch_bytes = 0;     // its share that layers reuse within one call, as scratch_bytes()
+    size_t bytes = 0, scratch_bytes = 0;  // as activation_bytes() and scratch_bytes() would be
   };
-  static ActivationPlan plan_only(const ModelConfig& config, int64_t micro_batch, int64_t seq_len, int tp_rank,
-                                  int tp_size);
+  static ActivationPlan planned_activations(const ModelConfig& config, int64_t micro_batch, int64_t seq_len,
+                                            int tp_rank, int tp_size);
 
   const ModelConfig& config() const { return weights_.config(); }
   ModelWeights& weights() { return weights_; }
@@ -51,9 +50,6 @@ class LanguageModel {
   void forward_logits(const Tensor& inputs, const Tensor& logits);
 
  private:
-  struct PlanOnly {};
-  LanguageModel(PlanOnly, const ModelConfig& config, int64_t micro_batch, int64_t seq_len, int tp_rank, int tp_size);
-  void build_layers();  // the layers' views into weights_, the head's chunking: both constructors
   void forward_blocks(const Tensor& inputs);
   void backward_blocks(const Tensor& inputs);
   // Runs the LM head over row chunks of the final normed states; with `train`, also the loss
@@ -61,6 +57,8 @@ class LanguageModel {
   // rank computes its columns' logits, and the cross-entropy phases reduce row statistics over TP.
   float head_loss(const Tensor& targets, bool train, float loss_scale);
   void plan(Arena& arena);
+  // The layers over `weights`, without the activation arena.
+  LanguageModel(ModelWeights weights, int64_t micro_batch, int64_t seq_len);
 
   ModelWeights weights_;
   int64_t batch_, seq_len_;

@@ -5,6 +5,7 @@
 
 #include "core/arena.h"
 #include "core/tensor.h"
+#include "kernels/ops.h"
 #include "parallel/communicator.h"
 
 namespace t6 {
@@ -15,6 +16,7 @@ struct LayerContext {
   Tensor rope_cos, rope_sin;  // (T, rope_dim / 2): head_dim, or MLA's qk_rope_head_dim
   Tensor scratch;          // flat F32 space for buffers that live within one layer call
   Communicator* tp = nullptr;  // null or size 1: no tensor parallelism
+  ops::TpaAttentionChoice tpa_attention;  // T6 layers: the fused path (default) or the materialised one
 
   int64_t rows() const { return batch * seq_len; }
 };

@@ -27,12 +27,17 @@ int64_t Mlp::scratch_elements(int64_t B, int64_t T) const {
   return cursor.used();
 }
 
+void Mlp::share_activations(const Mlp& owner) {
+  pre_gate_ = owner.pre_gate_, up_ = owner.up_, gated_ = owner.gated_;
+}
+
 void Mlp::forward(const LayerContext& context, const Tensor& x, const Tensor& out) {
   const int64_t N = context.rows();
-  linear_forward(pre_gate_, x, fc1_, N);
-  linear_forward(up_, x, fc2_, N);
-  ops::swiglu_forward(gated_, pre_gate_, up_);
-  linear_forward(out, gated_, proj_, N);
+  const Tensor pre_gate = pre_gate_.rows(0, N), up = up_.rows(0, N), gated = gated_.rows(0, N);
+  linear_forward(pre_gate, x, fc1_, N);
+  linear_forward(up, x, fc2_, N);
+  ops::swiglu_forward(gated, pre_gate, up);
+  linear_forward(out, gated, proj_, N);
 }
 
 void Mlp::backward(const LayerContext& context, const Tensor& x, const Tensor& dout, const Tensor& dx) {

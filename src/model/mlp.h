@@ -11,8 +11,10 @@ class Mlp {
  public:
   Mlp(const ModelWeights& weights, int64_t layer);
   void plan_activations(Arena& arena, int64_t batch, int64_t seq_len);
+  // Uses `owner`'s planned activations: generation keeps none for backward, so its layers share one set.
+  void share_activations(const Mlp& owner);
   int64_t scratch_elements(int64_t batch, int64_t seq_len) const;
-  // out (N, d) = this rank's hidden units' contribution.
+  // out (N, d) = this rank's hidden units' contribution, for N = context.rows() up to the planned rows.
   void forward(const LayerContext& context, const Tensor& x, const Tensor& out);
   // Adds the weight gradients; writes dx (N, d), this rank's partial input gradient.
   void backward(const LayerContext& context, const Tensor& x, const Tensor& dout, const Tensor& dx);

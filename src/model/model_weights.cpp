@@ -13,13 +13,17 @@ ModelWeights::ModelWeights(const ModelConfig& config, int tp_rank, int tp_size, 
       params_(size_t(padded_numel_) * sizeof(float)),
       grads_(with_gradients ? size_t(padded_numel_) * sizeof(float) : 0) {}
 
-ModelWeights::ModelWeights(LayoutOnly, const ModelConfig& config, int tp_rank, int tp_size, int64_t pad_multiple)
-    : config_(config),
-      table_(config, tp_rank, tp_size),
-      padded_numel_((table_.local_numel() + pad_multiple - 1) / pad_multiple * pad_multiple) {}
+ModelWeights::ModelWeights(ShapesOnly, const ModelConfig& config, int tp_rank, int tp_size)
+    : shapes_only_(true), config_(config), table_(config, tp_rank, tp_size), padded_numel_(table_.local_numel()) {}
 
-Tensor ModelWeights::view(const HostBuffer& buffer, const LocalParam& entry) {
-  if (buffer.bytes() == 0) return {};  // gradients not allocated, or a layout without buffers
+ModelWeights ModelWeights::shapes_only(const ModelConfig& config, int tp_rank, int tp_size) {
+  return ModelWeights(ShapesOnly{}, config, tp_rank, tp_size);
+}
+
+Tensor ModelWeights::view(const HostBuffer& buffer, const LocalParam& entry) const {
+  // A non-null dummy pointer, as a measuring Arena hands out, so no caller takes it for empty.
+  if (shapes_only_) return Tensor(reinterpret_cast<char*>(64), entry.local_shape, DType::F32);
+  if (buffer.bytes() == 0) return {};  // gradients not allocated
   return Tensor(static_cast<float*>(buffer.data()) + entry.flat_offset, entry.local_shape, DType::F32);
 }
 

@@ -16,10 +16,9 @@ class ModelWeights {
   // (inference, evaluation) only the parameters take memory and grad() views are empty.
   ModelWeights(const ModelConfig& config, int tp_rank, int tp_size, int64_t pad_multiple = 1,
                bool with_gradients = true);
-  // The layout alone (table, padded size), no buffers: for planning memory before allocating it.
-  // Views are empty.
-  struct LayoutOnly {};
-  ModelWeights(LayoutOnly, const ModelConfig& config, int tp_rank, int tp_size, int64_t pad_multiple = 1);
+  // The table and the views' shapes without the memory (the views point nowhere), for planning
+  // what a model of this config needs (LanguageModel::planned_activation_bytes).
+  static ModelWeights shapes_only(const ModelConfig& config, int tp_rank, int tp_size);
   bool has_gradients() const { return grads_.bytes() > 0; }
 
   const ModelConfig& config() const { return config_; }
@@ -40,7 +39,10 @@ class ModelWeights {
   void zero_grads();
 
  private:
-  static Tensor view(const HostBuffer& buffer, const LocalParam& entry);
+  struct ShapesOnly {};
+  ModelWeights(ShapesOnly, const ModelConfig& config, int tp_rank, int tp_size);
+  Tensor view(const HostBuffer& buffer, const LocalParam& entry) const;
+  bool shapes_only_ = false;
   ModelConfig config_;
   ParamTable table_;
   int64_t padded_numel_;

@@ -63,17 +63,23 @@ int64_t TpaAttention::scratch_elements(int64_t B, int64_t T) const {
   ScratchCursor cursor;
   carve_factor_grads(cursor, B, T);
   cursor.take({B, T, heads_, head_dim_});  // dy
-  cursor.take({ops::tpa_attention_workspace_elements(B, T, heads_, head_dim_)});
+  cursor.take({workspace_elements(B, T)});
   return cursor.used();
 }
 
+int64_t TpaAttention::workspace_elements(int64_t B, int64_t T) const {
+  return factorised_query_ ? ops::tpa_rotary_attention_workspace_elements(B, T, heads_, q_rank_, rank_, head_dim_)
+                           : ops::tpa_attention_workspace_elements(B, T, heads_, head_dim_);
+}
+
+// T6 keeps B_q and B_k as the linear maps give them: tpa_rotary_attention_* rotates them (on chip
+// on the fused path). KVonly contracts k itself, from B_k rotated here.
 void TpaAttention::compute_factors(const LayerContext& context, const Tensor& x) {
   const int64_t N = context.rows();
   ops::TpaFactors& f = saved_.factors;
   if (factorised_query_) {
     linear_forward(f.A_q, x, weights_.W_A_q, N);
     linear_forward(f.B_q, x, weights_.W_B_q, N);
-    ops::rope_forward(f.B_q, context.rope_cos, context.rope_sin);
   } else {
     linear_forward(saved_.q, x, weights_.c_q, N);
     ops::rope_forward(saved_.q, context.rope_cos, context.rope_sin);
@@ -82,7 +88,7 @@ void TpaAttention::compute_factors(const LayerContext& context, const Tensor& x)
   linear_forward(f.A_v, x, weights_.W_A_v, N);
   linear_forward(f.B_k, x, weights_.W_B_k, N);
   linear_forward(f.B_v, x, weights_.W_B_v, N);
-  ops::rope_forward(f.B_k, context.rope_cos, context.rope_sin);
+  if (!factorised_query_) ops::rope_forward(f.B_k, context.rope_cos, context.rope_sin);
 }
 
 void TpaAttention::forward(const LayerContext& context, const Tensor& x, const Tensor& out) {
@@ -90,8 +96,8 @@ void TpaAttention::forward(const LayerContext& context, const Tensor& x, const T
   ScratchCursor cursor(context.scratch);
   const int64_t B = context.batch, T = context.seq_len;
   if (factorised_query_) {
-    ops::tpa_attention_forward(saved_.y, saved_.lse, saved_.factors,
-                               cursor.take({ops::tpa_attention_workspace_elements(B, T, heads_, head_dim_)}));
+    ops::tpa_rotary_attention_forward(saved_.y, saved_.lse, saved_.factors, context.rope_cos, context.rope_sin,
+                                      cursor.take({workspace_elements(B, T)}), context.tpa_attention);
   } else {
     // KVonly: k and v from their factors, then plain attention with the plain query.
     Tensor k = cursor.take({B, T, heads_, head_dim_}), v = cursor.take({B, T, heads_, head_dim_});
@@ -107,12 +113,13 @@ void TpaAttention::backward(const LayerContext& context, const Tensor& x, const 
   ScratchCursor cursor(context.scratch);
   ops::TpaFactors d = carve_factor_grads(cursor, B, T);
   Tensor dy = cursor.take({B, T, heads_, head_dim_});
-  Tensor workspace = cursor.take({ops::tpa_attention_workspace_elements(B, T, heads_, head_dim_)});
+  Tensor workspace = cursor.take({workspace_elements(B, T)});
   linear_backward(dy, grads_.c_proj, dout, saved_.y, weights_.c_proj, N, false);
 
   const ops::TpaFactors& f = saved_.factors;
   if (factorised_query_) {
-    ops::tpa_attention_backward(d, dy, saved_.y, saved_.lse, f, workspace);
+    ops::tpa_rotary_attention_backward(d, dy, saved_.y, saved_.lse, f, context.rope_cos, context.rope_sin, workspace,
+                                       context.tpa_attention);  // dB_q and dB_k through RoPEᵀ already
   } else {
     ScratchCursor parts(workspace);
     Tensor k = parts.take({B, T, heads_, head_dim_}), v = parts.take({B, T, heads_, head_dim_});
@@ -123,16 +130,15 @@ void TpaAttention::backward(const LayerContext& context, const Tensor& x, const 
                             parts.take({ops::attention_scratch_elements(T, true)}));
     ops::tpa_contract_backward(d.A_k, d.B_k, dk, f.A_k, f.B_k);
     ops::tpa_contract_backward(d.A_v, d.B_v, dv, f.A_v, f.B_v);
+    // RoPE's transpose takes the gradients of the rotated k factor and q back to the projections' outputs.
+    ops::rope_backward(d.B_k, context.rope_cos, context.rope_sin);
+    ops::rope_backward(d.A_q, context.rope_cos, context.rope_sin);
   }
 
-  // RoPE's transpose takes the gradients of the rotated factors back to the projections' outputs.
-  ops::rope_backward(d.B_k, context.rope_cos, context.rope_sin);
   if (factorised_query_) {
-    ops::rope_backward(d.B_q, context.rope_cos, context.rope_sin);
     linear_backward(dx, grads_.W_A_q, d.A_q, x, weights_.W_A_q, N, false);
     linear_backward(dx, grads_.W_B_q, d.B_q, x, weights_.W_B_q, N, true);
   } else {
-    ops::rope_backward(d.A_q, context.rope_cos, context.rope_sin);
     linear_backward(dx, grads_.c_q, d.A_q, x, weights_.c_q, N, false);
   }
   linear_backward(dx, grads_.W_A_k, d.A_k, x, weights_.W_A_k, N, true);

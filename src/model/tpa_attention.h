@@ -1,5 +1,6 @@
-// Tensor Product Attention (docs/MODEL.md 1): six factor maps, RoPE on B_q and B_k, attention over the
-// factors (ops::tpa_attention_*), output projection. With `factorised_query` false it is TPA-KVonly:
+// Tensor Product Attention (docs/MODEL.md 1): six factor maps, attention over the factors with RoPE on
+// B_q and B_k inside (ops::tpa_rotary_attention_*, fused or materialised as LayerContext says), output
+// projection. With `factorised_query` false it is TPA-KVonly:
 // a plain c_q with RoPE for the query, factorised K and V.
 #pragma once
 #include "model/attention_layer.h"
@@ -23,6 +24,8 @@ class TpaAttention : public AttentionLayer {
     ops::TpaFactors factors;
     Tensor q, y, lse;
   };
+  // Elements of the attention op's workspace (in the F32 scratch).
+  int64_t workspace_elements(int64_t batch, int64_t seq_len) const;
   void compute_factors(const LayerContext& context, const Tensor& x);
   ops::TpaFactors carve_factor_grads(ScratchCursor& cursor, int64_t batch, int64_t seq_len) const;
 

@@ -1,13 +1,11 @@
 #include "parallel/backend_choice.h"
 
-#include <algorithm>
-#include <cstring>
 #include <filesystem>
-#include <vector>
 
 #include "core/error.h"
 #include "kernels/device.h"
 #include "parallel/cuda_training_status.h"
+#include "parallel/rank_failure.h"
 
 namespace t6 {
 
@@ -75,14 +73,6 @@ int gpus_listed_by_driver() {
   return count;
 }
 
-// Root's message on every rank of world, in fixed-size words (it is short).
-std::string broadcast_message(Communicator& world, const std::string& message, int root) {
-  std::vector<int32_t> words(128, 0);
-  std::memcpy(words.data(), message.data(), std::min(message.size(), words.size() * 4 - 1));
-  world.broadcast(Tensor(words.data(), {int64_t(words.size())}, DType::I32), root);
-  return std::string(reinterpret_cast<const char*>(words.data()));
-}
-
 }  // namespace
 
 BackendChoice choose_backend(const BackendRequest& request, Communicator& world, int local_rank,
@@ -96,14 +86,7 @@ BackendChoice choose_backend(const BackendRequest& request, Communicator& world,
   } catch (const Error& error) {
     failure = error.what();
   }
-  // The lowest failing rank r as the maximum of size − r over the ranks (0 where a rank is fine).
-  int32_t failing = failure.empty() ? 0 : world.size() - world.rank();
-  world.all_reduce(Tensor(&failing, {1}, DType::I32), ReduceOp::Max);
-  if (failing > 0) {
-    const int root = world.size() - failing;
-    const std::string message = broadcast_message(world, failure, root);
-    fail(world.size() > 1 ? str("rank ", root, ": ", message) : message);
-  }
+  throw_if_any_rank_failed(world, failure);
   if (choice.backend == Backend::cuda) {
     cuda_select_device(choice.cuda_device);
     const CudaDeviceInfo info = cuda_device_info(choice.cuda_device);

@@ -39,7 +39,7 @@ class Communicator {
   virtual std::unique_ptr<Communicator> split(int color, int key) = 0;
 };
 
-// Rank 0's string on every rank of `communicator` (collective).
-std::string broadcast_string(Communicator& communicator, std::string text);
+// Root's string on every rank of `communicator` (collective).
+std::string broadcast_string(Communicator& communicator, std::string text, int root = 0);
 
 }  // namespace t6

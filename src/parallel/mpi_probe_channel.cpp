@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "parallel/collective_deadline.h"
 #include "parallel/mpi_check.h"
+#include "parallel/peer_watch.h"
 
 namespace t6 {
 
@@ -105,6 +106,7 @@ void ProbeChannel::wait(MPI_Request& request, const std::string& operation) {
     if (test(request)) return;
     if (polls % kPollsPerLook != 0) continue;
     answer_probes();
+    check_peers(operation);
     if (Clock::now() >= probe_time) break;
     // Waiting long: leave the core to a rank that shares it (oversubscribed tests, hyperthreads).
     if (polls > 64 * kPollsPerLook) std::this_thread::yield();
@@ -130,6 +132,7 @@ void ProbeChannel::wait(MPI_Request& request, const std::string& operation) {
       return;
     }
     answer_probes();
+    check_peers(operation);
     for (int peer = 0; peer < size_; ++peer)
       if (!answered[size_t(peer)]) answered[size_t(peer)] = test(answers[size_t(peer)]);
     std::this_thread::yield();

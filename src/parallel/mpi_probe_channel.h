@@ -5,6 +5,7 @@
 // that answer within the grace are waiting in some collective (named in their answer); those that
 // do not are late (stopped, hung in I/O or compute, or dead). It then throws one error naming the
 // progress label (the step), the operation and the late ranks; run_on_every_rank aborts the world.
+// A peer that failed or whose process is gone ends the wait at once instead (peer_watch.h).
 #pragma once
 #include <string>
 

@@ -11,16 +11,21 @@ namespace t6 {
 
 using ToolBody = std::function<int(int argc, char** argv)>;
 
-// MPI_Init_thread (FUNNELED: only the main thread calls MPI), run_on_every_rank, MPI_Finalize.
+// MPI_Init_thread (FUNNELED: only the main thread calls MPI), the peer watch (peer_watch.h),
+// run_on_every_rank, MPI_Finalize.
 // Returns the body's exit code; a failure never returns when the world has more than one rank.
 int run_mpi_tool(int argc, char** argv, const char* tool_name, const ToolBody& body);
 
 // Runs body under an initialised MPI. A t6::Error or other exception prints one line to stderr,
 //   "tool_name: error: message"            (world of one rank; then returns 1)
 //   "rank R: tool_name: error: message"    (more ranks; then MPI_Abort(MPI_COMM_WORLD, 1))
-// so the other ranks, perhaps waiting in a collective, are ended instead of hanging. Ranks other
-// than 0 hold their line for 2 s first: an error that every rank finds is printed once, by rank 0. A body should
-// return non-zero only where every rank does; a failure on some ranks must throw.
+// where R is the rank that failed: this one, or the one named by a RankError (rank_failure.h: an
+// agreed failure, or a failure notice a peer sent, peer_watch.h). A rank failing alone first sends
+// its failure notice, so the others, perhaps waiting for it in a collective, end at once instead of
+// hanging. The line is printed once, by rank 0: ranks other than 0 hold theirs for 2 s, in which
+// rank 0's abort ends them (an error every rank finds, or one rank 0 learnt from a notice). Only
+// when rank 0 itself is gone does another rank print. A body should return non-zero only where
+// every rank does; a failure on some ranks must throw.
 int run_on_every_rank(const char* tool_name, const std::function<int()>& body);
 
 // This process's rank and the size of MPI_COMM_WORLD. Unchecked: they also serve failure reports,

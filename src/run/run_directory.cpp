@@ -11,6 +11,7 @@
 
 #include "core/error.h"
 #include "parallel/collective_deadline.h"
+#include "parallel/rank_failure.h"
 
 namespace t6 {
 
@@ -100,15 +101,15 @@ RunDirectory::RunDirectory(const fs::path& dir, Communicator& world, bool fresh_
       if (problem.empty()) problem = "run directory check failed";
     }
   }
-  problem = broadcast_string(world, problem);
-  if (!problem.empty()) {
+  if (const AgreedFailure agreed = agree_on_failure(world, problem)) {
     if (rank_lock_ >= 0) ::close(rank_lock_);
     if (job_lock_ >= 0) ::close(job_lock_);
     rank_lock_ = job_lock_ = -1;
-    fail(problem);
+    agreed.raise();
   }
   if (rank_lock_ < 0) rank_lock_ = open_lock_file(dir / ".t6_ranks.lock");
   ::flock(rank_lock_, LOCK_SH);
+  set_progress_label("start-up");
 }
 
 RunDirectory::~RunDirectory() {

@@ -8,11 +8,12 @@
 #include "core/cpu_threads.h"
 #include "core/durable_file.h"
 #include "core/log.h"
-#include "train/config_report.h"
+#include "core/process_memory.h"
+#include "kernels/peak_flops.h"
 #include "parallel/collective_deadline.h"
 #include "parallel/cuda_training_status.h"
-#include "kernels/peak_flops.h"
-#include "run/rank_memory.h"
+#include "parallel/rank_failure.h"
+#include "train/config_report.h"
 #include "train_state/train_checkpoint.h"
 
 namespace t6 {
@@ -22,6 +23,16 @@ namespace {
 volatile std::sig_atomic_t stop_signal = 0;
 
 void on_stop_signal(int signal) { stop_signal = signal; }
+
+// What a rank will allocate, refused in one error naming the keys to lower when the ranks of this
+// node would not fit in its memory (collective: the ranks find their node's count).
+RankMemory checked_rank_memory(const RunConfig& config, ProcessGrid& grid) {
+  int32_t ranks_on_node = grid.local_rank() + 1;
+  grid.world().all_reduce(Tensor(&ranks_on_node, {1}, DType::I32), ReduceOp::Max);
+  const RankMemory memory = plan_rank_memory(config, grid.world_size());
+  check_rank_memory_fits(memory, double(physical_memory_bytes()), ranks_on_node);
+  return memory;
+}
 
 const std::string& checked_data_path(const RunConfig& config) {
   T6_CHECK(!config.data.path.empty(), "data.path is empty: set it to a corpus directory written by t6_preprocess, in the "
@@ -68,6 +79,7 @@ Trainer::Trainer(const RunConfig& config, ProcessGrid& grid, const std::string& 
       run_directory_(run_dir, grid.world(), resume == ResumeMode::from_config && config.checkpoint.resume == "never",
                      std::min(30.0, 0.5 * config.parallel.timeout_s)),
       share_(batch_share(config.train, grid.dp_rank(), grid.dp_size())),
+      memory_(checked_rank_memory(config, grid)),
       eval_batches_(0),
       loader_(checked_data_path(config), config.train.seq_len, config.train.seed, config.data.max_open_shards),
       prefetcher_(loader_, share_.first_sequence, share_.sequences, config.train.seq_len, config.data.prefetch),
@@ -211,13 +223,9 @@ void Trainer::check_state_is_finite() {
   AdamW& adamw = optimizer_.adamw();
   if (problem.empty() && (first_non_finite(adamw.first_moment()) >= 0 || first_non_finite(adamw.second_moment()) >= 0))
     problem = "an AdamW moment holds a non-finite value";
-  // The highest rank that found a problem, plus one (0: none), so every rank's message names it.
-  int32_t bad_rank = problem.empty() ? 0 : grid_.world_rank() + 1;
-  grid_.world().all_reduce(Tensor(&bad_rank, {1}, DType::I32), ReduceOp::Max);
-  if (bad_rank == 0) return;
-  fail(str("refusing to save a checkpoint at step ", step_, ": ",
-           problem.empty() ? str("the state of rank ", bad_rank - 1, " holds non-finite values")
-                           : str(problem, " on rank ", grid_.world_rank())));
+  if (const AgreedFailure agreed = agree_on_failure(grid_.world(), problem))
+    throw RankError(agreed.rank, agreed.world_size,
+                    str("refusing to save a checkpoint at step ", step_, ": ", agreed.message));
 }
 
 Trainer::StopRequest Trainer::stop_requested_on_any_rank() {
@@ -268,14 +276,8 @@ void Trainer::print_startup_table() const {
   log_info("  data        ", config_.data.path, ": ", loader_.train_tokens(), " train / ", loader_.val_tokens(),
            " val tokens; at most ", config_.data.max_open_shards, " shards open; prefetch ",
            config_.data.prefetch ? "on" : "off");
-  // From the live buffers; t6_pretrain --plan computes the same before allocating (run/training_plan.h).
-  const AdamW& adamw = optimizer_.adamw();
-  const RankMemory memory{int64_t(model_.weights().padded_params().numel()) * 4,
-                          int64_t(model_.weights().padded_grads().numel()) * 4,
-                          int64_t(adamw.first_moment().numel() + adamw.second_moment().numel()) * 4,
-                          int64_t(model_.activation_bytes() - model_.scratch_bytes()), int64_t(model_.scratch_bytes())};
-  log_info("  memory      ", format_rank_memory(memory), " (workspace: backward's gradients, the attention's T×T ",
-           "scores; rank 0's)");
+  log_info("  memory      ", memory_.describe(), " per rank (layer scratch: backward's gradients, the attention's ",
+           "T×T scores; validation reads into the batches and activations)");
   log_info("  peak        ", peak_flops_ / 1e9, " GFLOP/s over ", grid_.world_size(), " ranks (", peak_flops_source_, "); ",
            m.training_flops_per_token(t.seq_len) / 1e6, " MFLOP per token (6N + 12 L H D T)");
   log_info("  per step    tok/s = tokens / step time; MFU = FLOP per token x tok/s / peak; step time (max over "

@@ -24,6 +24,7 @@
 #include "model/language_model.h"
 #include "parallel/backend_choice.h"
 #include "parallel/process_grid.h"
+#include "run/memory_plan.h"
 #include "run/run_directory.h"
 #include "train/batch_split.h"
 #include "train/distributed_optimizer.h"
@@ -101,6 +102,7 @@ class Trainer {
   std::string run_dir_;
   RunDirectory run_directory_;  // claimed (locked, checked) before anything reads or writes it
   BatchShare share_;  // this DP rank's sequences of the global batch and its micro-batches
+  RankMemory memory_;  // planned and checked against the machine before anything below allocates
   int64_t eval_batches_;
   TokenLoader loader_;
   BatchPrefetcher prefetcher_;  // reads through loader_: declared after it, so it stops first

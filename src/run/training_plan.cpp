@@ -9,13 +9,13 @@
 #include "parallel/cuda_training_status.h"
 #include "parallel/process_grid.h"
 #include "train/batch_split.h"
-#include "train/distributed_optimizer.h"
+#include "run/memory_plan.h"
 
 namespace t6 {
 
 namespace {
 
-constexpr int64_t kFloatBytes = 4, kBf16Bytes = 2;
+constexpr int64_t kFloatBytes = 4;
 
 struct RankLayout {
   int64_t tp, dp;
@@ -28,10 +28,9 @@ RankLayout layout_of(const RunConfig& config, int64_t world) {
   return {config.parallel.tp, dp, config.parallel.zero1 && dp > 1};
 }
 
-// The trainer's weights, with their ZeRO-1 padding, as a layout without buffers.
+// TP rank tp_rank's parameter table, as the trainer's weights lay it out (no buffers).
 ModelWeights planned_weights(const RunConfig& config, const RankLayout& layout, int tp_rank) {
-  return ModelWeights(ModelWeights::LayoutOnly{}, config.model, tp_rank, int(layout.tp),
-                      config.parallel.zero1 ? layout.dp : 1);
+  return ModelWeights::shapes_only(config.model, tp_rank, int(layout.tp));
 }
 
 std::string gib(int64_t bytes) { return str(std::fixed, std::setprecision(2), double(bytes) / double(1ull << 30), " GiB"); }
@@ -48,29 +47,13 @@ std::string per_tp_rank(int64_t tp, Count count) {
 
 }  // namespace
 
-RankMemory planned_cpu_memory(const RunConfig& config, int64_t world, int tp_rank, int dp_rank) {
+RankMemory planned_cuda_memory(const RunConfig& config, int64_t world) {
   const RankLayout layout = layout_of(config, world);
-  const ModelWeights weights = planned_weights(config, layout, tp_rank);
-  const BatchShare share = batch_share(config.train, dp_rank, layout.dp);
-  const LanguageModel::ActivationPlan activations =
-      LanguageModel::plan_only(config.model, share.micro_batch, config.train.seq_len, tp_rank, int(layout.tp));
-  const Range state = optimizer_state_range(weights, dp_rank, int(layout.dp), layout.zero1);
-  RankMemory memory;
-  memory.weights = weights.padded_numel() * kFloatBytes;
-  memory.gradients = weights.padded_numel() * kFloatBytes;
-  memory.optimizer = 2 * state.size() * kFloatBytes;
-  memory.workspace = int64_t(activations.scratch_bytes);
-  memory.activations = int64_t(activations.activation_bytes - activations.scratch_bytes);
-  return memory;
-}
-
-RankMemory planned_cuda_memory(const RunConfig& config, int64_t world, int tp_rank, int dp_rank) {
-  const RankLayout layout = layout_of(config, world);
-  const ModelWeights weights = planned_weights(config, layout, tp_rank);
-  const Range state = optimizer_state_range(weights, dp_rank, int(layout.dp), layout.zero1);
-  RankMemory memory = planned_cpu_memory(config, world, tp_rank, dp_rank);
-  // DESIGN.md: ZeRO-1 shards the fp32 master weights with the AdamW state; the bf16 copy is whole.
-  memory.weights = weights.padded_numel() * kBf16Bytes + (layout.zero1 ? state.size() : weights.padded_numel()) * kFloatBytes;
+  RankMemory memory = plan_rank_memory(config, int(world));
+  // DESIGN.md: a bf16 copy of the weights beside the fp32 master, which ZeRO-1 shards with the AdamW
+  // state (half of the optimizer's two moments); the loader's shard caches stay on the host.
+  memory.weights = memory.weights / 2 + (layout.zero1 ? memory.optimizer / 2 : memory.weights);
+  memory.data = 0;
   return memory;
 }
 
@@ -94,7 +77,7 @@ StepCommunication planned_communication(const RunConfig& config, int64_t world) 
   if (layout.dp > 1) {
     // The DP mean of the loss, the gradients (all-reduce, or ZeRO-1's reduce-scatter then the
     // all-gather of the updated weights: the same bytes on a ring) and, with ZeRO-1, the norm.
-    step.dp_bytes = 8 + weights.padded_numel() * kFloatBytes + (layout.zero1 ? 8 : 0);
+    step.dp_bytes = 8 + int64_t(plan_rank_memory(config, int(world)).gradients) + (layout.zero1 ? 8 : 0);
   }
   return step;
 }
@@ -141,11 +124,11 @@ std::string training_plan_report(const RunConfig& config, int64_t world) {
                         "; DP ", layout.dp > 1 ? str(gib(comm.dp_bytes), layout.zero1 ? " reduce-scattered + gathered" : " all-reduced",
                                                      " (ring: ", gib(int64_t(ring(comm.dp_bytes, layout.dp))), " sent per rank)")
                                                : std::string("none")));
-  const RankMemory cpu = planned_cpu_memory(config, world, 0, 0);
-  line("memory CPU", format_rank_memory(cpu) + " (rank 0, the largest; the start-up table's memory line)");
-  const RankMemory cuda = planned_cuda_memory(config, world, 0, 0);
-  line("memory CUDA", format_rank_memory(cuda) + " (estimate: bf16 weight copy + fp32 master, CPU activations as an upper bound)");
-  const int64_t usable = kPlanGpuBytes - kPlanGpuReservedBytes;
+  const RankMemory cpu = plan_rank_memory(config, int(world));
+  line("memory CPU", cpu.describe() + " per rank (the largest; the start-up table's memory line and check)");
+  const RankMemory cuda = planned_cuda_memory(config, world);
+  line("memory CUDA", cuda.describe() + " per rank (estimate: bf16 weight copy + fp32 master, CPU activations as an upper bound)");
+  const double usable = double(kPlanGpuBytes - kPlanGpuReservedBytes);
   line("GPU", str(kPlanGpuName, ": ", gib(kPlanGpuBytes), ", ", gib(usable), " after the CUDA context and libraries; this layout ",
                   cuda.total() <= usable ? "fits" : "does NOT fit"));
   // The other layouts of this world, so that one that does not fit shows what would.
@@ -157,13 +140,13 @@ std::string training_plan_report(const RunConfig& config, int64_t world) {
       RunConfig variant = config;
       variant.parallel.tp = tp;
       variant.parallel.zero1 = zero1;
-      int64_t bytes = 0;
+      double bytes = 0;
       try {
-        bytes = planned_cuda_memory(variant, world, 0, 0).total();
+        bytes = planned_cuda_memory(variant, world).total();
       } catch (const Error&) {
         continue;  // a layout whose batch does not split
       }
-      others += str("\n      TP ", tp, zero1 ? " ZeRO-1" : "", ": ", gib(bytes), bytes <= usable ? " fits" : " does NOT fit");
+      others += str("\n      TP ", tp, zero1 ? " ZeRO-1" : "", ": ", gib(int64_t(bytes)), bytes <= usable ? " fits" : " does NOT fit");
     }
   }
   line("GPU layouts", str("CUDA memory per rank of this world's layouts on the ", kPlanGpuName, ":", others));

@@ -1,6 +1,6 @@
 // t6_pretrain --plan: what a run of a config would be on a world of N ranks, computed without a
 // corpus, without starting ranks and without allocating the model: parameter count and layout,
-// micro-batches, memory per rank (CPU exactly as the trainer's buffers, by the same planning code;
+// micro-batches, memory per rank (CPU: run/memory_plan.h, what the trainer checks and allocates;
 // CUDA as an estimate until the device arenas exist), FLOPs per token and the bytes each rank
 // communicates per step. It runs every check of the trainer that needs no data or hardware
 // (parallel.tp against the world and the heads, the batch split), with the same messages.
@@ -8,7 +8,7 @@
 #include <cstdint>
 #include <string>
 
-#include "run/rank_memory.h"
+#include "run/memory_plan.h"
 #include "train/run_config.h"
 
 namespace t6 {
@@ -19,13 +19,11 @@ constexpr int64_t kPlanGpuBytes = int64_t(81559) << 20;
 constexpr int64_t kPlanGpuReservedBytes = int64_t(2) << 30;
 constexpr const char* kPlanGpuName = "NVIDIA H100 80 GB";
 
-// The CPU backend's memory on TP rank tp_rank and DP rank dp_rank of a world of `world` ranks:
-// the trainer's start-up memory line, to the byte.
-RankMemory planned_cpu_memory(const RunConfig& config, int64_t world, int tp_rank, int dp_rank);
-// The CUDA backend's, estimated from DESIGN.md's precisions: a bf16 copy of the weights next to the
-// fp32 master (sharded with ZeRO-1), fp32 gradients and AdamW state, and the CPU plan's activations
-// and workspace as an upper bound (bf16 activations and FlashAttention need less).
-RankMemory planned_cuda_memory(const RunConfig& config, int64_t world, int tp_rank, int dp_rank);
+// The CUDA backend's memory per rank, estimated from the CPU plan (run/memory_plan.h) and
+// DESIGN.md's precisions: a bf16 copy of the weights next to the fp32 master (sharded with ZeRO-1),
+// fp32 gradients and AdamW state, and the CPU plan's activations as an upper bound (bf16
+// activations and FlashAttention need less).
+RankMemory planned_cuda_memory(const RunConfig& config, int64_t world);
 
 struct StepCommunication {
   int64_t tp_bytes = 0;  // payload all-reduced over the TP group per step (activations, partial gradients)

@@ -7,6 +7,7 @@
 
 #include "checkpoint/file_checksum.h"
 #include "core/log.h"
+#include "parallel/rank_failure.h"
 
 namespace t6 {
 
@@ -77,20 +78,18 @@ TrainCheckpointer::TrainCheckpointer(std::filesystem::path checkpoints_dir, int 
 std::optional<checkpoint::ResumePoint> TrainCheckpointer::find_resume_point(bool strict) {
   // Rank 0 picks the checkpoint (its warnings printed once), from checksums all ranks took of the
   // newest one; the others read the same manifest.
-  // A failure there is sent to every rank (after kFailureMark) so that all of them throw it.
-  static constexpr char kFailureMark = '\1';
-  std::string chosen;
+  std::string chosen, failure;
   std::vector<fs::path> newest_files;
   if (grid_.world_rank() == 0) {
     try {
       if (std::filesystem::is_directory(dir())) checkpoint::recover_interrupted_saves(dir());
       newest_files = newest_shard_files(dir());
     } catch (const Error& error) {
-      chosen = kFailureMark + std::string(error.what());
+      failure = error.what();
     }
   }
   const checkpoint::KnownDigests known = digest_in_parallel(newest_files, grid_.world());
-  if (grid_.world_rank() == 0 && chosen.empty()) {
+  if (grid_.world_rank() == 0 && failure.empty()) {
     try {
       std::optional<checkpoint::ResumePoint> point;
       if (strict) {
@@ -106,25 +105,23 @@ std::optional<checkpoint::ResumePoint> TrainCheckpointer::find_resume_point(bool
         chosen = point->dir.string();
       }
     } catch (const Error& error) {
-      chosen = kFailureMark + std::string(error.what());
+      failure = error.what();
     }
   }
+  if (!failure.empty()) failure = str("cannot resume: ", failure);
+  throw_if_any_rank_failed(grid_.world(), failure);
   chosen = broadcast_string(grid_.world(), chosen);
-  if (!chosen.empty() && chosen[0] == kFailureMark) fail(str("cannot resume: ", chosen.substr(1)));
   if (chosen.empty()) return std::nullopt;
   return checkpoint::ResumePoint{chosen, checkpoint::read_manifest(std::filesystem::path(chosen) / "manifest.json"), {}};
 }
 
-void TrainCheckpointer::throw_if_any_rank_failed(const std::string& failure, int64_t step) {
-  int32_t failed_rank = failure.empty() ? 0 : grid_.world_rank() + 1;  // the highest failing rank, + 1
-  grid_.world().all_reduce(Tensor(&failed_rank, {1}, DType::I32), ReduceOp::Max);
-  if (failed_rank == 0) return;
+void TrainCheckpointer::end_save_if_any_rank_failed(const std::string& failure, int64_t step) {
+  const AgreedFailure agreed = agree_on_failure(grid_.world(), failure);
+  if (!agreed) return;
   if (grid_.world_rank() == 0) store_.abort_save(step);
   grid_.world().barrier();  // the staging directory is gone before any rank ends the job
-  const std::string outcome = str("the save of step ", step, " is abandoned and its staging directory removed; the "
-                                  "earlier checkpoints are intact");
-  if (!failure.empty()) fail(str(failure, " (", outcome, ")"));
-  fail(str("rank ", failed_rank - 1, " could not write its part of the checkpoint (", outcome, ")"));
+  agreed.raise(str(" (the save of step ", step, " is abandoned and its staging directory removed; the earlier "
+                   "checkpoints are intact)"));
 }
 
 std::filesystem::path TrainCheckpointer::save(const checkpoint::SaveInfo& info, const ModelWeights& weights,
@@ -137,7 +134,7 @@ std::filesystem::path TrainCheckpointer::save(const checkpoint::SaveInfo& info, 
       failure = error.what();
     }
   }
-  throw_if_any_rank_failed(failure, info.step);
+  end_save_if_any_rank_failed(failure, info.step);
   try {
     checkpoint::ShardFileWriter writer(store_.staging_dir(info.step) / shard_file_name(grid_.tp_rank(), grid_.dp_rank()),
                                        store_.save_id(info.step));
@@ -146,7 +143,7 @@ std::filesystem::path TrainCheckpointer::save(const checkpoint::SaveInfo& info, 
   } catch (const Error& error) {
     failure = error.what();
   }
-  throw_if_any_rank_failed(failure, info.step);
+  end_save_if_any_rank_failed(failure, info.step);
   std::string committed;
   if (grid_.world_rank() == 0) {
     try {
@@ -155,7 +152,7 @@ std::filesystem::path TrainCheckpointer::save(const checkpoint::SaveInfo& info, 
       failure = error.what();
     }
   }
-  throw_if_any_rank_failed(failure, info.step);
+  end_save_if_any_rank_failed(failure, info.step);
   return broadcast_string(grid_.world(), committed);
 }
 

@@ -34,9 +34,9 @@ class TrainCheckpointer {
                              const OptimizerShard& optimizer, bool zero1);
 
  private:
-  // Collective: throws on every rank when `failure` is non-empty on any, after rank 0 removed the
-  // staging directory of the save of `step`.
-  void throw_if_any_rank_failed(const std::string& failure, int64_t step);
+  // Collective: when `failure` is non-empty on any rank, rank 0 removes the staging directory of the
+  // save of `step`, then every rank throws the lowest failing rank's error (rank_failure.h).
+  void end_save_if_any_rank_failed(const std::string& failure, int64_t step);
 
   ProcessGrid& grid_;
   std::string nonce_;

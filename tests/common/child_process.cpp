@@ -63,17 +63,18 @@ std::optional<int> wait_exit_code(pid_t pid, double seconds) {
 
 namespace {
 
-pid_t parent_of(pid_t pid) {
+// The state letter and parent of process `pid` from /proc/PID/stat; state 0 when it is gone.
+std::pair<char, pid_t> state_and_parent(pid_t pid) {
   std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
   std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
   // The command name, in parentheses, may hold spaces: the fields after it are what we need.
   const size_t close = text.rfind(')');
-  if (close == std::string::npos) return -1;
+  if (close == std::string::npos) return {0, -1};
   std::istringstream rest(text.substr(close + 2));
   char state = 0;
   pid_t parent = -1;
   rest >> state >> parent;
-  return parent;
+  return {state, parent};
 }
 
 bool has_environment_entry(pid_t pid, const std::string& entry) {
@@ -86,6 +87,13 @@ bool has_environment_entry(pid_t pid, const std::string& entry) {
 
 }  // namespace
 
+pid_t parent_of(pid_t pid) { return state_and_parent(pid).second; }
+
+bool process_runs(pid_t pid) {
+  const char state = state_and_parent(pid).first;
+  return state != 0 && state != 'Z' && state != 'X';
+}
+
 pid_t mpi_rank_pid(pid_t launcher, int rank) {
   const std::string entry = "OMPI_COMM_WORLD_RANK=" + std::to_string(rank);
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
@@ -94,7 +102,9 @@ pid_t mpi_rank_pid(pid_t launcher, int rank) {
       const std::string name = item.path().filename().string();
       if (name.find_first_not_of("0123456789") != std::string::npos) continue;
       const pid_t pid = std::stoi(name);
-      if (parent_of(pid) == launcher && has_environment_entry(pid, entry)) return pid;
+      const pid_t parent = parent_of(pid);
+      if ((parent == launcher || (parent > 0 && parent_of(parent) == launcher)) && has_environment_entry(pid, entry))
+        return pid;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }

@@ -26,9 +26,16 @@ pid_t start_mpi_pretrain(int ranks, const std::vector<std::string>& args, const 
 // The exit code (128 + signal when killed); waits at most `seconds`, else nullopt (still running).
 std::optional<int> wait_exit_code(pid_t pid, double seconds);
 
-// The pid of MPI rank `rank` among the children of mpirun `launcher` (OMPI_COMM_WORLD_RANK in its
-// environment), waiting up to 30 s for it to appear; -1 if it does not.
+// The pid of MPI rank `rank` among the children of mpirun `launcher`, or of an mpirun that
+// `launcher` (a script: launch/run_local.sh) started (OMPI_COMM_WORLD_RANK in its environment),
+// waiting up to 30 s for it to appear; -1 if it does not.
 pid_t mpi_rank_pid(pid_t launcher, int rank);
+
+// The parent of process `pid`, or -1 when it is gone.
+pid_t parent_of(pid_t pid);
+
+// Whether process `pid` still runs (exists and is not a zombie).
+bool process_runs(pid_t pid);
 
 std::string read_text(const std::filesystem::path& path);
 

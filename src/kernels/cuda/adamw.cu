@@ -7,6 +7,7 @@
 #include "kernels/cuda/cuda_context.h"
 #include "kernels/cuda/cuda_ops.h"
 #include "kernels/cuda/device_tensor.cuh"
+#include "kernels/cuda/launch.cuh"
 
 namespace t6::ops::cuda {
 
@@ -54,7 +55,7 @@ void adamw_update(Tensor param, const Tensor& grad, Tensor m, Tensor v, const Ad
                                  hyper.grad_scale,
                                  hyper.eps};
   const int64_t n = param.numel();
-  adamw_kernel<<<grid_for(n, 256), 256, 0, cuda_context().stream()>>>(
+  T6_LAUNCH(adamw_kernel, grid_for(n, 256), 256, 0, cuda_context().stream())(
       param.data<float>(), float_ref(op, grad), m.data<float>(), v.data<float>(),
       param_bf16.empty() ? nullptr : static_cast<__nv_bfloat16*>(param_bf16.raw()), n, constants);
   T6_CUDA_CHECK_LAUNCH("adamw_kernel");

@@ -7,86 +7,23 @@
 //     diagonal.
 // Both: P = exp(scale·q·kᵀ − lse), dS = P ⊙ (dO·vᵀ − rowsum(dO ⊙ y)) · scale, on the tensor cores.
 #include "core/cuda/cuda_check.h"
-#include "kernels/cuda/attention_tiles.cuh"
+#include "kernels/cuda/attention_steps.cuh"
 #include "kernels/cuda/cuda_context.h"
 #include "kernels/cuda/cuda_ops.h"
+#include "kernels/cuda/launch.cuh"
+#include "kernels/cuda/dynamic_shared.cuh"
 
 namespace t6::ops::cuda {
 
 namespace {
-
-// The per-row statistics of a query tile: lse and D = rowsum(dO ⊙ y), for rows [q0, q0 + kTile).
-__device__ void load_row_statistics(float* lse_rows, float* dot_rows, const float* lse, const HeadTensor& dy,
-                                    const HeadTensor& y, const AttentionShape& shape, int64_t b, int64_t h, int64_t q0) {
-  const int lane = threadIdx.x % 32, first_row = (threadIdx.x / 32) * 16;
-  for (int r = first_row; r < first_row + 16; ++r) {
-    const int64_t q = q0 + r;
-    float dot = 0;
-    if (q < shape.T)
-      for (int64_t c = lane; c < shape.D; c += 32) dot += dy.data.load(dy.offset(b, q, h) + c) * y.data.load(y.offset(b, q, h) + c);
-    dot = warp_sum(dot);
-    if (lane == 0) {
-      dot_rows[r] = dot;
-      lse_rows[r] = q < shape.T ? lse[(b * shape.H + h) * shape.T + q] : 0.0f;
-    }
-  }
-}
-
-// The warp's 16 query rows of P and dS (bf16) from the score and dO·vᵀ tiles; zero where masked.
-__device__ void probabilities_and_dscores(const float* scores, const float* dprobabilities, const float* lse_rows,
-                                          const float* dot_rows, __nv_bfloat16* P, __nv_bfloat16* dS, int64_t q0,
-                                          int64_t k0, const AttentionShape& shape) {
-  const int lane = threadIdx.x % 32, first_row = (threadIdx.x / 32) * 16;
-  for (int r = first_row; r < first_row + 16; ++r) {
-    const int64_t q = q0 + r;
-    for (int half = 0; half < 2; ++half) {
-      const int c = lane + 32 * half;
-      const int64_t key = k0 + c;
-      const bool visible = key <= q && key < shape.T && q < shape.T;
-      const float p = visible ? expf(scores[r * kScoreStride + c] * shape.scale - lse_rows[r]) : 0.0f;
-      const float ds = p * (dprobabilities[r * kScoreStride + c] - dot_rows[r]) * shape.scale;
-      P[r * kProbabilityStride + c] = __float2bfloat16(p);
-      dS[r * kProbabilityStride + c] = __float2bfloat16(ds);
-    }
-  }
-}
-
-struct BackwardLayout {
-  size_t tile_a, tile_b, tile_c, tile_d, scores, dprobabilities, P, dS, accumulator_a, accumulator_b, lse_rows, dot_rows;
-  SharedLayout plan;
-  // Pass 1 uses two accumulators (dK, dV), pass 2 one (dQ).
-  __host__ __device__ BackwardLayout(int padded_dim, int accumulators) {
-    const size_t tile = size_t(kTile) * bf16_stride(padded_dim), accumulator = size_t(kTile) * f32_stride(padded_dim);
-    tile_a = plan.add<__nv_bfloat16>(tile);
-    tile_b = plan.add<__nv_bfloat16>(tile);
-    tile_c = plan.add<__nv_bfloat16>(tile);
-    tile_d = plan.add<__nv_bfloat16>(tile);
-    scores = plan.add<float>(size_t(kTile) * kScoreStride);
-    dprobabilities = plan.add<float>(size_t(kTile) * kScoreStride);
-    P = plan.add<__nv_bfloat16>(size_t(kTile) * kProbabilityStride);
-    dS = plan.add<__nv_bfloat16>(size_t(kTile) * kProbabilityStride);
-    accumulator_a = plan.add<float>(accumulator);
-    accumulator_b = accumulators > 1 ? plan.add<float>(accumulator) : accumulator_a;
-    lse_rows = plan.add<float>(kTile);
-    dot_rows = plan.add<float>(kTile);
-  }
-};
 
 struct BackwardTensors {
   HeadTensor dq, dk, dv, dy, q, k, v, y;
   const float* lse;
 };
 
-// Rows [t0, t0 + kTile) of an fp32 shared accumulator into one head of x, the first D columns.
-__device__ void store_tile(const HeadTensor& x, const float* accumulator, int stride, int64_t b, int64_t t0, int64_t head) {
-  for (int e = threadIdx.x; e < kTile * x.D; e += blockDim.x) {
-    const int r = e / int(x.D), c = e % int(x.D);
-    if (t0 + r < x.T) x.data.store(x.offset(b, t0 + r, head) + c, accumulator[r * stride + c]);
-  }
-}
-
 __global__ void __launch_bounds__(kAttentionThreads) attention_dkdv_kernel(BackwardTensors t, AttentionShape shape) {
-  extern __shared__ __align__(128) char shared[];
+  T6_DYNAMIC_SHARED(shared);
   const int padded_dim = shape.padded_dim, stride = bf16_stride(padded_dim), acc_stride = f32_stride(padded_dim);
   const BackwardLayout layout(padded_dim, 2);
   __nv_bfloat16* k_tile = shared_region<__nv_bfloat16>(shared, layout.tile_a);
@@ -136,7 +73,7 @@ __global__ void __launch_bounds__(kAttentionThreads) attention_dkdv_kernel(Backw
 }
 
 __global__ void __launch_bounds__(kAttentionThreads) attention_dq_kernel(BackwardTensors t, AttentionShape shape) {
-  extern __shared__ __align__(128) char shared[];
+  T6_DYNAMIC_SHARED(shared);
   const int padded_dim = shape.padded_dim, stride = bf16_stride(padded_dim), acc_stride = f32_stride(padded_dim);
   const BackwardLayout layout(padded_dim, 1);
   __nv_bfloat16* q_tile = shared_region<__nv_bfloat16>(shared, layout.tile_a);
@@ -177,11 +114,10 @@ __global__ void __launch_bounds__(kAttentionThreads) attention_dq_kernel(Backwar
   store_tile(t.dq, dq, acc_stride, b, q0, h);
 }
 
-template <class Kernel>
-void launch(Kernel kernel, const char* name, dim3 grid, size_t shared_bytes, const BackwardTensors& tensors,
+void launch(void (*kernel)(BackwardTensors, AttentionShape), const char* name, dim3 grid, size_t shared_bytes, const BackwardTensors& tensors,
             const AttentionShape& shape) {
   T6_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(shared_bytes)));
-  kernel<<<grid, kAttentionThreads, shared_bytes, cuda_context().stream()>>>(tensors, shape);
+  T6_LAUNCH_AS(kernel, name, grid, kAttentionThreads, shared_bytes, cuda_context().stream())(tensors, shape);
   T6_CUDA_CHECK_LAUNCH(name);
 }
 

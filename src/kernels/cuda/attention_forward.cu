@@ -6,9 +6,11 @@
 #include <cmath>
 
 #include "core/cuda/cuda_check.h"
-#include "kernels/cuda/attention_tiles.cuh"
+#include "kernels/cuda/attention_steps.cuh"
 #include "kernels/cuda/cuda_context.h"
 #include "kernels/cuda/cuda_ops.h"
+#include "kernels/cuda/launch.cuh"
+#include "kernels/cuda/dynamic_shared.cuh"
 
 namespace t6::ops::cuda {
 
@@ -30,45 +32,10 @@ struct ForwardLayout {
   }
 };
 
-// The warp's 16 rows of the score tile (key tile starting at k0) become bf16 probabilities against
-// the running row maxima, which are updated with the row sums; row_correction gets the factor
-// by which the rows' earlier output must shrink.
-__device__ void online_softmax_rows(const float* scores, __nv_bfloat16* probabilities, float* row_max, float* row_sum,
-                                    float* row_correction, int64_t q0, int64_t k0, int64_t T, float scale) {
-  const int lane = threadIdx.x % 32, first_row = (threadIdx.x / 32) * 16;
-  for (int r = first_row; r < first_row + 16; ++r) {
-    const int64_t q = q0 + r;
-    float s[2];
-    float largest = -INFINITY;
-    for (int half = 0; half < 2; ++half) {
-      const int c = lane + 32 * half;
-      const int64_t key = k0 + c;
-      s[half] = key <= q && key < T ? scores[r * kScoreStride + c] * scale : -INFINITY;
-      largest = fmaxf(largest, s[half]);
-    }
-    largest = warp_max(largest);
-    const float old_max = row_max[r];
-    const float new_max = fmaxf(old_max, largest);
-    float sum = 0;
-    for (int half = 0; half < 2; ++half) {
-      const float p = new_max == -INFINITY ? 0.0f : expf(s[half] - new_max);
-      probabilities[r * kProbabilityStride + lane + 32 * half] = __float2bfloat16(p);
-      sum += p;
-    }
-    sum = warp_sum(sum);
-    if (lane == 0) {
-      const float correction = old_max == -INFINITY ? 0.0f : expf(old_max - new_max);
-      row_correction[r] = correction;
-      row_sum[r] = row_sum[r] * correction + sum;
-      row_max[r] = new_max;
-    }
-  }
-}
-
 __global__ void __launch_bounds__(kAttentionThreads) attention_forward_kernel(HeadTensor y, float* lse, HeadTensor q,
                                                                                HeadTensor k, HeadTensor v,
                                                                                AttentionShape shape) {
-  extern __shared__ __align__(128) char shared[];
+  T6_DYNAMIC_SHARED(shared);
   const int padded_dim = shape.padded_dim, stride = bf16_stride(padded_dim), out_stride = f32_stride(padded_dim);
   const ForwardLayout layout(padded_dim);
   __nv_bfloat16* q_tile = shared_region<__nv_bfloat16>(shared, layout.q);
@@ -125,7 +92,7 @@ void attention_forward(Tensor y, Tensor lse, const Tensor& q, const Tensor& k, c
   T6_CUDA_CHECK(cudaFuncSetAttribute(attention_forward_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                      int(shared_bytes)));
   const dim3 grid(unsigned((shape.T + kTile - 1) / kTile), unsigned(shape.H), unsigned(shape.B));
-  attention_forward_kernel<<<grid, kAttentionThreads, shared_bytes, cuda_context().stream()>>>(
+  T6_LAUNCH(attention_forward_kernel, grid, kAttentionThreads, shared_bytes, cuda_context().stream())(
       HeadTensor{float_ref(op, y), shape.T, shape.H, shape.D}, lse.data<float>(),
       HeadTensor{float_ref(op, q), shape.T, shape.H, shape.D}, HeadTensor{float_ref(op, k), shape.T, shape.Hkv, shape.D},
       HeadTensor{float_ref(op, v), shape.T, shape.Hkv, shape.D}, shape);

@@ -6,6 +6,7 @@
 #include "kernels/cuda/cuda_context.h"
 #include "kernels/cuda/cuda_ops.h"
 #include "kernels/cuda/device_tensor.cuh"
+#include "kernels/cuda/launch.cuh"
 
 namespace t6::ops::cuda {
 
@@ -67,7 +68,7 @@ void cross_entropy_exp_sum(Tensor local_max, Tensor sum_exp, Tensor target_logit
   const VocabRange range = checked_vocab_range(op, slice, vocab);
   const int32_t* ids = token_ids(op, targets, rows);
   if (rows == 0) return;
-  exp_sum_kernel<<<unsigned(rows), kThreads, 0, cuda_context().stream()>>>(
+  T6_LAUNCH(exp_sum_kernel, unsigned(rows), kThreads, 0, cuda_context().stream())(
       float_ref(op, local_max), float_ref(op, sum_exp), float_ref(op, target_logit), float_ref(op, logits), ids, vocab,
       range.first);
   T6_CUDA_CHECK_LAUNCH("exp_sum_kernel");
@@ -78,7 +79,7 @@ void cross_entropy_rescale(Tensor sum_exp, const Tensor& local_max, const Tensor
   const int64_t rows = sum_exp.numel();
   require_per_row(op, rows, {&local_max, &row_max});
   if (rows == 0) return;
-  rescale_kernel<<<grid_for(rows, kThreads), kThreads, 0, cuda_context().stream()>>>(
+  T6_LAUNCH(rescale_kernel, grid_for(rows, kThreads), kThreads, 0, cuda_context().stream())(
       float_ref(op, sum_exp), float_ref(op, local_max), float_ref(op, row_max), rows);
   T6_CUDA_CHECK_LAUNCH("rescale_kernel");
 }
@@ -88,7 +89,7 @@ void cross_entropy_losses(Tensor losses, const Tensor& row_max, const Tensor& su
   const int64_t rows = losses.numel();
   require_per_row(op, rows, {&row_max, &sum_exp, &target_logit});
   if (rows == 0) return;
-  losses_kernel<<<grid_for(rows, kThreads), kThreads, 0, cuda_context().stream()>>>(
+  T6_LAUNCH(losses_kernel, grid_for(rows, kThreads), kThreads, 0, cuda_context().stream())(
       float_ref(op, losses), float_ref(op, row_max), float_ref(op, sum_exp), float_ref(op, target_logit), rows);
   T6_CUDA_CHECK_LAUNCH("losses_kernel");
 }
@@ -101,7 +102,7 @@ void cross_entropy_gradient(Tensor exp_logits, const Tensor& targets, const Tens
   const VocabRange range = checked_vocab_range(op, slice, vocab);
   const int32_t* ids = token_ids(op, targets, rows);
   if (rows == 0) return;
-  gradient_kernel<<<unsigned(rows), kThreads, 0, cuda_context().stream()>>>(
+  T6_LAUNCH(gradient_kernel, unsigned(rows), kThreads, 0, cuda_context().stream())(
       float_ref(op, exp_logits), ids, float_ref(op, local_max), float_ref(op, row_max), float_ref(op, sum_exp), dloss,
       vocab, range.first);
   T6_CUDA_CHECK_LAUNCH("gradient_kernel");

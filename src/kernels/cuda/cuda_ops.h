@@ -34,6 +34,12 @@ void attention_forward(Tensor y, Tensor lse, const Tensor& q, const Tensor& k, c
 void attention_backward(Tensor dq, Tensor dk, Tensor dv, const Tensor& dy, const Tensor& q, const Tensor& k,
                         const Tensor& v, const Tensor& y, const Tensor& lse, HeadMap heads);
 
+// The fused path of tpa_rotary_attention_* (tpa_attention_fused.cu).
+void tpa_attention_fused_forward(Tensor y, Tensor lse, const TpaFactors& factors, const Tensor& cos, const Tensor& sin,
+                                 int64_t heads_per_block);
+void tpa_attention_fused_backward(const TpaFactors& gradients, const Tensor& dy, const Tensor& y, const Tensor& lse,
+                                  const TpaFactors& factors, const Tensor& cos, const Tensor& sin);
+
 void swiglu_forward(Tensor out, const Tensor& a, const Tensor& b);
 void swiglu_backward(Tensor da, Tensor db, const Tensor& dout, const Tensor& a, const Tensor& b);
 

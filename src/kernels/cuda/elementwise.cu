@@ -3,6 +3,7 @@
 #include "kernels/cuda/cuda_context.h"
 #include "kernels/cuda/cuda_ops.h"
 #include "kernels/cuda/device_tensor.cuh"
+#include "kernels/cuda/launch.cuh"
 
 namespace t6::ops::cuda {
 
@@ -38,7 +39,7 @@ void add(Tensor out, const Tensor& a, const Tensor& b) {
   require_same_shape("add", out, a);
   require_same_shape("add", out, b);
   const int64_t n = out.numel();
-  add_kernel<<<grid_for(n, kThreads), kThreads, 0, cuda_context().stream()>>>(float_ref("add", out), float_ref("add", a),
+  T6_LAUNCH(add_kernel, grid_for(n, kThreads), kThreads, 0, cuda_context().stream())(float_ref("add", out), float_ref("add", a),
                                                                               float_ref("add", b), n);
   T6_CUDA_CHECK_LAUNCH("add_kernel");
 }
@@ -52,7 +53,7 @@ void swiglu_forward(Tensor out, const Tensor& a, const Tensor& b) {
   require_same_shape("swiglu_forward", out, a);
   require_same_shape("swiglu_forward", out, b);
   const int64_t n = out.numel();
-  swiglu_forward_kernel<<<grid_for(n, kThreads), kThreads, 0, cuda_context().stream()>>>(
+  T6_LAUNCH(swiglu_forward_kernel, grid_for(n, kThreads), kThreads, 0, cuda_context().stream())(
       float_ref("swiglu_forward", out), float_ref("swiglu_forward", a), float_ref("swiglu_forward", b), n);
   T6_CUDA_CHECK_LAUNCH("swiglu_forward_kernel");
 }
@@ -63,7 +64,7 @@ void swiglu_backward(Tensor da, Tensor db, const Tensor& dout, const Tensor& a, 
   require_same_shape("swiglu_backward", dout, a);
   const int64_t n = a.numel();
   const char* op = "swiglu_backward";
-  swiglu_backward_kernel<<<grid_for(n, kThreads), kThreads, 0, cuda_context().stream()>>>(
+  T6_LAUNCH(swiglu_backward_kernel, grid_for(n, kThreads), kThreads, 0, cuda_context().stream())(
       float_ref(op, da), float_ref(op, db), float_ref(op, dout), float_ref(op, a), float_ref(op, b), n);
   T6_CUDA_CHECK_LAUNCH("swiglu_backward_kernel");
 }

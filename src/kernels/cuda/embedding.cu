@@ -9,6 +9,7 @@
 #include "kernels/cuda/cuda_context.h"
 #include "kernels/cuda/cuda_ops.h"
 #include "kernels/cuda/device_tensor.cuh"
+#include "kernels/cuda/launch.cuh"
 
 namespace t6::ops::cuda {
 
@@ -54,7 +55,7 @@ void embedding_forward(Tensor out, const Tensor& tokens, const Tensor& table, Vo
   const VocabRange range = checked_vocab_range(op, slice, local_rows);
   const int32_t* ids = token_ids(op, tokens, rows);
   if (rows == 0) return;
-  embedding_forward_kernel<<<grid_for(rows * d, 256), 256, 0, cuda_context().stream()>>>(
+  T6_LAUNCH(embedding_forward_kernel, grid_for(rows * d, 256), 256, 0, cuda_context().stream())(
       float_ref(op, out), ids, float_ref(op, table), rows, d, range.first, local_rows);
   T6_CUDA_CHECK_LAUNCH("embedding_forward_kernel");
 }
@@ -77,12 +78,12 @@ void embedding_backward(Tensor dtable, const Tensor& dout, const Tensor& tokens,
   int32_t* positions = reinterpret_cast<int32_t*>(scratch);
   int32_t* sorted_ids = reinterpret_cast<int32_t*>(scratch + list_bytes);
   int32_t* sorted_positions = reinterpret_cast<int32_t*>(scratch + 2 * list_bytes);
-  positions_kernel<<<grid_for(rows, 256), 256, 0, context.stream()>>>(positions, rows);
+  T6_LAUNCH(positions_kernel, grid_for(rows, 256), 256, 0, context.stream())(positions, rows);
   T6_CUDA_CHECK_LAUNCH("positions_kernel");
   T6_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(scratch + 3 * list_bytes, sort_bytes, ids, sorted_ids, positions,
                                                 sorted_positions, int(rows), 0, int(sizeof(int32_t) * 8),
                                                 context.stream()));
-  embedding_backward_kernel<<<unsigned(rows), 128, 0, context.stream()>>>(
+  T6_LAUNCH(embedding_backward_kernel, unsigned(rows), 128, 0, context.stream())(
       float_ref(op, dtable), float_ref(op, dout), sorted_ids, sorted_positions, rows, d, range.first, local_rows);
   T6_CUDA_CHECK_LAUNCH("embedding_backward_kernel");
 }

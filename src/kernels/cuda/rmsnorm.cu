@@ -7,6 +7,7 @@
 #include "kernels/cuda/cuda_context.h"
 #include "kernels/cuda/cuda_ops.h"
 #include "kernels/cuda/device_tensor.cuh"
+#include "kernels/cuda/launch.cuh"
 
 namespace t6::ops::cuda {
 
@@ -49,7 +50,7 @@ void rmsnorm_forward(Tensor out, Tensor rstd, const Tensor& x) {
   const int64_t rows = matrix_rows(x);
   require_rstd(op, rstd, rows);
   if (rows == 0) return;
-  rmsnorm_forward_kernel<<<unsigned(rows), kThreads, 0, cuda_context().stream()>>>(
+  T6_LAUNCH(rmsnorm_forward_kernel, unsigned(rows), kThreads, 0, cuda_context().stream())(
       float_ref(op, out), rstd.data<float>(), float_ref(op, x), matrix_cols(x), float(kRmsNormEps));
   T6_CUDA_CHECK_LAUNCH("rmsnorm_forward_kernel");
 }
@@ -61,7 +62,7 @@ void rmsnorm_backward(Tensor dx, const Tensor& dout, const Tensor& x, const Tens
   const int64_t rows = matrix_rows(x);
   require_rstd(op, rstd, rows);
   if (rows == 0) return;
-  rmsnorm_backward_kernel<<<unsigned(rows), kThreads, 0, cuda_context().stream()>>>(
+  T6_LAUNCH(rmsnorm_backward_kernel, unsigned(rows), kThreads, 0, cuda_context().stream())(
       float_ref(op, dx), float_ref(op, dout), float_ref(op, x), rstd.data<float>(), matrix_cols(x));
   T6_CUDA_CHECK_LAUNCH("rmsnorm_backward_kernel");
 }

@@ -8,6 +8,7 @@
 #include "kernels/cuda/cuda_context.h"
 #include "kernels/cuda/cuda_ops.h"
 #include "kernels/cuda/device_tensor.cuh"
+#include "kernels/cuda/launch.cuh"
 
 namespace t6::ops::cuda {
 
@@ -37,7 +38,7 @@ void rotate(const char* op, Tensor x, const Tensor& cos, const Tensor& sin, int6
            width - first_column);
   const int64_t pairs = x.numel() / width * half;
   if (pairs == 0) return;
-  rope_kernel<<<grid_for(pairs, 256), 256, 0, cuda_context().stream()>>>(float_ref(op, x), float_ref(op, cos),
+  T6_LAUNCH(rope_kernel, grid_for(pairs, 256), 256, 0, cuda_context().stream())(float_ref(op, x), float_ref(op, cos),
                                                                          float_ref(op, sin), T, R, width, first_column,
                                                                          half, pairs, sign);
   T6_CUDA_CHECK_LAUNCH("rope_kernel");

@@ -6,6 +6,7 @@
 #include "kernels/cuda/cuda_context.h"
 #include "kernels/cuda/cuda_ops.h"
 #include "kernels/cuda/device_tensor.cuh"
+#include "kernels/cuda/launch.cuh"
 
 namespace t6::ops::cuda {
 
@@ -37,9 +38,9 @@ double sum_of_squares(const Tensor& x) {
   const FloatRef values = float_ref("sum_of_squares", x);
   CudaContext& context = cuda_context();
   double* partials = static_cast<double*>(context.scratch((kBlocks + 1) * sizeof(double)));
-  partial_sums_kernel<<<kBlocks, kThreads, 0, context.stream()>>>(values, x.numel(), partials);
+  T6_LAUNCH(partial_sums_kernel, kBlocks, kThreads, 0, context.stream())(values, x.numel(), partials);
   T6_CUDA_CHECK_LAUNCH("partial_sums_kernel");
-  total_kernel<<<1, kThreads, 0, context.stream()>>>(partials, kBlocks, partials + kBlocks);
+  T6_LAUNCH(total_kernel, 1, kThreads, 0, context.stream())(partials, kBlocks, partials + kBlocks);
   T6_CUDA_CHECK_LAUNCH("total_kernel");
   double total = 0;
   T6_CUDA_CHECK(cudaMemcpyAsync(&total, partials + kBlocks, sizeof(double), cudaMemcpyDeviceToHost, context.stream()));

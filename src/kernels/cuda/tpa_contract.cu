@@ -6,6 +6,7 @@
 #include "kernels/cuda/cuda_context.h"
 #include "kernels/cuda/cuda_ops.h"
 #include "kernels/cuda/device_tensor.cuh"
+#include "kernels/cuda/launch.cuh"
 
 namespace t6::ops::cuda {
 
@@ -46,7 +47,7 @@ void tpa_contract_forward(Tensor out, const Tensor& A, const Tensor& factor_B) {
   const char* op = "tpa_contract_forward";
   const ContractDims s = check_contract(op, out, A, factor_B);
   if (s.N == 0) return;
-  contract_forward_kernel<<<unsigned(s.N), kThreads, 0, cuda_context().stream()>>>(
+  T6_LAUNCH(contract_forward_kernel, unsigned(s.N), kThreads, 0, cuda_context().stream())(
       float_ref(op, out), float_ref(op, A), float_ref(op, factor_B), s, 1.0f / float(s.R));
   T6_CUDA_CHECK_LAUNCH("contract_forward_kernel");
 }
@@ -57,7 +58,7 @@ void tpa_contract_backward(Tensor dA, Tensor dB, const Tensor& dout, const Tenso
   require_same_shape(op, dB, factor_B);
   const ContractDims s = check_contract(op, dout, A, factor_B);
   if (s.N == 0) return;
-  contract_backward_kernel<<<unsigned(s.N), kThreads, 0, cuda_context().stream()>>>(
+  T6_LAUNCH(contract_backward_kernel, unsigned(s.N), kThreads, 0, cuda_context().stream())(
       float_ref(op, dA), float_ref(op, dB), float_ref(op, dout), float_ref(op, A), float_ref(op, factor_B), s,
       1.0f / float(s.R));
   T6_CUDA_CHECK_LAUNCH("contract_backward_kernel");

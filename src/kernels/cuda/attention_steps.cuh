@@ -1,0 +1,115 @@
+// The steps of the FlashAttention-style kernels shared by plain attention (attention_forward.cu,
+// attention_backward.cu) and the fused TPA attention (tpa_attention_fused.cu), which differ only in
+// where their q/k/v tiles come from: the online softmax of the forward, the backward's shared-memory
+// layout, row statistics and P / dS, and the store of an fp32 accumulator tile.
+#pragma once
+#include <cmath>
+
+#include "kernels/cuda/attention_tiles.cuh"
+
+namespace t6::ops::cuda {
+
+// The warp's 16 rows of the score tile (key tile starting at k0) become bf16 probabilities against
+// the running row maxima, which are updated with the row sums; row_correction gets the factor
+// by which the rows' earlier output must shrink.
+__device__ inline void online_softmax_rows(const float* scores, __nv_bfloat16* probabilities, float* row_max, float* row_sum,
+                                    float* row_correction, int64_t q0, int64_t k0, int64_t T, float scale) {
+  const int lane = threadIdx.x % 32, first_row = (threadIdx.x / 32) * 16;
+  for (int r = first_row; r < first_row + 16; ++r) {
+    const int64_t q = q0 + r;
+    float s[2];
+    float largest = -INFINITY;
+    for (int half = 0; half < 2; ++half) {
+      const int c = lane + 32 * half;
+      const int64_t key = k0 + c;
+      s[half] = key <= q && key < T ? scores[r * kScoreStride + c] * scale : -INFINITY;
+      largest = fmaxf(largest, s[half]);
+    }
+    largest = warp_max(largest);
+    const float old_max = row_max[r];
+    const float new_max = fmaxf(old_max, largest);
+    float sum = 0;
+    for (int half = 0; half < 2; ++half) {
+      const float p = new_max == -INFINITY ? 0.0f : expf(s[half] - new_max);
+      probabilities[r * kProbabilityStride + lane + 32 * half] = __float2bfloat16(p);
+      sum += p;
+    }
+    sum = warp_sum(sum);
+    // Every lane read row_max[r] above; CUDA documents only __syncwarp (not the shuffles) as
+    // ordering those reads before lane 0's write.
+    __syncwarp();
+    if (lane == 0) {
+      const float correction = old_max == -INFINITY ? 0.0f : expf(old_max - new_max);
+      row_correction[r] = correction;
+      row_sum[r] = row_sum[r] * correction + sum;
+      row_max[r] = new_max;
+    }
+  }
+}
+
+// The per-row statistics of a query tile: lse and D = rowsum(dO ⊙ y), for rows [q0, q0 + kTile).
+__device__ inline void load_row_statistics(float* lse_rows, float* dot_rows, const float* lse, const HeadTensor& dy,
+                                    const HeadTensor& y, const AttentionShape& shape, int64_t b, int64_t h, int64_t q0) {
+  const int lane = threadIdx.x % 32, first_row = (threadIdx.x / 32) * 16;
+  for (int r = first_row; r < first_row + 16; ++r) {
+    const int64_t q = q0 + r;
+    float dot = 0;
+    if (q < shape.T)
+      for (int64_t c = lane; c < shape.D; c += 32) dot += dy.data.load(dy.offset(b, q, h) + c) * y.data.load(y.offset(b, q, h) + c);
+    dot = warp_sum(dot);
+    if (lane == 0) {
+      dot_rows[r] = dot;
+      lse_rows[r] = q < shape.T ? lse[(b * shape.H + h) * shape.T + q] : 0.0f;
+    }
+  }
+}
+
+// The warp's 16 query rows of P and dS (bf16) from the score and dO·vᵀ tiles; zero where masked.
+__device__ inline void probabilities_and_dscores(const float* scores, const float* dprobabilities, const float* lse_rows,
+                                          const float* dot_rows, __nv_bfloat16* P, __nv_bfloat16* dS, int64_t q0,
+                                          int64_t k0, const AttentionShape& shape) {
+  const int lane = threadIdx.x % 32, first_row = (threadIdx.x / 32) * 16;
+  for (int r = first_row; r < first_row + 16; ++r) {
+    const int64_t q = q0 + r;
+    for (int half = 0; half < 2; ++half) {
+      const int c = lane + 32 * half;
+      const int64_t key = k0 + c;
+      const bool visible = key <= q && key < shape.T && q < shape.T;
+      const float p = visible ? expf(scores[r * kScoreStride + c] * shape.scale - lse_rows[r]) : 0.0f;
+      const float ds = p * (dprobabilities[r * kScoreStride + c] - dot_rows[r]) * shape.scale;
+      P[r * kProbabilityStride + c] = __float2bfloat16(p);
+      dS[r * kProbabilityStride + c] = __float2bfloat16(ds);
+    }
+  }
+}
+
+struct BackwardLayout {
+  size_t tile_a, tile_b, tile_c, tile_d, scores, dprobabilities, P, dS, accumulator_a, accumulator_b, lse_rows, dot_rows;
+  SharedLayout plan;
+  // Pass 1 uses two accumulators (dK, dV), pass 2 one (dQ).
+  __host__ __device__ BackwardLayout(int padded_dim, int accumulators) {
+    const size_t tile = size_t(kTile) * bf16_stride(padded_dim), accumulator = size_t(kTile) * f32_stride(padded_dim);
+    tile_a = plan.add<__nv_bfloat16>(tile);
+    tile_b = plan.add<__nv_bfloat16>(tile);
+    tile_c = plan.add<__nv_bfloat16>(tile);
+    tile_d = plan.add<__nv_bfloat16>(tile);
+    scores = plan.add<float>(size_t(kTile) * kScoreStride);
+    dprobabilities = plan.add<float>(size_t(kTile) * kScoreStride);
+    P = plan.add<__nv_bfloat16>(size_t(kTile) * kProbabilityStride);
+    dS = plan.add<__nv_bfloat16>(size_t(kTile) * kProbabilityStride);
+    accumulator_a = plan.add<float>(accumulator);
+    accumulator_b = accumulators > 1 ? plan.add<float>(accumulator) : accumulator_a;
+    lse_rows = plan.add<float>(kTile);
+    dot_rows = plan.add<float>(kTile);
+  }
+};
+
+// Rows [t0, t0 + kTile) of an fp32 shared accumulator into one head of x, the first D columns.
+__device__ inline void store_tile(const HeadTensor& x, const float* accumulator, int stride, int64_t b, int64_t t0, int64_t head) {
+  for (int e = threadIdx.x; e < kTile * x.D; e += blockDim.x) {
+    const int r = e / int(x.D), c = e % int(x.D);
+    if (t0 + r < x.T) x.data.store(x.offset(b, t0 + r, head) + c, accumulator[r * stride + c]);
+  }
+}
+
+}  // namespace t6::ops::cuda
