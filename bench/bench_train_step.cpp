@@ -1,11 +1,12 @@
 // Training-step throughput of t6's CPU backend (fp32): forward + backward + clip + AdamW on random
-// tokens, in one process. With PyTorch installed it then runs the official reference model's CPU
-// benchmark (bench_reference_cpu.py beside the project, or $T6_REFERENCE_BENCH) on the same config
-// in the same run, so both figures come from the same machine and moment.
+// tokens, in one process. With --reference DIR (a clone of github.com/tensorgi/T6) and PyTorch
+// installed it then times the official model's step on the same config (bench/reference_train_step.py
+// imports it from DIR) in the same run, so both figures come from the same machine and moment.
 //   bench_train_step [--kind T6 --n-layer 4 --n-embd 256 --n-head 8 --head-dim 64 --q-rank 6 --rank 2
 //                     --vocab-size 50304 --batch 8 --seq 256] [--steps 5 --threads 2]
 //                    llama_gqa: --group-size; llama_mla: --qk-rope-head-dim --q-lora-rank --kv-lora-rank --v-head-dim
 //   bench_train_step --config configs/t6-demo.toml [--steps 5 --threads 2]   (model, micro-batch, seq_len of a run config)
+//   ... --reference ~/src/T6                                                  (also the official model, side by side)
 // Last line: RESULT bench_train_step kind=... params_m=... t6_ms=... t6_tok_s=... t6_gflop_s=...
 //            [reference_tok_s=... ratio=...]
 #include <CLI/CLI.hpp>
@@ -22,6 +23,7 @@
 #include "model/language_model.h"
 #include "train/adamw.h"
 #include "train/grad_norm.h"
+#include "train/batch_split.h"
 #include "train/run_config.h"
 
 using namespace t6;
@@ -34,12 +36,14 @@ struct BenchShape {
   int64_t batch = 8, seq = 256, steps = 5, threads = 2;
 };
 
-// tokens/s of the reference, parsed from its output, or a negative value when it cannot run.
-double run_reference(const BenchShape& shape) {
-  const char* configured = std::getenv("T6_REFERENCE_BENCH");
-  const std::filesystem::path script =
-      configured ? configured : build_source_dir() / "../shared/anchors/bench_reference_cpu.py";
-  if (!std::filesystem::exists(script)) return -1;
+// tokens/s of the official model's step (bench/reference_train_step.py importing it from
+// `reference_dir`, a clone of github.com/tensorgi/T6), parsed from its output; negative when there is
+// no reference to run (none given, or no PyTorch).
+double run_reference(const BenchShape& shape, const std::filesystem::path& reference_dir) {
+  if (reference_dir.empty()) return -1;
+  T6_CHECK(std::filesystem::is_directory(reference_dir / "model"), "--reference ", reference_dir.string(),
+           ": no model/ directory (give a clone of https://github.com/tensorgi/T6)");
+  const std::filesystem::path script = build_source_dir() / "bench" / "reference_train_step.py";
   // Debian's python3-torch lives under /usr/bin/python3, which a pyenv or venv python3 may hide.
   std::string python;
   for (const char* candidate : {"python3", "/usr/bin/python3"}) {
@@ -48,7 +52,10 @@ double run_reference(const BenchShape& shape) {
       break;
     }
   }
-  if (python.empty()) return -1;
+  if (python.empty()) {
+    std::printf("reference: skipped, no python3 with torch (Debian: apt-get install python3-torch)\n");
+    return -1;
+  }
   // The reference script's own key=value arguments, with the keys of the kind's GPTConfig.
   const ModelConfig& m = shape.model;
   std::string kind_keys;
@@ -56,7 +63,7 @@ double run_reference(const BenchShape& shape) {
   if (m.latent_attention())
     kind_keys = str(" qk_rope_head_dim=", m.qk_rope_head_dim, " q_lora_rank=", m.q_lora_rank, " kv_lora_rank=", m.kv_lora_rank,
                     " v_head_dim=", m.v_head_dim);
-  const std::string command = str(python, " ", script.string(), " n_layer=", m.n_layer, " n_embd=", m.n_embd, " n_head=", m.n_head,
+  const std::string command = str(python, " ", script.string(), " ", reference_dir.string(), " n_layer=", m.n_layer, " n_embd=", m.n_embd, " n_head=", m.n_head,
                                   " head_dim=", m.head_dim, " q_rank=", m.q_rank, " rank=", m.rank, kind_keys,
                                   " vocab_size=", m.vocab_size, " batch=", shape.batch, " seq=", shape.seq,
                                   " steps=", shape.steps, " threads=", shape.threads, " kind=", model_kind_name(m.kind));
@@ -105,6 +112,9 @@ int main(int argc, char** argv) try {
   };
   for (CLI::Option* option : shape_options) option->excludes(config_option);
   app.add_option("--steps", shape.steps, "timed steps (after one warm-up step)")->capture_default_str()->check(CLI::PositiveNumber);
+  std::filesystem::path reference_dir;
+  app.add_option("--reference", reference_dir,
+                 "a clone of https://github.com/tensorgi/T6: also time its model's step (needs python3-torch)");
   app.add_option("--threads", shape.threads, "OpenMP and OpenBLAS threads")
       ->capture_default_str()
       ->check(CLI::Range(int64_t(1), max_cpu_threads()));
@@ -116,7 +126,7 @@ int main(int argc, char** argv) try {
   if (!config_path.empty()) {
     const RunConfig run = load_run_config(config_path);
     m = run.model;
-    shape.batch = run.train.micro_batch_size;
+    shape.batch = batch_share(run.train, 0, 1).micro_batch;  // one rank's micro-batch, derived when unset
     shape.seq = run.train.seq_len;
   } else {
     m.kind = model_kind_from_name(kind);
@@ -152,7 +162,7 @@ int main(int argc, char** argv) try {
   std::printf("t6 CPU fp32: %s %.1fM params, batch %lld x %lld: %.1f ms/step, %.0f tokens/s, %.1f GFLOP/s\n",
               model_kind_name(config.kind), double(config.parameter_count()) / 1e6, (long long)batch, (long long)seq,
               seconds * 1e3, tokens_per_s, gflop_s);
-  const double reference = run_reference(shape);
+  const double reference = run_reference(shape, reference_dir);
   std::printf("RESULT bench_train_step kind=%s params_m=%.2f t6_ms=%.1f t6_tok_s=%.0f t6_gflop_s=%.1f",
               model_kind_name(config.kind), double(config.parameter_count()) / 1e6, seconds * 1e3, tokens_per_s, gflop_s);
   if (reference > 0) std::printf(" reference_tok_s=%.0f ratio=%.2f", reference, tokens_per_s / reference);

@@ -3,8 +3,13 @@
 // has no CUDA path, and the auto choices. Pure functions of the rank's hardware: no GPU needed.
 #include <gtest/gtest.h>
 
+#include <fstream>
+#include <sstream>
+
 #include "common/error_expectations.h"
+#include "common/test_paths.h"
 #include "parallel/backend_choice.h"
+#include "parallel/cuda_training_status.h"
 
 using namespace t6;
 using t6::testing::error_of;
@@ -37,8 +42,13 @@ TEST(BackendChoice, AutoStaysOnTheCpuWithMpiWithoutAUsableGpu) {
     EXPECT_EQ(choice.communicator, CommunicatorKind::mpi);
     EXPECT_EQ(choice.cuda_device, -1);
   }
-  EXPECT_NE(resolve("auto", "auto", kGpuButCallerOnCpu).note.find("no CUDA path"), std::string::npos)
+  EXPECT_NE(resolve("auto", "auto", kGpuButCallerOnCpu).note.find("no CUDA training path"), std::string::npos)
       << "the start-up table must say why a GPU is left idle";
+  EXPECT_TRUE(resolve("auto", "auto", kGpuButCallerOnCpu).gpus_left_idle) << "rank 0 warns loudly";
+  EXPECT_TRUE(resolve("auto", "auto", {false, 0, 2, false}).gpus_left_idle)
+      << "a build without CUDA on a GPU node leaves the GPUs idle too";
+  EXPECT_FALSE(resolve("auto", "auto", kNoGpu).gpus_left_idle);
+  EXPECT_FALSE(resolve("cpu", "auto", kGpuButCallerOnCpu).gpus_left_idle) << "cpu asked for: nothing to warn about";
 }
 
 TEST(BackendChoice, CudaWithoutCudaBuildOrGpuIsAnErrorSayingWhatToChange) {
@@ -51,7 +61,18 @@ TEST(BackendChoice, CudaWithoutCudaBuildOrGpuIsAnErrorSayingWhatToChange) {
   const std::string too_many_ranks = error_of([] { resolve("cuda", "auto", kThirdRankOfTwoGpus); });
   EXPECT_NE(too_many_ranks.find("node-local rank 2 has no GPU: this node shows 2"), std::string::npos) << too_many_ranks;
   const std::string no_path = error_of([] { resolve("cuda", "auto", kGpuButCallerOnCpu); });
-  EXPECT_NE(no_path.find("does not run on them yet"), std::string::npos) << no_path;
+  EXPECT_NE(no_path.find("no CUDA training path"), std::string::npos) << no_path;
+}
+
+TEST(BackendChoice, CudaWithoutATrainingPathGivesThatReasonFirstOnAnyMachine) {
+  // Not "no GPU" or "built without CUDA": neither would help while the training step has no CUDA path.
+  for (const RankHardware& hardware : {RankHardware{false, 0, 0, false}, RankHardware{true, 0, 0, false},
+                                       RankHardware{true, 2, 2, false}, kGpuButCallerOnCpu}) {
+    const std::string message = error_of([&] { resolve("cuda", "auto", hardware); });
+    EXPECT_EQ(message.find("parallel.backend = \"cuda\": this version of t6 has no CUDA training path"), 0u) << message;
+    EXPECT_EQ(message.find("has no GPU"), std::string::npos) << message;
+    EXPECT_EQ(message.find("built without CUDA"), std::string::npos) << message;
+  }
 }
 
 TEST(BackendChoice, CommunicatorFollowsTheBackendUnlessSetAndNcclNeedsCuda) {
@@ -84,6 +105,19 @@ TEST(BackendChoice, DescriptionNamesBackendDeviceMemoryAndCommunicator) {
   BackendChoice choice = resolve("auto", "auto", kGpu);
   choice.device_name = "NVIDIA H200";
   choice.device_bytes = size_t(140) << 30;
-  EXPECT_EQ(choice.describe(), "CUDA bf16 on GPU 0 (NVIDIA H200, 140 GiB), communicator NCCL");
+  EXPECT_EQ(choice.describe(), "CUDA fp32 on GPU 0 (NVIDIA H200, 140 GiB), communicator NCCL");
   EXPECT_EQ(resolve("cpu", "auto", kNoGpu).describe(), "CPU fp32, communicator MPI");
+}
+
+TEST(BackendChoice, ReadmeOpeningSaysWhereTrainingRunsInTheCodesWords) {
+  // The README cannot include the code's sentence, so this test keeps the two the same: change
+  // cuda_training_status() as the CUDA training path grows, and the README's opening with it.
+  std::ifstream file(t6::testing::source_dir() / "README.md");
+  std::stringstream text;
+  text << file.rdbuf();
+  const std::string readme = text.str();
+  const size_t first_paragraph_end = readme.find("\n\n", readme.find("\n\n") + 2);
+  const std::string opening = readme.substr(0, first_paragraph_end);
+  EXPECT_NE(opening.find(cuda_training_status()), std::string::npos) << opening;
+  EXPECT_EQ(kTrainingStepRunsOnCuda, true) << "then reword cuda_training_status() and the README";
 }

@@ -177,12 +177,12 @@ TEST(Decoder, CacheBytesAreTheFormula) {
     EXPECT_EQ(cache_bytes_per_token(config, DType::BF16), per_token * 2) << model_kind_name(kind);
     EXPECT_EQ(KvCache(config, 3, 50, DType::BF16).bytes(), size_t(3 * 50 * per_token * 2)) << model_kind_name(kind);
   }
-  // T6_SPEC.md 1.3: T6-small caches 392 numbers per token and layer, its MHA baseline 1536.
+  // docs/MODEL.md 1.3: T6-small caches 392 numbers per token and layer, its MHA baseline 1536.
   ModelConfig small;  // the defaults are T6-small
   EXPECT_EQ(cache_bytes_per_token(small), 12 * 392 * 4);
   small.kind = ModelKind::llama_mha, small.n_head = 12, small.head_dim = 64;
   EXPECT_EQ(cache_bytes_per_token(small), 12 * 1536 * 4);
-  // T6_SPEC.md 3.1: MLA-small (Ckv 256, Dr 32, the config's defaults) caches 288.
+  // docs/MODEL.md 3.1: MLA-small (Ckv 256, Dr 32, the config's defaults) caches 288.
   small.kind = ModelKind::llama_mla, small.n_head = 13;
   EXPECT_EQ(cache_bytes_per_token(small), 12 * 288 * 4);
 }

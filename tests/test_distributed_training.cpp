@@ -4,7 +4,7 @@
 // gradient accumulation reproduce a single-rank run of the same config and data (per-step loss and
 // gradient norm within 1e-5 relative, final weights by the fixtures' `after.` rule), for T6 with a
 // head count that does not divide by the TP size and for the baselines, MLA at TP2×DP2 (± ZeRO-1)
-// and TP4 (6 heads split 2, 2, 1, 1). A replicated W_B_* (or MLA latent projection or norm) whose
+// and TP4 (6 heads split 2, 2, 1, 1), and global batches that the DP size does not divide. A replicated W_B_* (or MLA latent projection or norm) whose
 // gradient is not reduced over TP changes the TP runs' gradient norms and weights, so this fails.
 #include <gtest/gtest.h>
 
@@ -83,6 +83,24 @@ TEST(DistributedTraining, T6DataParallel4Zero1) {
 
 TEST(DistributedTraining, T6TensorParallel2DataParallel2Zero1) {
   expect_matches_single_rank(tiny_run_config(ModelKind::T6, shared_corpus()), 2, true);
+}
+
+// A global batch that the DP size does not divide (train/batch_split.h): 10 sequences on 4 DP ranks
+// are shares of 3, 3, 2, 2 with derived micro-batches of 3 and 2, each rank weighted by its share,
+// so every step is still the mean over the 10 sequences. Without the weights the ranks with 2
+// sequences would count as much as those with 3, and the losses would differ.
+TEST(DistributedTraining, T6DataParallel4WithUnevenShares) {
+  RunConfig config = tiny_run_config(ModelKind::T6, shared_corpus());
+  config.train.global_batch_size = 10;
+  config.train.micro_batch_size = 0;
+  expect_matches_single_rank(config, 1, false);
+}
+
+TEST(DistributedTraining, T6TensorParallel2DataParallel2WithUnevenSharesZero1) {
+  RunConfig config = tiny_run_config(ModelKind::T6, shared_corpus());
+  config.train.global_batch_size = 7;  // 4 and 3
+  config.train.micro_batch_size = 0;
+  expect_matches_single_rank(config, 2, true);
 }
 
 TEST(DistributedTraining, KvOnlyTensorParallel4) {

@@ -1,5 +1,5 @@
 // The learning-rate schedule (src/train/lr_schedule.*): linear warmup from 0 as the reference's
-// train_adam.py, cosine decay to min_lr at lr_decay_steps, min_lr after (T6_SPEC.md 4, DESIGN.md
+// train_adam.py, cosine decay to min_lr at lr_decay_steps, min_lr after (docs/MODEL.md 4, DESIGN.md
 // "Checkpoints": a pure function of the step and its four settings).
 #include <gtest/gtest.h>
 

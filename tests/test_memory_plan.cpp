@@ -39,6 +39,7 @@ TEST(MemoryPlan, ActivationsWeightsGradientsAndMomentsAreWhatTheRealBuffersTake)
     SCOPED_TRACE(model_kind_name(kind));
     RunConfig config = tiny_run_config(kind, "unused");
     config.train.micro_batch_size = 3;
+    config.train.global_batch_size = 9;  // a multiple of the micro-batch, as the plan, like the trainer, requires
     config.train.seq_len = 20;
     const LanguageModel model(config.model, 3, 20);
     const RankMemory memory = plan_rank_memory(config, 1);

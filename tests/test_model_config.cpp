@@ -1,5 +1,5 @@
 // ModelConfig (sizes, validation, metadata) and ParamTable (how weights split over tensor-parallel
-// ranks), against the numbers of T6_SPEC.md sections 2 and 3.
+// ranks), against the numbers of docs/MODEL.md sections 2 and 3.
 #include <gtest/gtest.h>
 
 #include "common/training_setup.h"
@@ -30,7 +30,7 @@ ModelConfig t6_config(int64_t n_layer, int64_t n_embd, int64_t n_head) {
   return config;
 }
 
-// The count in millions as T6_SPEC.md prints it, two decimals.
+// The count in millions as docs/MODEL.md prints it, two decimals.
 std::string millions(int64_t count) {
   char text[32];
   std::snprintf(text, sizeof text, "%.2f", double(count) / 1e6);
@@ -241,7 +241,7 @@ TEST(ModelConfigDifferences, NameEachDifferingKeyWithBothValues) {
   EXPECT_NE(kinds.find("model.n_head (file 6, given 4)"), std::string::npos) << kinds;
 }
 
-// ---- MLA (T6_SPEC.md 3.1) --------------------------------------------------------------------------
+// ---- MLA (docs/MODEL.md 3.1) --------------------------------------------------------------------------
 
 namespace {
 

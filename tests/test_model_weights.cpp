@@ -1,4 +1,4 @@
-// Model weights (src/model/model_weights.*, src/model/param_table.h): initialisation as T6_SPEC.md 2.2
+// Model weights (src/model/model_weights.*, src/model/param_table.h): initialisation as docs/MODEL.md 2.2
 // (bounds and the statistics of a uniform draw), independent of the tensor-parallel layout (every
 // rank's slice equals the same slice of the single-rank model, exactly), seeded, and the flat
 // buffer's layout and zero padding.
@@ -35,7 +35,7 @@ bool ends_with(const std::string& text, const std::string& suffix) {
   return text.size() >= suffix.size() && text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
-// T6_SPEC.md 2.2 (and section 3 for the baselines), computed here from the config and the name,
+// docs/MODEL.md 2.2 (and section 3 for the baselines), computed here from the config and the name,
 // independently of the parameter table. 0 means zero-initialised. -1 for a name the spec does not
 // know (a test failure).
 double spec_bound(const ModelConfig& c, const std::string& name) {
@@ -51,7 +51,7 @@ double spec_bound(const ModelConfig& c, const std::string& name) {
   if (ends_with(name, "c_qkv.c_q.weight")) return std::sqrt(6 / (d + H * D));
   if (ends_with(name, "attn.c_q.weight") || ends_with(name, "attn.c_k.weight") || ends_with(name, "attn.c_v.weight"))
     return 1 / std::sqrt(d);
-  // MLA (T6_SPEC.md 3.1): torch's default Linear init, ±1/sqrt(fan_in).
+  // MLA (docs/MODEL.md 3.1): torch's default Linear init, ±1/sqrt(fan_in).
   if (ends_with(name, "attn.q_a_proj.weight") || ends_with(name, "attn.kv_a_proj_with_mqa.weight")) return 1 / std::sqrt(d);
   if (ends_with(name, "attn.q_b_proj.weight")) return 1 / std::sqrt(double(c.q_lora_rank));
   if (ends_with(name, "attn.kv_b_proj.weight")) return 1 / std::sqrt(double(c.kv_lora_rank));
@@ -136,7 +136,7 @@ void expect_spec_initialisation(const ModelConfig& config) {
       continue;
     }
     const double bound = spec_bound(config, entry.spec.name);
-    ASSERT_GE(bound, 0) << "a parameter T6_SPEC.md does not name";
+    ASSERT_GE(bound, 0) << "a parameter docs/MODEL.md does not name";
     if (bound == 0) {
       EXPECT_TRUE(std::all_of(values.begin(), values.end(), [](float v) { return v == 0.0f; })) << "must be zero";
       continue;

@@ -294,7 +294,7 @@ TEST(Rope, TablesAreFp32AnglesRoundedToBf16) {
       if (c * c + s * s != 1.0) some_entry_is_not_a_unit_rotation = true;
     }
   }
-  // Why the backward must be the transpose and not the inverse (T6_SPEC.md 1.1).
+  // Why the backward must be the transpose and not the inverse (docs/MODEL.md 1.1).
   EXPECT_TRUE(some_entry_is_not_a_unit_rotation);
 }
 

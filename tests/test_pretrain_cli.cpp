@@ -237,3 +237,71 @@ TEST_F(PretrainCli, NonFiniteLossSavesTheLastFiniteStateAndStops) {
 }
 
 }  // namespace
+
+// --resume without --config continues with the checkpoint's config (here its train.lr, which the
+// config file does not hold), --set still applies, and a max_steps raised past the checkpoint's
+// decay end says what happens to the LR; RUN_DIR keeps the resolved config and the console's lines.
+TEST_F(PretrainCli, ResumeWithoutConfigTakesTheCheckpointsConfig) {
+  const std::string run_dir = (workdir_ / "resume_without_config").string();
+  const CommandResult first = run(pretrain(2, run_dir, "--set train.max_steps=2 --set eval.interval=0 --set train.lr=2e-3"));
+  ASSERT_EQ(first.exit_code, 0) << first.output;
+  const std::string resumed_command = mpirun_prefix(2) + (bin_dir() / "t6_pretrain").string() + " --run-dir " + run_dir +
+                                      " --resume --set train.max_steps=3";
+  const CommandResult resumed = run(resumed_command);
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
+  EXPECT_NE(resumed.output.find("no --config: using the config saved in " + run_dir + "/checkpoints/step_00000002"),
+            std::string::npos) << resumed.output;
+  EXPECT_NE(resumed.output.find("train.max_steps = 3 goes past the checkpoint's decay end (step 2"), std::string::npos)
+      << resumed.output;
+  // Step 3 is past the decay end: exactly min_lr (3e-4 in the config file, kept in the checkpoint).
+  std::ifstream metrics(run_dir + "/metrics.jsonl");
+  std::string line, last;
+  while (std::getline(metrics, line)) last = line;
+  const auto record = nlohmann::json::parse(last);
+  EXPECT_EQ(record["step"].get<int64_t>(), 3);
+  EXPECT_DOUBLE_EQ(record["lr"].get<double>(), 3e-4);
+  const std::string config = read_text(run_dir + "/config.toml");
+  EXPECT_NE(config.find("lr = 0.002  # checkpoint " + run_dir + "/checkpoints/step_00000002"), std::string::npos) << config;
+  EXPECT_NE(config.find("max_steps = 3  # --set train.max_steps=3"), std::string::npos) << config;
+  // console.log holds both starts' lines, as printed.
+  const std::string console = read_text(run_dir + "/console.log");
+  const std::string step_three = resumed.output.substr(resumed.output.find("step 3/3"));
+  EXPECT_NE(console.find(step_three.substr(0, step_three.find('\n'))), std::string::npos) << console;
+  EXPECT_NE(console.find("step 2/2"), std::string::npos) << console;
+  // Without a checkpoint there is no config to take: one line saying so.
+  const CommandResult none = run(mpirun_prefix(2) + (bin_dir() / "t6_pretrain").string() + " --run-dir " +
+                                 (workdir_ / "never_ran").string() + " --resume");
+  EXPECT_EQ(none.exit_code, 1) << none.output;
+  EXPECT_EQ(occurrences(none.output, "t6_pretrain: error: "), 1u) << none.output;
+  EXPECT_NE(none.output.find("never_ran/checkpoints/latest: missing"), std::string::npos) << none.output;
+}
+
+// Fine-tuning from an import: t6_ckpt import writes step 0 with fresh AdamW state, which resumes with
+// another seed, batch or corpus without --allow-change (nothing was trained from it yet). On the way:
+// export says what it wrote and records the training seq_len, which t6_eval then uses.
+TEST_F(PretrainCli, ImportedStepZeroResumesWithAnotherSeedWithoutAllowChange) {
+  const std::string trained = (workdir_ / "to_export").string(), tuned = (workdir_ / "finetune").string();
+  ASSERT_EQ(run(pretrain(2, trained, "--set train.max_steps=1 --set eval.interval=0")).exit_code, 0);
+  const std::string tool = (bin_dir() / "t6_ckpt").string(), file = (workdir_ / "model.safetensors").string();
+  const CommandResult exported = run(tool + " export " + trained + "/checkpoints " + file);
+  ASSERT_EQ(exported.exit_code, 0) << exported.output;
+  EXPECT_NE(exported.output.find(file + ": f32 weights of step 1 (T6 L2 d64 H6 D16 Rq6 R2 V50304, "), std::string::npos)
+      << "export says what it wrote: " << exported.output;
+  // The export carries the training seq_len, so perplexity needs no --seq-len; inspect shows the model.
+  const CommandResult perplexity = run((bin_dir() / "t6_eval").string() + " perplexity --checkpoint " + file +
+                                       " --data " + corpus_.string() + " --windows 4");
+  EXPECT_EQ(perplexity.exit_code, 0) << perplexity.output;
+  EXPECT_NE(perplexity.output.find("\"seq_len\":32"), std::string::npos) << perplexity.output;
+  const CommandResult inspected = run(tool + " inspect " + trained + "/checkpoints");
+  EXPECT_NE(inspected.output.find("model       T6 L2 d64 H6 D16 Rq6 R2 V50304, "), std::string::npos) << inspected.output;
+  const CommandResult imported = run(tool + " import " + file + " " + tuned + "/checkpoints --config " + config_.string());
+  ASSERT_EQ(imported.exit_code, 0) << imported.output;
+  const CommandResult result =
+      run(pretrain(2, tuned, "--resume --set train.max_steps=1 --set eval.interval=0 --set train.seed=7"));
+  EXPECT_EQ(result.exit_code, 0) << result.output;
+  EXPECT_NE(result.output.find("at step 0"), std::string::npos) << result.output;
+  // A trained checkpoint still refuses another seed.
+  const CommandResult refused = run(pretrain(2, trained, "--resume --set train.max_steps=2 --set train.seed=7"));
+  EXPECT_NE(refused.exit_code, 0);
+  EXPECT_NE(refused.output.find("train.seed (checkpoint 1337, run 7)"), std::string::npos) << refused.output;
+}

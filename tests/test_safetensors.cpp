@@ -1,5 +1,5 @@
 // safetensors files (src/checkpoint/safetensors.*) and the reference state dict on top of them
-// (src/train_state/state_dict.*, T6_SPEC.md 2.1): round trips in F32 and BF16, the layout of the
+// (src/train_state/state_dict.*, docs/MODEL.md 2.1): round trips in F32 and BF16, the layout of the
 // written file checked byte by byte, every kind of malformed file refused with a message naming the
 // file and the problem, and import/export of whole models, tied weights and TP slices of a fixture.
 #include <gtest/gtest.h>
@@ -450,7 +450,7 @@ TEST_F(StateDict, ExportHoldsBothTiedKeysAndTheConfigMetadata) {
   expect_same_bits(reader.read_f32("lm_head.weight"), embedding, "lm_head.weight vs transformer.wte.weight");
   expect_same_bits(embedding, values_of(weights.param("transformer.wte.weight")), "transformer.wte.weight");
 
-  // Every parameter of T6_SPEC.md 2.1 under its reference name and global shape, plus lm_head.
+  // Every parameter of docs/MODEL.md 2.1 under its reference name and global shape, plus lm_head.
   EXPECT_EQ(reader.entries().size(), weights.table().params().size() + 1);
   EXPECT_EQ(reader.entry("transformer.h.1.attn.c_qkv.W_A_q.weight").shape, (std::vector<int64_t>{6 * 6, 64}));
   EXPECT_EQ(reader.entry("transformer.h.1.attn.c_qkv.W_B_k.weight").shape, (std::vector<int64_t>{2 * 16, 64}));

@@ -1,7 +1,7 @@
 // ctest-timeout: 300
 // The per-step cost fields (src/train/step_metrics.*) and the TensorBoard event file
 // (src/train/tensorboard_log.*) of a real 2-rank t6_pretrain run: MFU and tokens/s equal the hand
-// computation from the logged fields and T6_SPEC.md 5, the phases sum to the step time, the peak
+// computation from the logged fields and docs/MODEL.md 5, the phases sum to the step time, the peak
 // memory covers the arenas of the start-up table, and an independent reader (protobuf's Python
 // runtime on tests/tensorboard/*.proto) finds in the event file exactly what metrics.jsonl holds,
 // also after a resume.
@@ -77,7 +77,7 @@ TEST_F(StepMetrics, CostFieldsMatchTheHandComputationAndTensorBoardTheMetrics) {
   const std::vector<nlohmann::json> records = step_records(workdir_ / "run/metrics.jsonl");
   ASSERT_EQ(records.size(), 4u);
 
-  // T6_SPEC.md 5 for this model: 6 N + 12 L H D T FLOPs per token.
+  // docs/MODEL.md 5 for this model: 6 N + 12 L H D T FLOPs per token.
   ModelConfig model{ModelKind::T6, 2, 64, 6, 16, 6, 2, 1, 50304};
   const double flops_per_token = 6.0 * double(model.parameter_count()) + 12.0 * 2 * 6 * 16 * 32;
   // The start-up table's buffers, per rank, but the token loader's shard caches (an upper bound:

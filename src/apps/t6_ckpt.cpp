@@ -36,6 +36,11 @@ void inspect(const std::string& path) {
   std::printf("checkpoint  %s\nstep        %lld\ntokens      %lld\nlayout      %s, %zu shard files\n",
               point.dir.string().c_str(), (long long)manifest.step, (long long)manifest.tokens_seen,
               layout_text(manifest.layout).c_str(), manifest.shards.size());
+  // The model and the run it was trained with, before the 100-odd tensor lines.
+  const ModelConfig model = model_config_of(manifest, point.dir);
+  std::printf("model       %s, %lld parameters\n", model.describe().c_str(), (long long)model.parameter_count());
+  const auto& train = manifest.config.value("train", nlohmann::json::object());
+  if (!train.empty()) std::printf("train       %s\n", train.dump().c_str());
   std::printf("\n%-56s %-16s %-5s %14s\n", "tensor", "shape", "dtype", "bytes");
   uint64_t total = 0;
   for (const TensorInfo& tensor : manifest.tensors) {
@@ -103,7 +108,7 @@ int run(int argc, char** argv) {
       app.add_subcommand("export", "write the weights as a safetensors state dict under the reference names");
   export_command->add_option("CHECKPOINT", source)->required();
   export_command->add_option("OUT", destination, "OUT.safetensors")->required();
-  export_command->add_option("--dtype", dtype, "f32 or bf16")->check(CLI::IsMember({"f32", "bf16"}));
+  export_command->add_option("--dtype", dtype, "f32 or bf16 (default: f32)")->check(CLI::IsMember({"f32", "bf16"}));
   CLI::App* import_command = app.add_subcommand(
       "import", "make a step-0 checkpoint (TP1 × DP1, fresh AdamW state) from a safetensors state dict or a fixture "
                 "file; DST is a checkpoints directory as for reshard");
@@ -120,9 +125,13 @@ int run(int argc, char** argv) {
     layout.dp = int(dp);
     reshard(source, destination, layout);
   }
-  if (*export_command)
-    export_safetensors(open_checkpoint_path(source, ChecksumCheck::verify), destination,
-                       dtype == "bf16" ? DType::BF16 : DType::F32);
+  if (*export_command) {
+    const ResumePoint point = open_checkpoint_path(source, ChecksumCheck::verify);
+    export_safetensors(point, destination, dtype == "bf16" ? DType::BF16 : DType::F32);
+    std::printf("%s: %s weights of step %lld (%s, %llu bytes)\n", destination.c_str(), dtype.c_str(),
+                (long long)point.manifest.step, model_config_of(point.manifest, point.dir).describe().c_str(),
+                (unsigned long long)std::filesystem::file_size(destination));
+  }
   if (*import_command) {
     const RunConfig run_config = config_path.empty() ? RunConfig{} : load_run_config(config_path);
     const auto dir = import_safetensors(source, destination, config_path.empty() ? nullptr : &run_config);

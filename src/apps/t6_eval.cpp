@@ -48,7 +48,16 @@ void run_perplexity(const std::string& checkpoint, const PerplexityOptions& opti
            " validation windows of ", seq_len + 1, " tokens");
   LanguageModel model(source.config, perplexity_batch(windows, options.batch), seq_len, nullptr, 1, false);
   load_model_weights(source, model.weights());
-  const PerplexityResult result = evaluate_perplexity(model, loader, windows);
+  // A full split takes a while on a CPU: a line on stderr every 5 s (stdout holds only the JSON).
+  const auto start = std::chrono::steady_clock::now();
+  double last_report = 0;
+  const PerplexityResult result = evaluate_perplexity(model, loader, windows, [&](int64_t done, int64_t total) {
+    const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (elapsed - last_report < 5 || done == total) return;
+    last_report = elapsed;
+    std::fprintf(stderr, "perplexity: %lld of %lld windows, %.0f s, about %.0f s left\n", (long long)done,
+                 (long long)total, elapsed, elapsed / double(done) * double(total - done));
+  });
   std::printf("%s\n", nlohmann::json({{"split", options.split},
                                       {"windows", result.windows},
                                       {"tokens", result.tokens},

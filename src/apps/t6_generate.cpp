@@ -145,6 +145,12 @@ int run(int argc, char** argv) {
       std::fflush(stdout);
     };
     const std::vector<Generated> results = generate(decoder, batch, generation, int64_t(first), on_token, stats);
+    // Fewer tokens than asked for is no failure, but say why (on stderr, beside the text).
+    for (size_t i = 0; i < count; ++i)
+      if (int64_t(results[i].tokens.size()) < generation.max_new_tokens && generation.stop_at_eot)
+        std::fprintf(stderr, "prompt %zu: stopped at end-of-text after %zu of --max-new-tokens %lld tokens "
+                             "(--ignore-eot goes on)\n", first + i, results[i].tokens.size(),
+                     (long long)generation.max_new_tokens);
     for (size_t i = 0; i < count; ++i) {
       if (options.json) {
         print_json(prompts[first + i], batch[i], results[i], tokenizer);

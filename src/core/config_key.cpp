@@ -101,4 +101,36 @@ ValueRange from_up_to_below(double min, double max) { return {min, max, false, t
 ValueRange closed_range(double min, double max) { return {min, max, false, false, {}}; }
 ValueRange one_of(std::vector<std::string> choices) { return {std::nullopt, std::nullopt, false, false, std::move(choices)}; }
 
+namespace {
+
+size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diagonal = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t above = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diagonal = above;
+    }
+  }
+  return row[b.size()];
+}
+
+std::string after_dot(const std::string& name) { return name.substr(name.find('.') + 1); }
+
+}  // namespace
+
+std::string did_you_mean(const std::string& name, const std::vector<std::string>& known_names) {
+  std::string best;
+  size_t best_distance = std::max<size_t>(2, name.size() / 3) + 1;  // farther is a guess, not a typo
+  for (const std::string& known : known_names) {
+    if (after_dot(known) == after_dot(name)) return " (did you mean '" + known + "'?)";  // the wrong section
+    const size_t distance = edit_distance(name, known);
+    if (distance < best_distance) best = known, best_distance = distance;
+  }
+  return best.empty() ? "" : " (did you mean '" + best + "'?)";
+}
+
 }  // namespace t6

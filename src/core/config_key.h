@@ -92,4 +92,8 @@ ConfigKey<Config> config_key(std::string name, ValueRange range, std::string mea
           }};
 }
 
+// For an unknown key: " (did you mean 'train.lr'?)" naming the known key closest to `name` (a key
+// of the same name in another section, or one a few typed letters away), or "" when none is close.
+std::string did_you_mean(const std::string& name, const std::vector<std::string>& known_names);
+
 }  // namespace t6

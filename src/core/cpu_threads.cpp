@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cblas.h>
+#include <cstdio>
 #include <thread>
 
 #include "core/error.h"
@@ -15,6 +16,15 @@ int64_t available_cores() {
   cpu_set_t mask;
   if (sched_getaffinity(0, sizeof(mask), &mask) == 0) return std::max(1, CPU_COUNT(&mask));
   return std::max<int64_t>(1, std::thread::hardware_concurrency());
+}
+
+double load_average() {
+  double load = 0;
+  if (std::FILE* file = std::fopen("/proc/loadavg", "r")) {
+    if (std::fscanf(file, "%lf", &load) != 1) load = 0;
+    std::fclose(file);
+  }
+  return load;
 }
 
 int64_t max_cpu_threads() { return 8 * available_cores(); }

@@ -8,6 +8,9 @@ namespace t6 {
 
 // The cores this process may run on (its affinity mask), at least 1.
 int64_t available_cores();
+// The machine's 1-minute load average (/proc/loadavg), 0 where it cannot be read: runnable tasks,
+// ours and other jobs', averaged over the last minute.
+double load_average();
 // The largest accepted thread count: 8 per available core. More would only slow any t6 tool down,
 // and tens of thousands (a typo) cannot be started at all.
 int64_t max_cpu_threads();

@@ -1,8 +1,8 @@
-// The generation cache (T6_SPEC.md 1.3): per layer, the tensors each model kind keeps of every past
+// The generation cache (docs/MODEL.md 1.3): per layer, the tensors each model kind keeps of every past
 // token, for a fixed number of sequences (slots) and a context length chosen once. TPA and
 // TPA-KVonly keep the factors A_kᵀ, B̃_k (after RoPE), A_vᵀ, B_v: (Rk+Rv)(H+D) numbers per token and
 // layer; MHA and GQA keep k̃ (after RoPE) and v: 2·Hkv·D; MLA its normed latent and rotated k_pe
-// (T6_SPEC.md 3.1): Ckv + Dr. One allocation holds everything, in fp32 or (half the bytes) bf16.
+// (docs/MODEL.md 3.1): Ckv + Dr. One allocation holds everything, in fp32 or (half the bytes) bf16.
 #pragma once
 #include <cstdint>
 #include <string>

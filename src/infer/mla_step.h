@@ -1,4 +1,4 @@
-// MLA's attention at generation time over its latent cache (T6_SPEC.md 3.1): each token keeps only
+// MLA's attention at generation time over its latent cache (docs/MODEL.md 3.1): each token keeps only
 // its normed key/value latent N_w(c) (Ckv) and its rotated k_pe (Dr), Ckv + Dr numbers per layer.
 // kv_b_proj is absorbed instead of expanding keys and values: with W_k[h] (Dn × Ckv) and W_v[h]
 // (Dv × Ckv) head h's rows of kv_b_proj,

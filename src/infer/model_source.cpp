@@ -36,6 +36,17 @@ ModelSource open_safetensors_source(const std::string& path) {
   source.path = path;
   source.config = config_of_state_dict(file, nullptr);
   source.tensor_prefix = file.has("param.transformer.wte.weight") || file.has("param.lm_head.weight") ? "param." : "";
+  // An export's training sequence length (t6_ckpt export writes it; fixtures and other files lack it).
+  if (const auto found = file.metadata().find("seq_len"); found != file.metadata().end()) {
+    size_t used = 0;
+    try {
+      source.seq_len = std::stoll(found->second, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    T6_CHECK(used == found->second.size() && source.seq_len > 0, path, ": metadata 'seq_len' = '", found->second,
+             "' is not a positive integer");
+  }
   return source;
 }
 

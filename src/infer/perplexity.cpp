@@ -11,7 +11,8 @@ int64_t perplexity_batch(int64_t windows, int64_t wanted) {
   return 1;
 }
 
-PerplexityResult evaluate_perplexity(LanguageModel& model, TokenLoader& loader, int64_t windows) {
+PerplexityResult evaluate_perplexity(LanguageModel& model, TokenLoader& loader, int64_t windows,
+                                     const PerplexityProgress& progress) {
   const int64_t B = model.micro_batch(), T = model.seq_len();
   T6_CHECK(windows >= 1 && windows <= loader.val_windows(), "--windows ", windows, ": the val split has ",
            loader.val_windows(), " windows of ", T + 1, " tokens");
@@ -21,6 +22,7 @@ PerplexityResult evaluate_perplexity(LanguageModel& model, TokenLoader& loader, 
   for (int64_t first = 0; first < windows; first += B) {
     loader.read_val(first, B, inputs.data(), targets.data());
     loss += model.forward_loss(Tensor(inputs.data(), {B, T}, DType::I32), Tensor(targets.data(), {B, T}, DType::I32));
+    if (progress) progress(first + B, windows);
   }
   PerplexityResult result;
   result.windows = windows;

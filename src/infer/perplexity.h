@@ -3,6 +3,7 @@
 // own forward_loss exactly as the trainer's evaluation does, and exp of it.
 #pragma once
 #include <cstdint>
+#include <functional>
 
 #include "data/token_loader.h"
 #include "model/language_model.h"
@@ -18,7 +19,11 @@ struct PerplexityResult {
 // so the mean of batch means is the mean over all windows).
 int64_t perplexity_batch(int64_t windows, int64_t wanted);
 
+// Called after each batch with the windows done so far and the total.
+using PerplexityProgress = std::function<void(int64_t windows_done, int64_t windows)>;
+
 // Windows [0, windows) of the val split; model.micro_batch() must divide windows.
-PerplexityResult evaluate_perplexity(LanguageModel& model, TokenLoader& loader, int64_t windows);
+PerplexityResult evaluate_perplexity(LanguageModel& model, TokenLoader& loader, int64_t windows,
+                                     const PerplexityProgress& progress = {});
 
 }  // namespace t6::infer

@@ -63,14 +63,14 @@ void embedding_forward(Tensor out, const Tensor& tokens, const Tensor& table, Vo
 // dtable[tokens[n] − first_row] += dout[n] for the ids in this slice.
 void embedding_backward(Tensor dtable, const Tensor& dout, const Tensor& tokens, VocabSlice slice = {});
 
-// ---- RMSNorm without weight (T6_SPEC.md 2) --------------------------------------------------
+// ---- RMSNorm without weight (docs/MODEL.md 2) --------------------------------------------------
 inline constexpr double kRmsNormEps = 1.1920928955078125e-07;  // fp32 machine epsilon, in every precision
 // out (N, d) = x · rstd, rstd (N) = 1 / sqrt(mean(x²) + eps).
 void rmsnorm_forward(Tensor out, Tensor rstd, const Tensor& x);
 // dx (N, d) += rstd · (dout − x · rstd² · mean(dout · x)).
 void rmsnorm_backward(Tensor dx, const Tensor& dout, const Tensor& x, const Tensor& rstd);
 
-// ---- RMSNorm with a learned weight (MLA's latent norms, T6_SPEC.md 3.1) ------------------------
+// ---- RMSNorm with a learned weight (MLA's latent norms, docs/MODEL.md 3.1) ------------------------
 inline constexpr double kWeightedRmsNormEps = 1e-6;  // the reference's RMSNorm module default
 // out (N, d) = (x · rstd) ⊙ weight (d), rstd (N) = 1 / sqrt(mean(x²) + 1e-6).
 void weighted_rmsnorm_forward(Tensor out, Tensor rstd, const Tensor& x, const Tensor& weight);
@@ -78,7 +78,7 @@ void weighted_rmsnorm_forward(Tensor out, Tensor rstd, const Tensor& x, const Te
 void weighted_rmsnorm_backward(Tensor dx, Tensor dweight, const Tensor& dout, const Tensor& x, const Tensor& rstd,
                                const Tensor& weight);
 
-// ---- RoPE (T6_SPEC.md 1.1) ------------------------------------------------------------------
+// ---- RoPE (docs/MODEL.md 1.1) ------------------------------------------------------------------
 // Tables cos/sin (T, D/2), F32 or F64, holding the reference's bf16-rounded values.
 void rope_tables(Tensor cos, Tensor sin);
 // x (B, T, R, W), in place on columns [first_column, W) of each row, which must be as wide as the
@@ -88,7 +88,7 @@ void rope_forward(Tensor x, const Tensor& cos, const Tensor& sin, int64_t first_
 // The transpose, in place on the gradient: dx1 = dy1·cos − dy2·sin, dx2 = dy1·sin + dy2·cos.
 void rope_backward(Tensor dx, const Tensor& cos, const Tensor& sin, int64_t first_column = 0);
 
-// ---- TPA factor contraction (T6_SPEC.md 1, steps 2 and 1.2) -------------------------------------
+// ---- TPA factor contraction (docs/MODEL.md 1, steps 2 and 1.2) -------------------------------------
 // out (B, T, H, D) = (1/R) Σ_r A (B, T, H, R)[h, r] · factor_B (B, T, R, D)[r, :].
 void tpa_contract_forward(Tensor out, const Tensor& A, const Tensor& factor_B);
 // dA = (1/R) dout · Bᵀ per token, dB = (1/R) Aᵀ · dout per token (both overwritten).
@@ -113,7 +113,7 @@ void attention_forward(Tensor y, Tensor lse, const Tensor& q, const Tensor& k, c
 void attention_backward(Tensor dq, Tensor dk, Tensor dv, const Tensor& dy, const Tensor& q, const Tensor& k,
                         const Tensor& v, const Tensor& y, const Tensor& lse, Tensor scratch, HeadMap heads = {});
 
-// ---- MLA keys and values from the expanded latent (T6_SPEC.md 3.1, steps 2 and 5) ---------------
+// ---- MLA keys and values from the expanded latent (docs/MODEL.md 3.1, steps 2 and 5) ---------------
 // kv (B, T, H, Dn + Dv) as kv_b_proj gives it, k_pe (B, T, 1, Dr) the rotated key part shared by all
 // heads: k (B, T, H, Dn + Dr) = [kv[h, :Dn], k_pe] and v (B, T, H, Dv) = kv[h, Dn:] for every head h.
 void mla_split_kv_forward(Tensor k, Tensor v, const Tensor& kv, const Tensor& k_pe);
@@ -135,7 +135,7 @@ void tpa_attention_forward(Tensor y, Tensor lse, const TpaFactors& factors, Tens
 void tpa_attention_backward(const TpaFactors& gradients, const Tensor& dy, const Tensor& y, const Tensor& lse,
                             const TpaFactors& factors, Tensor workspace);
 
-// ---- TPA attention with RoPE inside (T6_SPEC.md 1 and 1.2; DESIGN.md, "Fused TPA attention") ----
+// ---- TPA attention with RoPE inside (docs/MODEL.md 1 and 1.2; DESIGN.md, "Fused TPA attention") ----
 // As tpa_attention_*, but B_q and B_k are given as the linear maps give them, before RoPE: the op
 // rotates them with the tables cos, sin (T, D/2) of rope_tables, and returns the gradients of the
 // unrotated factors (RoPEᵀ applied to dB_q and dB_k). Two paths, equal up to rounding:
@@ -192,7 +192,7 @@ int64_t kv_decode_thread_elements(int64_t heads, int64_t kv_heads, int64_t key_w
 void kv_decode_attention(Tensor y, const Tensor& q, const Tensor& k, const Tensor& v, const DecodeRows& rows,
                          const DecodeWorkspace& workspace);
 
-// TPA and TPA-KVonly over the factor cache (T6_SPEC.md 1.4): A_k and A_v transposed, (slots, T, R, H),
+// TPA and TPA-KVonly over the factor cache (docs/MODEL.md 1.4): A_k and A_v transposed, (slots, T, R, H),
 // so that a rank's coefficients of all heads are contiguous; B̃_k and B_v (slots, T, R, D). The query is T6's factors A_q (N, H, Rq) and B̃_q (N, Rq, D), or KVonly's q̃
 // (N, H, D) (then A_q and B_q are empty tensors). The factorised order never forms K or V: per block, one
 // product B̃_q·B̃_kᵀ over all rank pairs and tokens, the head mixing with A_q and A_k, and the values as
@@ -236,7 +236,7 @@ void cross_entropy_losses(Tensor losses, const Tensor& row_max, const Tensor& su
 void cross_entropy_gradient(Tensor exp_logits, const Tensor& targets, const Tensor& local_max, const Tensor& row_max,
                             const Tensor& sum_exp, float dloss, VocabSlice slice = {});
 
-// ---- AdamW, torch semantics (T6_SPEC.md 4) --------------------------------------------------
+// ---- AdamW, torch semantics (docs/MODEL.md 4) --------------------------------------------------
 struct AdamWStep {
   float lr = 0, beta1 = 0.9f, beta2 = 0.95f, eps = 1e-8f, weight_decay = 0;
   int64_t step = 1;          // 1-based, for bias correction

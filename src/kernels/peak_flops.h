@@ -1,4 +1,4 @@
-// The peak rates a run is measured against: FLOP/s for model FLOP utilisation (MFU, T6_SPEC.md
+// The peak rates a run is measured against: FLOP/s for model FLOP utilisation (MFU, docs/MODEL.md
 // section 5), and memory read bandwidth for the decode roofline (bench_decode).
 #pragma once
 

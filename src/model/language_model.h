@@ -1,5 +1,5 @@
 // The language model: tied embedding, L pre-norm blocks (attention variant + SwiGLU MLP), final
-// RMSNorm, LM head and mean cross-entropy (T6_SPEC.md 2), with explicit forward and backward over one
+// RMSNorm, LM head and mean cross-entropy (docs/MODEL.md 2), with explicit forward and backward over one
 // micro-batch of fixed shape. Activations live in one arena planned at construction; nothing is
 // allocated in a step. Under tensor parallelism each rank holds its slice of every weight and the
 // blocks reduce partial results over the TP communicator.

@@ -1,4 +1,4 @@
-// Multi-head latent attention, the DeepSeek-V2 baseline (llama_mla, T6_SPEC.md 3.1): the query
+// Multi-head latent attention, the DeepSeek-V2 baseline (llama_mla, docs/MODEL.md 3.1): the query
 // comes from a normed latent of width Cq, keys and values from a normed latent of width Ckv
 // expanded per head; RoPE (over Dr, its own tables) rotates the last Dr columns of every query head
 // and one key part shared by all heads; scale 1/sqrt(Dn + Dr); value heads of width Dv.
@@ -7,7 +7,7 @@
 // latents in full; their weights' gradients are then partial sums over heads, reduced over TP by the
 // trainer (the parameter table marks them).
 //
-// The forward's pieces are public so that a decoder with a latent cache (T6_SPEC.md 3.1) can call
+// The forward's pieces are public so that a decoder with a latent cache (docs/MODEL.md 3.1) can call
 // them on its own buffers: project_kv_latent gives a new token's cache entry (normed latent and
 // rotated k_pe, with the tables' rows at the tokens' positions), expand_kv turns cached entries into
 // keys and values, project_query gives the rotated queries.

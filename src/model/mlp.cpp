@@ -12,7 +12,7 @@ Mlp::Mlp(const ModelWeights& weights, int64_t layer) {
   dfc1_ = weights.grad(prefix + "c_fc1.weight");
   dfc2_ = weights.grad(prefix + "c_fc2.weight");
   dproj_ = weights.grad(prefix + "c_proj.weight");
-  hidden_ = fc1_.size(0);
+  hidden_ = weights.table().find(prefix + "c_fc1.weight").local_shape[0];  // also without buffers (a plan)
 }
 
 void Mlp::plan_activations(Arena& arena, int64_t B, int64_t T) {

@@ -99,6 +99,14 @@ int64_t ModelConfig::parameter_count() const {
   return vocab_size * d + n_layer * (attention + mlp);
 }
 
+std::string ModelConfig::describe() const {
+  return str(model_kind_name(kind), " L", n_layer, " d", n_embd, " H", n_head, " D", head_dim,
+             factorised_query() ? str(" Rq", q_rank) : "", factorised_kv() ? str(" R", rank) : "",
+             kind == ModelKind::llama_gqa ? str(" group", group_size) : "",
+             latent_attention() ? str(" Dr", qk_rope_head_dim, " Cq", q_lora_rank, " Ckv", kv_lora_rank, " Dv", v_head_dim) : "",
+             " V", vocab_size);
+}
+
 double ModelConfig::training_flops_per_token(int64_t seq_len) const {
   // 12·L·H·D·T is 6·L·H·T·(score width + value width); MLA's scores are Dn + Dr wide, its values Dv.
   const int64_t widths = latent_attention() ? head_dim + qk_rope_head_dim + v_head_dim : 2 * head_dim;

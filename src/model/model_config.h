@@ -1,4 +1,4 @@
-// The model's shape: which attention variant and its sizes (T6_SPEC.md sections 1-3).
+// The model's shape: which attention variant and its sizes (docs/MODEL.md sections 1-3).
 #pragma once
 #include <cstdint>
 #include <map>
@@ -25,7 +25,7 @@ struct ModelConfig {
   int64_t rank = 2;         // T6 and T6_kvonly: rank of the K and V factors
   int64_t group_size = 1;   // llama_gqa: query heads per KV head
   int64_t vocab_size = 50304;
-  // llama_mla only (T6_SPEC.md 3.1), defaults the paper's small settings.
+  // llama_mla only (docs/MODEL.md 3.1), defaults the paper's small settings.
   int64_t qk_rope_head_dim = 32;  // Dr: the rotated part of each query head and the one shared key part
   int64_t q_lora_rank = 512;      // Cq: width of the query latent
   int64_t kv_lora_rank = 256;     // Ckv: width of the key/value latent
@@ -40,13 +40,16 @@ struct ModelConfig {
   // Width RoPE rotates (its tables are (T, rope_dim / 2)): qk_rope_head_dim for MLA, head_dim otherwise.
   int64_t rope_dim() const { return latent_attention() ? qk_rope_head_dim : head_dim; }
   int64_t parameter_count() const;
-  // FLOPs of one training token (forward + backward), T6_SPEC.md section 5, at sequence length T.
+  // "T6 L4 d192 H6 D64 Rq6 R2 V50304" (with the kind's own keys): the start-up table's, the plan's
+  // and t6_ckpt inspect's one-line name of the model.
+  std::string describe() const;
+  // FLOPs of one training token (forward + backward), docs/MODEL.md section 5, at sequence length T.
   double training_flops_per_token(int64_t seq_len) const;
   // Values outside a key's range (model_config_keys()) and impossible combinations (odd head_dim,
   // a group size that does not divide the heads, an odd qk_rope_head_dim, ...) throw an error naming the key ("model.<key>").
   void validate() const;
 
-  // The fixtures' and exports' string metadata (T6_SPEC.md 2.1) and back.
+  // The fixtures' and exports' string metadata (docs/MODEL.md 2.1) and back.
   std::map<std::string, std::string> to_metadata() const;
   static ModelConfig from_metadata(const std::map<std::string, std::string>& metadata, const std::string& source);
 };

@@ -38,7 +38,7 @@ class ModelWeights {
   Tensor param(const LocalParam& entry) const { return view(params_, entry); }
   Tensor grad(const LocalParam& entry) const { return view(grads_, entry); }
 
-  // T6_SPEC.md 2.2: each element of each parameter drawn from (seed, name, global element index),
+  // docs/MODEL.md 2.2: each element of each parameter drawn from (seed, name, global element index),
   // so every layout gets the same full model. Device weights are drawn on the host and uploaded.
   void initialise(uint64_t seed);
   void zero_grads();

@@ -46,7 +46,7 @@ namespace {
 
 std::string layer_prefix(int64_t layer) { return str("transformer.h.", layer, "."); }
 
-// MLA (T6_SPEC.md 3.1) in the reference's order, c_proj excepted. The latent projections and norms
+// MLA (docs/MODEL.md 3.1) in the reference's order, c_proj excepted. The latent projections and norms
 // are computed in full on every TP rank, but each rank's gradient holds only its heads' share, so
 // they are replicated with TP-reduced gradients; q_b_proj and kv_b_proj give each head its own rows.
 // Linear layers have torch's default init, uniform ±1/sqrt(fan_in); norm weights start at one.

@@ -1,4 +1,4 @@
-// The parameter table: every weight's reference name (T6_SPEC.md 2.1), global shape, how it is split
+// The parameter table: every weight's reference name (docs/MODEL.md 2.1), global shape, how it is split
 // over tensor-parallel ranks, and where this rank's slice lives in the flat parameter buffer.
 // Init, the optimizer, gradient reduction, grad-norm, checkpoints, reshard and export read this
 // table; no other code knows how a tensor is split.

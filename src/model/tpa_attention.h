@@ -1,4 +1,4 @@
-// Tensor Product Attention (T6_SPEC.md 1): six factor maps, attention over the factors with RoPE on
+// Tensor Product Attention (docs/MODEL.md 1): six factor maps, attention over the factors with RoPE on
 // B_q and B_k inside (ops::tpa_rotary_attention_*, fused or materialised as LayerContext says), output
 // projection. With `factorised_query` false it is TPA-KVonly:
 // a plain c_q with RoPE for the query, factorised K and V.

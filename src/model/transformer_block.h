@@ -1,4 +1,4 @@
-// The pre-norm block of T6_SPEC.md 2, written once for training (language_model.h) and generation
+// The pre-norm block of docs/MODEL.md 2, written once for training (language_model.h) and generation
 // (infer/decoder.h): middle = x + attention(rmsnorm(x)), out = middle + mlp(rmsnorm(middle)), each
 // branch's output summed over the tensor-parallel ranks. The attention is the caller's: the model's
 // layer over whole sequences, or the decoder's step over its cache.

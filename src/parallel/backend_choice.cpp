@@ -1,7 +1,10 @@
 #include "parallel/backend_choice.h"
 
+#include <filesystem>
+
 #include "core/error.h"
 #include "kernels/device.h"
+#include "parallel/cuda_training_status.h"
 #include "parallel/rank_failure.h"
 
 namespace t6 {
@@ -13,7 +16,7 @@ const char* communicator_name(CommunicatorKind kind) { return kind == Communicat
 std::string BackendChoice::describe() const {
   const std::string device =
       backend == Backend::cuda
-          ? str("CUDA bf16 on GPU ", cuda_device, " (", device_name, ", ", double(device_bytes) / double(1ull << 30), " GiB)")
+          ? str("CUDA fp32 on GPU ", cuda_device, " (", device_name, ", ", double(device_bytes) / double(1ull << 30), " GiB)")
           : std::string("CPU fp32");
   return str(device, ", communicator ", communicator_name(communicator), note.empty() ? "" : " (" + note + ")");
 }
@@ -25,6 +28,9 @@ BackendChoice resolve_backend(const BackendRequest& request, const RankHardware&
   const bool shares_gpus = request.communicator == "mpi" && hardware.visible_gpus > 0;
   const bool gpu_for_rank = shares_gpus || hardware.local_rank < hardware.visible_gpus;
   if (request.backend == "cuda") {
+    // The reason that holds on every machine first: where this run has no CUDA training path, no GPU
+    // would help.
+    T6_CHECK(hardware.caller_runs_on_cuda, cuda_training_refusal());
     T6_CHECK(hardware.build_has_cuda,
              "parallel.backend = \"cuda\", but this t6 was built without CUDA: rebuild with -DT6_CUDA=ON on a machine "
              "with the CUDA toolkit, or set parallel.backend = \"cpu\"");
@@ -32,15 +38,15 @@ BackendChoice resolve_backend(const BackendRequest& request, const RankHardware&
              hardware.visible_gpus == 0 ? std::string("this process sees none")
                                         : str("this node shows ", hardware.visible_gpus, " and t6 runs one rank per GPU"),
              "; start at most as many ranks per node as GPUs, or set parallel.backend = \"cpu\"");
-    T6_CHECK(hardware.caller_runs_on_cuda,
-             "parallel.backend = \"cuda\": this build's CUDA ops exist (tests/test_cuda_ops.cpp) but the training "
-             "step does not run on them yet (device arenas for the model are not written); set parallel.backend = "
-             "\"cpu\" or \"auto\"");
     choice.backend = Backend::cuda;
   } else if (request.backend == "auto") {
-    if (hardware.build_has_cuda && gpu_for_rank && hardware.caller_runs_on_cuda) choice.backend = Backend::cuda;
-    else if (hardware.build_has_cuda && gpu_for_rank)
-      choice.note = "auto chose the CPU: the training step has no CUDA path yet";
+    if (hardware.build_has_cuda && gpu_for_rank && hardware.caller_runs_on_cuda) {
+      choice.backend = Backend::cuda;
+    }
+    else if (hardware.visible_gpus > 0) {
+      choice.note = "auto chose the CPU: this run has no CUDA training path in this version";
+      choice.gpus_left_idle = true;
+    }
   } else {
     T6_CHECK(request.backend == "cpu", "parallel.backend must be \"auto\", \"cpu\" or \"cuda\", got \"",
              request.backend, "\"");
@@ -59,9 +65,24 @@ BackendChoice resolve_backend(const BackendRequest& request, const RankHardware&
   return choice;
 }
 
+namespace {
+
+// The GPUs the NVIDIA driver lists on this node (one directory each), which a build without CUDA
+// cannot use but must not keep quiet about.
+int gpus_listed_by_driver() {
+  std::error_code error;
+  int count = 0;
+  for (std::filesystem::directory_iterator it("/proc/driver/nvidia/gpus", error), end; !error && it != end; it.increment(error))
+    ++count;
+  return count;
+}
+
+}  // namespace
+
 BackendChoice choose_backend(const BackendRequest& request, Communicator& world, int local_rank,
                              bool caller_runs_on_cuda) {
-  const RankHardware hardware{build_has_cuda(), local_rank, cuda_device_count(), caller_runs_on_cuda};
+  const int visible_gpus = build_has_cuda() ? cuda_device_count() : gpus_listed_by_driver();
+  const RankHardware hardware{build_has_cuda(), local_rank, visible_gpus, caller_runs_on_cuda};
   BackendChoice choice;
   std::string failure;
   try {

@@ -35,7 +35,8 @@ struct BackendChoice {
   int cuda_device = -1;           // the GPU of this rank, with the CUDA backend
   std::string device_name;        // "NVIDIA H200", with the CUDA backend
   size_t device_bytes = 0;
-  std::string note;               // why auto chose the CPU where the build has CUDA; empty otherwise
+  std::string note;               // why auto chose the CPU where the rank sees a GPU; empty otherwise
+  bool gpus_left_idle = false;    // auto trains on the CPU although the rank sees GPUs (warn loudly)
 
   // "CUDA on GPU 0 (NVIDIA H200, 139.8 GiB), communicator NCCL" or "CPU fp32, communicator MPI".
   std::string describe() const;

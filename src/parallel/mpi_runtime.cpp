@@ -1,5 +1,6 @@
 #include "parallel/mpi_runtime.h"
 
+#include "core/log.h"
 #include "core/mpi_c.h"
 
 #include <unistd.h>
@@ -49,6 +50,7 @@ int report_failure_and_abort(const char* tool_name, int origin, const std::strin
   const std::string rank_prefix = size > 1 ? "rank " + std::to_string(origin) + ": " : "";
   std::fprintf(stderr, "%s%s: error: %s\n", rank_prefix.c_str(), tool_name, one_line(message).c_str());
   std::fflush(stderr);
+  copy_line_to_log_file(rank_prefix + tool_name + ": error: " + one_line(message));  // RUN_DIR/console.log
   if (size > 1) {
     // MPI_Abort asks the launcher to end the job and waits for its answer; a launcher that is busy
     // ending the job already (Open MPI 4's mpirun sleeps through its kill grace after a rank died)

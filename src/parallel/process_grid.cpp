@@ -19,13 +19,17 @@ std::string divisors_of(int world_size) {
 
 }  // namespace
 
+void check_tp_fits_world(int64_t tp, int64_t world_size) {
+  T6_CHECK(tp >= 1 && world_size % tp == 0, "parallel.tp = ", tp, " does not fit the world of ", world_size,
+           " ranks: it must divide the world size (valid: ", divisors_of(int(world_size)), ")");
+}
+
 ProcessGrid::ProcessGrid(std::unique_ptr<Communicator> world, int64_t tp, int local_rank)
     : clock_(std::make_shared<CommunicationClock>()),
       world_(std::make_unique<TimedCommunicator>(std::move(world), clock_)),
       local_rank_(local_rank) {
   // Every rank sees the same sizes, so every rank fails here alike and none waits in a split.
-  T6_CHECK(tp >= 1 && world_->size() % tp == 0, "parallel.tp = ", tp, " does not fit the world of ", world_->size(),
-           " ranks: it must divide the world size (valid: ", divisors_of(world_->size()), ")");
+  check_tp_fits_world(tp, world_->size());
   const int rank = world_->rank();
   tp_ = world_->split(/*color=*/int(rank / tp), /*key=*/rank);
   dp_ = world_->split(/*color=*/int(rank % tp), /*key=*/rank);

@@ -42,4 +42,8 @@ class ProcessGrid {
 // The grid over MPI_COMM_WORLD with MPI communicators and the node-local rank from MPI.
 ProcessGrid make_mpi_process_grid(int64_t tp);
 
+// Throws naming parallel.tp and the valid values unless tp divides the world size (ProcessGrid's
+// check, also run by the plan of a world that is not started).
+void check_tp_fits_world(int64_t tp, int64_t world_size);
+
 }  // namespace t6

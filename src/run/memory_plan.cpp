@@ -10,6 +10,7 @@
 #include "data/shard_reader.h"
 #include "model/language_model.h"
 #include "model/param_table.h"
+#include "train/batch_split.h"
 
 namespace t6 {
 
@@ -65,6 +66,8 @@ RankMemory plan_rank_memory(const RunConfig& config, int world_size) {
   const int tp = int(std::max<int64_t>(1, config.parallel.tp));
   const int dp = std::max(1, world_size / tp);
   const bool zero1 = config.parallel.zero1 && dp > 1;
+  // DP rank 0 holds the largest share of the batch, and so the largest micro-batch (train/batch_split.h).
+  const BatchShare share = batch_share(train, 0, dp);
   RankMemory memory;
   for (int tp_rank = 0; tp_rank < tp; ++tp_rank) {
     const double local = double(ParamTable(config.model, tp_rank, tp).local_numel());
@@ -73,14 +76,14 @@ RankMemory plan_rank_memory(const RunConfig& config, int world_size) {
     memory.gradients = memory.weights;
     memory.optimizer = std::max(memory.optimizer, 2 * (zero1 ? padded / dp : local) * sizeof(float));
     const LanguageModel::ActivationPlan activations =
-        LanguageModel::planned_activations(config.model, train.micro_batch_size, train.seq_len, tp_rank, tp);
+        LanguageModel::planned_activations(config.model, share.micro_batch, train.seq_len, tp_rank, tp);
     if (double(activations.bytes) > memory.activations) {
       memory.activations = double(activations.bytes);
       memory.scratch = double(activations.scratch_bytes);
     }
   }
   // Inputs and targets of this rank's share of the global batch.
-  memory.batches = 2 * double(train.global_batch_size / dp) * double(train.seq_len) * kBytesPerToken;
+  memory.batches = 2 * double(share.sequences) * double(train.seq_len) * kBytesPerToken;
   memory.prefetch = config.data.prefetch ? memory.batches : 0;
   memory.data = double(train.seq_len + 1) * kBytesPerToken +
                 double(config.data.max_open_shards) * double(ShardReader::kChunkCacheBytes);

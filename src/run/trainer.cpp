@@ -5,12 +5,16 @@
 #include <csignal>
 #include <filesystem>
 
+#include "core/cpu_threads.h"
+#include "core/durable_file.h"
 #include "core/log.h"
 #include "core/process_memory.h"
 #include "kernels/device.h"
-#include "parallel/collective_deadline.h"
-#include "parallel/rank_failure.h"
 #include "kernels/peak_flops.h"
+#include "parallel/collective_deadline.h"
+#include "parallel/cuda_training_status.h"
+#include "parallel/rank_failure.h"
+#include "train/config_report.h"
 #include "train_state/train_checkpoint.h"
 
 namespace t6 {
@@ -20,15 +24,6 @@ namespace {
 volatile std::sig_atomic_t stop_signal = 0;
 
 void on_stop_signal(int signal) { stop_signal = signal; }
-
-int64_t checked_local_sequences(const RunConfig& config, int dp_size) {
-  const TrainConfig& train = config.train;
-  const int64_t per_micro_step = train.micro_batch_size * dp_size;
-  T6_CHECK(train.global_batch_size % per_micro_step == 0, "train.global_batch_size (", train.global_batch_size,
-           ") must be a multiple of train.micro_batch_size (", train.micro_batch_size, ") × DP size (", dp_size,
-           ") = ", per_micro_step);
-  return train.global_batch_size / dp_size;
-}
 
 // What a rank will allocate, refused in one error naming the keys to lower when the ranks of this
 // node would not fit in its memory (collective: the ranks find their node's count).
@@ -67,9 +62,12 @@ void require_supported_communicator(const BackendChoice& backend, const ProcessG
            "\"mpi\" to train ", grid.world_size(), " ranks on the CUDA backend");
 }
 
-// Where auto may choose CUDA: one rank, or ranks reducing over MPI.
+// Whether this run has a CUDA training path: every kind but MLA (whose weighted norms and k/v split
+// the device layers do not call yet), on one rank or ranks reducing over MPI. An explicit "cuda"
+// with NCCL on several ranks passes here and gets require_supported_communicator's own line.
 bool runs_on_cuda(const RunConfig& config, const ProcessGrid& grid) {
-  return grid.world_size() == 1 || config.parallel.communicator == "mpi" || config.parallel.backend == "cuda";
+  return config.model.kind != ModelKind::llama_mla &&
+         (grid.world_size() == 1 || config.parallel.communicator == "mpi" || config.parallel.backend == "cuda");
 }
 
 Device device_of(const BackendChoice& backend) { return backend.backend == Backend::cuda ? Device::CUDA : Device::CPU; }
@@ -94,9 +92,13 @@ const BackendChoice& with_room_for_state(const BackendChoice& backend, const Run
   return backend;
 }
 
+// "2h05m", "4m12s" or "35s": minutes alone would show a short run's ETA as 0h00m.
 std::string format_duration(double seconds) {
-  const int64_t total = int64_t(seconds);
-  return str(total / 3600, "h", (total / 60) % 60 < 10 ? "0" : "", (total / 60) % 60, "m");
+  const int64_t total = int64_t(seconds + 0.5);
+  const auto two_digits = [](int64_t n) { return str(n < 10 ? "0" : "", n); };
+  if (total >= 3600) return str(total / 3600, "h", two_digits((total / 60) % 60), "m");
+  if (total >= 60) return str(total / 60, "m", two_digits(total % 60), "s");
+  return str(total, "s");
 }
 
 }  // namespace
@@ -117,17 +119,15 @@ Trainer::Trainer(const RunConfig& config, ProcessGrid& grid, const std::string& 
       // meanwhile, so the wait stays well inside the collective timeout.
       run_directory_(run_dir, grid.world(), resume == ResumeMode::from_config && config.checkpoint.resume == "never",
                      std::min(30.0, 0.5 * config.parallel.timeout_s)),
-      local_sequences_(checked_local_sequences(config, grid.dp_size())),
-      micro_steps_(local_sequences_ / config.train.micro_batch_size),
+      share_(batch_share(config.train, grid.dp_rank(), grid.dp_size())),
       memory_(checked_rank_memory(config, grid)),
       eval_batches_(0),
       loader_(checked_data_path(config), config.train.seq_len, config.train.seed, config.data.max_open_shards),
-      prefetcher_(loader_, grid.dp_rank() * local_sequences_, local_sequences_, config.train.seq_len,
-                  config.data.prefetch),
-      model_(config.model, config.train.micro_batch_size, config.train.seq_len, &grid.tp(),
+      prefetcher_(loader_, share_.first_sequence, share_.sequences, config.train.seq_len, config.data.prefetch),
+      model_(config.model, share_.micro_batch, config.train.seq_len, &grid.tp(),
              config.parallel.zero1 ? grid.dp_size() : 1, true, device_of(backend_)),
       optimizer_(model_.weights(), adamw_settings(config.train), &grid.tp(), &grid.dp(), config.parallel.zero1),
-      step_buffers_(device_of(backend_), local_sequences_ * config.train.seq_len),
+      step_buffers_(device_of(backend_), share_.sequences * config.train.seq_len),
       staging_(model_.weights(), optimizer_.adamw(), optimizer_.state_begin(), optimizer_.state_end()),
       checkpointer_(std::filesystem::path(run_dir) / "checkpoints", int(config.checkpoint.keep), grid) {
   set_progress_label("start-up");
@@ -138,7 +138,7 @@ Trainer::Trainer(const RunConfig& config, ProcessGrid& grid, const std::string& 
     T6_CHECK(available >= 1, config.data.path, ": the validation split holds ", loader_.val_windows(),
              " windows of ", config.train.seq_len + 1, " tokens, fewer than one global batch (",
              config.train.global_batch_size, "); write more validation data or set eval.interval = 0");
-    eval_batches_ = std::min(config.eval.batches, available);
+    eval_batches_ = config.eval.batches == 0 ? available : std::min(config.eval.batches, available);
     if (eval_batches_ < config.eval.batches)
       log_info("warning: eval.batches lowered from ", config.eval.batches, " to ", eval_batches_,
                ": the validation split holds only that many global batches");
@@ -153,13 +153,31 @@ Trainer::Trainer(const RunConfig& config, ProcessGrid& grid, const std::string& 
   // Every rank measures at once, so each sees the cores as shared during training.
   double rank_peak = config.log.peak_flops;
   peak_flops_source_ = "log.peak_flops";
+  int32_t under_load = 0;
   if (rank_peak == 0) {
+    // More runnable tasks than cores before we measure: other jobs share the cores, the measured
+    // peak is a fraction of the machine's and the MFU above it overstated, which every line says.
+    under_load = load_average() > double(available_cores());
     rank_peak = measured_cpu_sgemm_flops();
     peak_flops_source_ = "measured SGEMM";
   }
   peak_flops_ = rank_peak;
   grid.world().all_reduce(Tensor(&peak_flops_, {1}, DType::F64), ReduceOp::Sum);
+  grid.world().all_reduce(Tensor(&under_load, {1}, DType::I32), ReduceOp::Max);
+  peak_measured_under_load_ = under_load != 0;
+  if (peak_measured_under_load_) peak_flops_source_ += str(" under load: load average ", load_average(), " on ", available_cores(), " cores");
+  keep_config_and_console_log();
   print_startup_table();
+}
+
+// The run directory keeps what the run is (the resolved config, as resumed) and what it said.
+void Trainer::keep_config_and_console_log() {
+  if (grid_.world_rank() != 0) return;
+  const std::filesystem::path dir(run_dir_);
+  // The parameter count heads the file for tools comparing runs (t6_plot's legend and summary).
+  write_file_atomically(dir / "config.toml", str("# parameters = ", config_.model.parameter_count(), "\n",
+                                                 resolved_config_toml(config_)));
+  copy_log_to_file(dir / "console.log");
 }
 
 std::optional<checkpoint::ResumePoint> Trainer::find_resume_point(ResumeMode resume) {
@@ -184,7 +202,13 @@ void Trainer::resume_from(const checkpoint::ResumePoint& point, const std::vecto
   skipped_steps_ = state.skipped_steps;
   skipped_in_a_row_ = state.skipped_in_a_row;
   // DESIGN.md: the LR curve already run is kept when max_steps is raised, unless the user sets it.
-  if (config_.train.lr_decay_steps == 0) config_.train.lr_decay_steps = state.lr_decay_steps;
+  if (config_.train.lr_decay_steps == 0) {
+    config_.train.lr_decay_steps = state.lr_decay_steps;
+    if (state.lr_decay_steps < config_.train.max_steps)
+      log_info("note: train.max_steps = ", config_.train.max_steps, " goes past the checkpoint's decay end (step ",
+               state.lr_decay_steps, ", kept so the curve already run does not bend): the LR stays at train.min_lr = ",
+               config_.train.min_lr, " after it; set train.lr_decay_steps to decay over the longer run instead");
+  }
   const checkpoint::CheckpointLayout& saved = point.manifest.layout;
   log_info("resumed from ", point.dir.string(), " at step ", step_, " (saved at TP ", saved.tp, " × DP ", saved.dp,
            saved.zero1 ? " ZeRO-1" : "", ")");
@@ -283,17 +307,12 @@ void Trainer::stop_after_metrics_failure() {
 void Trainer::print_startup_table() const {
   const ModelConfig& m = config_.model;
   const TrainConfig& t = config_.train;
-  log_info("t6_pretrain: ", model_kind_name(m.kind), " L", m.n_layer, " d", m.n_embd, " H", m.n_head, " D", m.head_dim,
-           m.factorised_query() ? str(" Rq", m.q_rank) : "", m.factorised_kv() ? str(" R", m.rank) : "",
-           m.kind == ModelKind::llama_gqa ? str(" group", m.group_size) : "",
-           m.latent_attention() ? str(" Dr", m.qk_rope_head_dim, " Cq", m.q_lora_rank, " Ckv", m.kv_lora_rank, " Dv", m.v_head_dim) : "",
-           " V", m.vocab_size, " | ",
-           double(m.parameter_count()) / 1e6, "M parameters");
+  log_info("t6_pretrain: ", m.describe(), " | ", double(m.parameter_count()) / 1e6, "M parameters");
   log_info("  layout      world ", grid_.world_size(), " = TP ", grid_.tp_size(), " × DP ", grid_.dp_size(),
            config_.parallel.zero1 ? " (ZeRO-1)" : "");
   log_info("  backend     ", backend_.describe());
-  log_info("  batch       ", t.global_batch_size, " × ", t.seq_len, " = ", t.global_batch_size * t.seq_len,
-           " tokens/step; ", micro_steps_, " micro-batches of ", t.micro_batch_size, " per rank");
+  if (backend_.gpus_left_idle) log_info(cuda_auto_fallback_warning());
+  log_info("  batch       ", describe_batch_split(t, grid_.dp_size()));
   log_info("  optimizer   AdamW lr ", t.lr, " → ", t.min_lr, ", warmup ", t.warmup_steps, ", decay to step ",
            config_.lr_schedule().lr_decay_steps, ", wd ", t.weight_decay, ", clip ", t.grad_clip);
   log_info("  data        ", config_.data.path, ": ", loader_.train_tokens(), " train / ", loader_.val_tokens(),
@@ -317,12 +336,13 @@ void Trainer::print_startup_table() const {
   log_info("  per step    tok/s = tokens / step time; MFU = FLOP per token x tok/s / peak; step time (max over "
            "ranks) = data + fwd+bwd + optimizer (each the max over ranks) + comm (collective time not hidden by them); "
            "peak RSS: largest host memory of a rank");
-  log_info("  run         ", run_dir_, ", ", t.max_steps, " steps, eval every ", config_.eval.interval, " (",
-           eval_batches_, " batches)");
+  log_info("  run         ", run_dir_, ", ", t.max_steps, " steps, ",
+           config_.eval.interval > 0 ? str("eval every ", config_.eval.interval, " steps on ", validation_coverage())
+                                     : std::string("no validation (eval.interval = 0)"));
 }
 
 Trainer::StepStats Trainer::train_step() {
-  const int64_t T = config_.train.seq_len, B = config_.train.micro_batch_size;
+  const int64_t T = config_.train.seq_len, B = share_.micro_batch;
   // Each phase is its wall time less the time in collectives during it; those add up to comm.
   using clock = std::chrono::steady_clock;
   StepTimes times;
@@ -345,9 +365,11 @@ Trainer::StepStats Trainer::train_step() {
   // Everything up to read_scalars() is queued on the device without waiting for it; the times
   // below are the host's, so on a GPU the device's work shows in the phase that reads the scalars.
   model_.weights().zero_grads();
-  for (int64_t micro = 0; micro < micro_steps_; ++micro)
+  // Weighted by this rank's share of the global batch, so that the DP mean is the global batch's mean;
+  // loss_total gathers the micro-batches' losses with the same weights.
+  for (int64_t micro = 0; micro < share_.micro_steps; ++micro)
     model_.forward_backward(step_buffers_.inputs(micro * B * T, B, B * T), step_buffers_.targets(micro * B * T, B, B * T),
-                            1.0f / float(micro_steps_), step_buffers_.loss_total(), micro > 0);
+                            float(share_.dp_weight) / float(share_.micro_steps), step_buffers_.loss_total(), micro > 0);
   end_phase(times.forward_backward);
   if (gradient_hook_) gradient_hook_(step_ + 1, model_.weights());
   optimizer_.reduce_gradients(step_buffers_.grad_square_sum());
@@ -370,18 +392,18 @@ Trainer::StepStats Trainer::train_step() {
 double Trainer::evaluate() {
   set_progress_label(str("validation after step ", step_));
   prefetcher_.wait();  // the loader reads one thing at a time
-  const int64_t T = config_.train.seq_len, B = config_.train.micro_batch_size;
+  const int64_t T = config_.train.seq_len, B = share_.micro_batch;
   double loss = 0;
   for (int64_t batch = 0; batch < eval_batches_; ++batch) {
-    const int64_t first = batch * config_.train.global_batch_size + grid_.dp_rank() * local_sequences_;
-    loader_.read_val(first, local_sequences_, step_buffers_.host_inputs(), step_buffers_.host_targets());
+    const int64_t first = batch * config_.train.global_batch_size + share_.first_sequence;
+    loader_.read_val(first, share_.sequences, step_buffers_.host_inputs(), step_buffers_.host_targets());
     step_buffers_.upload();
-    for (int64_t micro = 0; micro < micro_steps_; ++micro) {
+    for (int64_t micro = 0; micro < share_.micro_steps; ++micro) {
       loss += model_.forward_loss(step_buffers_.inputs(micro * B * T, B, B * T),
                                   step_buffers_.targets(micro * B * T, B, B * T));
     }
   }
-  loss /= double(eval_batches_ * micro_steps_);
+  loss = loss * share_.dp_weight / double(eval_batches_ * share_.micro_steps);
   grid_.dp().all_reduce(Tensor(&loss, {1}, DType::F64), ReduceOp::Avg);
   return loss;
 }
@@ -389,8 +411,9 @@ double Trainer::evaluate() {
 void Trainer::log_step(const StepStats& stats) {
   const int64_t tokens = config_.train.global_batch_size * config_.train.seq_len;
   if (stats.skipped) ++skipped_steps_;
-  const StepCost cost = reduce_step_cost(grid_.world(), stats.times, tokens,
-                                         config_.model.training_flops_per_token(config_.train.seq_len), peak_flops_);
+  StepCost cost = reduce_step_cost(grid_.world(), stats.times, tokens,
+                                   config_.model.training_flops_per_token(config_.train.seq_len), peak_flops_);
+  cost.peak_measured_under_load = peak_measured_under_load_;
   if (metrics_) {
     nlohmann::json record = {{"step", step_},       {"loss", stats.loss},          {"lr", stats.lr},
                              {"grad_norm", stats.grad_norm}, {"tokens", tokens_seen_}, {"elapsed_s", elapsed_seconds_},
@@ -407,10 +430,17 @@ void Trainer::log_step(const StepStats& stats) {
   }
 }
 
+std::string Trainer::validation_coverage() const {
+  return str(eval_batches_ * config_.train.global_batch_size, " of the split's ", loader_.val_windows(), " windows");
+}
+
 void Trainer::log_validation() {
   const double val_loss = evaluate();
-  log_info("step ", step_, " | val loss ", val_loss);
-  write_metrics({{"step", step_}, {"tokens", tokens_seen_}, {"val_loss", val_loss}});
+  log_info("step ", step_, " | val loss ", val_loss, " (", validation_coverage(), ")");
+  write_metrics({{"step", step_},
+                 {"tokens", tokens_seen_},
+                 {"val_loss", val_loss},
+                 {"val_windows", eval_batches_ * config_.train.global_batch_size}});
 }
 
 void Trainer::run() {

@@ -28,6 +28,7 @@
 #include "run/memory_plan.h"
 #include "run/run_directory.h"
 #include "run/step_buffers.h"
+#include "train/batch_split.h"
 #include "train/distributed_optimizer.h"
 #include "train/metrics_log.h"
 #include "train/run_config.h"
@@ -78,9 +79,11 @@ class Trainer {
     StepTimes times;  // this rank's
   };
   StepStats train_step();
+  void keep_config_and_console_log();  // RUN_DIR/config.toml and RUN_DIR/console.log, on rank 0
   void print_startup_table() const;
   void log_step(const StepStats& stats);
   void log_validation();  // evaluate(), then a log line and a metrics record
+  std::string validation_coverage() const;  // "64 of the split's 257 windows"
   std::optional<checkpoint::ResumePoint> find_resume_point(ResumeMode resume);
   void resume_from(const checkpoint::ResumePoint& point, const std::vector<std::string>& allowed_changes);
   OptimizerShard optimizer_shard();
@@ -100,8 +103,7 @@ class Trainer {
   BackendChoice backend_;
   std::string run_dir_;
   RunDirectory run_directory_;  // claimed (locked, checked) before anything reads or writes it
-  int64_t local_sequences_;  // this DP rank's share of the global batch
-  int64_t micro_steps_;
+  BatchShare share_;  // this DP rank's sequences of the global batch and its micro-batches
   RankMemory memory_;  // planned and checked against the machine before anything below allocates
   int64_t eval_batches_;
   TokenLoader loader_;
@@ -110,7 +112,7 @@ class Trainer {
   // host copy of their state that checkpoints read and write.
   LanguageModel model_;
   DistributedOptimizer optimizer_;
-  StepBuffers step_buffers_;  // this rank's batch (local_sequences_ × seq_len) and step scalars
+  StepBuffers step_buffers_;  // this rank's batch (share_.sequences × seq_len) and step scalars
   CheckpointStaging staging_;
   std::unique_ptr<MetricsLog> metrics_;
   TrainCheckpointer checkpointer_;
@@ -122,6 +124,7 @@ class Trainer {
   GradientHook gradient_hook_;
   double peak_flops_ = 0;          // of all ranks together, for MFU
   std::string peak_flops_source_;  // for the start-up table
+  bool peak_measured_under_load_ = false;  // then every log line says its MFU is overstated
   int64_t skipped_steps_ = 0;      // in the whole run
   std::string metrics_failure_;    // rank 0: why a metrics record could not be written
 };

@@ -26,10 +26,13 @@ std::vector<ConfigKey<RunConfig>> make_run_config_keys() {
       key("train.seed", at_least(0), "seed of the weight initialisation and of the batch order",
           [](auto& c) -> auto& { return c.train.seed; }),
       key("train.seq_len", closed_range(1, 1 << 22), "tokens per training window (T)", [](auto& c) -> auto& { return c.train.seq_len; }),
-      key("train.micro_batch_size", closed_range(1, 1 << 16), "sequences per forward/backward on one rank",
+      key("train.micro_batch_size", closed_range(0, 1 << 16),
+          "sequences per forward/backward on one rank; must divide each DP rank's share of the global batch; 0: "
+          "derived per rank, the largest divisor of its share up to 16",
           [](auto& c) -> auto& { return c.train.micro_batch_size; }),
       key("train.global_batch_size", closed_range(1, 1 << 30),
-          "sequences per optimizer step over all DP ranks; a multiple of micro_batch_size x DP",
+          "sequences per optimizer step over all DP ranks (at least the DP size); each DP rank reads "
+          "global / DP of them, the first global mod DP ranks one more",
           [](auto& c) -> auto& { return c.train.global_batch_size; }),
       key("train.max_steps", at_least(1), "optimizer steps of the run", [](auto& c) -> auto& { return c.train.max_steps; }),
       key("train.lr", at_least(0), "peak learning rate, reached after the warmup", [](auto& c) -> auto& { return c.train.lr; }),
@@ -78,7 +81,9 @@ std::vector<ConfigKey<RunConfig>> make_run_config_keys() {
           [](auto& c) -> auto& { return c.parallel.communicator; }),
       key("eval.interval", at_least(0), "steps between validation passes; 0: never",
           [](auto& c) -> auto& { return c.eval.interval; }),
-      key("eval.batches", at_least(1), "global batches of validation windows per pass (lowered to what the split holds)",
+      key("eval.batches", at_least(0),
+          "global batches of validation windows per pass (lowered to what the split holds); 0: every whole global "
+          "batch of the split; each log line and record says how many windows it covered",
           [](auto& c) -> auto& { return c.eval.batches; }),
       key("checkpoint.interval", at_least(0), "steps between checkpoints; 0: only at the end (and on a stop signal)",
           [](auto& c) -> auto& { return c.checkpoint.interval; }),
@@ -137,7 +142,11 @@ ConfigValue value_of(const toml::node& node, const ConfigKey<RunConfig>& key, co
 // Sets `name` from a TOML node; `where` names the source in errors and is recorded as the source.
 void assign(RunConfig& config, const std::string& name, const toml::node& node, const std::string& where) {
   const ConfigKey<RunConfig>* key = find_key(name);
-  T6_CHECK(key, where, ": unknown key '", name, "'");
+  if (!key) {
+    std::vector<std::string> names;
+    for (const ConfigKey<RunConfig>& known : run_config_keys()) names.push_back(known.name);
+    fail(str(where, ": unknown key '", name, "'", did_you_mean(name, names)));
+  }
   const ConfigValue value = value_of(node, *key, where);
   try {
     key->set(config, value);
@@ -247,6 +256,25 @@ RunConfig RunConfig::from_json(const nlohmann::json& json) {
   }
   config.sources.clear();  // stored values, not a user's file
   config.validate();
+  return config;
+}
+
+RunConfig load_saved_run_config(const nlohmann::json& saved, const std::string& source,
+                                const std::vector<std::string>& overrides) {
+  RunConfig config;
+  try {
+    config = RunConfig::from_json(saved);
+  } catch (const Error& error) {
+    fail(str(source, ": ", error.what()));
+  }
+  for (const auto& [section, entries] : saved.items())
+    for (const auto& [name, value] : entries.items()) config.sources[section + "." + name] = source;
+  for (const std::string& text : overrides) apply_override(config, text);
+  try {
+    config.validate();
+  } catch (const Error& error) {
+    fail(str(source, ": ", config.with_sources(error.what())));
+  }
   return config;
 }
 

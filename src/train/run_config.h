@@ -20,7 +20,7 @@ namespace t6 {
 struct TrainConfig {
   uint64_t seed = 1337;
   int64_t seq_len = 1024;
-  int64_t micro_batch_size = 16;    // sequences per forward/backward on one rank
+  int64_t micro_batch_size = 0;     // sequences per forward/backward on one rank; 0: derived (train/batch_split.h)
   int64_t global_batch_size = 480;  // sequences per optimizer step, over all DP ranks
   int64_t max_steps = 100000;
   double lr = 6e-4, min_lr = 3e-5;
@@ -48,7 +48,7 @@ struct ParallelConfig {
 
 struct EvalConfig {
   int64_t interval = 0;    // steps between validation passes; 0: never
-  int64_t batches = 4;     // global batches of validation windows per pass
+  int64_t batches = 4;     // global batches of validation windows per pass; 0: all the split holds
 };
 
 struct CheckpointConfig {
@@ -95,5 +95,10 @@ const std::vector<ConfigKey<RunConfig>>& run_config_keys();
 // Reads a TOML file and applies overrides ("section.key=value", value in TOML syntax or a bare
 // string). Validates. Errors name the file (or "--set") and the key.
 RunConfig load_run_config(const std::string& path, const std::vector<std::string>& overrides = {});
+
+// A config saved as JSON (a checkpoint manifest's, RunConfig::to_json) with overrides applied, each
+// saved key's source being `source` ("checkpoint runs/x/checkpoints/step_00000150"). Validates.
+RunConfig load_saved_run_config(const nlohmann::json& saved, const std::string& source,
+                                const std::vector<std::string>& overrides = {});
 
 }  // namespace t6

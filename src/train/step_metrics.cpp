@@ -28,6 +28,7 @@ StepCost reduce_step_cost(Communicator& world, const StepTimes& local, int64_t t
 void add_step_cost(nlohmann::json& record, const StepCost& cost) {
   record["tokens_per_s"] = cost.tokens_per_s;
   record["mfu"] = cost.mfu;
+  if (cost.peak_measured_under_load) record["mfu_peak_under_load"] = true;
   record["step_s"] = cost.times.total;
   record["data_s"] = cost.times.data;
   record["fwd_bwd_s"] = cost.times.forward_backward;
@@ -40,7 +41,8 @@ std::string format_step_cost(const StepCost& cost) {
   const auto ms = [](double seconds) { return int64_t(seconds * 1000 + 0.5); };
   char mfu[16];
   std::snprintf(mfu, sizeof mfu, "%.1f%%", cost.mfu * 100);
-  return str(int64_t(cost.tokens_per_s), " tok/s | MFU ", mfu, " | ", ms(cost.times.total), " ms (data ", ms(cost.times.data),
+  return str(int64_t(cost.tokens_per_s), " tok/s | MFU ", mfu,
+             cost.peak_measured_under_load ? " (peak measured under load: too high)" : "", " | ", ms(cost.times.total), " ms (data ", ms(cost.times.data),
              ", fwd+bwd ", ms(cost.times.forward_backward), ", comm ", ms(cost.times.communication), ", optimizer ",
              ms(cost.times.optimizer), ") | peak RSS ", int64_t(cost.peak_rss_mib), " MiB");
 }

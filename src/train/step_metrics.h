@@ -9,7 +9,7 @@
 //                  slowest rank's compute did not hide; on one rank exactly its time in them.
 //                  So data_s + fwd_bwd_s + comm_s + optimizer_s = step_s.
 //   tokens_per_s   global batch tokens / step_s
-//   mfu            model FLOP utilisation: (6 N + 12 L H D T) FLOPs per token (T6_SPEC.md 5) x
+//   mfu            model FLOP utilisation: (6 N + 12 L H D T) FLOPs per token (docs/MODEL.md 5) x
 //                  tokens_per_s / the peak of all ranks (log.peak_flops per rank, or the SGEMM
 //                  rate measured at start-up)
 //   peak_rss_mib   the largest host resident set of any rank so far, MiB
@@ -34,6 +34,9 @@ struct StepCost {
   StepTimes times;  // as listed above
   double peak_rss_mib = 0;
   double tokens_per_s = 0, mfu = 0;
+  // The peak was measured while the machine was busier than its cores (other jobs), so it is low
+  // and the MFU high; the log line and the record say so.
+  bool peak_measured_under_load = false;
 };
 
 // Collective over world: the times as listed above, the peak RSS of the largest rank, then the

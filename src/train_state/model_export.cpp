@@ -14,7 +14,12 @@ void export_safetensors(const ResumePoint& point, const std::string& out, DType 
   for (const LocalParam& entry : weights.table().params())
     reader.read("param/" + entry.spec.name, TensorRegion::whole(entry.spec.global_shape.to_vector()),
                 weights.param(entry).view({entry.numel()}));
-  save_state_dict(out, weights, dtype);
+  // The training sequence length, so that t6_eval and t6_generate need no --seq-len for the file.
+  std::map<std::string, std::string> extra;
+  const auto& train = point.manifest.config.value("train", nlohmann::json::object());
+  if (train.contains("seq_len") && train["seq_len"].is_number_integer())
+    extra["seq_len"] = std::to_string(train["seq_len"].get<int64_t>());
+  save_state_dict(out, weights, dtype, extra);
 }
 
 std::filesystem::path import_safetensors(const std::string& in, const std::filesystem::path& destination_checkpoints,

@@ -1,4 +1,4 @@
-// Training checkpoints to and from safetensors state dicts under the reference names (T6_SPEC.md
+// Training checkpoints to and from safetensors state dicts under the reference names (docs/MODEL.md
 // 2.1): export gathers the full model (tp = 1) from a checkpoint of any layout through the reader;
 // import writes a step-0 checkpoint (TP1 × DP1, AdamW moments zero) from a reference state dict or
 // a fixture file (tensors "param.<name>").

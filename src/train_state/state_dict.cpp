@@ -56,7 +56,8 @@ void load_state_dict(const SafetensorsReader& file, ModelWeights& weights, const
   }
 }
 
-void save_state_dict(const std::string& path, const ModelWeights& weights, DType dtype) {
+void save_state_dict(const std::string& path, const ModelWeights& weights, DType dtype,
+                     const std::map<std::string, std::string>& extra_metadata) {
   T6_CHECK(weights.table().tp_size() == 1, "save_state_dict writes a whole model: gather the TP slices first");
   std::vector<SafetensorsTensor> tensors;
   for (const LocalParam& entry : weights.table().params()) {
@@ -64,7 +65,9 @@ void save_state_dict(const std::string& path, const ModelWeights& weights, DType
     tensors.push_back({entry.spec.name, dtype, entry.spec.global_shape.to_vector(), data});
     if (entry.spec.name == kEmbedding) tensors.push_back({kHead, dtype, entry.spec.global_shape.to_vector(), data});
   }
-  write_safetensors(path, tensors, weights.config().to_metadata());
+  std::map<std::string, std::string> metadata = weights.config().to_metadata();
+  metadata.insert(extra_metadata.begin(), extra_metadata.end());
+  write_safetensors(path, tensors, metadata);
 }
 
 }  // namespace t6

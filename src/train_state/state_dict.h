@@ -1,4 +1,4 @@
-// Model weights in and out of safetensors under the reference names (T6_SPEC.md 2.1): import a
+// Model weights in and out of safetensors under the reference names (docs/MODEL.md 2.1): import a
 // reference state dict or a fixture file, export one the reference loads with strict=True.
 #pragma once
 #include <string>
@@ -18,7 +18,9 @@ ModelConfig config_of_state_dict(const SafetensorsReader& file, const ModelConfi
 // shape mismatches are errors naming the file and tensor.
 void load_state_dict(const SafetensorsReader& file, ModelWeights& weights, const std::string& prefix = "");
 
-// Writes the full model (one rank, tp = 1) with both tied keys and the config as metadata.
-void save_state_dict(const std::string& path, const ModelWeights& weights, DType dtype);
+// Writes the full model (one rank, tp = 1) with both tied keys and the config as metadata, plus
+// `extra_metadata` (an export's "seq_len": the training sequence length).
+void save_state_dict(const std::string& path, const ModelWeights& weights, DType dtype,
+                     const std::map<std::string, std::string>& extra_metadata = {});
 
 }  // namespace t6

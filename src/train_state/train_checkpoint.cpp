@@ -199,6 +199,9 @@ void check_resume_keeps_meaning(const checkpoint::Manifest& manifest, const std:
              "--allow-change ", key, ": not a key resume checks (train.seed, train.global_batch_size, train.seq_len, ",
              "data.corpus)");
   const TrainState saved = training_state_of(manifest, dir);
+  // Nothing trained from it yet (t6_ckpt import, fine-tuning's start): no batch was drawn and AdamW
+  // is fresh, so another seed, batch, sequence length or corpus changes nothing already run.
+  if (saved.step == 0 && saved.adam_steps == 0) return;
   std::string differences;
   auto compare = [&](const std::string& key, bool same, const std::string& saved_value, const std::string& run_value) {
     if (same || std::find(allowed.begin(), allowed.end(), key) != allowed.end()) return;

@@ -76,7 +76,8 @@ void record_corpus(TrainState& state, const std::string& corpus_dir);
 const std::vector<std::string>& resume_sensitive_keys();  // train.seed, ..., data.corpus
 
 // Throws naming the checkpoint and every differing key of resume_sensitive_keys() that is not in
-// `allowed`: another seed, global batch size, sequence length or corpus than the checkpoint's.
+// `allowed`: another seed, global batch size, sequence length or corpus than the checkpoint's. A
+// checkpoint of step 0 with fresh AdamW state (an import) passes whatever differs.
 void check_resume_keeps_meaning(const checkpoint::Manifest& manifest, const std::filesystem::path& dir,
                                 const nlohmann::json& run_config, const TrainState& run_state,
                                 const std::vector<std::string>& allowed);

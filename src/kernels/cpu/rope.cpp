@@ -19,7 +19,7 @@ void rope_tables(Tensor cos, Tensor sin) {
       const float inv_freq = 1.0f / std::pow(10000.0f, exponent);
       for (int64_t t = 0; t < T_len; ++t) {
         const float theta = float(t) * inv_freq;
-        // The reference rounds its tables to bf16 in every precision (T6_SPEC.md 1.1).
+        // The reference rounds its tables to bf16 in every precision (docs/MODEL.md 1.1).
         cos.data<T>()[t * half + i] = T(round_to_bf16(float(std::cos(double(theta)))));
         sin.data<T>()[t * half + i] = T(round_to_bf16(float(std::sin(double(theta)))));
       }

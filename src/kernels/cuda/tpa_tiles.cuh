@@ -1,7 +1,7 @@
 // The pieces of the fused TPA attention (tpa_attention_fused.cu) that turn factors into attention
 // tiles and attention gradients back into factor gradients, on chip:
 //   build_tile: rows [t0, t0 + kTile) of one head of q, k or v, x[t, :] = (1/rank) Σ_r A[t, h, r] · B̃[t, r, :]
-//     with B̃ = RoPE(B) for q and k (T6_SPEC.md 1 and 1.1), as the bf16 tile attention_tiles.cuh's
+//     with B̃ = RoPE(B) for q and k (docs/MODEL.md 1 and 1.1), as the bf16 tile attention_tiles.cuh's
 //     load_tile would give for the materialised tensor; B̃ from global memory, or from a shared
 //     stage (stage_rotated_B) that a group of heads shares;
 //   fold_head_gradient: one head's fp32 dq/dk/dv tile into dA (stored) and into the block's fp32 dB
@@ -46,7 +46,7 @@ __device__ __forceinline__ float rotated_B(const TpaFactor& f, const TpaShape& s
   const int64_t half = s.D / 2, i = j < half ? j : j - half;
   const float x1 = f.B.load(row + i), x2 = f.B.load(row + i + half);
   const float c = s.cos.load(t * half + i), sn = s.sin.load(t * half + i);
-  const float value = j < half ? x1 * c + x2 * sn : -x1 * sn + x2 * c;  // y1, y2 of T6_SPEC.md 1.1
+  const float value = j < half ? x1 * c + x2 * sn : -x1 * sn + x2 * c;  // y1, y2 of docs/MODEL.md 1.1
   return f.B.bf16 ? __bfloat162float(__float2bfloat16(value)) : value;
 }
 
@@ -104,7 +104,7 @@ __device__ inline void fold_head_gradient(float* dB_accumulator, FloatRef dA, co
 }
 
 // The accumulator (kTile, rank, D) into dB's rows [t0, t0 + kTile), through RoPEᵀ where the factor
-// is rotated: dx1 = dy1·cos − dy2·sin, dx2 = dy1·sin + dy2·cos (T6_SPEC.md 1.1).
+// is rotated: dx1 = dy1·cos − dy2·sin, dx2 = dy1·sin + dy2·cos (docs/MODEL.md 1.1).
 __device__ inline void store_factor_gradient(FloatRef dB, const float* dB_accumulator, const TpaFactor& f,
                                              const TpaShape& s, int64_t b, int64_t t0) {
   const int64_t half = s.D / 2;
