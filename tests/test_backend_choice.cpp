@@ -65,11 +65,12 @@ TEST(BackendChoice, CudaWithoutCudaBuildOrGpuIsAnErrorSayingWhatToChange) {
 }
 
 TEST(BackendChoice, CudaWithoutATrainingPathGivesThatReasonFirstOnAnyMachine) {
-  // Not "no GPU" or "built without CUDA": neither would help while the training step has no CUDA path.
+  // Not "no GPU" or "built without CUDA": neither would help while this run has no CUDA path.
   for (const RankHardware& hardware : {RankHardware{false, 0, 0, false}, RankHardware{true, 0, 0, false},
                                        RankHardware{true, 2, 2, false}, kGpuButCallerOnCpu}) {
     const std::string message = error_of([&] { resolve("cuda", "auto", hardware); });
-    EXPECT_EQ(message.find("parallel.backend = \"cuda\": this version of t6 has no CUDA training path"), 0u) << message;
+    EXPECT_EQ(message.find("parallel.backend = \"cuda\": this run has no CUDA training path in this version"), 0u)
+        << message;
     EXPECT_EQ(message.find("has no GPU"), std::string::npos) << message;
     EXPECT_EQ(message.find("built without CUDA"), std::string::npos) << message;
   }

@@ -44,7 +44,7 @@ namespace {
 constexpr ModelKind kKinds[] = {ModelKind::T6, ModelKind::T6_kvonly, ModelKind::llama_mha, ModelKind::llama_gqa,
                                 ModelKind::llama_mla};
 
-int64_t aligned(int64_t elements) { return (elements + 15) / 16 * 16; }  // 64-byte views
+int64_t aligned(int64_t elements) { return (elements + 63) / 64 * 64; }  // 256-byte views (ScratchCursor)
 int64_t padded(int64_t heads) { return (heads + 7) / 8 * 8; }             // score rows: whole 8-float lanes
 
 // Every call: each padded head's maximum, sum and rescale factor, the output (heads × value width).
