@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "data/corpus_index.h"
 #include "data/shard_reader.h"
 #include "model/language_model.h"
 #include "model/param_table.h"
@@ -15,6 +16,18 @@
 namespace t6 {
 
 namespace {
+
+// The shards of the corpus at `path`, which bound how many are ever open (a corpus of 4 shards never
+// opens 64); -1 where there is none to read yet, as for a --plan without a corpus. A corpus that
+// cannot be read is the token loader's to report, with its own message.
+int64_t readable_corpus_shards(const std::string& path) {
+  if (path.empty()) return -1;
+  try {
+    return int64_t(read_corpus_index(path).shards.size());
+  } catch (const std::exception&) {
+    return -1;
+  }
+}
 
 constexpr double kBytesPerToken = sizeof(int32_t);
 
@@ -85,8 +98,10 @@ RankMemory plan_rank_memory(const RunConfig& config, int world_size) {
   // Inputs and targets of this rank's share of the global batch.
   memory.batches = 2 * double(share.sequences) * double(train.seq_len) * kBytesPerToken;
   memory.prefetch = config.data.prefetch ? memory.batches : 0;
-  memory.data = double(train.seq_len + 1) * kBytesPerToken +
-                double(config.data.max_open_shards) * double(ShardReader::kChunkCacheBytes);
+  const int64_t corpus_shards = readable_corpus_shards(config.data.path);
+  const int64_t open_shards =
+      corpus_shards < 0 ? config.data.max_open_shards : std::min<int64_t>(config.data.max_open_shards, corpus_shards);
+  memory.data = double(train.seq_len + 1) * kBytesPerToken + double(open_shards) * double(ShardReader::kChunkCacheBytes);
   return memory;
 }
 

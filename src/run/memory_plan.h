@@ -18,7 +18,8 @@ struct RankMemory {
   double scratch = 0;      // the part of activations that layers share within one call
   double batches = 0;      // this rank's inputs and targets of a global batch (validation reads into them)
   double prefetch = 0;     // the next batch, read ahead while a step computes (data.prefetch)
-  double data = 0;         // the token loader: its window and, at most, the chunk caches of data.max_open_shards shards
+  double data = 0;         // the token loader: its window and the chunk caches of the shards it may keep open
+                           // (data.max_open_shards, or the corpus' shard count where that is smaller)
 
   double total() const;
   // "1.23 GiB (weights 12.7 MiB, gradients …, …; activations include … of layer scratch)".
