@@ -33,19 +33,12 @@ __global__ void __launch_bounds__(kAttentionThreads) attention_dkdv_kernel(Backw
   const int padded_value_dim = shape.padded_value_dim, value_stride = bf16_stride(padded_value_dim);
   const int value_acc_stride = f32_stride(padded_value_dim);
   const BackwardLayout layout(padded_dim, padded_value_dim, parts);
-  __nv_bfloat16* k_tile = shared_region<__nv_bfloat16>(shared, layout.tile_a);
-  __nv_bfloat16* v_tile = shared_region<__nv_bfloat16>(shared, layout.tile_b);
-  __nv_bfloat16* q_tile = shared_region<__nv_bfloat16>(shared, layout.tile_c);
-  __nv_bfloat16* dy_tile = shared_region<__nv_bfloat16>(shared, layout.tile_d);
-  float* scores = shared_region<float>(shared, layout.scores);
-  float* dprobabilities = shared_region<float>(shared, layout.dprobabilities);
-  __nv_bfloat16* P = shared_region<__nv_bfloat16>(shared, layout.P);
-  __nv_bfloat16* dS = shared_region<__nv_bfloat16>(shared, layout.dS);
+  const BackwardRegions regions(shared, layout);
+  __nv_bfloat16 *k_tile = regions.tile_a, *v_tile = regions.tile_b, *q_tile = regions.tile_c,
+                *dy_tile = regions.tile_d, *P = regions.P, *dS = regions.dS;
+  float *scores = regions.scores, *dprobabilities = regions.dprobabilities, *dk = regions.accumulator_k,
+        *dv = regions.accumulator_v, *lse_rows = regions.lse_rows, *dot_rows = regions.dot_rows;
   const bool want_dk = parts & kDk, want_dv = parts & kDv;
-  float* dk = shared_region<float>(shared, layout.accumulator_k);
-  float* dv = shared_region<float>(shared, layout.accumulator_v);
-  float* lse_rows = shared_region<float>(shared, layout.lse_rows);
-  float* dot_rows = shared_region<float>(shared, layout.dot_rows);
 
   const int64_t k0 = int64_t(blockIdx.x) * kTile, kv = blockIdx.y, b = blockIdx.z;
   const int warp_row = (threadIdx.x / 32) * 16, d_blocks = padded_dim / 16, v_blocks = padded_value_dim / 16;
@@ -88,17 +81,11 @@ __global__ void __launch_bounds__(kAttentionThreads) attention_dq_kernel(Backwar
   const int padded_dim = shape.padded_dim, stride = bf16_stride(padded_dim), acc_stride = f32_stride(padded_dim);
   const int padded_value_dim = shape.padded_value_dim, value_stride = bf16_stride(padded_value_dim);
   const BackwardLayout layout(padded_dim, padded_value_dim, parts);
-  __nv_bfloat16* q_tile = shared_region<__nv_bfloat16>(shared, layout.tile_a);
-  __nv_bfloat16* dy_tile = shared_region<__nv_bfloat16>(shared, layout.tile_b);
-  __nv_bfloat16* k_tile = shared_region<__nv_bfloat16>(shared, layout.tile_c);
-  __nv_bfloat16* v_tile = shared_region<__nv_bfloat16>(shared, layout.tile_d);
-  float* scores = shared_region<float>(shared, layout.scores);
-  float* dprobabilities = shared_region<float>(shared, layout.dprobabilities);
-  __nv_bfloat16* P = shared_region<__nv_bfloat16>(shared, layout.P);
-  __nv_bfloat16* dS = shared_region<__nv_bfloat16>(shared, layout.dS);
-  float* dq = shared_region<float>(shared, layout.accumulator_k);
-  float* lse_rows = shared_region<float>(shared, layout.lse_rows);
-  float* dot_rows = shared_region<float>(shared, layout.dot_rows);
+  const BackwardRegions regions(shared, layout);
+  __nv_bfloat16 *q_tile = regions.tile_a, *dy_tile = regions.tile_b, *k_tile = regions.tile_c,
+                *v_tile = regions.tile_d, *P = regions.P, *dS = regions.dS;
+  float *scores = regions.scores, *dprobabilities = regions.dprobabilities, *dq = regions.accumulator_k,
+        *lse_rows = regions.lse_rows, *dot_rows = regions.dot_rows;
 
   const int64_t q0 = int64_t(blockIdx.x) * kTile, h = blockIdx.y, b = blockIdx.z, kv = shape.kv_head(h);
   const int warp_row = (threadIdx.x / 32) * 16, d_blocks = padded_dim / 16, v_blocks = padded_value_dim / 16;

@@ -108,6 +108,26 @@ struct BackwardLayout {
   }
 };
 
+// A BackwardLayout's regions in a block's shared memory. Pass 1 uses tiles a, b, c, d for k, v, q,
+// dO and pass 2 for q, dO, k, v; accumulator_k holds dK or dQ, accumulator_v dV.
+struct BackwardRegions {
+  __nv_bfloat16 *tile_a, *tile_b, *tile_c, *tile_d, *P, *dS;
+  float *scores, *dprobabilities, *accumulator_k, *accumulator_v, *lse_rows, *dot_rows;
+  __device__ BackwardRegions(char* shared, const BackwardLayout& layout)
+      : tile_a(shared_region<__nv_bfloat16>(shared, layout.tile_a)),
+        tile_b(shared_region<__nv_bfloat16>(shared, layout.tile_b)),
+        tile_c(shared_region<__nv_bfloat16>(shared, layout.tile_c)),
+        tile_d(shared_region<__nv_bfloat16>(shared, layout.tile_d)),
+        P(shared_region<__nv_bfloat16>(shared, layout.P)),
+        dS(shared_region<__nv_bfloat16>(shared, layout.dS)),
+        scores(shared_region<float>(shared, layout.scores)),
+        dprobabilities(shared_region<float>(shared, layout.dprobabilities)),
+        accumulator_k(shared_region<float>(shared, layout.accumulator_k)),
+        accumulator_v(shared_region<float>(shared, layout.accumulator_v)),
+        lse_rows(shared_region<float>(shared, layout.lse_rows)),
+        dot_rows(shared_region<float>(shared, layout.dot_rows)) {}
+};
+
 // Rows [t0, t0 + kTile) of an fp32 shared accumulator into one head of x, the first D columns.
 __device__ inline void store_tile(const HeadTensor& x, const float* accumulator, int stride, int64_t b, int64_t t0, int64_t head) {
   for (int e = threadIdx.x; e < kTile * x.D; e += blockDim.x) {

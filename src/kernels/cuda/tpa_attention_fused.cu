@@ -156,18 +156,11 @@ __global__ void __launch_bounds__(kAttentionThreads) tpa_fused_dkdv_kernel(Fused
   const int padded_dim = s.padded_dim, stride = bf16_stride(padded_dim), acc_stride = f32_stride(padded_dim);
   const FusedBackwardLayout fused(padded_dim, kDk | kDv, s.D, f.k.rank, f.v.rank);
   const BackwardLayout& layout = fused.attention;
-  __nv_bfloat16* k_tile = shared_region<__nv_bfloat16>(shared, layout.tile_a);
-  __nv_bfloat16* v_tile = shared_region<__nv_bfloat16>(shared, layout.tile_b);
-  __nv_bfloat16* q_tile = shared_region<__nv_bfloat16>(shared, layout.tile_c);
-  __nv_bfloat16* dy_tile = shared_region<__nv_bfloat16>(shared, layout.tile_d);
-  float* scores = shared_region<float>(shared, layout.scores);
-  float* dprobabilities = shared_region<float>(shared, layout.dprobabilities);
-  __nv_bfloat16* P = shared_region<__nv_bfloat16>(shared, layout.P);
-  __nv_bfloat16* dS = shared_region<__nv_bfloat16>(shared, layout.dS);
-  float* dk = shared_region<float>(shared, layout.accumulator_k);
-  float* dv = shared_region<float>(shared, layout.accumulator_v);
-  float* lse_rows = shared_region<float>(shared, layout.lse_rows);
-  float* dot_rows = shared_region<float>(shared, layout.dot_rows);
+  const BackwardRegions regions(shared, layout);
+  __nv_bfloat16 *k_tile = regions.tile_a, *v_tile = regions.tile_b, *q_tile = regions.tile_c,
+                *dy_tile = regions.tile_d, *P = regions.P, *dS = regions.dS;
+  float *scores = regions.scores, *dprobabilities = regions.dprobabilities, *dk = regions.accumulator_k,
+        *dv = regions.accumulator_v, *lse_rows = regions.lse_rows, *dot_rows = regions.dot_rows;
   float* dB_k = shared_region<float>(shared, fused.dB_first);
   float* dB_v = shared_region<float>(shared, fused.dB_second);
 
@@ -216,17 +209,11 @@ __global__ void __launch_bounds__(kAttentionThreads) tpa_fused_dq_kernel(FusedGr
   const int padded_dim = s.padded_dim, stride = bf16_stride(padded_dim), acc_stride = f32_stride(padded_dim);
   const FusedBackwardLayout fused(padded_dim, kDq, s.D, f.q.rank, 0);
   const BackwardLayout& layout = fused.attention;
-  __nv_bfloat16* q_tile = shared_region<__nv_bfloat16>(shared, layout.tile_a);
-  __nv_bfloat16* dy_tile = shared_region<__nv_bfloat16>(shared, layout.tile_b);
-  __nv_bfloat16* k_tile = shared_region<__nv_bfloat16>(shared, layout.tile_c);
-  __nv_bfloat16* v_tile = shared_region<__nv_bfloat16>(shared, layout.tile_d);
-  float* scores = shared_region<float>(shared, layout.scores);
-  float* dprobabilities = shared_region<float>(shared, layout.dprobabilities);
-  __nv_bfloat16* P = shared_region<__nv_bfloat16>(shared, layout.P);
-  __nv_bfloat16* dS = shared_region<__nv_bfloat16>(shared, layout.dS);
-  float* dq = shared_region<float>(shared, layout.accumulator_k);
-  float* lse_rows = shared_region<float>(shared, layout.lse_rows);
-  float* dot_rows = shared_region<float>(shared, layout.dot_rows);
+  const BackwardRegions regions(shared, layout);
+  __nv_bfloat16 *q_tile = regions.tile_a, *dy_tile = regions.tile_b, *k_tile = regions.tile_c,
+                *v_tile = regions.tile_d, *P = regions.P, *dS = regions.dS;
+  float *scores = regions.scores, *dprobabilities = regions.dprobabilities, *dq = regions.accumulator_k,
+        *lse_rows = regions.lse_rows, *dot_rows = regions.dot_rows;
   float* dB_q = shared_region<float>(shared, fused.dB_first);
 
   const int64_t q0 = int64_t(blockIdx.x) * kTile, b = blockIdx.z;
