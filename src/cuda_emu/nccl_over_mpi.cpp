@@ -103,6 +103,15 @@ bool mpi_reduction(ncclDataType_t type, ncclRedOp_t op, MPI_Datatype* mpi_type, 
   return true;
 }
 
+// The MPI type and operation of a reducing collective, or ncclInvalidArgument naming `call` for a type
+// the emulation does not reduce (a communicator of one rank without MPI only copies: any sized type).
+ncclResult_t reduction_for(const char* call, ncclComm_t comm, ncclDataType_t type, ncclRedOp_t op,
+                           MPI_Datatype* mpi_type, MPI_Op* mpi_op) {
+  if (comm && comm->mpi != MPI_COMM_NULL ? mpi_reduction(type, op, mpi_type, mpi_op) : type_bytes(type) != 0)
+    return ncclSuccess;
+  return failure(ncclInvalidArgument, std::string(call) + ": data type " + std::to_string(int(type)) + " is not emulated");
+}
+
 template <class T>
 void divide_each(void* data, size_t count, int size) {
   auto* values = static_cast<T*>(data);
@@ -300,8 +309,7 @@ ncclResult_t ncclAllReduce(const void* send, void* recv, size_t count, ncclDataT
   const size_t bytes = count * type_bytes(type);
   MPI_Datatype mpi_type = MPI_DATATYPE_NULL;
   MPI_Op mpi_op = MPI_OP_NULL;
-  if (comm && comm->mpi != MPI_COMM_NULL ? !mpi_reduction(type, op, &mpi_type, &mpi_op) : type_bytes(type) == 0)
-    return failure(ncclInvalidArgument, std::string(call) + ": data type " + std::to_string(int(type)) + " is not emulated");
+  if (const ncclResult_t result = reduction_for(call, comm, type, op, &mpi_type, &mpi_op)) return result;
   if (const ncclResult_t result = check_collective(call, comm, send, bytes, recv, bytes, count)) return result;
   return run_on_stream(call, stream, [=] {
     if (comm->mpi == MPI_COMM_NULL) {
@@ -319,8 +327,7 @@ ncclResult_t ncclReduceScatter(const void* send, void* recv, size_t recv_count, 
   const size_t recv_bytes = recv_count * type_bytes(type);
   MPI_Datatype mpi_type = MPI_DATATYPE_NULL;
   MPI_Op mpi_op = MPI_OP_NULL;
-  if (comm && comm->mpi != MPI_COMM_NULL ? !mpi_reduction(type, op, &mpi_type, &mpi_op) : type_bytes(type) == 0)
-    return failure(ncclInvalidArgument, std::string(call) + ": data type " + std::to_string(int(type)) + " is not emulated");
+  if (const ncclResult_t result = reduction_for(call, comm, type, op, &mpi_type, &mpi_op)) return result;
   if (const ncclResult_t result =
           check_collective(call, comm, send, recv_bytes * size_t(comm ? comm->size : 1), recv, recv_bytes, recv_count))
     return result;
