@@ -79,9 +79,8 @@ const BackendChoice& with_room_for_state(const BackendChoice& backend, const Run
   require_supported_communicator(backend, grid);
   std::string failure;
   if (backend.backend == Backend::cuda) {
-    const ParamTable table(config.model, grid.tp_rank(), grid.tp_size());
-    const int64_t optimizer_shards = config.parallel.zero1 ? grid.dp_size() : 1;
-    const double needed = double(table.local_numel()) * (4 + 4 + 8.0 / double(optimizer_shards)) / double(1 << 20);
+    const RankMemory planned = plan_rank_memory(config, grid.world_size());  // the start-up check's arithmetic
+    const double needed = (planned.weights + planned.gradients + planned.optimizer) / double(1 << 20);
     const double free = double(cuda_free_bytes()) / double(1 << 20);
     if (needed > free)
       failure = str("parallel.backend = \"cuda\": the model's weights, gradients and AdamW state need ", needed,
