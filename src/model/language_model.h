@@ -37,6 +37,8 @@ class LanguageModel {
   ModelWeights& weights() { return weights_; }
   const ModelWeights& weights() const { return weights_; }
   int64_t micro_batch() const { return batch_; }
+  // Which path T6 layers' attention takes on the device (the fused one unless told otherwise).
+  void choose_tpa_attention(const ops::TpaAttentionChoice& choice) { context_.tpa_attention = choice; }
   int64_t seq_len() const { return seq_len_; }
   size_t activation_bytes() const { return activations_.bytes(); }
   // The part of activation_bytes() that layers share for buffers living within one call (backward's
