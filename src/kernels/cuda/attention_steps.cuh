@@ -1,6 +1,6 @@
 // The steps of the FlashAttention-style kernels shared by plain attention (attention_forward.cu,
 // attention_backward.cu) and the fused TPA attention (tpa_attention_fused.cu), which differ only in
-// where their q/k/v tiles come from: the online softmax of the forward, the backward's shared-memory
+// where their q/k/v tiles come from: the forward's step over one key tile and its final store, the backward's shared-memory
 // layout, row statistics and P / dS, and the store of an fp32 accumulator tile.
 #pragma once
 #include <cmath>
@@ -45,6 +45,42 @@ __device__ inline void online_softmax_rows(const float* scores, __nv_bfloat16* p
       row_max[r] = new_max;
     }
   }
+}
+
+// One key tile (starting at k0) of the forward for a 64-row query tile, each warp its 16 rows: the
+// scores q·kᵀ on the tensor cores, the online softmax, the earlier output rescaled, then out += P·v.
+// q_tile and k_tile are padded_dim wide (stride qk_stride), v_tile value_blocks · 16 wide; out is
+// the tile's fp32 output (stride out_stride); row_max and row_sum are the tile's running statistics.
+// The caller has the k and v tiles written and visible (a __syncthreads after their loads).
+__device__ inline void attend_key_tile(const __nv_bfloat16* q_tile, const __nv_bfloat16* k_tile, int qk_stride,
+                                       int qk_blocks, const __nv_bfloat16* v_tile, int v_stride, int value_blocks,
+                                       float* scores, __nv_bfloat16* probabilities, float* row_max, float* row_sum,
+                                       float* row_correction, float* out, int out_stride, int64_t q0, int64_t k0,
+                                       int64_t T, float scale) {
+  const int warp_row = (threadIdx.x / 32) * 16, lane = threadIdx.x % 32;
+  warp_product_abt(q_tile + warp_row * qk_stride, qk_stride, k_tile, qk_stride, scores + warp_row * kScoreStride,
+                   kScoreStride, kTile / 16, qk_blocks);
+  __syncwarp();
+  online_softmax_rows(scores, probabilities, row_max, row_sum, row_correction, q0, k0, T, scale);
+  __syncwarp();
+  for (int r = warp_row; r < warp_row + 16; ++r)
+    for (int c = lane; c < value_blocks * 16; c += 32) out[r * out_stride + c] *= row_correction[r];
+  __syncwarp();
+  warp_accumulate_ab<wmma::row_major>(probabilities + warp_row * kProbabilityStride, kProbabilityStride, v_tile,
+                                      v_stride, out + warp_row * out_stride, out_stride, value_blocks, kTile / 16);
+}
+
+// The end of the forward for one head: y = out / row_sum in the first `width` columns, and the rows'
+// log-sum-exp into lse (B, H, T), for rows [q0, q0 + kTile) before T.
+__device__ inline void store_output_and_lse(const HeadTensor& y, float* lse, const float* out, int out_stride,
+                                            const float* row_max, const float* row_sum, int64_t b, int64_t h,
+                                            int64_t q0, int64_t width) {
+  for (int e = threadIdx.x; e < kTile * width; e += blockDim.x) {
+    const int r = e / int(width), c = e % int(width);
+    if (q0 + r < y.T) y.data.store(y.offset(b, q0 + r, h) + c, out[r * out_stride + c] / row_sum[r]);
+  }
+  for (int r = threadIdx.x; r < kTile; r += blockDim.x)
+    if (q0 + r < y.T) lse[(b * y.heads + h) * y.T + q0 + r] = row_max[r] + logf(row_sum[r]);
 }
 
 // The per-row statistics of a query tile: lse and D = rowsum(dO ⊙ y), for rows [q0, q0 + kTile).

@@ -84,7 +84,7 @@ __global__ void __launch_bounds__(kAttentionThreads) tpa_fused_forward_kernel(He
   float* stage_v = staged ? shared_region<float>(shared, layout.stage_v) : nullptr;
   const size_t q_size = size_t(kTile) * stride, out_size = size_t(kTile) * out_stride;
 
-  const int warp_row = (threadIdx.x / 32) * 16, lane = threadIdx.x % 32, d_blocks = padded_dim / 16;
+  const int d_blocks = padded_dim / 16;
   for (int64_t g = 0; g < heads; ++g) {
     build_tile(q_tiles + g * q_size, f.q, s, b, q0, first_head + g);
     zero_f32_tile(outs + g * out_size, out_stride, padded_dim);
@@ -105,32 +105,15 @@ __global__ void __launch_bounds__(kAttentionThreads) tpa_fused_forward_kernel(He
       build_tile(k_tile, f.k, s, b, k0, first_head + g, stage_k);
       build_tile(v_tile, f.v, s, b, k0, first_head + g, stage_v);
       __syncthreads();
-      float* out = outs + g * out_size;
-      warp_product_abt(q_tiles + g * q_size + warp_row * stride, stride, k_tile, stride,
-                       scores + warp_row * kScoreStride, kScoreStride, kTile / 16, d_blocks);
-      __syncwarp();
-      online_softmax_rows(scores, probabilities, row_max + g * kTile, row_sum + g * kTile, row_correction, q0, k0, s.T,
-                          s.scale);
-      __syncwarp();
-      for (int r = warp_row; r < warp_row + 16; ++r)
-        for (int c = lane; c < padded_dim; c += 32) out[r * out_stride + c] *= row_correction[r];
-      __syncwarp();
-      warp_accumulate_ab<wmma::row_major>(probabilities + warp_row * kProbabilityStride, kProbabilityStride, v_tile,
-                                          stride, out + warp_row * out_stride, out_stride, d_blocks, kTile / 16);
+      attend_key_tile(q_tiles + g * q_size, k_tile, stride, d_blocks, v_tile, stride, d_blocks, scores, probabilities,
+                      row_max + g * kTile, row_sum + g * kTile, row_correction, outs + g * out_size, out_stride, q0, k0,
+                      s.T, s.scale);
     }
   }
   __syncthreads();
-  for (int64_t g = 0; g < heads; ++g) {
-    const int64_t h = first_head + g;
-    const float* out = outs + g * out_size;
-    const float* sums = row_sum + g * kTile;
-    for (int e = threadIdx.x; e < kTile * s.D; e += blockDim.x) {
-      const int r = e / int(s.D), c = e % int(s.D);
-      if (q0 + r < s.T) y.data.store(y.offset(b, q0 + r, h) + c, out[r * out_stride + c] / sums[r]);
-    }
-    for (int r = threadIdx.x; r < kTile; r += blockDim.x)
-      if (q0 + r < s.T) lse[(b * s.H + h) * s.T + q0 + r] = row_max[g * kTile + r] + logf(sums[r]);
-  }
+  for (int64_t g = 0; g < heads; ++g)
+    store_output_and_lse(y, lse, outs + g * out_size, out_stride, row_max + g * kTile, row_sum + g * kTile, b,
+                         first_head + g, q0, s.D);
 }
 
 // The backward's shared memory: plain attention's, then fp32 dB accumulators (kTile, rank, D).
