@@ -164,6 +164,25 @@ struct BackwardRegions {
         dot_rows(shared_region<float>(shared, layout.dot_rows)) {}
 };
 
+// The backward's P and dS (bf16, in the regions) for one pair of query tile q0 and key tile k0, each
+// warp its 16 query rows: the scores q·kᵀ and dP = dO·vᵀ on the tensor cores, then
+// probabilities_and_dscores against the rows' statistics. q and k tiles are qk_blocks · 16 wide
+// (stride qk_stride), dO and v tiles v_blocks · 16 (stride v_stride). The caller has the tiles and
+// row statistics written and visible; P and dS are the warp's own rows until a barrier.
+__device__ inline void backward_tile_pair(const BackwardRegions& regions, const __nv_bfloat16* q_tile,
+                                          const __nv_bfloat16* k_tile, int qk_stride, int qk_blocks,
+                                          const __nv_bfloat16* dy_tile, const __nv_bfloat16* v_tile, int v_stride,
+                                          int v_blocks, int64_t q0, int64_t k0, const AttentionShape& shape) {
+  const int warp_row = (threadIdx.x / 32) * 16;
+  warp_product_abt(q_tile + warp_row * qk_stride, qk_stride, k_tile, qk_stride, regions.scores + warp_row * kScoreStride,
+                   kScoreStride, kTile / 16, qk_blocks);
+  warp_product_abt(dy_tile + warp_row * v_stride, v_stride, v_tile, v_stride,
+                   regions.dprobabilities + warp_row * kScoreStride, kScoreStride, kTile / 16, v_blocks);
+  __syncwarp();
+  probabilities_and_dscores(regions.scores, regions.dprobabilities, regions.lse_rows, regions.dot_rows, regions.P,
+                            regions.dS, q0, k0, shape);
+}
+
 // Rows [t0, t0 + kTile) of an fp32 shared accumulator into one head of x, the first D columns.
 __device__ inline void store_tile(const HeadTensor& x, const float* accumulator, int stride, int64_t b, int64_t t0, int64_t head) {
   for (int e = threadIdx.x; e < kTile * x.D; e += blockDim.x) {

@@ -142,8 +142,7 @@ __global__ void __launch_bounds__(kAttentionThreads) tpa_fused_dkdv_kernel(Fused
   const BackwardRegions regions(shared, layout);
   __nv_bfloat16 *k_tile = regions.tile_a, *v_tile = regions.tile_b, *q_tile = regions.tile_c,
                 *dy_tile = regions.tile_d, *P = regions.P, *dS = regions.dS;
-  float *scores = regions.scores, *dprobabilities = regions.dprobabilities, *dk = regions.accumulator_k,
-        *dv = regions.accumulator_v, *lse_rows = regions.lse_rows, *dot_rows = regions.dot_rows;
+  float *dk = regions.accumulator_k, *dv = regions.accumulator_v, *lse_rows = regions.lse_rows, *dot_rows = regions.dot_rows;
   float* dB_k = shared_region<float>(shared, fused.dB_first);
   float* dB_v = shared_region<float>(shared, fused.dB_second);
 
@@ -164,12 +163,7 @@ __global__ void __launch_bounds__(kAttentionThreads) tpa_fused_dkdv_kernel(Fused
       load_tile(dy_tile, o.dy, b, q0, h, padded_dim);
       load_row_statistics(lse_rows, dot_rows, o.lse, o.dy, o.y, attention, b, h, q0);
       __syncthreads();
-      warp_product_abt(q_tile + warp_row * stride, stride, k_tile, stride, scores + warp_row * kScoreStride,
-                       kScoreStride, kTile / 16, d_blocks);
-      warp_product_abt(dy_tile + warp_row * stride, stride, v_tile, stride, dprobabilities + warp_row * kScoreStride,
-                       kScoreStride, kTile / 16, d_blocks);
-      __syncwarp();
-      probabilities_and_dscores(scores, dprobabilities, lse_rows, dot_rows, P, dS, q0, k0, attention);
+      backward_tile_pair(regions, q_tile, k_tile, stride, d_blocks, dy_tile, v_tile, stride, d_blocks, q0, k0, attention);
       __syncthreads();
       // The warp's 16 key rows: dV += Pᵀ · dO, dK += dSᵀ · Q.
       warp_accumulate_ab<wmma::col_major>(P + warp_row, kProbabilityStride, dy_tile, stride, dv + warp_row * acc_stride,
@@ -194,9 +188,8 @@ __global__ void __launch_bounds__(kAttentionThreads) tpa_fused_dq_kernel(FusedGr
   const BackwardLayout& layout = fused.attention;
   const BackwardRegions regions(shared, layout);
   __nv_bfloat16 *q_tile = regions.tile_a, *dy_tile = regions.tile_b, *k_tile = regions.tile_c,
-                *v_tile = regions.tile_d, *P = regions.P, *dS = regions.dS;
-  float *scores = regions.scores, *dprobabilities = regions.dprobabilities, *dq = regions.accumulator_k,
-        *lse_rows = regions.lse_rows, *dot_rows = regions.dot_rows;
+                *v_tile = regions.tile_d, *dS = regions.dS;
+  float *dq = regions.accumulator_k, *lse_rows = regions.lse_rows, *dot_rows = regions.dot_rows;
   float* dB_q = shared_region<float>(shared, fused.dB_first);
 
   const int64_t q0 = int64_t(blockIdx.x) * kTile, b = blockIdx.z;
@@ -215,12 +208,7 @@ __global__ void __launch_bounds__(kAttentionThreads) tpa_fused_dq_kernel(FusedGr
       build_tile(k_tile, f.k, s, b, k0, h);
       build_tile(v_tile, f.v, s, b, k0, h);
       __syncthreads();
-      warp_product_abt(q_tile + warp_row * stride, stride, k_tile, stride, scores + warp_row * kScoreStride,
-                       kScoreStride, kTile / 16, d_blocks);
-      warp_product_abt(dy_tile + warp_row * stride, stride, v_tile, stride, dprobabilities + warp_row * kScoreStride,
-                       kScoreStride, kTile / 16, d_blocks);
-      __syncwarp();
-      probabilities_and_dscores(scores, dprobabilities, lse_rows, dot_rows, P, dS, q0, k0, attention);
+      backward_tile_pair(regions, q_tile, k_tile, stride, d_blocks, dy_tile, v_tile, stride, d_blocks, q0, k0, attention);
       __syncwarp();
       warp_accumulate_ab<wmma::row_major>(dS + warp_row * kProbabilityStride, kProbabilityStride, k_tile, stride,
                                           dq + warp_row * acc_stride, acc_stride, d_blocks, kTile / 16);
