@@ -5,7 +5,8 @@
 namespace t6 {
 
 namespace {
-// The six factors of ops::TpaFactors, for loops over them; KVonly leaves B_q (and A_q in a forward) unset.
+// The six factors of ops::TpaFactors, for loops over them. KVonly leaves B_q unset, and A_q among the
+// saved factors (its gradients put q's in A_q's place).
 constexpr Tensor ops::TpaFactors::*kFactors[] = {&ops::TpaFactors::A_q, &ops::TpaFactors::B_q, &ops::TpaFactors::A_k,
                                                  &ops::TpaFactors::B_k, &ops::TpaFactors::A_v, &ops::TpaFactors::B_v};
 bool is_set(const Tensor& factor) { return factor.ndim() > 0; }
