@@ -79,7 +79,7 @@ const BackendChoice& with_room_for_state(const BackendChoice& backend, const Run
   require_supported_communicator(backend, grid);
   std::string failure;
   if (backend.backend == Backend::cuda) {
-    const RankMemory planned = plan_rank_memory(config, grid.world_size());  // the start-up check's arithmetic
+    const RankMemory planned = plan_rank_memory(config, grid.world_size(), Device::CUDA);  // as --plan's
     const double needed = (planned.weights + planned.gradients + planned.optimizer) / double(1 << 20);
     const double free = double(cuda_free_bytes()) / double(1 << 20);
     if (needed > free)
@@ -325,10 +325,11 @@ void Trainer::print_startup_table() const {
   if (backend_.backend == Backend::cuda) {
     const ModelWeights& weights = model_.weights();
     log_info("  device      GPU ", backend_.cuda_device, " (", backend_.device_name, ") per rank: ",
-             double(weights.param_bytes()) / MiB, " MiB fp32 weights, ", double(weights.grad_bytes()) / MiB,
-             " MiB fp32 gradients, ", double(optimizer_.adamw().state_bytes()) / MiB, " MiB AdamW moments, ",
-             double(model_.activation_bytes()) / MiB, " MiB fp32 activations (", double(model_.scratch_bytes()) / MiB,
-             " MiB layer scratch), ", double(cuda_workspace_bytes() + step_buffers_.device_bytes()) / MiB,
+             double(weights.param_bytes()) / MiB, " MiB fp32 weights + ", double(weights.matmul_copy_bytes()) / MiB,
+             " MiB bf16 copy, ", double(weights.grad_bytes()) / MiB, " MiB fp32 gradients, ",
+             double(optimizer_.adamw().state_bytes()) / MiB, " MiB AdamW moments, ", double(model_.activation_bytes()) / MiB,
+             " MiB activations (bf16 matmul inputs, fp32 residual stream and statistics; ",
+             double(model_.scratch_bytes()) / MiB, " MiB layer scratch), ", double(cuda_workspace_bytes() + step_buffers_.device_bytes()) / MiB,
              " MiB workspace (cuBLASLt, batch, step scalars); ", double(cuda_free_bytes()) / MiB, " MiB left free");
   } else {
     log_info("  memory      ", memory_.describe(), " per rank (layer scratch: backward's gradients, the attention's ",
