@@ -1,0 +1,262 @@
+// ctest-labels: gpu
+// ctest-timeout: 300
+// Decoding on the GPU against the CPU: the decode attention ops' CUDA twins (split-KV over the factor
+// cache, and over cached keys and values) against the CPU ops on the same cache numbers, and the
+// cache writes, on odd shapes: lengths that divide neither the block nor the piece, heads not a
+// multiple of 32, ranks 1 and 2, query ranks 1 to 6, head widths 16 and 64, rows of different slots
+// and lengths in one call, fp32 and bf16 caches. Skips itself where there is no GPU.
+//
+// Tolerance: both sides compute in fp32 from the same (rounded) numbers and differ only in summation
+// order and in exp (the CPU's vector_exp against expf): outputs are averages of numbers in [−1, 1),
+// and the largest difference measured over every case here is 1.2e-7 (one fp32 ulp near 1); 1e-6
+// allows eight. A merge that drops one piece's rescale moves outputs by 1e-5 and more. The cache
+// writes are exact (the same rounding to nearest even).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "core/bf16.h"
+#include "core/device_memory.h"
+#include "kernels/device.h"
+#include "kernels/ops.h"
+#ifdef T6_CUDA_EMU
+#include "cuda_emu_schedule.h"
+#endif
+
+namespace t6 {
+namespace {
+
+constexpr double kTolerance = 1e-6;
+
+std::vector<float> uniform_values(int64_t count, uint32_t seed) {
+  std::mt19937 generator(seed);
+  std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
+  std::vector<float> values(static_cast<size_t>(count));
+  for (float& value : values) value = uniform(generator);
+  return values;
+}
+
+// The same numbers in host memory and on the GPU, as F32 or BF16 (then rounded on both sides).
+struct Twin {
+  std::vector<float> values;
+  std::vector<uint16_t> bits;
+  Tensor host;
+  DeviceBuffer buffer;
+  Tensor device;
+  Twin(Shape shape, DType dtype, uint32_t seed) : values(uniform_values(shape.numel(), seed)) {
+    if (dtype == DType::BF16) {
+      for (float value : values) bits.push_back(float_to_bf16_bits(value));
+      host = Tensor(bits.data(), shape, DType::BF16);
+    } else {
+      host = Tensor(values.data(), shape, DType::F32);
+    }
+    buffer = DeviceBuffer(host.bytes());
+    device = buffer.as(shape, dtype);
+    copy_tensor(device, host);
+  }
+};
+
+// A device output whose every byte is 0xFF (NaN), so an element a kernel forgets to write fails.
+struct Poisoned {
+  DeviceBuffer buffer;
+  Tensor device;
+  Poisoned(Shape shape, DType dtype = DType::F32) : buffer(size_t(shape.numel()) * dtype_size(dtype)) {
+    device = buffer.as(shape, dtype);
+    std::vector<unsigned char> bytes(device.bytes(), 0xFF);
+    copy_tensor(device, Tensor(bytes.data(), shape, dtype));
+  }
+  std::vector<float> download() const {
+    std::vector<float> out(size_t(device.numel()));
+    copy_tensor(Tensor(out.data(), device.shape(), DType::F32), device);
+    return out;
+  }
+};
+
+// The workspace of a call on each side: the CPU's for one thread, the GPU's partial states.
+struct Workspaces {
+  std::vector<float> per_thread, partials;
+  ops::DecodeWorkspace cpu, gpu;
+  Poisoned device_partials;
+  Workspaces(int64_t thread_elements, int64_t partial_elements)
+      : per_thread(size_t(thread_elements)),
+        partials(size_t(ops::kDecodePartialStates * partial_elements)),
+        device_partials({ops::kDecodePartialStates, partial_elements}) {
+    cpu = {Tensor(per_thread.data(), {1, thread_elements}, DType::F32),
+           Tensor(partials.data(), {ops::kDecodePartialStates, partial_elements}, DType::F32)};
+    gpu = {Tensor(), device_partials.device};
+  }
+};
+
+// Rows of one call: slot 2 at `length`, then (unless single) slot 0 at a third of it and slot 1 at 1.
+struct Rows {
+  std::vector<int64_t> slot, length;
+  ops::DecodeRows view;
+  Rows(int64_t first_length, int64_t block, bool single) {
+    slot = {2}, length = {first_length};
+    if (!single) slot.insert(slot.end(), {0, 1}), length.insert(length.end(), {std::max<int64_t>(1, first_length / 3), 1});
+    const int64_t N = int64_t(slot.size());
+    view = {Tensor(slot.data(), {N}, DType::I64), Tensor(length.data(), {N}, DType::I64), block};
+  }
+  int64_t size() const { return int64_t(slot.size()); }
+};
+
+// Every element within the tolerance; a NaN fails (the comparison is false).
+void expect_close(const std::vector<float>& gpu, const std::vector<float>& cpu, const std::string& what) {
+  ASSERT_EQ(gpu.size(), cpu.size());
+  for (size_t i = 0; i < cpu.size(); ++i)
+    ASSERT_TRUE(std::fabs(double(gpu[i]) - double(cpu[i])) <= kTolerance)
+        << what << ", element " << i << ": GPU " << gpu[i] << ", CPU " << cpu[i];
+}
+
+class CudaDecode : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (cuda_device_count() == 0) GTEST_SKIP() << "no GPU (or a build without CUDA): the CUDA decode ops are not run";
+    cuda_select_device(0);
+  }
+};
+
+// Lengths past 512 are cut into pieces (1537 into 4 at block 64) whose states merge on the device.
+constexpr int64_t kLengths[] = {1, 7, 513, 1537};
+constexpr int64_t kCacheLength = 1537;
+
+struct TpaCase {
+  int64_t H, D, R, Rq;  // Rq 0: KVonly's q̃
+  DType dtype;
+  int64_t block;
+};
+
+std::string describe(const TpaCase& c) {
+  return str(c.Rq > 0 ? "T6" : "KVonly", " H ", c.H, " D ", c.D, " R ", c.R, " Rq ", c.Rq, " ", dtype_name(c.dtype),
+             " block ", c.block);
+}
+
+// y of tpa_decode_attention on the GPU and on the CPU, for rows over the same factor cache.
+void check_tpa_case(const TpaCase& c) {
+  const int64_t H = c.H, D = c.D, R = c.R, Rq = c.Rq, T = kCacheLength;
+  const Twin A_k({3, T, R, H}, c.dtype, 1), B_k({3, T, R, D}, c.dtype, 2), A_v({3, T, R, H}, c.dtype, 3),
+      B_v({3, T, R, D}, c.dtype, 4);
+  const ops::TpaFactorCache host_cache{A_k.host, B_k.host, A_v.host, B_v.host};
+  const ops::TpaFactorCache device_cache{A_k.device, B_k.device, A_v.device, B_v.device};
+  for (bool single : {true, false})
+    for (int64_t length : kLengths) {
+      const Rows rows(length, c.block, single);
+      const int64_t N = rows.size();
+      const Twin A_q({N, H, std::max<int64_t>(Rq, 1)}, DType::F32, 5), B_q({N, std::max<int64_t>(Rq, 1), D}, DType::F32, 6),
+          q({N, H, D}, DType::F32, 7);
+      ops::TpaDecodeQuery host_query, device_query;
+      if (Rq > 0) host_query = {A_q.host, B_q.host, {}}, device_query = {A_q.device, B_q.device, {}};
+      else host_query = {{}, {}, q.host}, device_query = {{}, {}, q.device};
+      Workspaces workspaces(ops::tpa_decode_thread_elements(H, D, R, Rq, c.block, ops::TpaDecodeOrder::factorised, c.dtype),
+                            ops::decode_partial_elements(H, D));
+      std::vector<float> cpu(size_t(N * H * D));
+      ops::tpa_decode_attention(Tensor(cpu.data(), {N, H, D}, DType::F32), host_query, host_cache, rows.view,
+                                ops::TpaDecodeOrder::factorised, workspaces.cpu);
+      const Poisoned y({N, H, D});
+      ops::tpa_decode_attention(y.device, device_query, device_cache, rows.view, ops::TpaDecodeOrder::factorised,
+                                workspaces.gpu);
+      expect_close(y.download(), cpu, str(describe(c), ", ", N, " rows, length ", length));
+    }
+}
+
+TEST_F(CudaDecode, FactorCacheAttentionMatchesTheCpuOpOnOddShapes) {
+  const TpaCase cases[] = {
+      {5, 16, 1, 1, DType::F32, 64},  {37, 64, 2, 6, DType::F32, 5},  {3, 16, 2, 4, DType::BF16, 64},
+      {33, 64, 1, 2, DType::BF16, 5}, {6, 16, 2, 3, DType::F32, 64},  {7, 16, 2, 5, DType::BF16, 64},
+      {7, 16, 2, 0, DType::F32, 5},   {34, 64, 1, 0, DType::BF16, 64},
+  };
+  for (const TpaCase& c : cases) check_tpa_case(c);
+}
+
+struct KvCase {
+  const char* name;
+  int64_t H, kv_heads, Dk, Dv;
+  bool v_is_k;  // MLA: the latent row is its own value
+};
+
+TEST_F(CudaDecode, KeyValueCacheAttentionMatchesTheCpuOpForMhaGqaAndMla) {
+  const KvCase cases[] = {{"MHA", 3, 3, 24, 24, false}, {"GQA", 6, 2, 20, 12, false}, {"MLA", 5, 1, 28, 28, true}};
+  const int64_t T = kCacheLength;
+  for (const KvCase& c : cases)
+    for (DType dtype : {DType::F32, DType::BF16}) {
+      const Twin k({3, T, c.kv_heads, c.Dk}, dtype, 11), v_own({3, T, c.kv_heads, c.Dv}, dtype, 12);
+      const Twin& v = c.v_is_k ? k : v_own;
+      for (bool single : {true, false})
+        for (int64_t length : kLengths) {
+          const Rows rows(length, 64, single);
+          const int64_t N = rows.size();
+          const Twin q({N, c.H, c.Dk}, DType::F32, 13);
+          Workspaces workspaces(ops::kv_decode_thread_elements(c.H, c.kv_heads, c.Dk, c.Dv, 64, dtype),
+                                ops::decode_partial_elements(c.H, c.Dv));
+          std::vector<float> cpu(size_t(N * c.H * c.Dv));
+          ops::kv_decode_attention(Tensor(cpu.data(), {N, c.H, c.Dv}, DType::F32), q.host, k.host, v.host, rows.view,
+                                   workspaces.cpu);
+          const Poisoned y({N, c.H, c.Dv});
+          ops::kv_decode_attention(y.device, q.device, k.device, v.device, rows.view, workspaces.gpu);
+          expect_close(y.download(), cpu, str(c.name, " ", dtype_name(dtype), ", ", N, " rows, length ", length));
+        }
+    }
+}
+
+// The new rows' entries land at their slots and positions, transposed where asked, and rounded to
+// bf16 bit for bit as the CPU rounds them; every other cache number is left as it was.
+TEST_F(CudaDecode, CacheWritesEqualTheCpuBitForBit) {
+  const int64_t N = 3, a = 5, b = 7, T = 9;
+  for (DType dtype : {DType::F32, DType::BF16})
+    for (bool transpose : {false, true}) {
+      const Twin x({N, a, b}, DType::F32, 21), cache({4, T, transpose ? b : a, transpose ? a : b}, dtype, 22);
+      std::vector<int64_t> slots = {3, 0, 3}, lengths = {2, 9, 5};
+      const ops::DecodeRows rows{Tensor(slots.data(), {N}, DType::I64), Tensor(lengths.data(), {N}, DType::I64), 4};
+      ops::decode_cache_write(cache.host, x.host, rows, transpose);
+      ops::decode_cache_write(cache.device, x.device, rows, transpose);
+      std::vector<unsigned char> device_bytes(cache.host.bytes());
+      copy_tensor(Tensor(device_bytes.data(), cache.host.shape(), dtype), cache.device);
+      EXPECT_EQ(std::memcmp(device_bytes.data(), cache.host.raw(), device_bytes.size()), 0)
+          << dtype_name(dtype) << (transpose ? " transposed" : "");
+    }
+}
+
+#ifdef T6_CUDA_EMU
+// The emulated GPU runs blocks, and a block's threads between barriers, forward, reverse or in a
+// seeded random order: the split-KV pieces and their merge must give the same bits in every one.
+TEST_F(CudaDecode, SplitKvGivesTheSameBitsInEveryOrder) {
+  using cuda_emu::ScheduleOrder;
+  const int64_t H = 5, D = 16, R = 2, Rq = 3, T = 1300;
+  const Twin A_k({3, T, R, H}, DType::BF16, 31), B_k({3, T, R, D}, DType::BF16, 32), A_v({3, T, R, H}, DType::BF16, 33),
+      B_v({3, T, R, D}, DType::BF16, 34);
+  const Rows rows(T, 64, false);
+  const Twin A_q({3, H, Rq}, DType::F32, 35), B_q({3, Rq, D}, DType::F32, 36);
+  Workspaces workspaces(0, ops::decode_partial_elements(H, D));
+  std::vector<std::vector<float>> results;
+  for (ScheduleOrder order : {ScheduleOrder::Forward, ScheduleOrder::Reverse, ScheduleOrder::Random}) {
+    cuda_emu::set_schedule_order(order);
+    const Poisoned y({3, H, D});
+    ops::tpa_decode_attention(y.device, {A_q.device, B_q.device, {}}, {A_k.device, B_k.device, A_v.device, B_v.device},
+                              rows.view, ops::TpaDecodeOrder::factorised, workspaces.gpu);
+    results.push_back(y.download());
+  }
+  cuda_emu::set_schedule_order(ScheduleOrder::Random);
+  for (size_t i = 1; i < results.size(); ++i)
+    EXPECT_EQ(std::memcmp(results[i].data(), results[0].data(), results[0].size() * sizeof(float)), 0) << "order " << i;
+}
+#endif
+
+TEST_F(CudaDecode, TheMaterialisedOrderIsRefusedOnTheGpu) {
+  const Twin A_k({3, 4, 1, 2}, DType::F32, 1), B_k({3, 4, 1, 8}, DType::F32, 2), q({1, 2, 8}, DType::F32, 3);
+  Rows rows(4, 4, true);
+  Workspaces workspaces(0, ops::decode_partial_elements(2, 8));
+  const Poisoned y({1, 2, 8});
+  try {
+    ops::tpa_decode_attention(y.device, {{}, {}, q.device}, {A_k.device, B_k.device, A_k.device, B_k.device}, rows.view,
+                              ops::TpaDecodeOrder::materialised, workspaces.gpu);
+    FAIL() << "no error";
+  } catch (const Error& error) {
+    EXPECT_NE(std::string(error.what()).find("factorised order only"), std::string::npos) << error.what();
+  }
+}
+
+}  // namespace
+}  // namespace t6
