@@ -4,7 +4,9 @@
 // cache, and over cached keys and values) against the CPU ops on the same cache numbers, and the
 // cache writes, on odd shapes: lengths that divide neither the block nor the piece, heads not a
 // multiple of 32, ranks 1 and 2, query ranks 1 to 6, head widths 16 and 64, rows of different slots
-// and lengths in one call, fp32 and bf16 caches. Skips itself where there is no GPU.
+// and lengths in one call, fp32 and bf16 caches. Then the decoder on the GPU against the decoder on the
+// CPU: the same greedy tokens, logits within a stated tolerance, and no allocation per decode step.
+// Skips itself where there is no GPU.
 //
 // Tolerance: both sides compute in fp32 from the same (rounded) numbers and differ only in summation
 // order and in exp (the CPU's vector_exp against expf): outputs are averages of numbers in [−1, 1),
@@ -13,16 +15,21 @@
 // writes are exact (the same rounding to nearest even).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <random>
 #include <vector>
 
+#include "common/training_setup.h"
 #include "core/bf16.h"
 #include "core/device_memory.h"
+#include "infer/decoder.h"
+#include "infer/generation.h"
 #include "kernels/device.h"
 #include "kernels/ops.h"
 #ifdef T6_CUDA_EMU
+#include "cuda_emu_counters.h"
 #include "cuda_emu_schedule.h"
 #endif
 
@@ -257,6 +264,141 @@ TEST_F(CudaDecode, TheMaterialisedOrderIsRefusedOnTheGpu) {
     EXPECT_NE(std::string(error.what()).find("factorised order only"), std::string::npos) << error.what();
   }
 }
+
+// ---- the decoder on the GPU against the decoder on the CPU ------------------------------------------
+
+// Logits of the two decoders, as the largest |GPU − CPU| over a row relative to the row's largest
+// |logit| (as test_decoder compares decoding with the full forward). The weights, the rows and the
+// cache numbers are fp32 on both sides and only the summation order differs (cuBLASLt against the
+// CPU's BLAS, the kernels against the CPU's blocks): measured below 1e-6, allowed 1e-5. A bf16 cache
+// rounds entries computed in a different order, so an entry can land one bf16 ulp (2^-8 relative)
+// apart: measured below 1e-3, allowed 4e-3.
+constexpr double kDecoderFp32Tolerance = 1e-5;
+constexpr double kDecoderBf16Tolerance = 4e-3;
+
+double row_error(const float* gpu, const float* cpu, int64_t V) {
+  double largest = 0, error = 0;
+  for (int64_t i = 0; i < V; ++i) {
+    largest = std::max(largest, double(std::fabs(cpu[i])));
+    const double difference = std::fabs(double(gpu[i]) - double(cpu[i]));
+    error = difference == difference ? std::max(error, difference) : INFINITY;  // NaN fails
+  }
+  return error / largest;
+}
+
+int32_t argmax(const float* row, int64_t V) { return int32_t(std::max_element(row, row + V) - row); }
+
+// The fixtures' model with every parameter random (initialisation zeroes both c_proj), on the host
+// and copied to the GPU.
+struct TwinWeights {
+  ModelWeights host, device;
+  explicit TwinWeights(ModelKind kind)
+      : host(testing::fixture_model_config(kind), 0, 1, 1, false),
+        device(testing::fixture_model_config(kind), 0, 1, 1, false, Device::CUDA) {
+    std::mt19937 generator(5);
+    std::uniform_real_distribution<float> uniform(-0.25f, 0.25f);
+    for (int64_t i = 0; i < host.params().numel(); ++i) host.params().data<float>()[i] = uniform(generator);
+    copy_tensor(device.params(), host.params());
+  }
+};
+
+// Two sequences (a prompt of 600 tokens, cut into pieces on the GPU, and one of 37) prefilled in one
+// packed call in chunks of 256 rows, then `steps` greedy tokens each: both decoders must pick the
+// same token at every step, with logits within `tolerance`. Returns the worst error seen.
+double decode_side_by_side(const TwinWeights& weights, DType cache_dtype, int64_t steps, double tolerance,
+                           const std::string& what) {
+  const infer::DecodeOptions options{64, ops::TpaDecodeOrder::factorised, 256, cache_dtype};
+  infer::Decoder cpu(weights.host, 2, 700, options), gpu(weights.device, 2, 700, options);
+  const int64_t d = weights.host.config().n_embd, V = weights.host.config().vocab_size;
+  std::vector<infer::SlotToken> tokens;
+  for (int64_t t = 0; t < 600; ++t) tokens.push_back({0, int32_t((t * 37 + 11) % V)});
+  for (int64_t t = 0; t < 37; ++t) tokens.push_back({1, int32_t((t * 53 + 3) % V)});
+  double worst = 0;
+  for (int64_t step = 0; step <= steps; ++step) {
+    const int64_t N = int64_t(tokens.size());
+    std::vector<float> hidden[2], logits[2];
+    for (int side = 0; side < 2; ++side) {
+      infer::Decoder& decoder = side == 0 ? cpu : gpu;
+      hidden[side].assign(size_t(N * d), 0.0f);
+      decoder.append(tokens, Tensor(hidden[side].data(), {N, d}, DType::F32));
+      // The last row of each sequence: the prompts' ends, then every row of a decode step.
+      const std::vector<float> last = step == 0 ? std::vector<float>(hidden[side].begin() + 599 * d, hidden[side].begin() + 600 * d)
+                                                : std::vector<float>();
+      std::vector<float> rows = step == 0 ? last : hidden[side];
+      if (step == 0) rows.insert(rows.end(), hidden[side].end() - d, hidden[side].end());
+      logits[side].assign(size_t(2 * V), 0.0f);
+      decoder.logits(Tensor(rows.data(), {2, d}, DType::F32), Tensor(logits[side].data(), {2, V}, DType::F32));
+    }
+    std::vector<infer::SlotToken> next;
+    for (int64_t slot = 0; slot < 2; ++slot) {
+      const float* cpu_row = logits[0].data() + slot * V;
+      const float* gpu_row = logits[1].data() + slot * V;
+      const double error = row_error(gpu_row, cpu_row, V);
+      worst = std::max(worst, error);
+      EXPECT_LE(error, tolerance) << what << ": sequence " << slot << ", step " << step;
+      EXPECT_EQ(argmax(gpu_row, V), argmax(cpu_row, V)) << what << ": sequence " << slot << ", step " << step;
+      next.push_back({slot, argmax(cpu_row, V)});
+    }
+    tokens = next;
+  }
+  return worst;
+}
+
+TEST_F(CudaDecode, TheDecoderOnTheGpuPicksTheCpuDecodersTokensForEveryKindAndCacheDtype) {
+  for (ModelKind kind : {ModelKind::T6, ModelKind::T6_kvonly, ModelKind::llama_mha, ModelKind::llama_gqa}) {
+    const TwinWeights weights(kind);
+    for (DType cache_dtype : {DType::F32, DType::BF16}) {
+      const std::string what = str(model_kind_name(kind), " ", dtype_name(cache_dtype), " cache");
+      const double worst = decode_side_by_side(weights, cache_dtype, 32,
+                                               cache_dtype == DType::F32 ? kDecoderFp32Tolerance : kDecoderBf16Tolerance, what);
+      std::printf("%s: largest logit difference %.3g of the row's largest\n", what.c_str(), worst);
+    }
+  }
+}
+
+// generate() (t6_generate's loop) gives the same greedy continuations on both decoders.
+TEST_F(CudaDecode, GreedyGenerationOnTheGpuEqualsTheCpu) {
+  const TwinWeights weights(ModelKind::T6);
+  infer::GenerationOptions options;
+  options.max_new_tokens = 40, options.sampling.temperature = 0, options.stop_at_eot = false;
+  const std::vector<std::vector<int32_t>> prompts = {{5, 9, 77, 3, 101}, {42}, {7, 7, 7}};
+  std::vector<std::vector<int32_t>> continuations;
+  for (const ModelWeights* side : {&weights.host, &weights.device}) {
+    infer::Decoder decoder(*side, 3, 64, infer::DecodeOptions{16, ops::TpaDecodeOrder::factorised, 256, DType::BF16});
+    infer::GenerationStats stats;
+    for (const infer::Generated& generated : infer::generate(decoder, prompts, options, 0, nullptr, stats))
+      continuations.push_back(generated.tokens);
+  }
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    EXPECT_EQ(continuations[i].size(), 40u);
+    EXPECT_EQ(continuations[prompts.size() + i], continuations[i]) << "prompt " << i;
+  }
+}
+
+#ifdef T6_CUDA_EMU
+// After the first step (cuBLASLt plans, the ops' scratch), a decode step allocates no device or
+// pinned memory: the cache, the activations and the partial states were planned when the decoder
+// was made.
+TEST_F(CudaDecode, ADecodeStepAllocatesNothing) {
+  const TwinWeights weights(ModelKind::T6);
+  infer::Decoder decoder(weights.device, 2, 1200, infer::DecodeOptions{64, ops::TpaDecodeOrder::factorised, 256, DType::BF16});
+  const int64_t d = weights.host.config().n_embd, V = weights.host.config().vocab_size;
+  std::vector<infer::SlotToken> prompt;
+  for (int64_t t = 0; t < 1100; ++t) prompt.push_back({t % 2, int32_t(t % V)});  // two rows of 550: cut into pieces
+  std::vector<float> hidden(prompt.size() * size_t(d)), logits(size_t(2 * V));
+  decoder.append(prompt, Tensor(hidden.data(), {int64_t(prompt.size()), d}, DType::F32));
+  const std::vector<infer::SlotToken> step = {{0, 1}, {1, 2}};
+  auto decode_step = [&] {
+    decoder.append(step, Tensor(hidden.data(), {2, d}, DType::F32));
+    decoder.logits(Tensor(hidden.data(), {2, d}, DType::F32), Tensor(logits.data(), {2, V}, DType::F32));
+  };
+  decode_step();
+  cuda_emu::reset_runtime_counters();
+  for (int i = 0; i < 5; ++i) decode_step();
+  EXPECT_EQ(cuda_emu::runtime_counters().allocations, 0u);
+  EXPECT_EQ(decoder.length(0), 556);
+}
+#endif
 
 }  // namespace
 }  // namespace t6
