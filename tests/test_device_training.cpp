@@ -12,6 +12,8 @@
 
 #include <cmath>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <map>
 
 #include "common/error_expectations.h"
@@ -144,6 +146,17 @@ TEST_F(DeviceTraining, SteadyStepAllocatesNothingAndSynchronisesOnce) {
     EXPECT_EQ(at_hook[step].synchronizations - at_hook[step - 1].synchronizations, 1u) << "step " << step;
   }
 #endif
+}
+
+// MFU on the CUDA backend is over the GPU's bf16 GEMM rate: the CPU's SGEMM rate would put it in
+// the thousands of percent on a real GPU.
+TEST_F(DeviceTraining, MfuIsMeasuredAgainstTheGpusGemmRate) {
+  const fs::path run_dir = scratch_dir("peak");
+  run(config_of("cuda", 1), run_dir.string());
+  std::ifstream console(run_dir / "console.log");
+  const std::string log((std::istreambuf_iterator<char>(console)), std::istreambuf_iterator<char>());
+  EXPECT_NE(log.find("(measured bf16 GEMM on the GPU)"), std::string::npos) << log;
+  EXPECT_EQ(log.find("measured SGEMM"), std::string::npos) << log;
 }
 
 TEST_F(DeviceTraining, ModelTooLargeForTheGpuIsRefusedBeforeAnyStep) {

@@ -153,7 +153,11 @@ Trainer::Trainer(const RunConfig& config, ProcessGrid& grid, const std::string& 
   double rank_peak = config.log.peak_flops;
   peak_flops_source_ = "log.peak_flops";
   int32_t under_load = 0;
-  if (rank_peak == 0) {
+  if (rank_peak == 0 && backend_.backend == Backend::cuda) {
+    // The rate the step's bf16 matmuls reach at best; a GPU is not shared with other jobs' threads.
+    rank_peak = measured_cuda_bf16_gemm_flops();
+    peak_flops_source_ = "measured bf16 GEMM on the GPU";
+  } else if (rank_peak == 0) {
     // More runnable tasks than cores before we measure: other jobs share the cores, the measured
     // peak is a fraction of the machine's and the MFU above it overstated, which every line says.
     under_load = load_average() > double(available_cores());
