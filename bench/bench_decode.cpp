@@ -26,7 +26,6 @@
 #include "infer/byte_size.h"
 #include "infer/decoder.h"
 #include "kernels/device.h"
-#include "kernels/ops.h"
 #include "kernels/peak_flops.h"
 
 using namespace t6;
@@ -98,33 +97,6 @@ void fill_cache_rows(const Tensor& rows, uint64_t seed, std::vector<float>& stag
   const Tensor rounded(bits.data(), rows.shape(), DType::BF16);
   if (rows.device() == Device::CPU) std::copy(bits.begin(), bits.end(), static_cast<uint16_t*>(rows.raw()));
   else copy_tensor(rows, rounded);
-}
-
-// The GPU's rates, measured now: read bandwidth by a sum of squares over 512 MiB of device memory
-// (one pass reads every byte once), and the fp32 GEMM rate of cuBLASLt (no TF32) on 2048³ products;
-// each after one warm-up call.
-Machine measured_gpu() {
-  Machine machine;
-  using clock = std::chrono::steady_clock;
-  const int64_t elements = int64_t(128) << 20;
-  DeviceBuffer buffer(size_t(elements) * sizeof(float));
-  const Tensor x = buffer.as({elements}, DType::F32);
-  ops::sum_of_squares({x});
-  auto start = clock::now();
-  const int reads = 5;
-  for (int i = 0; i < reads; ++i) ops::sum_of_squares({x});
-  machine.read_bytes_per_s = double(reads) * double(x.bytes()) / std::chrono::duration<double>(clock::now() - start).count();
-  const int64_t n = 2048;
-  const Tensor a = x.rows(0, n * n).view({n, n}), b = x.rows(n * n, 2 * n * n).view({n, n});
-  const Tensor out = x.rows(2 * n * n, 3 * n * n).view({n, n});
-  ops::matmul(out, a, b, false, false);
-  ops::wait_for_ops(Device::CUDA);
-  start = clock::now();
-  const int products = 5;
-  for (int i = 0; i < products; ++i) ops::matmul(out, a, b, false, false);
-  ops::wait_for_ops(Device::CUDA);
-  machine.sgemm_flops = products * 2.0 * double(n * n * n) / std::chrono::duration<double>(clock::now() - start).count();
-  return machine;
 }
 
 // Decode tokens/s over `steps` steps from a cache holding `context` random tokens per sequence, the
@@ -219,8 +191,9 @@ int main(int argc, char** argv) {
       T6_CHECK(build_has_cuda() && cuda_device_count() > 0, "--backend cuda: this process sees no GPU");
       cuda_select_device(0);
     }
-    const Machine machine = device == Device::CUDA ? measured_gpu()
-                                                   : Machine{measured_cpu_read_bandwidth(), measured_cpu_sgemm_flops()};
+    const Machine machine = device == Device::CUDA
+                                ? Machine{measured_cuda_read_bandwidth(), measured_cuda_gemm_flops(DType::F32)}
+                                : Machine{measured_cpu_read_bandwidth(), measured_cpu_sgemm_flops()};
     if (device == Device::CUDA)
       std::printf("machine: GPU 0 (%s), read %.1f GB/s, fp32 GEMM %.1f GFLOP/s (measured now); cache %s\n",
                   cuda_device_info(0).name.c_str(), machine.read_bytes_per_s / 1e9, machine.sgemm_flops / 1e9,
