@@ -333,11 +333,12 @@ double decode_side_by_side(const TwinWeights& weights, DType cache_dtype, int64_
       infer::Decoder& decoder = side == 0 ? cpu : gpu;
       hidden[side].assign(size_t(N * d), 0.0f);
       decoder.append(tokens, Tensor(hidden[side].data(), {N, d}, DType::F32));
-      // The last row of each sequence: the prompts' ends, then every row of a decode step.
-      const std::vector<float> last = step == 0 ? std::vector<float>(hidden[side].begin() + 529 * d, hidden[side].begin() + 530 * d)
-                                                : std::vector<float>();
-      std::vector<float> rows = step == 0 ? last : hidden[side];
-      if (step == 0) rows.insert(rows.end(), hidden[side].end() - d, hidden[side].end());
+      // Each sequence's last row: the prompts' ends (rows 529 and 636), then both rows of a step.
+      std::vector<float> rows = hidden[side];
+      if (step == 0) {
+        rows.assign(hidden[side].begin() + 529 * d, hidden[side].begin() + 530 * d);
+        rows.insert(rows.end(), hidden[side].end() - d, hidden[side].end());
+      }
       logits[side].assign(size_t(2 * V), 0.0f);
       decoder.logits(Tensor(rows.data(), {2, d}, DType::F32), Tensor(logits[side].data(), {2, V}, DType::F32));
     }
