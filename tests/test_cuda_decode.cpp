@@ -83,7 +83,8 @@ struct Poisoned {
   }
 };
 
-// The workspace of a call on each side: the CPU's for one thread, the GPU's partial states.
+// The workspace of a call on each side: the CPU's for one thread, the GPU's partial states as a
+// decoder plans them.
 struct Workspaces {
   std::vector<float> per_thread, partials;
   ops::DecodeWorkspace cpu, gpu;
@@ -91,7 +92,7 @@ struct Workspaces {
   Workspaces(int64_t thread_elements, int64_t partial_elements)
       : per_thread(size_t(thread_elements)),
         partials(size_t(ops::kDecodePartialStates * partial_elements)),
-        device_partials({ops::kDecodePartialStates, partial_elements}) {
+        device_partials({ops::kDeviceDecodePartialStates, partial_elements}) {
     cpu = {Tensor(per_thread.data(), {1, thread_elements}, DType::F32),
            Tensor(partials.data(), {ops::kDecodePartialStates, partial_elements}, DType::F32)};
     gpu = {Tensor(), device_partials.device};
@@ -130,7 +131,8 @@ class CudaDecode : public ::testing::Test {
   }
 };
 
-// Lengths past 512 are cut into pieces (1537 into 4 at block 64) whose states merge on the device.
+// Lengths past 256 are cut into pieces of whole 64-position tiles on the GPU (513 into 3, 1537 into 7;
+// the CPU cuts past 512), whose states merge on the device.
 constexpr int64_t kLengths[] = {1, 7, 513, 1537};
 constexpr int64_t kCacheLength = 1537;
 

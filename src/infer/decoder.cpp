@@ -65,9 +65,11 @@ void Decoder::plan(Arena& arena, int64_t threads) {
         per_thread, step->attention_thread_elements(options_.block_tokens, options_.order, options_.cache_dtype));
     partial = std::max(partial, step->attention_partial_elements());
   }
-  // A GPU's pieces keep their blocks in shared memory: only the partial states are planned there.
-  attention_workspace_ = {on_device ? Tensor() : arena.take({threads, per_thread}),
-                          arena.take({ops::kDecodePartialStates, partial})};
+  // A GPU's pieces keep their blocks in shared memory: only the partial states are planned there,
+  // more of them than the CPU's, as they are the thread blocks of a long row.
+  attention_workspace_ = {
+      on_device ? Tensor() : arena.take({threads, per_thread}),
+      arena.take({on_device ? ops::kDeviceDecodePartialStates : ops::kDecodePartialStates, partial})};
   row_cos_ = arena.take({N, config().rope_dim() / 2});
   row_sin_ = arena.take({N, config().rope_dim() / 2});
   if (on_device) {

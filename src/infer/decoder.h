@@ -47,7 +47,7 @@ class Decoder {
   // decode attention's scratch: on the CPU one slice per OpenMP thread counted when the decoder was
   // made (decoding runs that many threads) sized for a row's heads in options' block size, order and
   // cache dtype (none on a GPU, whose blocks work in shared memory), and ops::kDecodePartialStates
-  // partial states for rows cut into pieces.
+  // partial states for rows cut into pieces (ops::kDeviceDecodePartialStates on a GPU).
   size_t buffer_bytes() const { return buffers_.bytes() + tables_.bytes(); }
   size_t attention_scratch_bytes() const {
     return attention_workspace_.per_thread.bytes() + attention_workspace_.partials.bytes();

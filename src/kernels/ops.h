@@ -176,12 +176,19 @@ struct DecodeRows {
 // Partial softmax states one call may keep for rows cut into pieces: a call of N rows cuts a row into
 // at most kDecodePartialStates / N pieces (none once N exceeds it).
 inline constexpr int64_t kDecodePartialStates = 64;
+inline constexpr int64_t kDeviceDecodePartialStates = 512;
+inline constexpr int64_t kDeviceDecodeTileTokens = 64;
+inline constexpr int64_t kDeviceMinPieceTokens = 256;
 // Working memory, planned once: per_thread (threads, the *_thread_elements below) holds each thread's
 // blocks, one row per thread the op runs (the team is per_thread's row count); partials
 // (kDecodePartialStates, decode_partial_elements) the states of cut rows. On a GPU (the cache, the
 // queries and y on the device) the slots and lengths stay in host memory, partials is a device
 // tensor, and per_thread is not used: each piece is one thread block that keeps its blocks in shared
-// memory. The CUDA twin of tpa_decode_attention runs the factorised order.
+// memory, so the pieces are where a GPU finds its parallelism. There a call of N rows cuts a row into
+// at most (partials' rows) / N pieces of whole kDeviceDecodeTileTokens-position tiles, each at least
+// kDeviceMinPieceTokens long; a decoder plans kDeviceDecodePartialStates states, enough to give every
+// SM of an H100 a block at batch 1 from 32K positions on. The CUDA twin of tpa_decode_attention runs
+// the factorised order.
 struct DecodeWorkspace {
   Tensor per_thread, partials;
 };

@@ -1,5 +1,6 @@
 // Decode attention on the GPU (kernels/ops.h): split-KV over the generation cache. Each piece of a
-// row (kernels/decode_pieces.h, the CPU op's cut) is one thread block, which walks its positions in
+// row (kernels/decode_pieces.h: whole tiles, as many as the partial states allow) is one thread
+// block, which walks its positions in
 // tiles held in shared memory as fp32 (a BF16 cache is widened as it is loaded) with an online
 // softmax per head; a piece that is its whole row writes y, the others leave (maximum, sum,
 // unnormalised output) per head in the workspace's partials, and a second kernel merges a row's
@@ -10,6 +11,7 @@
 //   s (t, h)            = scale · Σ_r' A_k[t, r', h] · Σ_r pairs(t·R + r', r) · A_q[h, r]
 //   acc (h, ·)         += Σ_{t, r'} (p(t, h) · A_v[t, r', h] / R) · B_v[t, r', ·]
 // It never forms k or v: it reads (Rk + Rv)(H + D) numbers per cached position.
+#include <algorithm>
 #include <cfloat>
 
 #include "core/cuda/cuda_check.h"
@@ -27,7 +29,8 @@ namespace t6::ops::cuda {
 namespace {
 
 constexpr int kThreads = 256;
-constexpr int kMaxTileTokens = 64;  // cache positions per shared-memory tile, fewer where they do not fit
+// Cache positions per shared-memory tile (fewer where they do not fit): the pieces' unit.
+constexpr int kMaxTileTokens = int(kDeviceDecodeTileTokens);
 
 // One piece's online softmax in shared memory: per head the running maximum, sum and the rescale of
 // the last tile; acc (heads × width) the unnormalised output.
@@ -269,10 +272,16 @@ __global__ void kv_decode_kernel(KvDecodeArgs a, DecodeRowChunk chunk) {
   finish(state, a.y, a.partials, chunk, r, piece);
 }
 
-bool any_row_cut(const DecodeRowChunk& chunk) {
-  for (int r = 0; r < chunk.count; ++r)
-    if (chunk.pieces[r] > 1) return true;
-  return false;
+// How many partial states the workspace holds for rows of `heads` heads of `width` numbers.
+int64_t partial_states(const DecodeWorkspace& workspace, int64_t heads, int64_t width) {
+  return workspace.partials.numel() / decode_partial_elements(heads, width);
+}
+
+// The most pieces a row of the chunk has: the grid's width (a cut row needs the merge).
+unsigned most_pieces(const DecodeRowChunk& chunk) {
+  int most = 1;
+  for (int r = 0; r < chunk.count; ++r) most = std::max(most, chunk.pieces[r]);
+  return unsigned(most);
 }
 
 // The largest tile (a power of two up to kMaxTileTokens) whose layout fits the block's shared memory.
@@ -307,12 +316,12 @@ void tpa_decode_attention(Tensor y, const TpaDecodeQuery& query, const TpaFactor
   a.tile = fitting_tile(op, [&](int tile) { return TpaDecodeLayout(a.H, a.D, a.R, a.Rq, tile); });
   const size_t shared_bytes = TpaDecodeLayout(a.H, a.D, a.R, a.Rq, a.tile).plan.bytes;
   T6_CUDA_CHECK(cudaFuncSetAttribute(tpa_decode_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(shared_bytes)));
-  const int64_t max_pieces = decode_max_pieces(dims.N);
+  const int64_t max_pieces = decode_max_pieces(dims.N, partial_states(workspace, dims.H, dims.D));
   for_row_chunks(rows, max_pieces, [&](const DecodeRowChunk& chunk) {
-    const dim3 grid(unsigned(max_pieces), unsigned(chunk.count));
+    const dim3 grid(most_pieces(chunk), unsigned(chunk.count));
     T6_LAUNCH(tpa_decode_kernel, grid, kThreads, shared_bytes, cuda_context().stream())(a, chunk);
     T6_CUDA_CHECK_LAUNCH("tpa_decode_kernel");
-    if (!any_row_cut(chunk)) return;
+    if (grid.x == 1) return;
     T6_LAUNCH(merge_pieces_kernel, unsigned(chunk.count), kThreads, 0, cuda_context().stream())(a.y, a.partials, a.H,
                                                                                                a.D, chunk);
     T6_CUDA_CHECK_LAUNCH("merge_pieces_kernel");
@@ -335,12 +344,12 @@ void kv_decode_attention(Tensor y, const Tensor& q, const Tensor& k, const Tenso
   a.tile = fitting_tile(op, [&](int tile) { return KvDecodeLayout(a.H, a.kv_heads, a.Dk, a.Dv, a.v_is_k, tile); });
   const size_t shared_bytes = KvDecodeLayout(a.H, a.kv_heads, a.Dk, a.Dv, a.v_is_k, a.tile).plan.bytes;
   T6_CUDA_CHECK(cudaFuncSetAttribute(kv_decode_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(shared_bytes)));
-  const int64_t max_pieces = decode_max_pieces(dims.N);
+  const int64_t max_pieces = decode_max_pieces(dims.N, partial_states(workspace, dims.H, dims.Dv));
   for_row_chunks(rows, max_pieces, [&](const DecodeRowChunk& chunk) {
-    const dim3 grid(unsigned(max_pieces), unsigned(chunk.count));
+    const dim3 grid(most_pieces(chunk), unsigned(chunk.count));
     T6_LAUNCH(kv_decode_kernel, grid, kThreads, shared_bytes, cuda_context().stream())(a, chunk);
     T6_CUDA_CHECK_LAUNCH("kv_decode_kernel");
-    if (!any_row_cut(chunk)) return;
+    if (grid.x == 1) return;
     T6_LAUNCH(merge_pieces_kernel, unsigned(chunk.count), kThreads, 0, cuda_context().stream())(a.y, a.partials, a.H,
                                                                                                a.Dv, chunk);
     T6_CUDA_CHECK_LAUNCH("merge_pieces_kernel");
