@@ -1,8 +1,8 @@
 // Decode attention on the GPU (kernels/ops.h): split-KV over the generation cache. Each piece of a
 // row (kernels/decode_pieces.h: whole tiles, as many as the partial states allow) is one thread
-// block, which walks its positions in
-// tiles held in shared memory as fp32 (a BF16 cache is widened as it is loaded) with an online
-// softmax per head; a piece that is its whole row writes y, the others leave (maximum, sum,
+// block, which walks its positions in tiles held in shared memory as fp32 (a BF16 cache is widened
+// as it is loaded) with an online softmax per head; a piece that is its whole row writes y, the
+// others leave (maximum, sum,
 // unnormalised output) per head in the workspace's partials, and a second kernel merges a row's
 // pieces by their log-sum-exp in piece order. Every sum runs in a fixed order and nothing is atomic,
 // so a call repeats bit for bit.
