@@ -22,13 +22,17 @@
 #include <random>
 #include <vector>
 
+#include "common/test_paths.h"
 #include "common/training_setup.h"
 #include "core/bf16.h"
 #include "core/device_memory.h"
+#include "infer/decode_backend.h"
 #include "infer/decoder.h"
 #include "infer/generation.h"
+#include "infer/model_source.h"
 #include "kernels/device.h"
 #include "kernels/ops.h"
+#include "train_state/state_dict.h"
 #ifdef T6_CUDA_EMU
 #include "cuda_emu_counters.h"
 #include "cuda_emu_schedule.h"
@@ -371,15 +375,29 @@ TEST_F(CudaDecode, TheDecoderOnTheGpuPicksTheCpuDecodersTokensForEveryKindAndCac
   }
 }
 
-// generate() (t6_generate's loop) gives the same greedy continuations on both decoders.
-TEST_F(CudaDecode, GreedyGenerationOnTheGpuEqualsTheCpu) {
-  const TwinWeights weights(ModelKind::T6);
+// What t6_generate --backend cuda does, from a safetensors export of a random T6: auto and cuda pick
+// the GPU, the weights load onto it, and greedy generation there (t6_generate's loop, a batch of
+// prompts of different lengths, a bf16 cache) gives the CPU's tokens.
+TEST_F(CudaDecode, AModelLoadedOntoTheGpuGeneratesTheCpusGreedyTokens) {
+  const ModelConfig config = testing::fixture_model_config(ModelKind::T6);
+  ModelWeights weights(config, 0, 1, 1, false);
+  std::mt19937 generator(9);
+  std::uniform_real_distribution<float> uniform(-0.25f, 0.25f);
+  for (int64_t i = 0; i < weights.params().numel(); ++i) weights.params().data<float>()[i] = uniform(generator);
+  const std::string path = (testing::scratch_dir("cuda_decode") / "model.safetensors").string();
+  save_state_dict(path, weights, DType::F32);
+  const infer::ModelSource source = infer::open_model_source(path);
+  EXPECT_EQ(infer::choose_decode_backend("auto", source.config, ops::TpaDecodeOrder::factorised).device, Device::CUDA);
+  const infer::DecodeBackend backend = infer::choose_decode_backend("cuda", source.config, ops::TpaDecodeOrder::factorised);
+  ASSERT_EQ(backend.device, Device::CUDA);
   infer::GenerationOptions options;
   options.max_new_tokens = 40, options.sampling.temperature = 0, options.stop_at_eot = false;
   const std::vector<std::vector<int32_t>> prompts = {{5, 9, 77, 3, 101}, {42}, {7, 7, 7}};
   std::vector<std::vector<int32_t>> continuations;
-  for (const ModelWeights* side : {&weights.host, &weights.device}) {
-    infer::Decoder decoder(*side, 3, 64, infer::DecodeOptions{16, ops::TpaDecodeOrder::factorised, 256, DType::BF16});
+  for (Device device : {Device::CPU, backend.device}) {
+    const std::unique_ptr<ModelWeights> loaded = infer::load_model_weights_on(source, device);
+    ASSERT_EQ(loaded->device(), device);
+    infer::Decoder decoder(*loaded, 3, 64, infer::DecodeOptions{16, ops::TpaDecodeOrder::factorised, 256, DType::BF16});
     infer::GenerationStats stats;
     for (const infer::Generated& generated : infer::generate(decoder, prompts, options, 0, nullptr, stats))
       continuations.push_back(generated.tokens);
