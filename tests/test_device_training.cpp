@@ -99,7 +99,7 @@ TEST_F(DeviceTraining, CudaLossesStayWithinTwoPercentOfCpu) {
 
 // The other kinds whose ops all have CUDA twins, over two steps.
 TEST_F(DeviceTraining, OtherKindsStayWithinTwoPercentOfCpu) {
-  for (ModelKind kind : {ModelKind::T6_kvonly, ModelKind::llama_mha, ModelKind::llama_gqa}) {
+  for (ModelKind kind : {ModelKind::T6_kvonly, ModelKind::llama_mha, ModelKind::llama_gqa, ModelKind::llama_mla}) {
     const std::string name = model_kind_name(kind);
     const StepRecords cpu = run(config_of("cpu", 2, kind), scratch_dir("cpu-" + name).string());
     const StepRecords cuda = run(config_of("cuda", 2, kind), scratch_dir("cuda-" + name).string());

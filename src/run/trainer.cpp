@@ -62,12 +62,11 @@ void require_supported_communicator(const BackendChoice& backend, const ProcessG
            "\"mpi\" to train ", grid.world_size(), " ranks on the CUDA backend");
 }
 
-// Whether this run has a CUDA training path: every kind but MLA (whose weighted norms and k/v split
-// the device layers do not call yet), on one rank or ranks reducing over MPI. An explicit "cuda"
-// with NCCL on several ranks passes here and gets require_supported_communicator's own line.
+// Whether this run has a CUDA training path: every model kind, on one rank or ranks reducing over
+// MPI. An explicit "cuda" with NCCL on several ranks passes here and gets
+// require_supported_communicator's own line.
 bool runs_on_cuda(const RunConfig& config, const ProcessGrid& grid) {
-  return config.model.kind != ModelKind::llama_mla &&
-         (grid.world_size() == 1 || config.parallel.communicator == "mpi" || config.parallel.backend == "cuda");
+  return grid.world_size() == 1 || config.parallel.communicator == "mpi" || config.parallel.backend == "cuda";
 }
 
 Device device_of(const BackendChoice& backend) { return backend.backend == Backend::cuda ? Device::CUDA : Device::CPU; }
