@@ -1,8 +1,8 @@
 // A training step's buffers on the model's device: the batch (token ids and targets) and the three
-// step scalars (the mean loss, and this rank's share of the squared gradient norm and of the count of
-// non-finite gradient elements). On the CUDA
-// backend the loader writes the batch into pinned host memory, which upload() copies to the device
-// on the ops' stream without waiting, and read_scalars() is the step's one host synchronisation.
+// step scalars (the mean loss, and this rank's share of the squared gradient norm and of the count
+// of non-finite gradient elements). On the CUDA backend the loader writes the batch into pinned host
+// memory, which upload() copies to the device on the ops' stream without waiting, and
+// read_scalars() is the step's one host synchronisation.
 // On the CPU backend the device tensors are the host ones and both calls cost nothing.
 #pragma once
 #include <cstdint>

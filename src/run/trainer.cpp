@@ -239,8 +239,8 @@ void Trainer::count_skipped_step(const StepStats& stats) {
   ++skipped_in_a_row_;
   const int64_t limit = config_.train.max_skipped_steps;
   log_info("warning: step ", step_, " skipped: loss ", stats.loss, ", gradient norm ", stats.grad_norm,
-           " (non-finite gradient elements: ", stats.non_finite_grads, "); weights and optimizer state unchanged (", skipped_in_a_row_, " in a row, train.max_skipped_steps = ", limit,
-           ")");
+           " (non-finite gradient elements: ", stats.non_finite_grads, "); weights and optimizer state unchanged (",
+           skipped_in_a_row_, " in a row, train.max_skipped_steps = ", limit, ")");
   if (skipped_in_a_row_ < limit) return;
   if (step_ != last_saved_step_) save_checkpoint();
   fail(str("training diverged: the loss or gradient norm was not finite in ", limit, " steps in a row (steps ",
