@@ -7,8 +7,8 @@
 // losses stay within 2% of the CPU run's at every step; the same CUDA run twice gives the same
 // bits; a CUDA run stopped and resumed continues bit for bit; a CUDA checkpoint continues on the
 // CPU backend and a CPU one on CUDA within 2% of the straight run. Every other model kind, MLA
-// included, trains a few steps on CUDA within 2% of the CPU (losses and gradient norms, and every
-// parameter's gradient of step 3 within 2% of its largest element). The emulated runtime counts
+// included, trains a few steps on CUDA within 2% of the CPU (losses and gradient norms), and every
+// parameter's gradient of step 3 is within 2.5% of the CPU's in norm. The emulated runtime counts
 // that a steady step allocates no device or pinned memory and waits for the device exactly once.
 // MFU is over the GPU's GEMM rate. A NaN in a device gradient is counted on the device, in the
 // gradient norm's pass: the step is skipped and metrics.jsonl counts the one element. The bf16 copy
@@ -188,26 +188,30 @@ RunWithGradients run_keeping_gradients(const RunConfig& config, const std::strin
   return result;
 }
 
-// Every parameter's gradient within `relative` of its largest |element| in `expected`: the norm
-// alone would hide a wrong gradient of a small parameter (MLA's shared k_pe rows).
+// Every parameter's gradient within `relative` of `expected`'s in the norm of the difference,
+// ‖actual − expected‖ ≤ relative · ‖expected‖, parameter by parameter: the whole model's norm would
+// hide a wrong gradient of a small parameter (MLA's shared k_pe rows). Not element by element:
+// bf16's roundings (and AdamW's first two updates, which they tilt) move single elements of a few
+// percent of the largest, at random signs, while a wrong backward moves whole rows or heads.
 void expect_gradients_within(const RunWithGradients& actual, const RunWithGradients& expected, double relative,
                              const std::string& what) {
   ASSERT_EQ(actual.gradients.size(), expected.gradients.size()) << what;
   for (const LocalParam& entry : expected.params) {
     const float* want = expected.gradients.data() + entry.flat_offset;
     const float* got = actual.gradients.data() + entry.flat_offset;
-    double largest = 0, worst = 0;
-    for (int64_t i = 0; i < entry.numel(); ++i) largest = std::max(largest, std::fabs(double(want[i])));
+    double difference = 0, reference = 0;
     for (int64_t i = 0; i < entry.numel(); ++i) {
-      const double error = std::fabs(double(got[i]) - double(want[i]));
-      worst = std::isnan(error) ? INFINITY : std::max(worst, error);
+      const double error = double(got[i]) - double(want[i]);
+      difference += error * error;  // NaN-aware: a NaN makes the sum NaN, and the check below fails
+      reference += double(want[i]) * double(want[i]);
     }
-    EXPECT_LE(worst, relative * largest) << what << ": " << entry.spec.name << " (largest |element| " << largest << ")";
+    const double ratio = std::sqrt(difference / reference);
+    EXPECT_TRUE(ratio <= relative) << what << ": " << entry.spec.name << ": ‖difference‖ / ‖expected‖ = " << ratio;
   }
 }
 
 // Every other kind, over five steps (the first at learning rate 0, the other four updating).
-TEST_F(DeviceTraining, OtherKindsStayWithinTwoPercentOfCpu) {
+TEST_F(DeviceTraining, OtherKindsFollowTheCpu) {
   constexpr int64_t kKindSteps = 5;
   for (ModelKind kind : {ModelKind::T6_kvonly, ModelKind::llama_mha, ModelKind::llama_gqa, ModelKind::llama_mla}) {
     const std::string name = model_kind_name(kind);
@@ -219,7 +223,10 @@ TEST_F(DeviceTraining, OtherKindsStayWithinTwoPercentOfCpu) {
     expect_within(cuda.records.losses, cpu.records.losses, 0.02, name + ": CUDA against CPU loss");
     expect_within(cuda.records.grad_norms, cpu.records.grad_norms, 0.02, name + ": CUDA against CPU gradient norm");
     ASSERT_FALSE(cpu.gradients.empty()) << name << ": no gradients kept";  // else the check below holds vacuously
-    expect_gradients_within(cuda, cpu, 0.02, name + str(": CUDA against CPU gradient of step ", kGradientStep));
+    // bf16's roundings leave up to 1.7% here (MLA's layer-1 c_fc2, in the emulation); MLA's dk_pe
+    // summed over one head only gives 3.5% on kv_a_proj_with_mqa. test_device_conformance checks every
+    // gradient from the same weights at bf16's element-wise bound, and fails that plant at 34u of 16u.
+    expect_gradients_within(cuda, cpu, 0.025, name + str(": CUDA against CPU gradient of step ", kGradientStep));
     EXPECT_LT(cuda.records.losses.back(), cuda.records.losses.front()) << name << ": training moves the loss";
   }
 }
@@ -266,7 +273,7 @@ TEST_F(DeviceTraining, SteadyStepAllocatesNothingAndSynchronisesOnce) {
 
 // A copy AdamW forgot would train the masters while every matmul kept the initial weights.
 TEST_F(DeviceTraining, AdamWRewritesTheBf16CopyOfTheWeights) {
-  ModelWeights weights(config_of("cuda", 1).model, 0, 1, 1, true, Device::CUDA);
+  ModelWeights weights(demo_shaped_config("cuda", 1).model, 0, 1, 1, true, Device::CUDA);
   ASSERT_EQ(weights.matmul_copy_bytes(), size_t(weights.padded_numel()) * 2);
   weights.initialise(7);
   EXPECT_EQ(stale_copy_elements(weights), 0) << "after initialise";
@@ -289,11 +296,11 @@ TEST_F(DeviceTraining, AdamWRewritesTheBf16CopyOfTheWeights) {
 // plan_rank_memory's device figures (--plan's "memory CUDA" line and the GPU-room check) are the
 // bytes the device arenas take: fp32 masters with their bf16 copy, and activations with bf16
 // matmul inputs, so that what is saved for backward takes less than on the CPU backend (the scratch
-// need not: here the head's bf16 copy of a chunk of dlogits, 32 rows of 50304, outgrows the layers').
+// need not: the head's bf16 copy of a chunk of dlogits can outgrow the layers').
 TEST_F(DeviceTraining, PlannedDeviceMemoryIsWhatTheArenasTake) {
-  for (ModelKind kind : {ModelKind::T6, ModelKind::T6_kvonly, ModelKind::llama_gqa}) {
+  for (ModelKind kind : {ModelKind::T6, ModelKind::T6_kvonly, ModelKind::llama_gqa, ModelKind::llama_mla}) {
     SCOPED_TRACE(model_kind_name(kind));
-    const RunConfig config = config_of("cuda", 1, kind);
+    const RunConfig config = kind_config("cuda", kind, 1);
     const RankMemory planned = plan_rank_memory(config, 1, Device::CUDA);
     const LanguageModel model(config.model, config.train.micro_batch_size, config.train.seq_len, nullptr, 1, true,
                               Device::CUDA);
