@@ -27,6 +27,7 @@
 #include "run/checkpoint_staging.h"
 #include "run/memory_plan.h"
 #include "run/run_directory.h"
+#include "run/sample_generations.h"
 #include "run/step_buffers.h"
 #include "train/batch_split.h"
 #include "train/distributed_optimizer.h"
@@ -83,6 +84,7 @@ class Trainer {
   void print_startup_table() const;
   void log_step(const StepStats& stats);
   void log_validation();  // evaluate(), then a log line and a metrics record
+  void log_sample();      // a sample generation (log.sample_interval), then its log lines and metrics record
   std::string validation_coverage() const;  // "64 of the split's 257 windows"
   std::optional<checkpoint::ResumePoint> find_resume_point(ResumeMode resume);
   void resume_from(const checkpoint::ResumePoint& point, const std::vector<std::string>& allowed_changes);
@@ -115,6 +117,7 @@ class Trainer {
   StepBuffers step_buffers_;  // this rank's batch (share_.sequences × seq_len) and step scalars
   CheckpointStaging staging_;
   std::unique_ptr<MetricsLog> metrics_;
+  std::unique_ptr<SampleGenerations> samples_;  // only with log.sample_interval > 0
   TrainCheckpointer checkpointer_;
   int64_t step_ = 0;  // optimizer steps completed
   int64_t tokens_seen_ = 0;  // training tokens of the steps taken (kept in checkpoints, advanced per step)
