@@ -1,9 +1,10 @@
 // The training loop of t6_pretrain: config → model → optimizer → loader → steps (DESIGN.md).
 // Each step reads this DP rank's slice of the global batch, runs its micro-batches (gradients
 // averaged over them), and takes one distributed optimizer step; rank 0 logs a line and a
-// metrics.jsonl record per step and the validation loss every eval.interval steps. Checkpoints are
-// saved every checkpoint.interval steps, at the end, when a stop signal arrives and before stopping
-// on divergence; a run resumes from one (train_checkpoint.h says what one holds).
+// metrics.jsonl record per step, the validation loss every eval.interval steps and, with
+// log.sample_interval > 0, a sample generation (run/sample_generations.h) every that many steps.
+// Checkpoints are saved every checkpoint.interval steps, at the end, when a stop signal arrives and
+// before stopping on divergence; a run resumes from one (train_checkpoint.h says what one holds).
 // A step whose loss or global gradient norm is not finite is skipped: its batch is consumed but
 // weights, AdamW moments and AdamW's step count stay as they were; it logs a warning and a
 // metrics record with "skipped": true. train.max_skipped_steps skips in a row end the run; both
