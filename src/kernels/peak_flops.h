@@ -8,6 +8,11 @@ namespace t6 {
 // budget_seconds (one warm-up call first). The CPU backend's matmuls run at this rate at best.
 double measured_cpu_sgemm_flops(double budget_seconds = 0.2);
 
+// The bf16 GEMM rate (fp32 accumulation) of the current GPU through ops::matmul (cuBLASLt), measured
+// for about budget_seconds on random squares of up to 4096: the rate the CUDA backend's matmuls
+// reach at best, and what its MFU is measured against. Throws in a build without CUDA.
+double measured_cuda_bf16_gemm_flops(double budget_seconds = 0.2);
+
 // Bytes per second the OpenMP team reads from memory, measured by summing a 256 MiB buffer (far past
 // the caches) for about budget_seconds, each thread its share, after one pass to touch it.
 double measured_cpu_read_bandwidth(double budget_seconds = 0.3);
