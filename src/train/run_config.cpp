@@ -94,7 +94,8 @@ std::vector<ConfigKey<RunConfig>> make_run_config_keys() {
       key("log.interval", at_least(1), "steps between log lines (metrics.jsonl gets every step)",
           [](auto& c) -> auto& { return c.log.interval; }),
       key("log.peak_flops", at_least(0),
-          "peak FLOP/s of one rank that MFU is measured against; 0: the SGEMM rate measured at start-up",
+          "peak FLOP/s of one rank that MFU is measured against; 0: the rate measured at start-up (CPU: SGEMM; CUDA: "
+          "the GPU's bf16 GEMM)",
           [](auto& c) -> auto& { return c.log.peak_flops; }),
       key("log.tensorboard", any_value(), "also write every metrics.jsonl scalar as TensorBoard events to RUN_DIR/tensorboard/",
           [](auto& c) -> auto& { return c.log.tensorboard; }),
