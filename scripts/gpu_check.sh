@@ -10,7 +10,7 @@
 #   4. benchmarks, each beside its reference in the same call: t6_pretrain's step on T6-small and
 #      llama_mha-small (batch 16 × 1024) against ../shared/anchors' bench_reference.py (the official
 #      models under torch.compile), and bench_cuda_kernels (bf16 GEMM rate, t6 attention) against
-#      PyTorch SDPA on the same shapes;
+#      PyTorch SDPA on the same shapes, and bench_decode --backend cuda (GB/s of cache read);
 #   5. compute-sanitizer memcheck and racecheck on two attention shapes, when time is left.
 # Logs go to $OUT (the device tool's folder) or /tmp/t6_gpu_out.
 #   bash scripts/gpu_check.sh
@@ -191,6 +191,13 @@ for shape in "34 34" "12 12"; do
   status=$?
   note "$(grep '^RESULT bench_sdpa' "$last" || echo "bench_sdpa: $(outcome $status)") heads=$heads"
 done
+
+# Decoding: the split-KV kernels over a bf16 cache, the GB/s of cache read beside the GPU's read
+# bandwidth measured in the same call (bench_decode prints both).
+step 90 "$t6" "$work/bin/bench_decode" --backend cuda --models t6,mha,gqa --contexts 8192,32768 --batches 1 \
+  --steps 8 --cache-dtype bf16 --budget 8GiB
+status=$?
+note "$(grep '^RESULT bench_decode' "$last" || echo "bench_decode --backend cuda: $(outcome $status)")"
 
 # ---- 5. memory and race checks of the attention kernels, if time is left ---------------------------
 if [[ -n "$sanitizer" ]]; then

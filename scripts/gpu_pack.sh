@@ -22,7 +22,7 @@ gpu_test_list=$(for source in tests/test_*.cpp tests/test_*.cu; do
   echo "$(basename "${source%.*}") ${ranks:-1}"
 done; echo "test_backend_choice 1")
 gpu_tests=$(echo "$gpu_test_list" | awk '{print $1}')
-targets="$gpu_tests bench_cuda_kernels t6_pretrain t6_preprocess"
+targets="$gpu_tests bench_cuda_kernels bench_decode t6_pretrain t6_preprocess"
 grep -q '^T6_CUDA:BOOL=ON' "$build/CMakeCache.txt" || {
   echo "gpu_pack: $build is not a CUDA build (configure with -DT6_CUDA=ON)" >&2
   exit 1

@@ -11,26 +11,35 @@
 
 namespace t6 {
 
-double measured_cuda_bf16_gemm_flops(double budget_seconds) {
-  constexpr int64_t kLargest = 4096;  // 96 MiB for the three matrices; cuBLASLt is near its peak there
-  const DeviceBuffer a(size_t(kLargest * kLargest) * 2), b(a.bytes()), c(a.bytes());
+namespace {
+
+using clock = std::chrono::steady_clock;
+double seconds_since(clock::time_point start) { return std::chrono::duration<double>(clock::now() - start).count(); }
+
+}  // namespace
+
+double measured_cuda_bf16_gemm_flops(double budget_seconds) { return measured_cuda_gemm_flops(DType::BF16, budget_seconds); }
+
+double measured_cuda_gemm_flops(DType operands, double budget_seconds) {
+  constexpr int64_t kLargest = 4096;  // 96 MiB (bf16) for the three matrices; cuBLASLt is near its peak there
+  const DType dtype = operands;
+  const DeviceBuffer a(size_t(kLargest * kLargest) * dtype_size(dtype)), b(a.bytes()), c(a.bytes());
   // Random operands: a GPU multiplying zeros draws less power and clocks higher than training does.
-  std::vector<uint16_t> values(size_t(kLargest * kLargest));
+  std::vector<float> values(size_t(kLargest * kLargest));
   std::mt19937 generator(1);
   std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
-  for (uint16_t& value : values) value = float_to_bf16_bits(uniform(generator));
-  const Tensor host(values.data(), {kLargest, kLargest}, DType::BF16);
-  copy_tensor(a.as(host.shape(), DType::BF16), host);
-  copy_tensor(b.as(host.shape(), DType::BF16), host);
-  using clock = std::chrono::steady_clock;
-  const auto seconds_since = [](clock::time_point start) {
-    return std::chrono::duration<double>(clock::now() - start).count();
-  };
+  for (float& value : values) value = uniform(generator);
+  std::vector<uint16_t> bits;
+  if (dtype == DType::BF16)
+    for (float value : values) bits.push_back(float_to_bf16_bits(value));
+  const Tensor host(dtype == DType::BF16 ? static_cast<void*>(bits.data()) : values.data(), {kLargest, kLargest}, dtype);
+  copy_tensor(a.as(host.shape(), dtype), host);
+  copy_tensor(b.as(host.shape(), dtype), host);
   // Squares grow while one call takes under a millisecond (launch overhead would dominate the
   // rate), so a GPU measures near its peak while the emulated GPU stays at 512 and within budget.
   int64_t n = 512;
   const auto multiply = [&] {
-    ops::matmul(c.as({n, n}, DType::BF16), a.as({n, n}, DType::BF16), b.as({n, n}, DType::BF16), false, true);
+    ops::matmul(c.as({n, n}, dtype), a.as({n, n}, dtype), b.as({n, n}, dtype), false, true);
   };
   for (;;) {
     multiply();  // cuBLASLt's plan for this shape, then one timed call
@@ -49,6 +58,20 @@ double measured_cuda_bf16_gemm_flops(double budget_seconds) {
     calls += 8;
   } while (seconds_since(start) < budget_seconds);
   return 2.0 * double(n * n * n) * double(calls) / seconds_since(start);
+}
+
+double measured_cuda_read_bandwidth(double budget_seconds) {
+  constexpr int64_t kElements = int64_t(128) << 20;  // 512 MiB: far past the L2 cache
+  const DeviceBuffer buffer(size_t(kElements) * sizeof(float));
+  const Tensor x = buffer.as({kElements}, DType::F32);
+  ops::sum_of_squares({x});  // each call reads every byte once and waits for the result
+  const auto start = clock::now();
+  int64_t passes = 0;
+  do {
+    ops::sum_of_squares({x});
+    ++passes;
+  } while (seconds_since(start) < budget_seconds);
+  return double(passes) * double(x.bytes()) / seconds_since(start);
 }
 
 }  // namespace t6

@@ -7,8 +7,9 @@
 // before stopping on divergence; a run resumes from one (train_checkpoint.h says what one holds).
 // A step whose loss or global gradient norm is not finite is skipped: its batch is consumed but
 // weights, AdamW moments and AdamW's step count stay as they were; it logs a warning and a
-// metrics record with "skipped": true. train.max_skipped_steps skips in a row end the run; both
-// counts (in a row, and in the whole run) carry over a resume.
+// metrics record with "skipped": true and the count of non-finite gradient elements.
+// train.max_skipped_steps skips in a row end the run; both counts (in a row, and in the whole run)
+// carry over a resume.
 // A metrics record that cannot be written (a full disk) ends the run at that step with one line,
 // after saving a checkpoint of it where the disk allows; metrics.jsonl still ends with a whole line.
 #pragma once
@@ -77,6 +78,7 @@ class Trainer {
  private:
   struct StepStats {
     double loss, grad_norm, lr;
+    double non_finite_grads;  // gradient elements that were NaN or ±inf, counted like the norm
     bool skipped;  // not finite: nothing was updated
     StepTimes times;  // this rank's
   };
