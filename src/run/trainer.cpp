@@ -168,6 +168,8 @@ Trainer::Trainer(const RunConfig& config, ProcessGrid& grid, const std::string& 
   grid.world().all_reduce(Tensor(&under_load, {1}, DType::I32), ReduceOp::Max);
   peak_measured_under_load_ = under_load != 0;
   if (peak_measured_under_load_) peak_flops_source_ += str(" under load: load average ", load_average(), " on ", available_cores(), " cores");
+  if (config.log.sample_interval > 0)
+    samples_ = std::make_unique<SampleGenerations>(config_, grid, staging_.weights());
   keep_config_and_console_log();
   print_startup_table();
 }
@@ -342,6 +344,7 @@ void Trainer::print_startup_table() const {
   log_info("  run         ", run_dir_, ", ", t.max_steps, " steps, ",
            config_.eval.interval > 0 ? str("eval every ", config_.eval.interval, " steps on ", validation_coverage())
                                      : std::string("no validation (eval.interval = 0)"));
+  if (samples_) log_info("  samples     ", samples_->describe());
 }
 
 Trainer::StepStats Trainer::train_step() {
@@ -454,6 +457,16 @@ void Trainer::log_validation() {
                  {"val_windows", eval_batches_ * config_.train.global_batch_size}});
 }
 
+void Trainer::log_sample() {
+  set_progress_label(str("sample generation after step ", step_));
+  if (samples_->reads_weights()) staging_.download();  // the CUDA backend's weights onto the host
+  const std::optional<Sample> sample = samples_->generate();
+  if (!sample) return;
+  log_info("step ", step_, " | sample:\n", config_.log.sample_prompt, sample->text);
+  write_metrics({{"step", step_}, {"sample_prompt", config_.log.sample_prompt}, {"sample", sample->text},
+                 {"sample_tokens", sample->tokens}});
+}
+
 void Trainer::run() {
   // A resumed run already there (a finished job requeued, or max_steps lowered by mistake) trains
   // nothing; say so rather than end without a word.
@@ -470,6 +483,7 @@ void Trainer::run() {
     count_skipped_step(stats);
     const bool last = step_ == config_.train.max_steps;
     if (config_.eval.interval > 0 && (step_ % config_.eval.interval == 0 || last)) log_validation();
+    if (samples_ && (samples_->due(step_) || last)) log_sample();
     const StopRequest stop = stop_requested_on_any_rank();
     if (stop.metrics_failed) stop_after_metrics_failure();
     const int64_t interval = config_.checkpoint.interval;
