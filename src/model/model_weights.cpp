@@ -61,6 +61,11 @@ void copy_local_slice(const LocalParam& entry, const float* global, float* local
   for (int64_t i = 0; i < entry.numel(); ++i) local[i] = global[global_element_index(entry, i)];
 }
 
+void place_local_slice(const LocalParam& entry, const float* local, float* global) {
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < entry.numel(); ++i) global[global_element_index(entry, i)] = local[i];
+}
+
 void ModelWeights::initialise(uint64_t seed) {
   HostBuffer staging(device() == Device::CPU ? 0 : params_.bytes());
   const Tensor host_params = device() == Device::CPU ? params_ : staging.as(params_.shape(), DType::F32);

@@ -84,5 +84,7 @@ class ModelWeights {
 int64_t global_element_index(const LocalParam& entry, int64_t local_index);
 // Copies this rank's slice out of the full tensor `global` into `local` (entry.numel() elements).
 void copy_local_slice(const LocalParam& entry, const float* global, float* local);
+// The inverse: writes this rank's slice `local` into its place in the full tensor `global`.
+void place_local_slice(const LocalParam& entry, const float* local, float* global);
 
 }  // namespace t6

@@ -49,20 +49,20 @@ void DistributedOptimizer::average_gradients_over_dp() {
     dp_->all_reduce(grads.rows(begin, std::min(grads.numel(), begin + kBucketElements)), ReduceOp::Avg);
 }
 
-void DistributedOptimizer::reduce_gradients(Tensor local_square_sum) {
+void DistributedOptimizer::reduce_gradients(Tensor local_statistics) {
   reduce_partial_gradients_over_tp();
   average_gradients_over_dp();
   // With ZeRO-1 each DP rank holds the reduced gradient of its range only.
   const int64_t begin = zero1_ ? state_.begin : 0, end = zero1_ ? state_.end : weights_.table().local_numel();
-  grad_square_sum_into(weights_, weights_.grads(), begin, end, local_square_sum);
+  grad_statistics_into(weights_, weights_.grads(), begin, end, local_statistics);
 }
 
-double DistributedOptimizer::global_norm(double local_square_sum) {
-  double total = local_square_sum;
+DistributedOptimizer::GlobalNorm DistributedOptimizer::global_norm(double local_square_sum, double local_non_finite) {
+  double totals[2] = {local_square_sum, local_non_finite};
   // Sum over DP (ZeRO-1 ranks hold disjoint ranges), then over TP.
-  if (zero1_) dp_->all_reduce(Tensor(&total, {1}, DType::F64), ReduceOp::Sum);
-  if (spans_ranks(tp_)) tp_->all_reduce(Tensor(&total, {1}, DType::F64), ReduceOp::Sum);
-  return std::sqrt(total);
+  if (zero1_) dp_->all_reduce(Tensor(totals, {2}, DType::F64), ReduceOp::Sum);
+  if (spans_ranks(tp_)) tp_->all_reduce(Tensor(totals, {2}, DType::F64), ReduceOp::Sum);
+  return {std::sqrt(totals[0]), totals[1]};
 }
 
 void DistributedOptimizer::apply(float lr, double max_norm, double grad_norm) {
