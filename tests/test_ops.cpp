@@ -108,6 +108,38 @@ TEST(Matmul, ForwardAndGradientsForAllTransposesWithBetaAccumulation) {
   }
 }
 
+// One row in fp32 (a decode step at batch 1) goes through GEMV (kernels/cpu/blas.h) instead of SGEMM:
+// every transpose against a double reference, β = 0 ignoring what the output held (NaN here) and
+// β ≠ 0 accumulating. fp32 sums of 37 products of numbers in [−1, 1) round within about 1e-5.
+TEST(Matmul, OneFp32RowForAllTransposesMatchesDouble) {
+  const int64_t K = 37, N = 29;
+  const float alpha = 0.75f;
+  std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
+  auto random_floats = [&](Shape shape) {
+    HostTensor x(shape, DType::F32);
+    for (int64_t i = 0; i < x.numel(); ++i) x.data<float>()[i] = uniform(rng());
+    return x;
+  };
+  for (bool ta : {false, true})
+    for (bool tb : {false, true})
+      for (float beta : {0.0f, 0.5f}) {
+        SCOPED_TRACE(::testing::Message() << "transpose_a " << ta << ", transpose_b " << tb << ", beta " << beta);
+        HostTensor a = random_floats(ta ? Shape{K, 1} : Shape{1, K});
+        HostTensor b = random_floats(tb ? Shape{N, K} : Shape{K, N});
+        HostTensor out = random_floats({1, N});
+        if (beta == 0.0f) std::fill_n(out.data<float>(), N, std::numeric_limits<float>::quiet_NaN());
+        std::vector<float> before(out.data<float>(), out.data<float>() + N);
+        ops::matmul(out, a, b, ta, tb, alpha, beta);
+        for (int64_t j = 0; j < N; ++j) {
+          double sum = 0;
+          for (int64_t k = 0; k < K; ++k) sum += double(a.data<float>()[k]) * b.data<float>()[tb ? j * K + k : k * N + j];
+          const double expected = alpha * sum + (beta == 0.0f ? 0.0 : beta * double(before[size_t(j)]));
+          const double got = out.data<float>()[j];
+          EXPECT_TRUE(std::abs(got - expected) <= 1e-5) << "column " << j << ": " << got << ", expected " << expected;
+        }
+      }
+}
+
 // ---- embedding -----------------------------------------------------------------------------------
 
 TEST(Embedding, ForwardGathersRowsAndBackwardAccumulatesRepeatedIds) {
