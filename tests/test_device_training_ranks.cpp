@@ -1,12 +1,15 @@
 // ctest-labels: gpu
 // ctest-mpi-ranks: 4
 // ctest-timeout: 900
-// Several ranks of the CUDA backend on one GPU (each rank's GPU 0; under the emulated GPU in CI,
-// one emulated device per process), reducing over the MPI communicator with device buffers staged
-// through pinned memory: TP2, DP2 with ZeRO-1 (each on two ranks) and TP2×DP2 (on four) reproduce a
-// one-rank CUDA run of the same tiny T6 (losses and gradient norms within 1e-5 relative, as
-// DESIGN.md asks of every layout). A W_B_* gradient not reduced over TP changes the TP runs'
-// gradient norms, so this fails. Skipped without a GPU.
+// Several ranks of the CUDA backend, each rank's GPU 0 (under the emulated GPU in CI, one emulated
+// device per process), reducing over each communicator: MPI, with device buffers staged through
+// pinned memory (so that ranks can share one GPU), and NCCL (emulated over MPI in CI; on real GPUs
+// one GPU per rank, which one GPU cannot give: there the NCCL cases need as many GPUs as ranks).
+// TP2, DP2 with ZeRO-1 (each on two ranks) and TP2×DP2 (on four; plain DP, whose gradient buckets
+// are reduced while the backward goes on) reproduce a one-rank CUDA run of the same tiny T6
+// (losses and gradient norms within 1e-5 relative, as DESIGN.md asks of every layout). A W_B_*
+// gradient not reduced over TP changes the TP runs' gradient norms, so this fails. Skipped without
+// a GPU.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -27,10 +30,10 @@ namespace {
 
 constexpr int64_t kSteps = 3;  // an emulated step takes seconds
 
-RunConfig device_config(int tp, bool zero1) {
+RunConfig device_config(int tp, bool zero1, const std::string& communicator = "mpi") {
   RunConfig config = tiny_run_config(ModelKind::T6, shared_corpus());
   config.parallel.backend = "cuda";
-  config.parallel.communicator = "mpi";  // NCCL refuses two ranks on one GPU
+  config.parallel.communicator = communicator;
   config.parallel.tp = tp;
   config.parallel.zero1 = zero1;
   config.train.global_batch_size = 4;
@@ -53,10 +56,11 @@ const StepRecords& single_rank() {
 
 // Trains the layout on `group` (every rank of the world calls this with its group's communicator
 // and that group's run dir) and compares the group's records, on its rank 0, with one rank's.
-void expect_matches_single_rank(MPI_Comm group, const std::string& run_dir, int tp, bool zero1) {
+void expect_matches_single_rank(MPI_Comm group, const std::string& run_dir, int tp, bool zero1,
+                                const std::string& communicator) {
   const StepRecords& expected = single_rank();
   ProcessGrid grid(communicator_of(group), tp, 0);
-  Trainer trainer(device_config(tp, zero1), grid, run_dir);
+  Trainer trainer(device_config(tp, zero1, communicator), grid, run_dir);
   trainer.run();
   if (grid.world_rank() == 0) {
     const StepRecords actual = read_step_records(run_dir);
@@ -72,35 +76,44 @@ void expect_matches_single_rank(MPI_Comm group, const std::string& run_dir, int 
 }
 
 // Ranks 0, 1 and ranks 2, 3 each train the layout on two ranks, in their own run dirs.
-void expect_two_rank_layout_matches(int tp, bool zero1, const std::string& label) {
-  const std::string dirs[2] = {shared_run_dir(label + "-a"), shared_run_dir(label + "-b")};
+void expect_two_rank_layout_matches(int tp, bool zero1, const std::string& communicator, const std::string& label) {
+  const std::string dirs[2] = {shared_run_dir(label + "-" + communicator + "-a"),
+                               shared_run_dir(label + "-" + communicator + "-b")};
   const int half = world_rank() / 2;
   MPI_Comm group = MPI_COMM_NULL;
   MPI_Comm_split(MPI_COMM_WORLD, half, world_rank(), &group);
-  expect_matches_single_rank(group, dirs[half], tp, zero1);
+  expect_matches_single_rank(group, dirs[half], tp, zero1, communicator);
   MPI_Comm_free(&group);
 }
 
-class DeviceTrainingRanks : public ::testing::Test {
+// The parameter is parallel.communicator.
+class DeviceTrainingRanks : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
     if (cuda_device_count() == 0) GTEST_SKIP() << "no GPU (or a build without CUDA): the device step is not run";
+#ifndef T6_CUDA_EMU
+    if (GetParam() == "nccl" && cuda_device_count() < world_size())
+      GTEST_SKIP() << "NCCL needs a GPU per rank: " << cuda_device_count() << " for " << world_size() << " ranks";
+#endif
   }
 };
 
-TEST_F(DeviceTrainingRanks, TensorParallel2) {
-  expect_two_rank_layout_matches(2, false, "tp2");
+TEST_P(DeviceTrainingRanks, TensorParallel2) {
+  expect_two_rank_layout_matches(2, false, GetParam(), "tp2");
   EXPECT_TRUE(all_ranks_agree(!::testing::Test::HasFailure()));
 }
 
-TEST_F(DeviceTrainingRanks, DataParallel2Zero1) {
-  expect_two_rank_layout_matches(1, true, "dp2-zero1");
+TEST_P(DeviceTrainingRanks, DataParallel2Zero1) {
+  expect_two_rank_layout_matches(1, true, GetParam(), "dp2-zero1");
   EXPECT_TRUE(all_ranks_agree(!::testing::Test::HasFailure()));
 }
 
-TEST_F(DeviceTrainingRanks, TensorParallel2DataParallel2) {
-  expect_matches_single_rank(MPI_COMM_WORLD, shared_run_dir("tp2dp2"), 2, false);
+TEST_P(DeviceTrainingRanks, TensorParallel2DataParallel2) {
+  expect_matches_single_rank(MPI_COMM_WORLD, shared_run_dir("tp2dp2-" + GetParam()), 2, false, GetParam());
   EXPECT_TRUE(all_ranks_agree(!::testing::Test::HasFailure()));
 }
+
+INSTANTIATE_TEST_SUITE_P(Communicators, DeviceTrainingRanks, ::testing::Values("mpi", "nccl"),
+                         [](const ::testing::TestParamInfo<std::string>& info) { return info.param; });
 
 }  // namespace

@@ -52,6 +52,9 @@ BackendChoice resolve_backend(const BackendRequest& request, const RankHardware&
              request.backend, "\"");
   }
   if (request.communicator == "nccl") {
+    T6_CHECK(hardware.build_has_cuda, "parallel.communicator = \"nccl\", but this t6 was built without CUDA and NCCL: ",
+             "rebuild with -DT6_CUDA=ON on a machine with the CUDA toolkit and NCCL, or set parallel.communicator = ",
+             "\"mpi\"");
     T6_CHECK(choice.backend == Backend::cuda, "parallel.communicator = \"nccl\" needs the CUDA backend (NCCL moves ",
              "device buffers), but this rank runs on the CPU; set parallel.communicator = \"mpi\" or \"auto\"");
     choice.communicator = CommunicatorKind::nccl;

@@ -3,21 +3,19 @@
 namespace t6 {
 
 const char* cuda_training_status() {
-  return "training runs on the CPU backend (fp32) and on the CUDA backend (fp32 on the device for now, one rank, or "
-         "several reducing over MPI; not llama_mla yet), tested on the emulated GPU; no real GPU has run it yet";
+  return "training runs on the CPU backend (fp32) and on the CUDA backend (fp32 on the device for now, one rank or "
+         "several reducing over NCCL or MPI; not llama_mla yet), tested on the emulated GPU; no real GPU has run it yet";
 }
 
 const char* cuda_training_refusal() {
   return "parallel.backend = \"cuda\": this run has no CUDA training path in this version: the CUDA backend trains "
-         "one rank, or several with parallel.communicator = \"mpi\" (the trainer does not reduce over NCCL yet), and "
          "every model kind but llama_mla; change that, or set parallel.backend = \"cpu\"";
 }
 
 const char* cuda_auto_fallback_warning() {
-  return "WARNING: this node has GPUs, but this run has no CUDA training path in this version (several ranks need "
-         "parallel.communicator = \"mpi\"; llama_mla trains on the CPU only): every rank trains on the CPU (fp32), "
-         "far slower than a GPU would. Set parallel.communicator = \"mpi\" to train on the GPUs, or "
-         "parallel.backend = \"cpu\" to train on the CPU on purpose";
+  return "WARNING: this node has GPUs, but this run has no CUDA training path in this version (llama_mla trains on "
+         "the CPU only): every rank trains on the CPU (fp32), far slower than a GPU would. Set parallel.backend = "
+         "\"cpu\" to train on the CPU on purpose";
 }
 
 }  // namespace t6

@@ -6,7 +6,7 @@
 namespace t6 {
 
 // The training step runs on the CUDA backend (fp32 device arenas; one rank, or several reducing over
-// MPI), except for llama_mla, whose device layers are not wired yet.
+// NCCL or MPI), except for llama_mla, whose device layers are not wired yet.
 constexpr bool kTrainingStepRunsOnCuda = true;
 
 // Which backends train in this version, for --help, the plan and the README's opening.

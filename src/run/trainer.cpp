@@ -53,22 +53,9 @@ AdamWSettings adamw_settings(const TrainConfig& train) {
   return {float(train.beta1), float(train.beta2), float(train.eps), float(train.weight_decay)};
 }
 
-// Several ranks of the CUDA backend reduce through the MPI communicator (device buffers staged
-// through pinned memory); the trainer does not build NCCL communicators yet.
-void require_supported_communicator(const BackendChoice& backend, const ProcessGrid& grid) {
-  T6_CHECK(backend.backend != Backend::cuda || grid.world_size() == 1 || backend.communicator == CommunicatorKind::mpi,
-           "parallel.backend = \"cuda\" with parallel.communicator = \"nccl\" (auto's choice with CUDA): the trainer ",
-           "reduces over MPI only so far, staging device buffers through pinned memory; set parallel.communicator = ",
-           "\"mpi\" to train ", grid.world_size(), " ranks on the CUDA backend");
-}
-
-// Whether this run has a CUDA training path: every kind but MLA (whose weighted norms and k/v split
-// the device layers do not call yet), on one rank or ranks reducing over MPI. An explicit "cuda"
-// with NCCL on several ranks passes here and gets require_supported_communicator's own line.
-bool runs_on_cuda(const RunConfig& config, const ProcessGrid& grid) {
-  return config.model.kind != ModelKind::llama_mla &&
-         (grid.world_size() == 1 || config.parallel.communicator == "mpi" || config.parallel.backend == "cuda");
-}
+// Whether this run has a CUDA training path: every kind but MLA, whose weighted norms and k/v
+// split the device layers do not call yet.
+bool runs_on_cuda(const RunConfig& config) { return config.model.kind != ModelKind::llama_mla; }
 
 Device device_of(const BackendChoice& backend) { return backend.backend == Backend::cuda ? Device::CUDA : Device::CPU; }
 
@@ -76,7 +63,6 @@ Device device_of(const BackendChoice& backend) { return backend.backend == Backe
 // do not fit in the GPU's free memory (the activations' arena then says for itself if it does not).
 // Collective: when a rank lacks room, every rank fails with the lowest such rank's figures.
 const BackendChoice& with_room_for_state(const BackendChoice& backend, const RunConfig& config, ProcessGrid& grid) {
-  require_supported_communicator(backend, grid);
   std::string failure;
   if (backend.backend == Backend::cuda) {
     const RankMemory planned = plan_rank_memory(config, grid.world_size());  // the start-up check's arithmetic
@@ -111,7 +97,7 @@ Trainer::Trainer(const RunConfig& config, ProcessGrid& grid, const std::string& 
     : config_(with_collective_timeout(config)),
       grid_(grid),
       backend_(with_room_for_state(choose_backend({config.parallel.backend, config.parallel.communicator}, grid.world(),
-                                                  grid.local_rank(), runs_on_cuda(config, grid)),
+                                                  grid.local_rank(), runs_on_cuda(config)),
                                    config, grid)),
       run_dir_(run_dir),
       // A relaunch waits this long for a killed job's ranks to exit; the other ranks wait for rank 0
@@ -123,13 +109,16 @@ Trainer::Trainer(const RunConfig& config, ProcessGrid& grid, const std::string& 
       eval_batches_(0),
       loader_(checked_data_path(config), config.train.seq_len, config.train.seed, config.data.max_open_shards),
       prefetcher_(loader_, share_.first_sequence, share_.sequences, config.train.seq_len, config.data.prefetch),
-      model_(config.model, share_.micro_batch, config.train.seq_len, &grid.tp(),
+      device_groups_(grid, backend_),
+      model_(config.model, share_.micro_batch, config.train.seq_len, &device_groups_.tp(),
              config.parallel.zero1 ? grid.dp_size() : 1, true, device_of(backend_)),
-      optimizer_(model_.weights(), adamw_settings(config.train), &grid.tp(), &grid.dp(), config.parallel.zero1),
+      optimizer_(model_.weights(), adamw_settings(config.train), {&device_groups_.tp(), &device_groups_.dp()},
+                 {&grid.tp(), &grid.dp()}, config.parallel.zero1),
       step_buffers_(device_of(backend_), share_.sequences * config.train.seq_len),
       staging_(model_.weights(), optimizer_.adamw(), optimizer_.state_begin(), optimizer_.state_end()),
       checkpointer_(std::filesystem::path(run_dir) / "checkpoints", int(config.checkpoint.keep), grid) {
   set_progress_label("start-up");
+  model_.set_gradients_ready([this](int64_t first_param) { optimizer_.gradients_final_from(first_param); });
   T6_CHECK(loader_.vocab_size() <= config.model.vocab_size, config.data.path, ": the corpus' tokenizer has ",
            loader_.vocab_size(), " tokens but model.vocab_size is ", config.model.vocab_size);
   if (config.eval.interval > 0) {
@@ -365,10 +354,14 @@ Trainer::StepStats Trainer::train_step() {
   // below are the host's, so on a GPU the device's work shows in the phase that reads the scalars.
   model_.weights().zero_grads();
   // Weighted by this rank's share of the global batch, so that the DP mean is the global batch's mean;
-  // loss_total gathers the micro-batches' losses with the same weights.
-  for (int64_t micro = 0; micro < share_.micro_steps; ++micro)
+  // loss_total gathers the micro-batches' losses with the same weights. The last micro-batch's
+  // backward reduces each gradient bucket as it becomes final, unless a test's gradient hook must
+  // see the gradients unreduced first.
+  for (int64_t micro = 0; micro < share_.micro_steps; ++micro) {
+    if (micro + 1 == share_.micro_steps && !gradient_hook_) optimizer_.begin_overlapped_reduction();
     model_.forward_backward(step_buffers_.inputs(micro * B * T, B, B * T), step_buffers_.targets(micro * B * T, B, B * T),
                             float(share_.dp_weight) / float(share_.micro_steps), step_buffers_.loss_total(), micro > 0);
+  }
   end_phase(times.forward_backward);
   if (gradient_hook_) gradient_hook_(step_ + 1, model_.weights());
   optimizer_.reduce_gradients(step_buffers_.grad_square_sum());
