@@ -330,6 +330,7 @@ void Trainer::print_startup_table() const {
 }
 
 Trainer::StepStats Trainer::train_step() {
+  if (step_hook_) step_hook_(step_ + 1);
   const int64_t T = config_.train.seq_len, B = share_.micro_batch;
   // Each phase is its wall time less the time in collectives during it; those add up to comm.
   using clock = std::chrono::steady_clock;

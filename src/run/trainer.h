@@ -67,6 +67,12 @@ class Trainer {
   using GradientHook = std::function<void(int64_t step, ModelWeights& weights)>;
   void set_gradient_hook(GradientHook hook) { gradient_hook_ = std::move(hook); }
 
+  // Tests only: called on every rank as each step begins, with the number of the step (1-based), so
+  // that between two calls lies exactly one whole step; unlike the gradient hook it leaves the
+  // overlapped reduction on.
+  using StepHook = std::function<void(int64_t step)>;
+  void set_step_hook(StepHook hook) { step_hook_ = std::move(hook); }
+
   int64_t step() const { return step_; }
   LanguageModel& model() { return model_; }
   DistributedOptimizer& optimizer() { return optimizer_; }
@@ -124,6 +130,7 @@ class Trainer {
   double elapsed_seconds_ = 0;
   int64_t skipped_in_a_row_ = 0;  // both skip counters are kept in checkpoints and restored on resume
   GradientHook gradient_hook_;
+  StepHook step_hook_;
   double peak_flops_ = 0;          // of all ranks together, for MFU
   std::string peak_flops_source_;  // for the start-up table
   bool peak_measured_under_load_ = false;  // then every log line says its MFU is overstated

@@ -8,22 +8,17 @@
 namespace t6 {
 
 namespace {
-// A DP bucket closes once it holds this many elements (64 MiB of fp32): large enough for full
-// bandwidth, small enough that the first buckets overlap much of the backward and that a staging
-// communicator's buffer stays bounded.
-constexpr int64_t kBucketElements = int64_t(1) << 24;
-
 bool spans_ranks(Communicator* communicator) { return communicator && communicator->size() > 1; }
 
 // Whole parameters from the end of the buffer back (the order the backward finishes them); the
 // last bucket takes the padding, the first starts at element 0.
-std::vector<DistributedOptimizer::Bucket> plan_buckets(const ModelWeights& weights) {
+std::vector<DistributedOptimizer::Bucket> plan_buckets(const ModelWeights& weights, int64_t bucket_elements) {
   const std::vector<LocalParam>& params = weights.table().params();
   std::vector<DistributedOptimizer::Bucket> buckets;
   int64_t end = weights.padded_numel();
   for (size_t index = params.size(); index-- > 0;) {
     const int64_t begin = params[index].flat_offset;
-    if (end - begin >= kBucketElements || index == 0) {
+    if (end - begin >= bucket_elements || index == 0) {
       buckets.push_back({int64_t(index), {index == 0 ? 0 : begin, end}});
       end = begin;
     }
@@ -40,7 +35,7 @@ Range optimizer_state_range(const ModelWeights& weights, int dp_rank, int dp_siz
 }
 
 DistributedOptimizer::DistributedOptimizer(ModelWeights& weights, const AdamWSettings& settings, ReductionGroups device,
-                                           ReductionGroups host, bool zero1)
+                                           ReductionGroups host, bool zero1, int64_t bucket_elements)
     : weights_(weights),
       device_(device),
       host_(host),
@@ -50,7 +45,7 @@ DistributedOptimizer::DistributedOptimizer(ModelWeights& weights, const AdamWSet
       adamw_(state_.size(), settings, weights.device()) {
   // ZeRO-1 reduce-scatters the whole buffer at once: its shards are contiguous chunks of it, which
   // no bucket of whole parameters reduce-scatters into.
-  if (spans_ranks(device.dp) && !zero1_) buckets_ = plan_buckets(weights);
+  if (spans_ranks(device.dp) && !zero1_) buckets_ = plan_buckets(weights, bucket_elements);
   unreduced_end_ = int64_t(weights.table().params().size());
 }
 

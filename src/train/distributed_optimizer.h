@@ -19,6 +19,11 @@ namespace t6 {
 // Shared by the trainer and the offline reshard, so both lay the state out the same way.
 Range optimizer_state_range(const ModelWeights& weights, int dp_rank, int dp_size, bool zero1);
 
+// A plain-DP bucket closes once it holds this many elements (64 MiB of fp32): large enough for full
+// bandwidth, small enough that the first buckets overlap much of the backward and that a staging
+// communicator's buffer stays bounded.
+constexpr int64_t kDpBucketElements = int64_t(1) << 24;
+
 // The TP and DP groups of a rank; either may be null (size 1).
 struct ReductionGroups {
   Communicator *tp = nullptr, *dp = nullptr;
@@ -28,9 +33,10 @@ class DistributedOptimizer {
  public:
   // `device` carries the gradients and weights (on the weights' device: NCCL, or MPI staging
   // device buffers), `host` the scalars the host reads (the norm); both are the same groups. With
-  // zero1 the weights must be padded to a multiple of dp size.
+  // zero1 the weights must be padded to a multiple of dp size. bucket_elements: see kDpBucketElements
+  // (tests make it small to get several buckets of a tiny model).
   DistributedOptimizer(ModelWeights& weights, const AdamWSettings& settings, ReductionGroups device,
-                       ReductionGroups host, bool zero1);
+                       ReductionGroups host, bool zero1, int64_t bucket_elements = kDpBucketElements);
 
   // Before the backward that makes the step's gradients final (the last micro-batch's): from then
   // on gradients_final_from() starts the reduction of what it makes final.
