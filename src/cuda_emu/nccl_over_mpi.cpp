@@ -6,13 +6,18 @@
 // runs as device work at once (device memory readable), because lazy execution could deadlock
 // against host-side MPI. Sums, products, maxima and minima in every integer and float type plus
 // bf16 (custom MPI ops that round each step to bf16, as NCCL does); averages are sums divided by
-// the rank count.
+// the rank count. A collective waits for its MPI request by polling, so that ncclCommAbort, called
+// from another host thread (a watchdog) while a peer never joins, ends it: the collective fails as
+// device work (the device's sticky error, as an aborted NCCL kernel leaves it) and
+// ncclCommGetAsyncError reports ncclRemoteError from then on.
 #include <nccl.h>
 
+#include <atomic>
 #include <cstdint>
 #include <cstring>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "core/bf16.h"
@@ -24,6 +29,9 @@ struct ncclComm {
   int rank = 0;
   int size = 1;
   int device = 0;
+  // Set by ncclCommAbort and read by a collective polling its request, on other threads.
+  std::atomic<bool> aborted{false};
+  std::atomic<ncclResult_t> async_error{ncclSuccess};
 };
 
 using namespace t6::cuda_emu;
@@ -144,11 +152,14 @@ bool overlap(const void* a, size_t a_bytes, const void* b, size_t b_bytes) {
   return x < y + b_bytes && y < x + a_bytes;
 }
 
-// The checks every collective shares: a live communicator, device buffers that hold the counts,
+// The checks every collective shares: a live communicator not aborted, device buffers that hold the counts,
 // counts MPI can express, and a reducible type where one is needed.
 ncclResult_t check_collective(const char* call, ncclComm_t comm, const void* send, size_t send_bytes, const void* recv,
                               size_t recv_bytes, size_t mpi_count) {
   if (!comm) return failure(ncclInvalidArgument, std::string(call) + ": the communicator is null");
+  // An aborted communicator's handle is no longer valid, as with NCCL.
+  if (comm->aborted.load())
+    return failure(ncclInvalidUsage, std::string(call) + ": the communicator was aborted (ncclCommAbort)");
   if (mpi_count > size_t(INT32_MAX))
     return failure(ncclInvalidArgument, std::string(call) + ": " + std::to_string(mpi_count) +
                                             " elements are more than the emulation's MPI calls take (2^31 - 1)");
@@ -166,6 +177,21 @@ ncclResult_t run_on_stream(const char* call, cudaStream_t stream, std::function<
   if (flush(stream) != cudaSuccess)
     return failure(ncclUnhandledCudaError, std::string(call) + ": " + cudaGetErrorString(cudaErrorLaunchFailure));
   return ncclSuccess;
+}
+
+// Waits for a collective's MPI request unless the communicator is aborted meanwhile; then the
+// request is abandoned (MPI cannot cancel a collective; the job is ending) and the device work fails.
+void wait_unless_aborted(ncclComm_t comm, MPI_Request& request, const char* call) {
+  for (;;) {
+    int done = 0;
+    MPI_Test(&request, &done, MPI_STATUS_IGNORE);
+    if (done) return;
+    if (comm->aborted.load()) {
+      comm->async_error = ncclRemoteError;
+      throw DeviceFault(std::string(call) + ": the communicator was aborted (ncclCommAbort) before every rank joined");
+    }
+    std::this_thread::yield();
+  }
 }
 
 bool mpi_running() {
@@ -273,11 +299,19 @@ ncclResult_t ncclCommDestroy(ncclComm_t comm) {
   return ncclSuccess;
 }
 
-ncclResult_t ncclCommAbort(ncclComm_t comm) { return ncclCommDestroy(comm); }
+// May be called from any thread, also while another is inside a collective on comm: it only marks
+// the communicator, whose collective then fails. The handle is not freed (that thread may still be
+// reading it); an aborted communicator must not be destroyed or used again, as with NCCL.
+ncclResult_t ncclCommAbort(ncclComm_t comm) {
+  if (comm) comm->aborted = true;
+  return ncclSuccess;
+}
 
+// ncclRemoteError once a collective was ended by ncclCommAbort; other errors are returned by the
+// calls themselves, which run synchronously here. Safe from any thread.
 ncclResult_t ncclCommGetAsyncError(ncclComm_t comm, ncclResult_t* async_error) {
   if (!comm || !async_error) return failure(ncclInvalidArgument, "ncclCommGetAsyncError: a null argument");
-  *async_error = ncclSuccess;  // collectives run synchronously here: errors are returned by the call
+  *async_error = comm->async_error.load();
   return ncclSuccess;
 }
 
@@ -316,7 +350,9 @@ ncclResult_t ncclAllReduce(const void* send, void* recv, size_t count, ncclDataT
       if (send != recv) std::memmove(recv, send, bytes);
       return;
     }
-    MPI_Allreduce(send == recv ? MPI_IN_PLACE : send, recv, int(count), mpi_type, mpi_op, comm->mpi);
+    MPI_Request request;
+    MPI_Iallreduce(send == recv ? MPI_IN_PLACE : send, recv, int(count), mpi_type, mpi_op, comm->mpi, &request);
+    wait_unless_aborted(comm, request, call);
     if (op == ncclAvg) finish_average(recv, count, type, comm->size);
   });
 }
@@ -345,7 +381,9 @@ ncclResult_t ncclReduceScatter(const void* send, void* recv, size_t recv_count, 
       input.assign(static_cast<const char*>(send), static_cast<const char*>(send) + send_bytes);
       source = input.data();
     }
-    MPI_Reduce_scatter_block(source, recv, int(recv_count), mpi_type, mpi_op, comm->mpi);
+    MPI_Request request;
+    MPI_Ireduce_scatter_block(source, recv, int(recv_count), mpi_type, mpi_op, comm->mpi, &request);
+    wait_unless_aborted(comm, request, call);
     if (op == ncclAvg) finish_average(recv, recv_count, type, comm->size);
   });
 }
@@ -370,7 +408,9 @@ ncclResult_t ncclAllGather(const void* send, void* recv, size_t send_count, nccl
       input.assign(static_cast<const char*>(send), static_cast<const char*>(send) + send_bytes);
       source = input.data();
     }
-    MPI_Allgather(source, int(send_bytes), MPI_BYTE, recv, int(send_bytes), MPI_BYTE, comm->mpi);
+    MPI_Request request;
+    MPI_Iallgather(source, int(send_bytes), MPI_BYTE, recv, int(send_bytes), MPI_BYTE, comm->mpi, &request);
+    wait_unless_aborted(comm, request, call);
   });
 }
 
@@ -387,7 +427,10 @@ ncclResult_t ncclBroadcast(const void* send, void* recv, size_t count, ncclDataT
   if (const ncclResult_t result = check_collective(call, comm, send, is_root ? bytes : 0, recv, bytes, bytes)) return result;
   return run_on_stream(call, stream, [=] {
     if (is_root && send != recv) std::memmove(recv, send, bytes);
-    if (comm->mpi != MPI_COMM_NULL) MPI_Bcast(recv, int(bytes), MPI_BYTE, root, comm->mpi);
+    if (comm->mpi == MPI_COMM_NULL) return;
+    MPI_Request request;
+    MPI_Ibcast(recv, int(bytes), MPI_BYTE, root, comm->mpi, &request);
+    wait_unless_aborted(comm, request, call);
   });
 }
 
