@@ -46,6 +46,14 @@ class Communicator {
   }
   virtual void finish_started() {}
 
+  // For communicators whose collectives the host does not wait in (NCCL's run on the device): an
+  // error their collectives met, in words (empty: none), and abort(), which ends the collectives in
+  // flight so that a host blocked on them returns; the communicator is unusable after it. Both are
+  // safe from another thread (CollectiveWatchdog's). Host communicators throw their errors from
+  // the call itself and never leave a collective in flight: these defaults.
+  virtual std::string asynchronous_error() { return {}; }
+  virtual void abort() {}
+
   // Like MPI_Comm_split: ranks with the same color form a group, ordered by key (ties by rank).
   // Collective over this communicator. A negative color joins no group and gets nullptr.
   virtual std::unique_ptr<Communicator> split(int color, int key) = 0;

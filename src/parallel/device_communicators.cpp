@@ -14,4 +14,11 @@ DeviceCommunicators::DeviceCommunicators(ProcessGrid& grid, const BackendChoice&
   world_ = own_world_.get(), tp_ = own_tp_.get(), dp_ = own_dp_.get();
 }
 
+std::vector<Communicator*> DeviceCommunicators::watched() const {
+  std::vector<Communicator*> watched;
+  for (Communicator* owned : {own_world_.get(), own_tp_.get(), own_dp_.get()})
+    if (owned) watched.push_back(owned);
+  return watched;
+}
+
 }  // namespace t6

@@ -6,6 +6,7 @@
 // (the loss, the gradient norm, stop requests) always travel over the grid's communicators.
 #pragma once
 #include <memory>
+#include <vector>
 
 #include "parallel/backend_choice.h"
 #include "parallel/process_grid.h"
@@ -20,6 +21,8 @@ class DeviceCommunicators {
   Communicator& world() const { return *world_; }
   Communicator& tp() const { return *tp_; }
   Communicator& dp() const { return *dp_; }
+  // Those whose collectives the host does not wait in (NCCL's), for CollectiveWatchdog; none with MPI.
+  std::vector<Communicator*> watched() const;
 
  private:
   std::unique_ptr<Communicator> own_world_, own_tp_, own_dp_;  // NCCL's; null with MPI

@@ -110,6 +110,7 @@ Trainer::Trainer(const RunConfig& config, ProcessGrid& grid, const std::string& 
       loader_(checked_data_path(config), config.train.seq_len, config.train.seed, config.data.max_open_shards),
       prefetcher_(loader_, share_.first_sequence, share_.sequences, config.train.seq_len, config.data.prefetch),
       device_groups_(grid, backend_),
+      watchdog_(device_groups_.watched()),
       model_(config.model, share_.micro_batch, config.train.seq_len, &device_groups_.tp(),
              config.parallel.zero1 ? grid.dp_size() : 1, true, device_of(backend_)),
       optimizer_(model_.weights(), adamw_settings(config.train), {&device_groups_.tp(), &device_groups_.dp()},
@@ -205,7 +206,7 @@ void Trainer::resume_from(const checkpoint::ResumePoint& point, const std::vecto
 void Trainer::save_checkpoint() {
   set_progress_label(str("saving the checkpoint of step ", step_));
   prefetcher_.wait();  // serial HDF5: no batch read while the checkpoint is written
-  staging_.download();
+  watchdog_.watch([&] { staging_.download(); });  // waits for the last step's ZeRO-1 all-gather
   check_state_is_finite();
   TrainState state{step_, optimizer_.adamw().steps_taken(), config_.lr_schedule().lr_decay_steps, elapsed_seconds_,
                    "", "", skipped_steps_, skipped_in_a_row_};
@@ -349,25 +350,31 @@ Trainer::StepStats Trainer::train_step() {
   // step's synchronisation has finished every copy out of the host batch, so it can be overwritten.
   prefetcher_.take(step_, step_buffers_.host_inputs(), step_buffers_.host_targets(),
                    step_ + 1 < config_.train.max_steps ? step_ + 1 : -1);
-  step_buffers_.upload();
-  end_phase(times.data);
-  // Everything up to read_scalars() is queued on the device without waiting for it; the times
-  // below are the host's, so on a GPU the device's work shows in the phase that reads the scalars.
-  model_.weights().zero_grads();
-  // Weighted by this rank's share of the global batch, so that the DP mean is the global batch's mean;
-  // loss_total gathers the micro-batches' losses with the same weights. The last micro-batch's
-  // backward reduces each gradient bucket as it becomes final, unless a test's gradient hook must
-  // see the gradients unreduced first.
-  for (int64_t micro = 0; micro < share_.micro_steps; ++micro) {
-    if (micro + 1 == share_.micro_steps && !gradient_hook_) optimizer_.begin_overlapped_reduction();
-    model_.forward_backward(step_buffers_.inputs(micro * B * T, B, B * T), step_buffers_.targets(micro * B * T, B, B * T),
-                            float(share_.dp_weight) / float(share_.micro_steps), step_buffers_.loss_total(), micro > 0);
-  }
-  end_phase(times.forward_backward);
-  if (gradient_hook_) gradient_hook_(step_ + 1, model_.weights());
-  optimizer_.reduce_gradients(step_buffers_.grad_square_sum());
-  // The step's one host synchronisation: the loss and this rank's gradient norm share together.
-  const StepBuffers::Scalars scalars = step_buffers_.read_scalars();
+  // From the upload to the synchronisation the device runs the step's collectives: NCCL's are kept
+  // to parallel.timeout_s by the watchdog, since the host waits for them only in read_scalars().
+  StepBuffers::Scalars scalars{};
+  watchdog_.watch([&] {
+    step_buffers_.upload();
+    end_phase(times.data);
+    // Everything up to read_scalars() is queued on the device without waiting for it; the times
+    // below are the host's, so on a GPU the device's work shows in the phase that reads the scalars.
+    model_.weights().zero_grads();
+    // Weighted by this rank's share of the global batch, so that the DP mean is the global batch's mean;
+    // loss_total gathers the micro-batches' losses with the same weights. The last micro-batch's
+    // backward reduces each gradient bucket as it becomes final, unless a test's gradient hook must
+    // see the gradients unreduced first.
+    for (int64_t micro = 0; micro < share_.micro_steps; ++micro) {
+      if (micro + 1 == share_.micro_steps && !gradient_hook_) optimizer_.begin_overlapped_reduction();
+      model_.forward_backward(step_buffers_.inputs(micro * B * T, B, B * T),
+                              step_buffers_.targets(micro * B * T, B, B * T),
+                              float(share_.dp_weight) / float(share_.micro_steps), step_buffers_.loss_total(), micro > 0);
+    }
+    end_phase(times.forward_backward);
+    if (gradient_hook_) gradient_hook_(step_ + 1, model_.weights());
+    optimizer_.reduce_gradients(step_buffers_.grad_square_sum());
+    // The step's one host synchronisation: the loss and this rank's gradient norm share together.
+    scalars = step_buffers_.read_scalars();
+  });
   double loss = scalars.loss;
   grid_.dp().all_reduce(Tensor(&loss, {1}, DType::F64), ReduceOp::Avg);
   const double grad_norm = optimizer_.global_norm(scalars.grad_square_sum);
@@ -387,15 +394,17 @@ double Trainer::evaluate() {
   prefetcher_.wait();  // the loader reads one thing at a time
   const int64_t T = config_.train.seq_len, B = share_.micro_batch;
   double loss = 0;
-  for (int64_t batch = 0; batch < eval_batches_; ++batch) {
-    const int64_t first = batch * config_.train.global_batch_size + share_.first_sequence;
-    loader_.read_val(first, share_.sequences, step_buffers_.host_inputs(), step_buffers_.host_targets());
-    step_buffers_.upload();
-    for (int64_t micro = 0; micro < share_.micro_steps; ++micro) {
-      loss += model_.forward_loss(step_buffers_.inputs(micro * B * T, B, B * T),
-                                  step_buffers_.targets(micro * B * T, B, B * T));
+  watchdog_.watch([&] {
+    for (int64_t batch = 0; batch < eval_batches_; ++batch) {
+      const int64_t first = batch * config_.train.global_batch_size + share_.first_sequence;
+      loader_.read_val(first, share_.sequences, step_buffers_.host_inputs(), step_buffers_.host_targets());
+      step_buffers_.upload();
+      for (int64_t micro = 0; micro < share_.micro_steps; ++micro) {
+        loss += model_.forward_loss(step_buffers_.inputs(micro * B * T, B, B * T),
+                                    step_buffers_.targets(micro * B * T, B, B * T));
+      }
     }
-  }
+  });
   loss = loss * share_.dp_weight / double(eval_batches_ * share_.micro_steps);
   grid_.dp().all_reduce(Tensor(&loss, {1}, DType::F64), ReduceOp::Avg);
   return loss;

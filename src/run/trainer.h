@@ -23,6 +23,7 @@
 #include "data/token_loader.h"
 #include "model/language_model.h"
 #include "parallel/backend_choice.h"
+#include "parallel/collective_watchdog.h"
 #include "parallel/device_communicators.h"
 #include "parallel/process_grid.h"
 #include "run/checkpoint_staging.h"
@@ -118,6 +119,7 @@ class Trainer {
   // The model, the optimizer and the step's buffers live on the backend's device; staging_ is the
   // host copy of their state that checkpoints read and write.
   DeviceCommunicators device_groups_;  // carry the device buffers: NCCL's, or the grid's MPI ones
+  CollectiveWatchdog watchdog_;        // keeps parallel.timeout_s for NCCL's collectives
   LanguageModel model_;
   DistributedOptimizer optimizer_;
   StepBuffers step_buffers_;  // this rank's batch (share_.sequences × seq_len) and step scalars

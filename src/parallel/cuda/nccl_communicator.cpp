@@ -74,13 +74,24 @@ void NcclCommunicator::create_stream_and_events() {
 }
 
 NcclCommunicator::~NcclCommunicator() {
-  // Local teardown only: a collective ncclCommFinalize here could hang a rank unwinding from an error.
-  cudaStreamSynchronize(stream_);
+  // Local teardown only: a collective ncclCommFinalize here could hang a rank unwinding from an
+  // error. An aborted communicator's handle is gone, and its stream may never drain.
+  if (!aborted_) cudaStreamSynchronize(stream_);
   cudaFree(barrier_word_);
   cudaEventDestroy(collectives_done_);
   cudaEventDestroy(compute_ready_);
   cudaStreamDestroy(stream_);
-  if (comm_) ncclCommDestroy(comm_);
+  if (comm_ && !aborted_) ncclCommDestroy(comm_);
+}
+
+std::string NcclCommunicator::asynchronous_error() {
+  ncclResult_t state = ncclSuccess;
+  if (aborted_ || ncclCommGetAsyncError(comm_, &state) != ncclSuccess) return {};
+  return state == ncclSuccess || state == ncclInProgress ? std::string() : ncclGetErrorString(state);
+}
+
+void NcclCommunicator::abort() {
+  if (!aborted_.exchange(true)) ncclCommAbort(comm_);
 }
 
 void NcclCommunicator::synchronize() { T6_CUDA_CHECK(cudaStreamSynchronize(stream_)); }

@@ -9,6 +9,7 @@
 #include <cuda_runtime.h>
 #include <nccl.h>
 
+#include <atomic>
 #include <memory>
 
 #include "parallel/communicator.h"
@@ -40,6 +41,8 @@ class NcclCommunicator final : public Communicator {
   void start_all_reduce(Tensor buffer, ReduceOp op) override;
   void start_reduce_scatter(const Tensor& input, Tensor output, ReduceOp op) override;
   void finish_started() override;
+  std::string asynchronous_error() override;  // ncclCommGetAsyncError's, in words
+  void abort() override;                      // ncclCommAbort; the destructor then leaves comm_ alone
   // By ncclCommSplit (NCCL >= 2.18); the new communicator has a stream of its own, on the same
   // device and compute stream.
   std::unique_ptr<Communicator> split(int color, int key) override;
@@ -58,6 +61,7 @@ class NcclCommunicator final : public Communicator {
   cudaStream_t stream_ = nullptr;          // owned: the collectives run here
   cudaEvent_t compute_ready_ = nullptr, collectives_done_ = nullptr;
   int* barrier_word_ = nullptr;  // one device int that barrier() all-reduces
+  std::atomic<bool> aborted_{false};
 };
 
 }  // namespace t6
