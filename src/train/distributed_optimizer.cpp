@@ -56,15 +56,31 @@ void DistributedOptimizer::gradients_final_from(int64_t first_param) {
 }
 
 // TP first: a replicated weight's DP mean must be taken of its TP sum. The TP all-reduce lets the
-// compute stream wait for it, so the DP bucket that starts after it sees the sum.
+// compute stream wait for it, so the DP bucket that starts after it sees the sum. Adjacent
+// partial-gradient parameters (T6's W_B_q, W_B_k, W_B_v) are summed by one all-reduce: one launch,
+// or one staged copy for MPI, instead of one each.
 void DistributedOptimizer::reduce_final_gradients(int64_t first_param) {
   const std::vector<LocalParam>& params = weights_.table().params();
-  if (spans_ranks(device_.tp))
-    for (int64_t index = first_param; index < unreduced_end_; ++index)
-      if (params[size_t(index)].spec.rule.partial_gradient)
-        device_.tp->all_reduce(weights_.grad(params[size_t(index)]), ReduceOp::Sum);
-  unreduced_end_ = std::min(unreduced_end_, first_param);
   const Tensor grads = weights_.padded_grads();
+  if (spans_ranks(device_.tp)) {
+    Range run{0, 0};  // flat elements of the adjacent partial gradients not yet summed
+    const auto sum_run = [&] {
+      if (run.size() > 0) device_.tp->all_reduce(grads.rows(run.begin, run.end), ReduceOp::Sum);
+      run = {0, 0};
+    };
+    for (int64_t index = first_param; index < unreduced_end_; ++index) {
+      const LocalParam& param = params[size_t(index)];
+      if (!param.spec.rule.partial_gradient) {
+        sum_run();
+        continue;
+      }
+      if (run.size() > 0 && run.end != param.flat_offset) sum_run();
+      if (run.size() == 0) run.begin = param.flat_offset;
+      run.end = param.flat_offset + param.numel();
+    }
+    sum_run();
+  }
+  unreduced_end_ = std::min(unreduced_end_, first_param);
   for (; next_bucket_ < buckets_.size() && buckets_[next_bucket_].first_param >= first_param; ++next_bucket_) {
     const Range elements = buckets_[next_bucket_].elements;
     device_.dp->start_all_reduce(grads.rows(elements.begin, elements.end), ReduceOp::Avg);
