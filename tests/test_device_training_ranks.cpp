@@ -15,6 +15,7 @@
 
 #include <cmath>
 
+#include "common/error_expectations.h"
 #include "common/mpi_environment.h"
 #include "common/mpi_training.h"
 #include "common/test_paths.h"
@@ -129,6 +130,21 @@ TEST_P(DeviceTrainingRanks, DataParallel2Zero1) {
 
 TEST_P(DeviceTrainingRanks, TensorParallel2DataParallel2) {
   expect_matches_single_rank(MPI_COMM_WORLD, shared_run_dir("tp2dp2-" + GetParam()), 2, false, GetParam());
+  EXPECT_TRUE(all_ranks_agree(!::testing::Test::HasFailure()));
+}
+
+// Four ranks of one node sharing one GPU (node-local rank = world rank here): auto would give rank 0
+// the GPU under NCCL and the others the CPU, a world that cannot train together; the ranks agree
+// on the CPU with MPI instead. Asking for NCCL is one error, the same on every rank.
+TEST(DeviceTrainingRanksChoice, AutoKeepsEveryRankOnTheCpuWhenSomeRankHasNoGpuOfItsOwn) {
+  if (cuda_device_count() != 1) GTEST_SKIP() << "needs exactly one GPU per process, here " << cuda_device_count();
+  const std::unique_ptr<Communicator> world = communicator_of(MPI_COMM_WORLD);
+  const BackendChoice choice = choose_backend({"auto", "auto"}, *world, world_rank(), true);
+  EXPECT_EQ(choice.backend, Backend::cpu);
+  EXPECT_EQ(choice.communicator, CommunicatorKind::mpi);
+  EXPECT_TRUE(choice.gpus_left_idle);
+  const std::string refused = error_of([&] { choose_backend({"cuda", "nccl"}, *world, world_rank(), true); });
+  EXPECT_NE(refused.find("node-local rank 1 has no GPU"), std::string::npos) << refused;
   EXPECT_TRUE(all_ranks_agree(!::testing::Test::HasFailure()));
 }
 

@@ -94,6 +94,20 @@ BackendChoice choose_backend(const BackendRequest& request, Communicator& world,
     failure = error.what();
   }
   throw_if_any_rank_failed(world, failure);
+  // auto decides on each rank's hardware, but the ranks must agree: one rank without a GPU of its
+  // own (more ranks on a node than GPUs) keeps every rank on the CPU backend, with MPI.
+  int32_t some_rank_on_cpu = choice.backend == Backend::cpu;
+  if (request.backend == "auto") world.all_reduce(Tensor(&some_rank_on_cpu, {1}, DType::I32), ReduceOp::Max);
+  if (some_rank_on_cpu && choice.backend == Backend::cuda) {
+    try {
+      choice = resolve_backend({"cpu", request.communicator}, hardware);
+      choice.note = "auto chose the CPU: a rank of this run has no GPU of its own (more ranks on a node than GPUs)";
+      choice.gpus_left_idle = true;
+    } catch (const Error& error) {
+      failure = error.what();
+    }
+  }
+  throw_if_any_rank_failed(world, failure);
   if (choice.backend == Backend::cuda) {
     cuda_select_device(choice.cuda_device);
     const CudaDeviceInfo info = cuda_device_info(choice.cuda_device);

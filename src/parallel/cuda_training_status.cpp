@@ -13,9 +13,9 @@ const char* cuda_training_refusal() {
 }
 
 const char* cuda_auto_fallback_warning() {
-  return "WARNING: this node has GPUs, but this run has no CUDA training path in this version (llama_mla trains on "
-         "the CPU only): every rank trains on the CPU (fp32), far slower than a GPU would. Set parallel.backend = "
-         "\"cpu\" to train on the CPU on purpose";
+  return "WARNING: this node has GPUs, but every rank trains on the CPU (fp32), far slower than a GPU would (the "
+         "backend line says why: llama_mla trains on the CPU only in this version, or a rank has no GPU of its own). "
+         "Start at most one rank per GPU, or set parallel.backend = \"cpu\" to train on the CPU on purpose";
 }
 
 }  // namespace t6
