@@ -1,9 +1,15 @@
 // GPU kernel throughput: the bf16 GEMM rate of cuBLASLt through ops::matmul (the ceiling MFU is
-// measured against in the same run), and t6's causal attention forward and backward on device
-// tensors. scripts/bench_sdpa.py times PyTorch's SDPA on the same shapes for comparison.
-//   bench_cuda_kernels [--batch 16 --seq 1024 --heads 34 --kv-heads 34 --head-dim 64 --gemm 8192 --repeats 20]
+// measured against in the same run), t6's causal attention forward and backward on device tensors,
+// and (without GQA) TPA's attention over its six factors (RoPE inside), fused (q/k/v built on chip)
+// and materialised (q/k/v in global memory, then the plain kernels). scripts/bench_sdpa.py times
+// PyTorch's SDPA on the same q/k/v shapes: the fused op costs nothing for building q/k/v when its
+// times are no more than SDPA's.
+//   bench_cuda_kernels [--batch 16 --seq 1024 --heads 34 --kv-heads 34 --head-dim 64 --q-rank 6 --rank 2
+//                       --gemm 8192 --repeats 20]
 // Last line: RESULT bench_cuda_kernels gemm_tflops=... attention_forward_ms=... attention_forward_tflops=...
-//            attention_backward_ms=... attention_backward_tflops=...   (or skipped=no_gpu)
+//            attention_backward_ms=... attention_backward_tflops=... [tpa_fused_forward_ms=...
+//            tpa_fused_backward_ms=... tpa_materialised_forward_ms=... tpa_materialised_backward_ms=...]
+//            (or skipped=no_gpu)
 // Each figure is the median of `repeats` timed runs after 3 warm-ups, each run bracketed by device
 // synchronisations (host clock); inputs are random (never zeros, METHOD.md).
 #include <CLI/CLI.hpp>
@@ -62,16 +68,74 @@ DeviceBuffer random_bf16(Shape shape, std::mt19937_64& rng, bool random = true) 
   return buffer;
 }
 
+struct TpaShape {
+  int64_t B, T, H, D, Rq, R;
+};
+struct TpaTimes {
+  double fused_forward, fused_backward, materialised_forward, materialised_backward;
+};
+
+// TPA's attention over random bf16 factors (A_q, B_q, A_k, B_k, A_v, B_v, as the layer's linear maps
+// give them) on both paths, each a forward and then a backward with fp32 factor gradients. Prints
+// them beside the attention's FLOPs on q/k/v, the work SDPA does on the same shapes.
+TpaTimes time_tpa_attention(const TpaShape& s, int64_t repeats, std::mt19937_64& rng) {
+  const std::vector<Shape> shapes{{s.B, s.T, s.H, s.Rq}, {s.B, s.T, s.Rq, s.D}, {s.B, s.T, s.H, s.R},
+                                  {s.B, s.T, s.R, s.D},  {s.B, s.T, s.H, s.R},  {s.B, s.T, s.R, s.D}};
+  std::vector<DeviceBuffer> factor_buffers, gradient_buffers;
+  std::vector<Tensor> factors, gradients;
+  for (const Shape& shape : shapes) {
+    factor_buffers.push_back(random_bf16(shape, rng));
+    factors.push_back(factor_buffers.back().as(shape, DType::BF16));
+    gradient_buffers.emplace_back(size_t(shape.numel()) * 4);
+    gradients.push_back(gradient_buffers.back().as(shape, DType::F32));
+  }
+  const ops::TpaFactors f{factors[0], factors[1], factors[2], factors[3], factors[4], factors[5]};
+  const ops::TpaFactors g{gradients[0], gradients[1], gradients[2], gradients[3], gradients[4], gradients[5]};
+  const Shape y_shape{s.B, s.T, s.H, s.D};
+  const DeviceBuffer y(size_t(y_shape.numel()) * 2), lse(size_t(s.B * s.H * s.T) * 4);
+  const DeviceBuffer dy = random_bf16(y_shape, rng), cos(size_t(s.T * s.D / 2) * 4), sin(cos.bytes());
+  const Tensor cos_view = cos.as({s.T, s.D / 2}, DType::F32), sin_view = sin.as({s.T, s.D / 2}, DType::F32);
+  ops::rope_tables(cos_view, sin_view);
+  const int64_t workspace_elements = ops::tpa_rotary_attention_workspace_elements(s.B, s.T, s.H, s.Rq, s.R, s.D);
+  const DeviceBuffer workspace(size_t(workspace_elements) * 2);
+  const Tensor y_view = y.as(y_shape, DType::BF16), lse_view = lse.as({s.B, s.H, s.T}, DType::F32);
+  const Tensor dy_view = dy.as(y_shape, DType::BF16);
+  TpaTimes times{};
+  for (const ops::TpaAttentionPath path : {ops::TpaAttentionPath::Fused, ops::TpaAttentionPath::Materialised}) {
+    const ops::TpaAttentionChoice choice{path, 0};
+    const Tensor scratch = path == ops::TpaAttentionPath::Fused ? Tensor() : workspace.as({workspace_elements}, DType::BF16);
+    const double forward = median_seconds(
+        repeats, [&] { ops::tpa_rotary_attention_forward(y_view, lse_view, f, cos_view, sin_view, scratch, choice); });
+    const double backward = median_seconds(repeats, [&] {
+      ops::tpa_rotary_attention_backward(g, dy_view, y_view, lse_view, f, cos_view, sin_view, scratch, choice);
+    });
+    (path == ops::TpaAttentionPath::Fused ? times.fused_forward : times.materialised_forward) = forward;
+    (path == ops::TpaAttentionPath::Fused ? times.fused_backward : times.materialised_backward) = backward;
+  }
+  const double forward_flop = 2.0 * 2.0 * double(s.B * s.H) * double(s.T) * double(s.T) * double(s.D) / 2.0;
+  std::printf("TPA attention B %lld T %lld H %lld D %lld Rq %lld R %lld, TFLOP/s of the attention on q/k/v alone:\n"
+              "  fused:        forward %.3f ms (%.1f), backward %.3f ms (%.1f)\n"
+              "  materialised: forward %.3f ms (%.1f), backward %.3f ms (%.1f)\n",
+              (long long)s.B, (long long)s.T, (long long)s.H, (long long)s.D, (long long)s.Rq, (long long)s.R,
+              times.fused_forward * 1e3, forward_flop / times.fused_forward / 1e12, times.fused_backward * 1e3,
+              2.5 * forward_flop / times.fused_backward / 1e12, times.materialised_forward * 1e3,
+              forward_flop / times.materialised_forward / 1e12, times.materialised_backward * 1e3,
+              2.5 * forward_flop / times.materialised_backward / 1e12);
+  return times;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"GPU kernel throughput: cuBLASLt bf16 GEMM rate and t6's causal attention forward/backward"};
-  int64_t B = 16, T = 1024, H = 34, Hkv = 34, D = 64, n = 8192, repeats = 20;
+  int64_t B = 16, T = 1024, H = 34, Hkv = 34, D = 64, Rq = 6, R = 2, n = 8192, repeats = 20;
   app.add_option("--batch", B, "sequences")->capture_default_str();
   app.add_option("--seq", T, "sequence length")->capture_default_str();
   app.add_option("--heads", H, "query heads")->capture_default_str();
   app.add_option("--kv-heads", Hkv, "KV heads (a divisor of --heads; GQA when fewer)")->capture_default_str();
   app.add_option("--head-dim", D, "head dimension, 1..128")->capture_default_str();
+  app.add_option("--q-rank", Rq, "TPA's query rank (0: no TPA figures)")->capture_default_str();
+  app.add_option("--rank", R, "TPA's key and value rank")->capture_default_str();
   app.add_option("--gemm", n, "size of the square bf16 GEMM")->capture_default_str();
   app.add_option("--repeats", repeats, "timed runs (the median is reported)")->capture_default_str();
   try {
@@ -121,10 +185,19 @@ int main(int argc, char** argv) {
                 "(%.1f TFLOP/s)\n",
                 (long long)B, (long long)T, (long long)H, (long long)Hkv, (long long)D, forward_seconds * 1e3,
                 forward_flop / forward_seconds / 1e12, backward_seconds * 1e3, backward_flop / backward_seconds / 1e12);
+    const bool with_tpa = Rq > 0 && Hkv == H;  // TPA has no grouped heads
+    const TpaTimes tpa = with_tpa ? time_tpa_attention({B, T, H, D, Rq, R}, repeats, rng) : TpaTimes{};
     std::printf("RESULT bench_cuda_kernels gemm_tflops=%.1f attention_forward_ms=%.3f attention_forward_tflops=%.1f "
-                "attention_backward_ms=%.3f attention_backward_tflops=%.1f\n",
+                "attention_backward_ms=%.3f attention_backward_tflops=%.1f",
                 gemm_tflops, forward_seconds * 1e3, forward_flop / forward_seconds / 1e12, backward_seconds * 1e3,
                 backward_flop / backward_seconds / 1e12);
+    if (with_tpa) {
+      std::printf(" tpa_fused_forward_ms=%.3f tpa_fused_backward_ms=%.3f tpa_materialised_forward_ms=%.3f "
+                  "tpa_materialised_backward_ms=%.3f",
+                  tpa.fused_forward * 1e3, tpa.fused_backward * 1e3, tpa.materialised_forward * 1e3,
+                  tpa.materialised_backward * 1e3);
+    }
+    std::printf("\n");
     return 0;
   } catch (const Error& error) {
     std::fprintf(stderr, "bench_cuda_kernels: error: %s\n", error.what());

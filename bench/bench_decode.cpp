@@ -8,7 +8,9 @@
 // rate first (kernels/peak_flops.h), and the roofline is the slower of bytes / bandwidth and
 // FLOPs / SGEMM rate. The row gives the cache's GB/s, all GFLOP/s, and tokens/s as % of that bound.
 //   build/bin/bench_decode [--models t6,mha,gqa,mla] [--orders factorised,materialised] [--contexts 1024,8192,32768]
-//                          [--batches 1,8] [--steps 4] [--budget 4GiB] [--cache-dtype fp32|bf16]
+//                          [--batches 1,8] [--steps 4] [--budget 4GiB] [--cache-dtype fp32|bf16] [--backend cpu|cuda]
+// With --backend cuda the decoder, its weights and the cache are on GPU 0 (MLA and the materialised
+// order, which decode on the CPU only, are skipped) and the roofline is the GPU's, measured now.
 // Last line: RESULT bench_decode t6_<order>_tok_s_<batch>_<context>=... mha_tok_s_...=... gqa_tok_s_...=...
 #include <CLI/CLI.hpp>
 #include <omp.h>
@@ -16,11 +18,14 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <memory>
 
 #include "apps/openmp_wait_policy.h"
 #include "core/bf16.h"
+#include "core/device_memory.h"
 #include "infer/byte_size.h"
 #include "infer/decoder.h"
+#include "kernels/device.h"
 #include "kernels/peak_flops.h"
 
 using namespace t6;
@@ -79,13 +84,19 @@ struct DecodeRun {
   std::string buffers;     // the decoder's buffers besides the cache, with its attention scratch
 };
 
-// Writes uniform numbers into a cache tensor of the cache's dtype.
-void fill_cache_rows(const Tensor& rows, uint64_t seed, std::vector<float>& staging) {
-  if (rows.dtype() == DType::F32) return fill_random(rows, seed);
+// Writes uniform numbers into a cache tensor of the cache's dtype, in host memory or on the GPU
+// (through host staging).
+void fill_cache_rows(const Tensor& rows, uint64_t seed, std::vector<float>& staging, std::vector<uint16_t>& bits) {
+  if (rows.dtype() == DType::F32 && rows.device() == Device::CPU) return fill_random(rows, seed);
   staging.resize(size_t(rows.numel()));
-  fill_random(Tensor(staging.data(), rows.shape(), DType::F32), seed);
-  uint16_t* bits = static_cast<uint16_t*>(rows.raw());
+  const Tensor values(staging.data(), rows.shape(), DType::F32);
+  fill_random(values, seed);
+  if (rows.dtype() == DType::F32) return copy_tensor(rows, values);
+  bits.resize(staging.size());
   for (size_t i = 0; i < staging.size(); ++i) bits[i] = float_to_bf16_bits(staging[i]);
+  const Tensor rounded(bits.data(), rows.shape(), DType::BF16);
+  if (rows.device() == Device::CPU) std::copy(bits.begin(), bits.end(), static_cast<uint16_t*>(rows.raw()));
+  else copy_tensor(rows, rounded);
 }
 
 // Decode tokens/s over `steps` steps from a cache holding `context` random tokens per sequence, the
@@ -95,17 +106,24 @@ DecodeRun time_decode(const ModelWeights& weights, int64_t batch, int64_t contex
   Decoder decoder(weights, batch, context + steps, DecodeOptions{256, order, 256, cache_dtype});
   KvCache& cache = decoder.cache();
   std::vector<float> staging;
+  std::vector<uint16_t> bits;
   for (int64_t layer = 0; layer < weights.config().n_layer; ++layer)
     for (size_t field = 0; field < cache.fields().size(); ++field)
       for (int64_t slot = 0; slot < batch; ++slot)
         fill_cache_rows(cache.field(layer, field, slot).rows(0, context),
-                        uint64_t(layer * 64 + int64_t(field) * 8 + slot), staging);
+                        uint64_t(layer * 64 + int64_t(field) * 8 + slot), staging, bits);
   for (int64_t slot = 0; slot < batch; ++slot) cache.set_length(slot, context);
   std::vector<SlotToken> tokens;
   for (int64_t slot = 0; slot < batch; ++slot) tokens.push_back({slot, int32_t(100 + slot)});
   std::vector<float> hidden(size_t(batch * weights.config().n_embd)), logits(size_t(batch * weights.config().vocab_size));
   const Tensor hidden_view(hidden.data(), {batch, weights.config().n_embd}, DType::F32);
   const Tensor logits_view(logits.data(), {batch, weights.config().vocab_size}, DType::F32);
+  if (weights.device() == Device::CUDA) {
+    // One step first, outside the timing: cuBLASLt picks each shape's algorithm on its first call.
+    decoder.append(tokens, hidden_view);
+    decoder.logits(hidden_view, logits_view);
+    for (int64_t slot = 0; slot < batch; ++slot) cache.set_length(slot, context);
+  }
   const auto start = std::chrono::steady_clock::now();
   for (int64_t step = 0; step < steps; ++step) {
     decoder.append(tokens, hidden_view);
@@ -141,7 +159,7 @@ int main(int argc, char** argv) {
   std::vector<int64_t> contexts = {1024, 8192, 32768}, batches = {1, 8};
   std::vector<std::string> model_names = {"t6", "mha", "gqa", "mla"}, order_names = {"factorised"};
   int64_t steps = 4;
-  std::string budget_text = "4GiB", cache_dtype_name_text = "fp32";
+  std::string budget_text = "4GiB", cache_dtype_name_text = "fp32", backend_name_text = "cpu";
   app.add_option("--models", model_names, "models to run")
       ->delimiter(',')
       ->capture_default_str()
@@ -157,6 +175,9 @@ int main(int argc, char** argv) {
   app.add_option("--cache-dtype", cache_dtype_name_text, "cache element type: fp32 or bf16 (half the bytes)")
       ->capture_default_str()
       ->check(CLI::IsMember({"fp32", "bf16"}));
+  app.add_option("--backend", backend_name_text, "where to decode: cpu, or cuda (GPU 0)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"cpu", "cuda"}));
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {
@@ -165,10 +186,22 @@ int main(int argc, char** argv) {
   try {
     const uint64_t budget = parse_byte_size(budget_text, "--budget");
     const DType cache_dtype = cache_dtype_from_name(cache_dtype_name_text);
-    const Machine machine{measured_cpu_read_bandwidth(), measured_cpu_sgemm_flops()};
-    std::printf("machine: %d threads, read %.1f GB/s, SGEMM %.1f GFLOP/s (measured now); cache %s\n",
-                omp_get_max_threads(), machine.read_bytes_per_s / 1e9, machine.sgemm_flops / 1e9,
-                cache_dtype_name(cache_dtype));
+    const Device device = backend_name_text == "cuda" ? Device::CUDA : Device::CPU;
+    if (device == Device::CUDA) {
+      T6_CHECK(build_has_cuda() && cuda_device_count() > 0, "--backend cuda: this process sees no GPU");
+      cuda_select_device(0);
+    }
+    const Machine machine = device == Device::CUDA
+                                ? Machine{measured_cuda_read_bandwidth(), measured_cuda_gemm_flops(DType::F32)}
+                                : Machine{measured_cpu_read_bandwidth(), measured_cpu_sgemm_flops()};
+    if (device == Device::CUDA)
+      std::printf("machine: GPU 0 (%s), read %.1f GB/s, fp32 GEMM %.1f GFLOP/s (measured now); cache %s\n",
+                  cuda_device_info(0).name.c_str(), machine.read_bytes_per_s / 1e9, machine.sgemm_flops / 1e9,
+                  cache_dtype_name(cache_dtype));
+    else
+      std::printf("machine: %d threads, read %.1f GB/s, SGEMM %.1f GFLOP/s (measured now); cache %s\n",
+                  omp_get_max_threads(), machine.read_bytes_per_s / 1e9, machine.sgemm_flops / 1e9,
+                  cache_dtype_name(cache_dtype));
     std::string result = str("RESULT bench_decode read_GB_s=", machine.read_bytes_per_s / 1e9,
                              " sgemm_GFLOP_s=", machine.sgemm_flops / 1e9);
     std::printf("%-5s %-12s %6s %8s %14s %12s %12s %9s %9s %18s %6s   %s\n", "model", "order", "batch", "context",
@@ -176,8 +209,18 @@ int main(int argc, char** argv) {
                 "buffers besides the cache");
     for (const BenchModel& model : small_models()) {
       if (std::find(model_names.begin(), model_names.end(), model.name) == model_names.end()) continue;
-      ModelWeights weights(model.config, 0, 1, 1, false);
-      weights.initialise(1);
+      if (device == Device::CUDA && model.config.latent_attention()) {
+        std::printf("%-5s decodes on the CPU only: skipped on cuda\n", model.name.c_str());
+        continue;
+      }
+      ModelWeights host_weights(model.config, 0, 1, 1, false);
+      host_weights.initialise(1);
+      std::unique_ptr<ModelWeights> device_weights;
+      if (device == Device::CUDA) {
+        device_weights = std::make_unique<ModelWeights>(model.config, 0, 1, 1, false, Device::CUDA);
+        copy_tensor(device_weights->params(), host_weights.params());
+      }
+      const ModelWeights& weights = device_weights ? *device_weights : host_weights;
       const int64_t per_token = cache_bytes_per_token(model.config, cache_dtype);
       // The order only matters to the factor cache; MHA and GQA run once.
       const std::vector<std::string> orders =
@@ -194,6 +237,10 @@ int main(int argc, char** argv) {
             }
             const TpaDecodeOrder order =
                 order_name == "-" ? TpaDecodeOrder::factorised : tpa_decode_order_from_name(order_name);
+            if (device == Device::CUDA && order == TpaDecodeOrder::materialised) {
+              std::printf("%12s\n", "CPU only");
+              continue;
+            }
             const DecodeRun run = time_decode(weights, batch, context, steps, order, cache_dtype, machine);
             std::printf("%12.2f %9.2f %9.1f %10.2f %-7s %5.0f%%   %s\n", run.tokens_per_s, run.cache_bytes_per_s / 1e9,
                         run.flops_per_s / 1e9, run.roofline_tokens_per_s, run.bound,

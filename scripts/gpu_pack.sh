@@ -13,9 +13,16 @@ anchors=${T6_ANCHORS:-../shared/anchors}
 pack=gpu_pack
 limit_bytes=$((60 * 1024 * 1024))  # 64 MiB less room for the source tree that travels with it
 
-# Every test whose header line says it is a gpu test, plus what gpu_check.sh runs besides.
-gpu_tests=$(grep -l '^// ctest-labels:.*gpu' tests/test_*.cpp | xargs -n1 basename | sed 's/\.cpp$//')
-targets="$gpu_tests test_backend_choice bench_cuda_kernels t6_pretrain"
+# Every test whose header says it is a gpu test and that the native build has (not the emulation's
+# own), with its MPI ranks for gpu_check.sh (tests.txt), plus what gpu_check.sh runs besides.
+gpu_test_list=$(for source in tests/test_*.cpp tests/test_*.cu; do
+  grep -q '^// ctest-labels:.*gpu' "$source" || continue
+  grep -q '^// ctest-requires:' "$source" && continue
+  ranks=$(sed -n 's|^// ctest-mpi-ranks:[ ]*||p' "$source")
+  echo "$(basename "${source%.*}") ${ranks:-1}"
+done; echo "test_backend_choice 1")
+gpu_tests=$(echo "$gpu_test_list" | awk '{print $1}')
+targets="$gpu_tests bench_cuda_kernels bench_decode t6_pretrain t6_preprocess"
 grep -q '^T6_CUDA:BOOL=ON' "$build/CMakeCache.txt" || {
   echo "gpu_pack: $build is not a CUDA build (configure with -DT6_CUDA=ON)" >&2
   exit 1
@@ -24,6 +31,7 @@ nice cmake --build "$build" -j2 --target $targets
 
 rm -rf "$pack/stage" "$pack/t6_gpu.tar.xz"
 mkdir -p "$pack/stage/bin" "$pack/stage/lib/mpi" "$pack/stage/anchors"
+echo "$gpu_test_list" >"$pack/stage/tests.txt"
 for target in $targets; do
   cp "$build/bin/$target" "$pack/stage/bin/"
   strip --strip-unneeded "$pack/stage/bin/$target"
@@ -31,19 +39,24 @@ done
 
 # Shared libraries: everything ldd resolves, except glibc (it must be the GPU machine's own) and
 # the CUDA libraries found there (gpu_check.sh looks for them); libcudart is small and carried so
-# the runtime matches the one the kernels were built with.
+# the runtime matches the one the kernels were built with. gpu_check.sh uses a carried library only
+# where the GPU machine lacks it: Ubuntu's libstdc++ and libgomp are newer than these, and its
+# Open MPI knows where its own plugins are.
 mpi_libraries='^(libmpi|libopen-pal|libopen-rte|libhwloc|libevent|libpmix|libfabric|libucp|libucs|libuct|libpsm|libibverbs|librdmacm|libnl)'
 not_carried='^(linux-vdso|ld-linux|libc\.so|libm\.so|libdl\.so|libpthread\.so|librt\.so|libresolv\.so|libcuda\.so|libcublas|libcublasLt|libnccl)'
 for binary in "$pack"/stage/bin/*; do
   ldd "$binary" | awk '$3 ~ /^\// {print $1, $3}'
 done | sort -u | while read -r name path; do
   if [[ "$name" =~ $not_carried ]]; then continue; fi
-  # Open MPI's libraries load plugins of their own version from the system: the GPU machine's own
-  # Open MPI is preferred, these are the fallback (gpu_check.sh puts lib/mpi after its directory).
   if [[ "$name" =~ $mpi_libraries ]]; then destination=lib/mpi; else destination=lib; fi
   cp -L "$path" "$pack/stage/$destination/$name"
 done
-strip --strip-unneeded "$pack"/stage/lib/*.so* "$pack"/stage/lib/mpi/*.so* 2>/dev/null || true
+# Open MPI and PMIx load their components by path at MPI_Init; carried libraries would look for them
+# under Debian's directories, so the components travel too (used only with the carried Open MPI).
+cp -rL "$(ompi_info --path pkglibdir --parsable | cut -d: -f3)" "$pack/stage/lib/openmpi-plugins"
+pmix_plugins=/usr/lib/x86_64-linux-gnu/pmix2/lib/pmix  # Debian's libpmix2
+if [[ -d "$pmix_plugins" ]]; then cp -rL "$pmix_plugins" "$pack/stage/lib/pmix-plugins"; fi
+strip --strip-unneeded "$pack"/stage/lib/*.so* "$pack"/stage/lib/mpi/*.so* "$pack"/stage/lib/*-plugins/*.so 2>/dev/null || true
 
 for file in bench_reference.py T6.py llama_mha.py LICENSE.tensorgi-T6; do
   cp "$anchors/$file" "$pack/stage/anchors/"

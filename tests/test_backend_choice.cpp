@@ -113,7 +113,7 @@ TEST(BackendChoice, DescriptionNamesBackendDeviceMemoryAndCommunicator) {
   BackendChoice choice = resolve("auto", "auto", kGpu);
   choice.device_name = "NVIDIA H200";
   choice.device_bytes = size_t(140) << 30;
-  EXPECT_EQ(choice.describe(), "CUDA fp32 on GPU 0 (NVIDIA H200, 140 GiB), communicator NCCL");
+  EXPECT_EQ(choice.describe(), "CUDA bf16/fp32 on GPU 0 (NVIDIA H200, 140 GiB), communicator NCCL");
   EXPECT_EQ(resolve("cpu", "auto", kNoGpu).describe(), "CPU fp32, communicator MPI");
 }
 

@@ -11,6 +11,7 @@
 
 #include "checkpoint/safetensors.h"
 #include "train_state/state_dict.h"
+#include "common/reference_fixtures.h"
 #include "common/test_paths.h"
 #include "common/weight_comparison.h"
 #include "model/language_model.h"
@@ -18,39 +19,13 @@
 #include "train/grad_norm.h"
 
 using namespace t6;
+using t6::testing::expect_close;
+using t6::testing::fixture_files;
+using t6::testing::max_abs;
+using t6::testing::metadata_double;
+using t6::testing::metadata_int;
 
 namespace {
-
-std::vector<std::filesystem::path> fixture_files() {
-  std::vector<std::filesystem::path> files;
-  const auto dir = t6::testing::fixture_dir();
-  if (!std::filesystem::is_directory(dir)) return files;
-  for (const auto& item : std::filesystem::directory_iterator(dir))
-    if (item.path().extension() == ".safetensors") files.push_back(item.path());
-  std::sort(files.begin(), files.end());
-  return files;
-}
-
-int64_t metadata_int(const SafetensorsReader& file, const std::string& key) { return std::stoll(file.metadata().at(key)); }
-double metadata_double(const SafetensorsReader& file, const std::string& key) { return std::stod(file.metadata().at(key)); }
-
-float max_abs(const std::vector<float>& values) {
-  float largest = 0;
-  for (float value : values) largest = std::max(largest, std::fabs(value));
-  return largest;
-}
-
-// Element-wise |actual − expected| <= tolerance; reports the worst element.
-void expect_close(const std::string& what, const float* actual, const std::vector<float>& expected, double tolerance) {
-  double worst = 0;
-  size_t worst_index = 0;
-  for (size_t i = 0; i < expected.size(); ++i) {
-    const double error = std::fabs(double(actual[i]) - double(expected[i]));
-    if (!(error <= worst) || std::isnan(error)) worst = std::isnan(error) ? INFINITY : error, worst_index = i;
-  }
-  EXPECT_LE(worst, tolerance) << what << ": worst element " << worst_index << " is " << actual[worst_index]
-                              << ", reference " << expected[worst_index];
-}
 
 void expect_relative(const std::string& what, double actual, double expected) {
   EXPECT_LE(std::fabs(actual - expected), 1e-5 * std::fabs(expected)) << what << ": " << actual << " vs reference " << expected;

@@ -13,6 +13,7 @@
 
 #include "common/error_expectations.h"
 #include "common/training_setup.h"
+#include "infer/decode_backend.h"
 #include "infer/decoder.h"
 #include "model/language_model.h"
 
@@ -195,6 +196,19 @@ TEST(Decoder, ASequencePastTheCacheIsAClearError) {
   testing::expect_mentions(
       testing::error_of([&] { decoder.append(tokens, Tensor(hidden.data(), {5, 64}, DType::F32)); }),
       {"4 positions", "--max-context"});
+}
+
+// --backend: auto decodes MLA and the materialised order on the CPU; cuda refuses them with one line
+// that says what to use instead, on every machine (before asking for a GPU).
+TEST(Decoder, TheCudaBackendRefusesMlaAndTheMaterialisedOrderEverywhere) {
+  const ModelConfig mla = decoder_config(ModelKind::llama_mla), t6 = decoder_config(ModelKind::T6);
+  EXPECT_EQ(choose_decode_backend("auto", mla, TpaDecodeOrder::factorised).device, Device::CPU);
+  EXPECT_EQ(choose_decode_backend("auto", t6, TpaDecodeOrder::materialised).device, Device::CPU);
+  EXPECT_EQ(choose_decode_backend("cpu", t6, TpaDecodeOrder::factorised).device, Device::CPU);
+  testing::expect_mentions(testing::error_of([&] { choose_decode_backend("cuda", mla, TpaDecodeOrder::factorised); }),
+                           {"--backend cuda", "MLA", "--backend cpu"});
+  testing::expect_mentions(testing::error_of([&] { choose_decode_backend("cuda", t6, TpaDecodeOrder::materialised); }),
+                           {"--backend cuda", "factorised", "--decode-order"});
 }
 
 }  // namespace

@@ -5,13 +5,17 @@
 // losses stay within 2% of the CPU run's at every step; the same CUDA run twice gives the same
 // bits; a CUDA run stopped and resumed continues bit for bit; a CUDA checkpoint continues on the
 // CPU backend and a CPU one on CUDA within 2% of the straight run. The emulated runtime counts that
-// a steady step allocates no device or pinned memory and waits for the device exactly once. Bad
+// a steady step allocates no device or pinned memory and waits for the device exactly once. The bf16
+// copy of the weights that the matmuls read is the masters rounded, after initialise and after every
+// AdamW update, and the planned device memory (--plan, the start-up check) is what the arenas take. Bad
 // input: a model whose state does not fit the GPU is refused before any step, saying how much is
 // needed and how much is free. Skipped without a GPU.
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <map>
 
 #include "common/error_expectations.h"
@@ -19,8 +23,12 @@
 #include "common/mpi_training.h"
 #include "common/test_paths.h"
 #include "common/training_setup.h"
+#include "core/bf16.h"
+#include "core/device_memory.h"
 #include "kernels/device.h"
+#include "run/memory_plan.h"
 #include "run/trainer.h"
+#include "train/distributed_optimizer.h"
 #ifdef T6_CUDA_EMU
 #include "cuda_emu_counters.h"
 #endif
@@ -68,6 +76,19 @@ void expect_within(const std::vector<double>& actual, const std::vector<double>&
     EXPECT_TRUE(std::fabs(actual[i] - expected[i]) <= relative * std::fabs(expected[i]))
         << what << ", step " << i + 1 << ": " << actual[i] << " against " << expected[i];
   }
+}
+
+// Elements of the bf16 copy that are not the fp32 masters rounded to nearest even (NaN-aware: a NaN
+// master or copy counts), over the whole padded buffer.
+int64_t stale_copy_elements(const ModelWeights& weights) {
+  const int64_t n = weights.padded_numel();
+  std::vector<float> masters(size_t(n), 0.0f);
+  std::vector<uint16_t> copy(size_t(n), 0);
+  copy_tensor(Tensor(masters.data(), {n}, DType::F32), weights.padded_params());
+  copy_tensor(Tensor(copy.data(), {n}, DType::BF16), weights.padded_matmul_copy());
+  int64_t stale = 0;
+  for (int64_t i = 0; i < n; ++i) stale += !(std::isfinite(masters[i]) && copy[i] == float_to_bf16_bits(masters[i]));
+  return stale;
 }
 
 class DeviceTraining : public ::testing::Test {
@@ -144,6 +165,60 @@ TEST_F(DeviceTraining, SteadyStepAllocatesNothingAndSynchronisesOnce) {
     EXPECT_EQ(at_hook[step].synchronizations - at_hook[step - 1].synchronizations, 1u) << "step " << step;
   }
 #endif
+}
+
+// A copy AdamW forgot would train the masters while every matmul kept the initial weights.
+TEST_F(DeviceTraining, AdamWRewritesTheBf16CopyOfTheWeights) {
+  ModelWeights weights(config_of("cuda", 1).model, 0, 1, 1, true, Device::CUDA);
+  ASSERT_EQ(weights.matmul_copy_bytes(), size_t(weights.padded_numel()) * 2);
+  weights.initialise(7);
+  EXPECT_EQ(stale_copy_elements(weights), 0) << "after initialise";
+  const int64_t n = weights.padded_numel();
+  std::vector<float> grads(static_cast<size_t>(n)), before(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) grads[size_t(i)] = 0.01f * std::sin(0.37f * float(i));
+  copy_tensor(weights.padded_grads(), Tensor(grads.data(), {n}, DType::F32));
+  copy_tensor(Tensor(before.data(), {n}, DType::F32), weights.padded_params());
+  DistributedOptimizer optimizer(weights, AdamWSettings{}, nullptr, nullptr, false);
+  for (int step = 0; step < 2; ++step) optimizer.apply(1e-2f, 0.0, 1.0);
+  EXPECT_EQ(stale_copy_elements(weights), 0) << "after two AdamW steps";
+  // The steps moved the weights by far more than bf16's rounding, so a stale copy would show.
+  std::vector<float> after(static_cast<size_t>(n));
+  copy_tensor(Tensor(after.data(), {n}, DType::F32), weights.padded_params());
+  int64_t moved = 0;
+  for (int64_t i = 0; i < n; ++i) moved += float_to_bf16_bits(after[size_t(i)]) != float_to_bf16_bits(before[size_t(i)]);
+  EXPECT_GT(moved, n / 2);
+}
+
+// plan_rank_memory's device figures (--plan's "memory CUDA" line and the GPU-room check) are the
+// bytes the device arenas take: fp32 masters with their bf16 copy, and activations with bf16
+// matmul inputs, so that what is saved for backward takes less than on the CPU backend (the scratch
+// need not: here the head's bf16 copy of a chunk of dlogits, 32 rows of 50304, outgrows the layers').
+TEST_F(DeviceTraining, PlannedDeviceMemoryIsWhatTheArenasTake) {
+  for (ModelKind kind : {ModelKind::T6, ModelKind::T6_kvonly, ModelKind::llama_gqa}) {
+    SCOPED_TRACE(model_kind_name(kind));
+    const RunConfig config = config_of("cuda", 1, kind);
+    const RankMemory planned = plan_rank_memory(config, 1, Device::CUDA);
+    const LanguageModel model(config.model, config.train.micro_batch_size, config.train.seq_len, nullptr, 1, true,
+                              Device::CUDA);
+    const ModelWeights& weights = model.weights();
+    EXPECT_EQ(planned.weights, double(weights.param_bytes() + weights.matmul_copy_bytes()));
+    EXPECT_EQ(planned.gradients, double(weights.grad_bytes()));
+    EXPECT_EQ(planned.activations, double(model.activation_bytes()));
+    EXPECT_EQ(planned.scratch, double(model.scratch_bytes()));
+    const RankMemory cpu = plan_rank_memory(config, 1, Device::CPU);
+    EXPECT_LT(planned.activations - planned.scratch, cpu.activations - cpu.scratch);
+  }
+}
+
+// MFU on the CUDA backend is over the GPU's bf16 GEMM rate: the CPU's SGEMM rate would put it in
+// the thousands of percent on a real GPU.
+TEST_F(DeviceTraining, MfuIsMeasuredAgainstTheGpusGemmRate) {
+  const fs::path run_dir = scratch_dir("peak");
+  run(config_of("cuda", 1), run_dir.string());
+  std::ifstream console(run_dir / "console.log");
+  const std::string log((std::istreambuf_iterator<char>(console)), std::istreambuf_iterator<char>());
+  EXPECT_NE(log.find("(measured bf16 GEMM on the GPU)"), std::string::npos) << log;
+  EXPECT_EQ(log.find("measured SGEMM"), std::string::npos) << log;
 }
 
 TEST_F(DeviceTraining, ModelTooLargeForTheGpuIsRefusedBeforeAnyStep) {

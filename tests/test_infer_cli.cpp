@@ -4,8 +4,9 @@
 // one (a flipped bit in a shard, a truncated safetensors file), a model whose vocabulary is smaller
 // than the tokenizer's, a prompt longer than --max-context, a cache over --memory-budget, a task
 // file with an unknown or a missing field, a corpus directory that does not exist and one without a
-// val split each end the tool with exit code 1 and exactly one line, "<tool>: error: ...", naming
-// the file, option or field (no crash, no hang, nothing on stdout). The model: a tiny T6 of random weights with GPT-2's
+// val split, and --backend cuda without a GPU each end the tool with exit code 1 and exactly one
+// line, "<tool>: error: ...", naming the file, option or field (no crash, no hang, nothing on stdout).
+// Where there is a GPU, --backend cuda decodes the CPU's greedy tokens. The model: a tiny T6 of random weights with GPT-2's
 // padded vocabulary, imported as a checkpoint.
 #include <gtest/gtest.h>
 
@@ -18,6 +19,7 @@
 #include "common/file_damage.h"
 #include "common/test_paths.h"
 #include "common/training_setup.h"
+#include "kernels/device.h"
 #include "model/model_weights.h"
 #include "train_state/state_dict.h"
 
@@ -106,6 +108,25 @@ TEST_F(InferCli, GenerateRefusesACacheOverTheMemoryBudget) {
   expect_one_error_line("t6_generate",
                         "--checkpoint " + checkpoints_.string() + " --max-context 1000000 --memory-budget 1MiB --prompt hi",
                         {"--memory-budget 1.00 MiB", "--max-context"});
+}
+
+// --backend cuda decodes on the GPU where there is one (the emulated one in the emulated build) and
+// gives the CPU's greedy tokens; without one it is one line saying so.
+TEST_F(InferCli, GenerateOnCudaGivesTheCpusGreedyTokensOrSaysThereIsNoGpu) {
+  const std::string arguments = "--checkpoint " + checkpoints_.string() +
+                                " --prompt 'To be, or not' --max-new-tokens 12 --temperature 0 --ignore-eot --json --backend ";
+  if (t6::cuda_device_count() == 0) {
+    expect_one_error_line("t6_generate", arguments + "cuda", {"--backend cuda", "--backend cpu"});
+    return;
+  }
+  std::vector<nlohmann::json> records;
+  for (const std::string backend : {"cpu", "cuda"}) {
+    const CommandResult result = run_command(tool("t6_generate") + " " + arguments + backend, 120);
+    ASSERT_EQ(result.exit_code, 0) << backend << ": " << result.output;
+    records.push_back(nlohmann::json::parse(result.output.substr(0, result.output.find('\n'))));  // stderr follows
+  }
+  EXPECT_EQ(records[1]["ids"].size(), 12u);
+  EXPECT_EQ(records[1]["ids"], records[0]["ids"]);
 }
 
 TEST_F(InferCli, ChoiceNamesAnUnknownField) {

@@ -1,7 +1,9 @@
 // The memory plan (run/memory_plan.h) against the buffers it stands for: the activation arena of a
 // real model of every kind, the weights, gradients and AdamW moments of a real ModelWeights and
 // DistributedOptimizer (with and without ZeRO-1 padding), and the batch buffers of a real
-// BatchPrefetcher (the resident set they add, read ahead or not); and the start-up check naming the key to lower.
+// BatchPrefetcher (the resident set they add, read ahead or not); the CUDA backend's arenas (a bf16
+// copy beside the masters, bf16 matmul inputs; test_device_training compares them with real device
+// arenas); and the start-up check naming the key to lower.
 #include <gtest/gtest.h>
 
 #include <malloc.h>
@@ -60,6 +62,23 @@ TEST(MemoryPlan, ZeroOnePadsTheWeightsAndShardsTheMomentsOverDp) {
   ASSERT_NE(weights.padded_numel(), weights.table().local_numel());
   EXPECT_EQ(memory.weights, double(weights.padded_numel()) * 4);
   EXPECT_EQ(memory.optimizer, double(optimizer_state_range(weights, 3, dp, true).size()) * 8);
+}
+
+TEST(MemoryPlan, TheCudaBackendHoldsABf16CopyOfTheWeightsAndBf16MatmulInputs) {
+  RunConfig config = tiny_run_config(ModelKind::T6, "unused");
+  config.parallel.zero1 = true;
+  const int dp = 7;
+  const ModelWeights weights(config.model, 0, 1, dp);
+  const RankMemory cpu = plan_rank_memory(config, dp), cuda = plan_rank_memory(config, dp, Device::CUDA);
+  // Every rank's matmuls read the whole copy: ZeRO-1 shards the moments, not the copy.
+  EXPECT_EQ(cuda.weights, double(weights.padded_numel()) * (4 + 2));
+  EXPECT_EQ(cuda.gradients, cpu.gradients);
+  EXPECT_EQ(cuda.optimizer, cpu.optimizer);
+  EXPECT_LT(cuda.activations - cuda.scratch, cpu.activations - cpu.scratch);
+  // The batch is on the device; what is read ahead and the loader's caches stay on the host.
+  EXPECT_EQ(cuda.batches, cpu.batches);
+  EXPECT_EQ(cuda.prefetch, 0.0);
+  EXPECT_EQ(cuda.data, 0.0);
 }
 
 TEST(MemoryPlan, BatchesAndPrefetchAreWhatTheTrainerAndThePrefetcherAllocate) {

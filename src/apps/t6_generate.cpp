@@ -4,7 +4,8 @@
 //   echo "To be" | t6_generate --checkpoint runs/demo/checkpoints
 // Each prompt is EOT (the start of every training document) followed by its tokens. Text streams to
 // stdout as tokens arrive (one prompt at a time; with --batch N each finished batch is printed in
-// order); stderr gets prefill and decode tokens/s and the cache size. Errors print one line,
+// order); stderr gets prefill and decode tokens/s, where decoding ran and the cache size. --backend
+// cuda decodes on GPU 0 (auto does where one is visible). Errors print one line,
 // "t6_generate: error: ...", and exit 1.
 #include <CLI/CLI.hpp>
 #include <cstdio>
@@ -17,6 +18,7 @@
 #include "core/error.h"
 #include "data/tokenizer.h"
 #include "infer/byte_size.h"
+#include "infer/decode_backend.h"
 #include "infer/generation.h"
 #include "infer/model_source.h"
 #include "infer/utf8_stream.h"
@@ -27,7 +29,7 @@ using namespace t6;
 using namespace t6::infer;
 
 struct Options {
-  std::string checkpoint, prompt, prompts_file, tokenizer, backend = "cpu", memory_budget = "0",
+  std::string checkpoint, prompt, prompts_file, tokenizer, backend = "auto", memory_budget = "0",
                                                                  order = "factorised", cache_dtype = "fp32";
   int64_t batch = 1, max_context = 0, block_tokens = 256;
   bool ignore_eot = false, json = false;
@@ -48,11 +50,6 @@ std::vector<std::string> read_prompts(const Options& options) {
   std::string text((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
   while (!text.empty() && text.back() == '\n') text.pop_back();
   return {text};  // an empty prompt is EOT alone: unconditional samples
-}
-
-void check_backend(const std::string& backend) {
-  T6_CHECK(backend == "cpu" || backend == "auto", "--backend ", backend,
-           ": this build of t6_generate has no CUDA decoding backend; use --backend cpu");
 }
 
 void print_json(const std::string& prompt, const std::vector<int32_t>& prompt_ids, const Generated& generated,
@@ -93,16 +90,21 @@ int run(int argc, char** argv) {
   app.add_option("--cache-dtype", options.cache_dtype, "cache element type: fp32, or bf16 for half the bytes")
       ->capture_default_str()
       ->check(CLI::IsMember({"fp32", "bf16"}));
-  app.add_option("--backend", options.backend, "cpu (or auto; a CUDA decoding backend does not exist yet)");
+  app.add_option("--backend", options.backend,
+                 "cpu, cuda (GPU 0: weights, cache and decode attention on the device), or auto: cuda where a GPU "
+                 "is visible, except MLA and the materialised order")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
   app.add_option("--tokenizer", options.tokenizer, "r50k_base.tiktoken (default: $T6_TOKENIZER, then data_tools/cache)");
   if (const auto exit_code = parse_command_line(app, "t6_generate", argc, argv)) return *exit_code;
-  check_backend(options.backend);
   generation.sampling.validate();
   generation.stop_at_eot = !options.ignore_eot;
   const uint64_t budget = parse_byte_size(options.memory_budget, "--memory-budget");
 
   // Everything that can be refused is checked before the weights are read.
   const ModelSource source = open_model_source(options.checkpoint);
+  const TpaDecodeOrder order = tpa_decode_order_from_name(options.order);
+  const DecodeBackend backend = choose_decode_backend(options.backend, source.config, order);
   const Tokenizer tokenizer = Tokenizer::load(resolve_tokenizer_path(options.tokenizer));
   check_vocabulary_fits(source, tokenizer.vocab_size());
   generation.vocab_limit = tokenizer.vocab_size();
@@ -125,10 +127,8 @@ int run(int argc, char** argv) {
            format_bytes(cache_bytes), ", more than --memory-budget ", format_bytes(budget),
            " (lower --max-context or --batch)");
 
-  ModelWeights weights(source.config, 0, 1, 1, false);
-  load_model_weights(source, weights);
-  Decoder decoder(weights, slots, max_context,
-                  DecodeOptions{options.block_tokens, tpa_decode_order_from_name(options.order), 256, cache_dtype});
+  const std::unique_ptr<ModelWeights> weights = load_model_weights_on(source, backend.device);
+  Decoder decoder(*weights, slots, max_context, DecodeOptions{options.block_tokens, order, 256, cache_dtype});
 
   GenerationStats stats;
   for (size_t first = 0; first < prompts.size(); first += size_t(slots)) {
@@ -164,10 +164,10 @@ int run(int argc, char** argv) {
     }
     std::fflush(stdout);
   }
-  std::fprintf(stderr, "prefill: %lld tokens, %.1f tokens/s | decode: %lld tokens, %.1f tokens/s | cache: %s (%lld B per token, %lld sequences × %lld positions) | buffers: %s\n",
+  std::fprintf(stderr, "prefill: %lld tokens, %.1f tokens/s | decode: %lld tokens, %.1f tokens/s on %s | cache: %s (%lld B per token, %lld sequences × %lld positions) | buffers: %s\n",
                (long long)stats.prefill_tokens, double(stats.prefill_tokens) / std::max(stats.prefill_seconds, 1e-9),
                (long long)stats.decode_tokens, double(stats.decode_tokens) / std::max(stats.decode_seconds, 1e-9),
-               format_bytes(decoder.cache().bytes()).c_str(), (long long)cache_bytes_per_token(source.config, cache_dtype),
+               backend.description.c_str(), format_bytes(decoder.cache().bytes()).c_str(), (long long)cache_bytes_per_token(source.config, cache_dtype),
                (long long)slots, (long long)max_context, decoder.describe_buffers().c_str());
   return 0;
 }

@@ -30,13 +30,16 @@ Tensor Arena::take(Shape shape, DType dtype) {
   return Tensor(base_ ? base_ + start : reinterpret_cast<char*>(kAlignment), shape, dtype, device_);
 }
 
-Tensor ScratchCursor::take(Shape shape) {
+Tensor ScratchCursor::take(Shape shape) { return take(shape, space_.empty() ? DType::F32 : space_.dtype()); }
+
+Tensor ScratchCursor::take(Shape shape, DType dtype) {
+  const int64_t element_bytes = int64_t(dtype_size(space_.empty() ? DType::F32 : space_.dtype()));
+  const int64_t elements = (shape.numel() * int64_t(dtype_size(dtype)) + element_bytes - 1) / element_bytes;
   const int64_t start = used_;
-  used_ += (shape.numel() + 63) / 64 * 64;  // 256-byte aligned fp32 views (cuBLASLt's default)
-  if (space_.empty()) return Tensor(reinterpret_cast<char*>(256), shape, DType::F32);
+  used_ += (elements + 63) / 64 * 64;  // 256-byte aligned views in an fp32 space (cuBLASLt's default)
+  if (space_.empty()) return Tensor(reinterpret_cast<char*>(256), shape, dtype);
   T6_ASSERT(used_ <= space_.numel());
-  return Tensor(static_cast<char*>(space_.raw()) + start * int64_t(dtype_size(space_.dtype())), shape, space_.dtype(),
-                space_.device());
+  return Tensor(static_cast<char*>(space_.raw()) + start * element_bytes, shape, dtype, space_.device());
 }
 
 }  // namespace t6

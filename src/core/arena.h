@@ -42,7 +42,11 @@ class Arena {
 class ScratchCursor {
  public:
   explicit ScratchCursor(Tensor space = {}) : space_(space) {}
+  // A view of the space's element type (F32 when measuring).
   Tensor take(Shape shape);
+  // A view of `dtype` (e.g. a bf16 copy inside an F32 scratch), taking the space's elements it covers.
+  Tensor take(Shape shape, DType dtype);
+  // In elements of the space's type (F32 when measuring).
   int64_t used() const { return used_; }
 
  private:

@@ -19,17 +19,6 @@ void rope_rows(const StepContext& context, const Tensor& x, int64_t R) {
   ops::rope_forward(x.view({1, N, R, D}), context.rope_cos, context.rope_sin);
 }
 
-// out (N, cols·rows) = each row of x (N, rows·cols) as a rows × cols matrix, transposed.
-Tensor transpose_rows(const Tensor& x, const Tensor& out, int64_t rows, int64_t cols) {
-  for (int64_t n = 0; n < x.size(0); ++n) {
-    const float* in = x.data<float>() + n * rows * cols;
-    float* transposed = out.data<float>() + n * rows * cols;
-    for (int64_t i = 0; i < rows; ++i)
-      for (int64_t j = 0; j < cols; ++j) transposed[j * rows + i] = in[i * cols + j];
-  }
-  return out;
-}
-
 // T6 and TPA-KVonly over the factor cache.
 class TpaStep : public AttentionStep {
  public:
@@ -57,7 +46,7 @@ class TpaStep : public AttentionStep {
     ScratchCursor cursor;
     if (factorised_query_) cursor.take({N, H * Rq}), cursor.take({N, Rq * D});
     else cursor.take({N, H * D});
-    for (const int64_t width : {H * R, R * D, H * R, R * D, R * H, R * H, H * D}) cursor.take({N, width});
+    for (const int64_t width : {H * R, R * D, H * R, R * D, H * D}) cursor.take({N, width});
     return cursor.used();
   }
   int64_t attention_thread_elements(int64_t block_tokens, TpaDecodeOrder order, DType cache_dtype) const override {
@@ -87,10 +76,8 @@ class TpaStep : public AttentionStep {
     linear_forward(factors[2], x, W_A_v_, N);
     linear_forward(factors[3], x, W_B_v_, N);
     rope_rows(context, factors[1], R);
-    // The cache keeps A_k and A_v rank by head (kv_cache.h).
-    const std::array<Tensor, 4> entries = {transpose_rows(factors[0], cursor.take({N, R * H}), H, R), factors[1],
-                                           transpose_rows(factors[2], cursor.take({N, R * H}), H, R), factors[3]};
-    write_cache_rows(context, entries);
+    // The cache keeps A_k and A_v rank by head (kv_cache.h): the write transposes them.
+    for (size_t field = 0; field < factors.size(); ++field) write_cache_field(context, field, factors[field], field % 2 == 0);
 
     const Tensor y = cursor.take({N, H * D});
     ops::TpaDecodeQuery query;
@@ -137,7 +124,8 @@ class GqaStep : public AttentionStep {
     linear_forward(kv[1], x, c_v_, N);
     rope_rows(context, q, H);
     rope_rows(context, kv[0], kv_heads_);
-    write_cache_rows(context, kv);
+    write_cache_field(context, 0, kv[0]);
+    write_cache_field(context, 1, kv[1]);
 
     const Tensor y = cursor.take({N, H * D});
     ops::kv_decode_attention(y, q.view({N, H, D}), context.cache.layer_field(context.layer, 0),

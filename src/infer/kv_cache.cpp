@@ -35,17 +35,25 @@ DType cache_dtype_from_name(const std::string& name) {
 
 const char* cache_dtype_name(DType dtype) { return dtype == DType::BF16 ? "bf16" : "fp32"; }
 
-KvCache::KvCache(const ModelConfig& config, int64_t slots, int64_t max_context, DType dtype)
+KvCache::KvCache(const ModelConfig& config, int64_t slots, int64_t max_context, DType dtype, Device device)
     : fields_(cache_fields(config)),
       dtype_(dtype),
+      device_(device),
       layers_(config.n_layer),
       slots_(slots),
       max_context_(max_context),
       token_numel_(token_numel(fields_)),
       lengths_(size_t(slots), 0),
-      buffer_(size_t(slots) * size_t(max_context) * size_t(cache_bytes_per_token(config, dtype))) {
+      bytes_(size_t(slots) * size_t(max_context) * size_t(cache_bytes_per_token(config, dtype))) {
   T6_CHECK(slots >= 1 && max_context >= 1, "the cache needs at least one sequence and one position");
   T6_CHECK(dtype == DType::F32 || dtype == DType::BF16, "the cache holds fp32 or bf16, not ", dtype_name(dtype));
+  if (device == Device::CUDA) {
+    device_buffer_ = DeviceBuffer(bytes_);
+    base_ = static_cast<char*>(device_buffer_.data());
+  } else {
+    host_buffer_ = HostBuffer(bytes_);
+    base_ = static_cast<char*>(host_buffer_.data());
+  }
 }
 
 // Layout: [layer][field][slot][position][rows][cols], so one slot's field is contiguous and the
@@ -54,15 +62,15 @@ Tensor KvCache::layer_field(int64_t layer, size_t field) const {
   T6_ASSERT(layer < layers_ && field < fields_.size());
   int64_t offset = layer * slots_ * max_context_ * token_numel_;
   for (size_t before = 0; before < field; ++before) offset += slots_ * max_context_ * fields_[before].numel();
-  return Tensor(static_cast<char*>(buffer_.data()) + offset * int64_t(dtype_size(dtype_)),
-                {slots_, max_context_, fields_[field].rows, fields_[field].cols}, dtype_);
+  return Tensor(base_ + offset * int64_t(dtype_size(dtype_)),
+                {slots_, max_context_, fields_[field].rows, fields_[field].cols}, dtype_, device_);
 }
 
 Tensor KvCache::field(int64_t layer, size_t field, int64_t slot) const {
   T6_ASSERT(slot < slots_);
   const Tensor all = layer_field(layer, field);
   return Tensor(static_cast<char*>(all.raw()) + slot * max_context_ * fields_[field].numel() * int64_t(dtype_size(dtype_)),
-                {max_context_, fields_[field].rows, fields_[field].cols}, dtype_);
+                {max_context_, fields_[field].rows, fields_[field].cols}, dtype_, device_);
 }
 
 void KvCache::set_length(int64_t slot, int64_t length) {

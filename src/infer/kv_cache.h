@@ -2,12 +2,14 @@
 // token, for a fixed number of sequences (slots) and a context length chosen once. TPA and
 // TPA-KVonly keep the factors A_kᵀ, B̃_k (after RoPE), A_vᵀ, B_v: (Rk+Rv)(H+D) numbers per token and
 // layer; MHA and GQA keep k̃ (after RoPE) and v: 2·Hkv·D; MLA its normed latent and rotated k_pe
-// (docs/MODEL.md 3.1): Ckv + Dr. One allocation holds everything, in fp32 or (half the bytes) bf16.
+// (docs/MODEL.md 3.1): Ckv + Dr. One allocation holds everything, in fp32 or (half the bytes) bf16, in
+// host memory or on the GPU (decoding with the CUDA backend).
 #pragma once
 #include <cstdint>
 #include <string>
 #include <vector>
 
+#include "core/device_memory.h"
 #include "core/tensor.h"
 #include "model/model_config.h"
 
@@ -30,13 +32,16 @@ const char* cache_dtype_name(DType dtype);
 
 class KvCache {
  public:
-  // Allocates slots × max_context tokens for every layer and field, zeroed; dtype F32 or BF16.
-  KvCache(const ModelConfig& config, int64_t slots, int64_t max_context, DType dtype = DType::F32);
+  // Allocates slots × max_context tokens for every layer and field, zeroed; dtype F32 or BF16; on the
+  // current GPU for Device::CUDA.
+  KvCache(const ModelConfig& config, int64_t slots, int64_t max_context, DType dtype = DType::F32,
+          Device device = Device::CPU);
 
   int64_t slots() const { return slots_; }
   int64_t max_context() const { return max_context_; }
-  size_t bytes() const { return buffer_.bytes(); }
+  size_t bytes() const { return bytes_; }
   DType dtype() const { return dtype_; }
+  Device device() const { return device_; }
   const std::vector<CacheField>& fields() const { return fields_; }
 
   // Field `field` of `layer` for one slot: (max_context, rows, cols).
@@ -50,9 +55,13 @@ class KvCache {
  private:
   std::vector<CacheField> fields_;
   DType dtype_;
+  Device device_;
   int64_t layers_, slots_, max_context_, token_numel_;  // token_numel_: Σ fields, one layer
   std::vector<int64_t> lengths_;
-  HostBuffer buffer_;
+  size_t bytes_;
+  HostBuffer host_buffer_;      // one of the two, by device
+  DeviceBuffer device_buffer_;
+  char* base_ = nullptr;
 };
 
 }  // namespace t6::infer

@@ -57,7 +57,7 @@ class MlaStep : public AttentionStep {
       std::copy_n(b.kv_latent.normed.data<float>() + i * kv_rank_, kv_rank_, row);
       std::copy_n(b.k_pe.data<float>() + i * rope_dim_, rope_dim_, row + kv_rank_);
     }
-    write_cache_rows(context, {&b.entry, 1});
+    write_cache_field(context, 0, b.entry);
 
     absorb_queries(b.q, b.absorbed, N);
     const Tensor latents = context.cache.layer_field(context.layer, 0);

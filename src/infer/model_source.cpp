@@ -2,6 +2,7 @@
 
 #include <filesystem>
 
+#include "core/device_memory.h"
 #include "train_state/reshard.h"
 #include "checkpoint/safetensors.h"
 #include "train_state/state_dict.h"
@@ -73,6 +74,15 @@ void load_model_weights(const ModelSource& source, ModelWeights& weights) {
   } else {
     load_state_dict(SafetensorsReader(source.path), weights, source.tensor_prefix);
   }
+}
+
+std::unique_ptr<ModelWeights> load_model_weights_on(const ModelSource& source, Device device) {
+  auto host = std::make_unique<ModelWeights>(source.config, 0, 1, 1, false);
+  load_model_weights(source, *host);
+  if (device == Device::CPU) return host;
+  auto on_device = std::make_unique<ModelWeights>(source.config, 0, 1, 1, false, device);
+  copy_tensor(on_device->params(), host->params());
+  return on_device;
 }
 
 }  // namespace t6::infer

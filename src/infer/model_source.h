@@ -5,6 +5,7 @@
 // one tensor at a time: no optimizer state and no second copy of the model.
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -32,5 +33,8 @@ void check_vocabulary_fits(const ModelSource& source, int64_t tokenizer_vocab_si
 
 // Fills `weights` (built for source.config with tp = 1) from the source.
 void load_model_weights(const ModelSource& source, ModelWeights& weights);
+// The whole model (tp = 1, no gradients) from the source, on `device`: read into host memory, then
+// copied to the current GPU for Device::CUDA (the host copy is freed on return).
+std::unique_ptr<ModelWeights> load_model_weights_on(const ModelSource& source, Device device);
 
 }  // namespace t6::infer

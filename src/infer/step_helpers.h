@@ -1,7 +1,6 @@
 // What the attention steps of every cache kind share (attention_step.cpp, mla_step.cpp): the
 // weights' names, writing new rows into the cache (in its dtype), and the rows as the decode ops see them.
 #pragma once
-#include <span>
 #include <string>
 
 #include "infer/attention_step.h"
@@ -11,8 +10,10 @@ namespace t6::infer {
 // "transformer.h.<layer>.attn.<name>.weight"
 std::string attn_weight(int64_t layer, const std::string& name);
 
-// Copies each row of every field's projection (N, field numel) to its slot and position.
-void write_cache_rows(const StepContext& context, std::span<const Tensor> projections);
+// Writes each row of the projection (N, field numel) of `field` to its slot and position, in the
+// cache's dtype and on its device. A transposed field (TPA's A_k and A_v, kept rank by head) takes its
+// projection as the linear map gives it, head by rank (N, cols, rows).
+void write_cache_field(const StepContext& context, size_t field, const Tensor& projection, bool transposed = false);
 
 // The rows of the call as the decode attention ops take them: views of context.rows' slots and lengths.
 ops::DecodeRows decode_rows(const StepContext& context);

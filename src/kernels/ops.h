@@ -176,9 +176,19 @@ struct DecodeRows {
 // Partial softmax states one call may keep for rows cut into pieces: a call of N rows cuts a row into
 // at most kDecodePartialStates / N pieces (none once N exceeds it).
 inline constexpr int64_t kDecodePartialStates = 64;
+inline constexpr int64_t kDeviceDecodePartialStates = 512;
+inline constexpr int64_t kDeviceDecodeTileTokens = 64;
+inline constexpr int64_t kDeviceMinPieceTokens = 256;
 // Working memory, planned once: per_thread (threads, the *_thread_elements below) holds each thread's
 // blocks, one row per thread the op runs (the team is per_thread's row count); partials
-// (kDecodePartialStates, decode_partial_elements) the states of cut rows.
+// (kDecodePartialStates, decode_partial_elements) the states of cut rows. On a GPU (the cache, the
+// queries and y on the device) the slots and lengths stay in host memory, partials is a device
+// tensor, and per_thread is not used: each piece is one thread block that keeps its blocks in shared
+// memory, so the pieces are where a GPU finds its parallelism. There a call of N rows cuts a row into
+// at most (partials' rows) / N pieces of whole kDeviceDecodeTileTokens-position tiles, each at least
+// kDeviceMinPieceTokens long; a decoder plans kDeviceDecodePartialStates states, enough to give every
+// SM of an H100 a block at batch 1 from 32K positions on. The CUDA twin of tpa_decode_attention runs
+// the factorised order.
 struct DecodeWorkspace {
   Tensor per_thread, partials;
 };
@@ -209,6 +219,11 @@ int64_t tpa_decode_thread_elements(int64_t heads, int64_t head_dim, int64_t rank
                                    int64_t block_tokens, TpaDecodeOrder order, DType cache_dtype);
 void tpa_decode_attention(Tensor y, const TpaDecodeQuery& query, const TpaFactorCache& cache, const DecodeRows& rows,
                           TpaDecodeOrder order, const DecodeWorkspace& workspace);
+
+// Writes each new row's cache entry: row n of x (N, a, b), an a × b matrix, goes to position
+// rows.length[n] − 1 of slot rows.slot[n] of `cache` (slots, T, a, b), or transposed into a cache of
+// (slots, T, b, a) (TPA's A_k and A_v, kept rank by head), rounded to the cache's F32 or BF16. x is F32.
+void decode_cache_write(Tensor cache, const Tensor& x, const DecodeRows& rows, bool transpose);
 
 // ---- SwiGLU ---------------------------------------------------------------------------------
 // out = silu(a) ⊙ b.

@@ -92,4 +92,79 @@ inline SplitKvDims check_mla_split_kv(const char* op, const Tensor& k, const Ten
   return dims;
 }
 
+// ---- decode attention (ops.h, DecodeRows) ----------------------------------------------------------
+
+// The rows' slots and lengths (host I64) fit the cache (slots, T, ·, ·), which holds F32 or BF16.
+inline void check_decode_rows(const char* op, const DecodeRows& rows, const Tensor& cache_field, int64_t N) {
+  T6_CHECK(rows.slot.dtype() == DType::I64 && rows.length.dtype() == DType::I64 && rows.slot.numel() == N &&
+               rows.length.numel() == N && rows.block_tokens >= 1,
+           op, ": expected I64 slots and lengths for ", N, " rows and a positive block size");
+  T6_CHECK(rows.slot.device() == Device::CPU && rows.length.device() == Device::CPU, op,
+           ": the rows' slots and lengths live in host memory");
+  for (int64_t n = 0; n < N; ++n) {
+    const int64_t slot = rows.slot.data<int64_t>()[n], length = rows.length.data<int64_t>()[n];
+    T6_CHECK(slot >= 0 && slot < cache_field.size(0) && length >= 1 && length <= cache_field.size(1), op, ": row ", n,
+             " reads positions [0, ", length, ") of slot ", slot, " of a cache of ", cache_field.size(0), " × ",
+             cache_field.size(1));
+  }
+  T6_CHECK(cache_field.dtype() == DType::F32 || cache_field.dtype() == DType::BF16, op,
+           ": the cache holds F32 or BF16, got ", dtype_name(cache_field.dtype()));
+}
+
+inline void check_decode_partials(const DecodeWorkspace& workspace, int64_t partial) {
+  T6_CHECK(workspace.partials.dtype() == DType::F32 && workspace.partials.numel() >= kDecodePartialStates * partial,
+           "decode attention: partial states of ", workspace.partials.numel(), " elements, ",
+           kDecodePartialStates * partial, " needed");
+}
+
+// kv_decode_attention: N rows of H query heads of width Dk over kv_heads KV heads, values of width Dv.
+struct KvDecodeDims {
+  int64_t N, H, Dk, kv_heads, Dv;
+};
+inline KvDecodeDims check_kv_decode(const Tensor& y, const Tensor& q, const Tensor& k, const Tensor& v,
+                                    const DecodeRows& rows) {
+  T6_CHECK(q.ndim() == 3 && k.ndim() == 4 && v.ndim() == 4, "kv_decode_attention: shapes do not match");
+  const KvDecodeDims dims{q.size(0), q.size(1), q.size(2), k.size(2), v.size(3)};
+  check_decode_rows("kv_decode_attention", rows, k, dims.N);
+  T6_CHECK(k.size(3) == dims.Dk && v.size(2) == dims.kv_heads && dims.H % dims.kv_heads == 0 &&
+               y.numel() == dims.N * dims.H * dims.Dv && k.dtype() == v.dtype() && v.size(0) == k.size(0) &&
+               v.size(1) == k.size(1),
+           "kv_decode_attention: shapes do not match");
+  return dims;
+}
+
+// tpa_decode_attention: N rows, H heads of width D, cache rank R, query rank Rq (0 for KVonly's q̃).
+struct TpaDecodeDims {
+  int64_t N, H, D, R, Rq;
+};
+inline TpaDecodeDims check_tpa_decode(const Tensor& y, const TpaDecodeQuery& query, const TpaFactorCache& cache,
+                                      const DecodeRows& rows) {
+  for (const Tensor* field : {&cache.A_k, &cache.B_k, &cache.A_v, &cache.B_v})
+    T6_CHECK(field->ndim() == 4 && field->dtype() == cache.A_k.dtype() && field->size(0) == cache.A_k.size(0) &&
+                 field->size(1) == cache.A_k.size(1),
+             "tpa_decode_attention: the four cache fields must be (slots, T, ·, ·) of one element type");
+  const bool factorised_query = !query.A_q.empty();
+  TpaDecodeDims dims{};
+  dims.R = cache.A_k.size(2), dims.H = cache.A_k.size(3), dims.D = cache.B_k.size(3);
+  dims.N = factorised_query ? query.A_q.size(0) : query.q.size(0);
+  dims.Rq = factorised_query ? query.A_q.size(2) : 0;
+  check_decode_rows("tpa_decode_attention", rows, cache.A_k, dims.N);
+  T6_CHECK(y.numel() == dims.N * dims.H * dims.D && cache.B_k.size(2) == dims.R && cache.A_v.size(2) == dims.R &&
+               cache.A_v.size(3) == dims.H && cache.B_v.size(2) == dims.R && cache.B_v.size(3) == dims.D &&
+               (factorised_query ? query.B_q.numel() == dims.N * dims.Rq * dims.D
+                                 : query.q.numel() == dims.N * dims.H * dims.D),
+           "tpa_decode_attention: shapes do not match");
+  return dims;
+}
+
+// decode_cache_write: x (N, a, b) into a cache (slots, T, a, b), or (slots, T, b, a) transposed.
+inline void check_decode_cache_write(const Tensor& cache, const Tensor& x, const DecodeRows& rows, bool transpose) {
+  const char* op = "decode_cache_write";
+  T6_CHECK(x.ndim() == 3 && cache.ndim() == 4, op, ": expected x (N, a, b) and a cache (slots, T, ·, ·)");
+  check_decode_rows(op, rows, cache, x.size(0));
+  const int64_t a = transpose ? x.size(2) : x.size(1), b = transpose ? x.size(1) : x.size(2);
+  T6_CHECK(cache.size(2) == a && cache.size(3) == b && x.dtype() == DType::F32, op, ": F32 rows ",
+           x.shape().to_string(), transpose ? " transposed" : "", " do not fit the cache ", cache.shape().to_string());
+}
+
 }  // namespace t6::ops

@@ -18,10 +18,19 @@ class GqaAttention : public AttentionLayer {
   struct Weights {
     Tensor c_q, c_k, c_v, c_proj;
   };
+  // The backward's buffers in the scratch: dout as a matmul operand, dy, dq, dk, dv (F32) and the
+  // last three as matmul operands (the same tensors on the CPU backend, bf16 copies on the CUDA
+  // backend), and the attention's scratch.
+  struct Backward {
+    Tensor dout, dy, dq, dk, dv, dq_operand, dk_operand, dv_operand, attention_scratch;
+  };
+  Backward carve_backward(ScratchCursor& cursor, const Tensor& dout, int64_t batch, int64_t seq_len) const;
+
   int64_t heads_, kv_heads_, head_dim_;
+  DType matmul_dtype_;  // of the weights and saved activations (ModelWeights::matmul_dtype)
   ops::HeadMap head_map_;
-  Weights weights_, grads_;
-  Tensor q_, k_, v_, y_, lse_;  // saved for backward (q and k after RoPE)
+  Weights weights_, grads_;  // the matmul weights (bf16 on the CUDA backend) and their fp32 gradients
+  Tensor q_, k_, v_, y_, lse_;  // saved for backward (q and k after RoPE), in matmul_dtype_ but lse F32
 };
 
 }  // namespace t6

@@ -29,8 +29,9 @@ LanguageModel::LanguageModel(ModelWeights weights, int64_t micro_batch, int64_t 
 }
 
 LanguageModel::ActivationPlan LanguageModel::planned_activations(const ModelConfig& config, int64_t micro_batch,
-                                                                int64_t seq_len, int tp_rank, int tp_size) {
-  LanguageModel shapes(ModelWeights::shapes_only(config, tp_rank, tp_size), micro_batch, seq_len);
+                                                                int64_t seq_len, int tp_rank, int tp_size,
+                                                                Device device) {
+  LanguageModel shapes(ModelWeights::shapes_only(config, tp_rank, tp_size, device), micro_batch, seq_len);
   ActivationPlan planned;
   planned.bytes = Arena::measured_bytes([&](Arena& arena) { shapes.plan(arena); });
   planned.scratch_bytes = shapes.scratch_bytes();
@@ -49,32 +50,39 @@ LanguageModel::LanguageModel(const ModelConfig& config, int64_t micro_batch, int
 
 void LanguageModel::plan(Arena& arena) {
   const int64_t N = batch_ * seq_len_, d = config().n_embd, L = config().n_layer;
+  const DType matmul_dtype = weights_.matmul_dtype();
   residual_.clear(), middle_.clear(), norm1_.clear(), rstd1_.clear(), norm2_.clear(), rstd2_.clear();
   for (int64_t layer = 0; layer <= L; ++layer) residual_.push_back(arena.take({N, d}));
-  int64_t scratch_elements = 0;
+  int64_t scratch_elements = head_scratch_elements();
   for (int64_t layer = 0; layer < L; ++layer) {
     middle_.push_back(arena.take({N, d}));
-    norm1_.push_back(arena.take({N, d}));
+    norm1_.push_back(arena.take({N, d}, matmul_dtype));
     rstd1_.push_back(arena.take({N}));
-    norm2_.push_back(arena.take({N, d}));
+    norm2_.push_back(arena.take({N, d}, matmul_dtype));
     rstd2_.push_back(arena.take({N}));
     attention_[layer]->plan_activations(arena, batch_, seq_len_);
     mlp_[layer].plan_activations(arena, batch_, seq_len_);
     scratch_elements = std::max({scratch_elements, attention_[layer]->scratch_elements(batch_, seq_len_),
                                  mlp_[layer].scratch_elements(batch_, seq_len_)});
   }
-  final_norm_ = arena.take({N, d});
+  final_norm_ = arena.take({N, d}, matmul_dtype);
   final_rstd_ = arena.take({N});
   branch_out_ = arena.take({N, d});
   d_residual_ = arena.take({N, d});
   d_norm_ = arena.take({N, d});
-  logits_chunk_ = arena.take({chunk_rows_, weights_.table().find("transformer.wte.weight").local_shape[0]});
+  logits_chunk_ = arena.take({chunk_rows_, vocab_columns()});
   row_losses_ = arena.take({N});
   row_stats_ = arena.take({4, chunk_rows_});
   loss_total_ = arena.take({1}, DType::F64);
   scratch_ = arena.take({scratch_elements});
   rope_cos_ = arena.take({seq_len_, config().rope_dim() / 2});
   rope_sin_ = arena.take({seq_len_, config().rope_dim() / 2});
+}
+
+int64_t LanguageModel::head_scratch_elements() const {
+  ScratchCursor cursor;
+  matmul_operand_space(Tensor(nullptr, {chunk_rows_, vocab_columns()}, DType::F32), weights_.matmul_dtype(), cursor);
+  return cursor.used();
 }
 
 void LanguageModel::forward_blocks(const Tensor& inputs) {
@@ -94,7 +102,7 @@ void LanguageModel::forward_blocks(const Tensor& inputs) {
 void LanguageModel::head_loss(const Tensor& targets, bool train, float loss_scale, Tensor loss_total,
                               double loss_weight, bool accumulate) {
   const int64_t N = batch_ * seq_len_;
-  const Tensor head = weights_.param("transformer.wte.weight");
+  const Tensor head = weights_.matmul_param("transformer.wte.weight");
   const Tensor head_grad = weights_.grad("transformer.wte.weight");
   const bool vocab_split = context_.tp && context_.tp->size() > 1;
   const float dloss = loss_scale / float(N);  // the loss is the mean over the micro-batch's rows
@@ -123,7 +131,11 @@ void LanguageModel::head_loss(const Tensor& targets, bool train, float loss_scal
     if (!train) continue;
     // logits → dlogits, then this rank's columns' share of the input gradient and the head gradient.
     ops::cross_entropy_gradient(logits, chunk_targets, local_max, row_max, sum_exp, dloss, vocab_slice_);
-    linear_backward(d_norm_.rows(begin, end), head_grad, logits, x, head, rows, false);
+    // The fp32 dlogits enter the matmuls as the head's type (a bf16 copy in the scratch on the CUDA
+    // backend; the layers' backward, which shares the scratch, runs after the head).
+    ScratchCursor cursor(scratch_);
+    const Tensor dlogits = as_matmul_operand(logits, head.dtype(), cursor);
+    linear_backward(d_norm_.rows(begin, end), head_grad, dlogits, x, head, rows, false);
   }
   if (train) reduce_over_tp(context_, d_norm_);  // each rank's head columns gave a partial input gradient
   ops::sum_into(loss_total, row_losses_, loss_weight / double(N), accumulate);
@@ -178,7 +190,7 @@ float LanguageModel::forward_loss(const Tensor& inputs, const Tensor& targets) {
 void LanguageModel::forward_logits(const Tensor& inputs, const Tensor& logits) {
   T6_CHECK(!context_.tp || context_.tp->size() == 1, "forward_logits returns whole rows of logits: run it with tp = 1");
   forward_blocks(inputs);
-  linear_forward(logits, final_norm_, weights_.param("transformer.wte.weight"), batch_ * seq_len_);
+  linear_forward(logits, final_norm_, weights_.matmul_param("transformer.wte.weight"), batch_ * seq_len_);
 }
 
 }  // namespace t6

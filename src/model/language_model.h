@@ -25,18 +25,21 @@ class LanguageModel {
   LanguageModel(const ModelConfig& config, int64_t micro_batch, int64_t seq_len, Communicator* tp = nullptr,
                 int64_t pad_multiple = 1, bool with_gradients = true, Device device = Device::CPU);
 
-  // What the activation arena of a model of `config` takes on TP rank `tp_rank` of `tp_size`, from
-  // the same plan, without allocating it or the weights (memory planning: train/memory_plan.h).
+  // What the activation arena of a model of `config` takes on TP rank `tp_rank` of `tp_size` on
+  // `device` (bf16 matmul inputs on the CUDA backend), from the same plan, without allocating it or
+  // the weights (memory planning: run/memory_plan.h).
   struct ActivationPlan {
     size_t bytes = 0, scratch_bytes = 0;  // as activation_bytes() and scratch_bytes() would be
   };
   static ActivationPlan planned_activations(const ModelConfig& config, int64_t micro_batch, int64_t seq_len,
-                                            int tp_rank, int tp_size);
+                                            int tp_rank, int tp_size, Device device = Device::CPU);
 
   const ModelConfig& config() const { return weights_.config(); }
   ModelWeights& weights() { return weights_; }
   const ModelWeights& weights() const { return weights_; }
   int64_t micro_batch() const { return batch_; }
+  // Which path T6 layers' attention takes on the device (the fused one unless told otherwise).
+  void choose_tpa_attention(const ops::TpaAttentionChoice& choice) { context_.tpa_attention = choice; }
   int64_t seq_len() const { return seq_len_; }
   size_t activation_bytes() const { return activations_.bytes(); }
   // The part of activation_bytes() that layers share for buffers living within one call (backward's
@@ -73,6 +76,10 @@ class LanguageModel {
   // The mean loss in loss_total_ on the host (waits for the device).
   float read_loss_total();
   void plan(Arena& arena);
+  // Scratch elements the head's backward needs: a matmul-operand copy of one chunk of dlogits.
+  int64_t head_scratch_elements() const;
+  // Columns of the logits on this rank: its rows of the (tied) embedding.
+  int64_t vocab_columns() const { return weights_.table().find("transformer.wte.weight").local_shape[0]; }
   // The layers over `weights`, without the activation arena.
   LanguageModel(ModelWeights weights, int64_t micro_batch, int64_t seq_len);
 
@@ -84,7 +91,9 @@ class LanguageModel {
   Arena activations_;
 
   // Planned activations: residual stream at each block's input (L + 1), after each block's attention,
-  // the two norms' outputs and inverse RMS per block, and the final norm.
+  // the two norms' outputs and inverse RMS per block, and the final norm. The norms' outputs feed
+  // matmuls and have the weights' matmul_dtype (bf16 on the CUDA backend); the residual stream, the
+  // inverse RMS, the branch outputs, the logits and every gradient buffer are F32.
   std::vector<Tensor> residual_, middle_, norm1_, rstd1_, norm2_, rstd2_;
   Tensor final_norm_, final_rstd_;
   // Buffers reused by every layer: branch outputs, gradients of the residual and of a norm output,

@@ -4,11 +4,12 @@
 
 namespace t6 {
 
-Mlp::Mlp(const ModelWeights& weights, int64_t layer) {
+Mlp::Mlp(const ModelWeights& weights, int64_t layer)
+    : width_(weights.config().n_embd), matmul_dtype_(weights.matmul_dtype()) {
   const std::string prefix = str("transformer.h.", layer, ".mlp.");
-  fc1_ = weights.param(prefix + "c_fc1.weight");
-  fc2_ = weights.param(prefix + "c_fc2.weight");
-  proj_ = weights.param(prefix + "c_proj.weight");
+  fc1_ = weights.matmul_param(prefix + "c_fc1.weight");
+  fc2_ = weights.matmul_param(prefix + "c_fc2.weight");
+  proj_ = weights.matmul_param(prefix + "c_proj.weight");
   dfc1_ = weights.grad(prefix + "c_fc1.weight");
   dfc2_ = weights.grad(prefix + "c_fc2.weight");
   dproj_ = weights.grad(prefix + "c_proj.weight");
@@ -16,14 +17,24 @@ Mlp::Mlp(const ModelWeights& weights, int64_t layer) {
 }
 
 void Mlp::plan_activations(Arena& arena, int64_t B, int64_t T) {
-  pre_gate_ = arena.take({B * T, hidden_});
-  up_ = arena.take({B * T, hidden_});
-  gated_ = arena.take({B * T, hidden_});
+  pre_gate_ = arena.take({B * T, hidden_}, matmul_dtype_);
+  up_ = arena.take({B * T, hidden_}, matmul_dtype_);
+  gated_ = arena.take({B * T, hidden_}, matmul_dtype_);
+}
+
+Mlp::Gradients Mlp::carve_gradients(ScratchCursor& cursor, const Tensor& dout) const {
+  const int64_t rows = dout.numel() / width_;
+  Gradients g;
+  g.dout = matmul_operand_space(dout, matmul_dtype_, cursor);
+  g.dgated = cursor.take({rows, hidden_});
+  g.dpre_gate = cursor.take({rows, hidden_}, matmul_dtype_);
+  g.dup = cursor.take({rows, hidden_}, matmul_dtype_);
+  return g;
 }
 
 int64_t Mlp::scratch_elements(int64_t B, int64_t T) const {
   ScratchCursor cursor;
-  for (int buffer = 0; buffer < 3; ++buffer) cursor.take({B * T, hidden_});  // dgated, dpre_gate, dup
+  carve_gradients(cursor, Tensor(nullptr, {B * T, width_}, DType::F32));  // the residual stream's gradient
   return cursor.used();
 }
 
@@ -43,11 +54,12 @@ void Mlp::forward(const LayerContext& context, const Tensor& x, const Tensor& ou
 void Mlp::backward(const LayerContext& context, const Tensor& x, const Tensor& dout, const Tensor& dx) {
   const int64_t N = context.rows();
   ScratchCursor cursor(context.scratch);
-  Tensor dgated = cursor.take(gated_.shape()), dpre_gate = cursor.take(gated_.shape()), dup = cursor.take(gated_.shape());
-  linear_backward(dgated, dproj_, dout, gated_, proj_, N, false);
-  ops::swiglu_backward(dpre_gate, dup, dgated, pre_gate_, up_);
-  linear_backward(dx, dfc1_, dpre_gate, x, fc1_, N, false);
-  linear_backward(dx, dfc2_, dup, x, fc2_, N, true);
+  const Gradients g = carve_gradients(cursor, dout);
+  fill_matmul_operand(g.dout, dout);
+  linear_backward(g.dgated, dproj_, g.dout, gated_, proj_, N, false);
+  ops::swiglu_backward(g.dpre_gate, g.dup, g.dgated, pre_gate_, up_);
+  linear_backward(dx, dfc1_, g.dpre_gate, x, fc1_, N, false);
+  linear_backward(dx, dfc2_, g.dup, x, fc2_, N, true);
 }
 
 }  // namespace t6

@@ -20,9 +20,18 @@ class Mlp {
   void backward(const LayerContext& context, const Tensor& x, const Tensor& dout, const Tensor& dx);
 
  private:
+  // The backward's buffers in the scratch: dout as a matmul operand (matmul_operand_space), dgated
+  // (F32), and the gradients of pre_gate and up, which only feed matmuls, in matmul_dtype_.
+  struct Gradients {
+    Tensor dout, dgated, dpre_gate, dup;
+  };
+  Gradients carve_gradients(ScratchCursor& cursor, const Tensor& dout) const;
+
   int64_t hidden_;  // this rank's hidden units
-  Tensor fc1_, fc2_, proj_, dfc1_, dfc2_, dproj_;
-  Tensor pre_gate_, up_, gated_;  // x·W1ᵀ, x·W2ᵀ, silu(x·W1ᵀ) ⊙ x·W2ᵀ
+  int64_t width_;   // n_embd
+  DType matmul_dtype_;  // of the weights and activations the matmuls read (ModelWeights::matmul_dtype)
+  Tensor fc1_, fc2_, proj_, dfc1_, dfc2_, dproj_;  // the matmul weights (bf16 on the CUDA backend), fp32 gradients
+  Tensor pre_gate_, up_, gated_;  // x·W1ᵀ, x·W2ᵀ, silu(x·W1ᵀ) ⊙ x·W2ᵀ, in matmul_dtype_
 };
 
 }  // namespace t6

@@ -8,28 +8,39 @@ namespace t6 {
 
 ModelWeights::ModelWeights(const ModelConfig& config, int tp_rank, int tp_size, int64_t pad_multiple,
                            bool with_gradients, Device device)
-    : config_(config),
+    : device_(device),
+      config_(config),
       table_(config, tp_rank, tp_size),
       padded_numel_((table_.local_numel() + pad_multiple - 1) / pad_multiple * pad_multiple),
       storage_(
           [&](Arena& arena) {
             params_ = arena.take({padded_numel_});
             grads_ = with_gradients ? arena.take({padded_numel_}) : Tensor();
+            // A copy of the whole flat buffer, at the same offsets: every parameter but MLA's
+            // latent-norm weights (d_latent elements each) is a matmul weight, and one range keeps
+            // AdamW's single pass and ZeRO-1's equal chunks.
+            params_bf16_ = device == Device::CUDA ? arena.take({padded_numel_}, DType::BF16) : Tensor();
           },
           device) {}
 
-ModelWeights::ModelWeights(ShapesOnly, const ModelConfig& config, int tp_rank, int tp_size)
-    : shapes_only_(true), config_(config), table_(config, tp_rank, tp_size), padded_numel_(table_.local_numel()) {}
+ModelWeights::ModelWeights(ShapesOnly, const ModelConfig& config, int tp_rank, int tp_size, Device device)
+    : shapes_only_(true),
+      device_(device),
+      config_(config),
+      table_(config, tp_rank, tp_size),
+      padded_numel_(table_.local_numel()) {}
 
-ModelWeights ModelWeights::shapes_only(const ModelConfig& config, int tp_rank, int tp_size) {
-  return ModelWeights(ShapesOnly{}, config, tp_rank, tp_size);
+ModelWeights ModelWeights::shapes_only(const ModelConfig& config, int tp_rank, int tp_size, Device device) {
+  return ModelWeights(ShapesOnly{}, config, tp_rank, tp_size, device);
 }
 
-Tensor ModelWeights::view(const Tensor& buffer, const LocalParam& entry) const {
+Tensor ModelWeights::view(const Tensor& buffer, const LocalParam& entry, DType dtype) const {
   // A non-null dummy pointer, as a measuring Arena hands out, so no caller takes it for empty.
-  if (shapes_only_) return Tensor(reinterpret_cast<char*>(256), entry.local_shape, DType::F32);
+  if (shapes_only_) return Tensor(reinterpret_cast<char*>(256), entry.local_shape, dtype, device_);
   if (buffer.empty()) return {};  // gradients not allocated
-  return Tensor(buffer.data<float>() + entry.flat_offset, entry.local_shape, DType::F32, buffer.device());
+  T6_ASSERT(buffer.dtype() == dtype);
+  return Tensor(static_cast<char*>(buffer.raw()) + entry.flat_offset * int64_t(dtype_size(dtype)), entry.local_shape,
+                dtype, buffer.device());
 }
 
 int64_t global_element_index(const LocalParam& entry, int64_t local_index) {
@@ -64,6 +75,11 @@ void ModelWeights::initialise(uint64_t seed) {
     for (int64_t i = 0; i < entry.numel(); ++i) data[i] = rng.uniform_symmetric(uint64_t(global_element_index(entry, i)), bound);
   }
   if (device() != Device::CPU) copy_tensor(params_, host_params);
+  refresh_matmul_copy();
+}
+
+void ModelWeights::refresh_matmul_copy() {
+  if (!params_bf16_.empty()) ops::cast(params_bf16_, params_);
 }
 
 void ModelWeights::zero_grads() { ops::fill_zero(padded_grads()); }

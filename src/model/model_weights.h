@@ -1,5 +1,7 @@
 // This rank's parameters and gradients: one flat fp32 buffer each, laid out by the parameter table,
-// with views by reference name, in host memory or in one device arena (the CUDA backend).
+// with views by reference name, in host memory or in one device arena (the CUDA backend). On the
+// CUDA backend the arena also holds a bf16 copy of the parameters, which the matmuls read (DESIGN.md,
+// Precision) and AdamW rewrites with every update.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -15,16 +17,21 @@ class ModelWeights {
   // The flat buffers are padded with zeros to a multiple of `pad_multiple` elements, so ZeRO-1 can
   // reduce-scatter and all-gather them in equal chunks over the DP ranks. Without gradients
   // (inference, evaluation) only the parameters take memory and grad() views are empty.
-  // On Device::CUDA both buffers are one device arena (planned once, 256-byte aligned).
+  // On Device::CUDA both buffers and the bf16 copy are one device arena (planned once, 256-byte aligned).
   ModelWeights(const ModelConfig& config, int tp_rank, int tp_size, int64_t pad_multiple = 1,
                bool with_gradients = true, Device device = Device::CPU);
   // The table and the views' shapes without the memory (the views point nowhere), for planning
-  // what a model of this config needs (LanguageModel::planned_activation_bytes).
-  static ModelWeights shapes_only(const ModelConfig& config, int tp_rank, int tp_size);
+  // what a model of this config needs on `device` (LanguageModel::planned_activations).
+  static ModelWeights shapes_only(const ModelConfig& config, int tp_rank, int tp_size, Device device = Device::CPU);
   bool has_gradients() const { return !grads_.empty(); }
-  Device device() const { return storage_.device(); }
+  Device device() const { return device_; }
   size_t param_bytes() const { return params_.bytes(); }
   size_t grad_bytes() const { return grads_.empty() ? 0 : grads_.bytes(); }
+  size_t matmul_copy_bytes() const { return params_bf16_.empty() ? 0 : params_bf16_.bytes(); }
+  // The element type of what the matmuls and the attention read, weights and activations alike:
+  // BF16 on the CUDA backend, F32 on the CPU backend (the fp32 reference). Norm statistics, the
+  // residual stream, logits, the loss and every gradient that is accumulated stay F32 on both.
+  DType matmul_dtype() const { return device_ == Device::CUDA ? DType::BF16 : DType::F32; }
 
   const ModelConfig& config() const { return config_; }
   const ParamTable& table() const { return table_; }
@@ -37,6 +44,17 @@ class ModelWeights {
   Tensor grad(const std::string& name) const { return view(grads_, table_.find(name)); }
   Tensor param(const LocalParam& entry) const { return view(params_, entry); }
   Tensor grad(const LocalParam& entry) const { return view(grads_, entry); }
+  // The weight as the matmuls read it: its bf16 copy on the CUDA backend, the fp32 master itself on
+  // the CPU backend. The embedding lookup reads the fp32 master (param) on both.
+  Tensor matmul_param(const std::string& name) const {
+    return device_ == Device::CUDA ? view(params_bf16_, table_.find(name), DType::BF16) : param(name);
+  }
+  // (padded_numel) BF16 on the CUDA backend, empty on the CPU backend: AdamW writes it beside the
+  // master weights (ZeRO-1 all-gathers it with them).
+  Tensor padded_matmul_copy() const { return params_bf16_; }
+  // Rounds the master weights into the bf16 copy (a no-op on the CPU backend): after anything but
+  // AdamW writes them (initialise does it itself; a resume's upload).
+  void refresh_matmul_copy();
 
   // docs/MODEL.md 2.2: each element of each parameter drawn from (seed, name, global element index),
   // so every layout gets the same full model. Device weights are drawn on the host and uploaded.
@@ -45,15 +63,16 @@ class ModelWeights {
 
  private:
   struct ShapesOnly {};
-  ModelWeights(ShapesOnly, const ModelConfig& config, int tp_rank, int tp_size);
-  Tensor view(const Tensor& buffer, const LocalParam& entry) const;
+  ModelWeights(ShapesOnly, const ModelConfig& config, int tp_rank, int tp_size, Device device);
+  Tensor view(const Tensor& buffer, const LocalParam& entry, DType dtype = DType::F32) const;
   bool shapes_only_ = false;
+  Device device_ = Device::CPU;
   ModelConfig config_;
   ParamTable table_;
   int64_t padded_numel_;
-  // (padded_numel) views of storage_, grads_ empty without gradients; declared first, as
-  // storage_'s planning assigns them.
-  Tensor params_, grads_;
+  // (padded_numel) views of storage_, grads_ empty without gradients, params_bf16_ empty on the
+  // CPU backend; declared first, as storage_'s planning assigns them.
+  Tensor params_, grads_, params_bf16_;
   Arena storage_;
 };
 

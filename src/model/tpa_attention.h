@@ -24,15 +24,24 @@ class TpaAttention : public AttentionLayer {
     ops::TpaFactors factors;
     Tensor q, y, lse;
   };
+  // The backward's buffers in the scratch: the factor gradients (F32) with their matmul operands
+  // (the same tensors on the CPU backend, bf16 copies on the CUDA backend), dout as a matmul
+  // operand, dy (F32) and the attention op's workspace.
+  struct Backward {
+    ops::TpaFactors factor_grads, factor_grad_operands;
+    Tensor dout, dy, workspace;
+  };
   // Elements of the attention op's workspace (in the F32 scratch).
   int64_t workspace_elements(int64_t batch, int64_t seq_len) const;
   void compute_factors(const LayerContext& context, const Tensor& x);
   ops::TpaFactors carve_factor_grads(ScratchCursor& cursor, int64_t batch, int64_t seq_len) const;
+  Backward carve_backward(ScratchCursor& cursor, const Tensor& dout, int64_t batch, int64_t seq_len) const;
 
   bool factorised_query_;
   int64_t heads_, head_dim_, q_rank_, rank_;
-  Weights weights_, grads_;
-  Activations saved_;
+  DType matmul_dtype_;  // of the weights and saved activations (ModelWeights::matmul_dtype)
+  Weights weights_, grads_;  // the matmul weights (bf16 on the CUDA backend) and their fp32 gradients
+  Activations saved_;  // factors, q and y in matmul_dtype_, lse F32
 };
 
 }  // namespace t6

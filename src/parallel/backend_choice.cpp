@@ -16,7 +16,7 @@ const char* communicator_name(CommunicatorKind kind) { return kind == Communicat
 std::string BackendChoice::describe() const {
   const std::string device =
       backend == Backend::cuda
-          ? str("CUDA fp32 on GPU ", cuda_device, " (", device_name, ", ", double(device_bytes) / double(1ull << 30), " GiB)")
+          ? str("CUDA bf16/fp32 on GPU ", cuda_device, " (", device_name, ", ", double(device_bytes) / double(1ull << 30), " GiB)")
           : std::string("CPU fp32");
   return str(device, ", communicator ", communicator_name(communicator), note.empty() ? "" : " (" + note + ")");
 }

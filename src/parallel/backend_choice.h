@@ -38,7 +38,8 @@ struct BackendChoice {
   std::string note;               // why auto chose the CPU where the rank sees a GPU; empty otherwise
   bool gpus_left_idle = false;    // auto trains on the CPU although the rank sees GPUs (warn loudly)
 
-  // "CUDA on GPU 0 (NVIDIA H200, 139.8 GiB), communicator NCCL" or "CPU fp32, communicator MPI".
+  // "CUDA bf16/fp32 on GPU 0 (NVIDIA H200, 140 GiB), communicator NCCL" (bf16 matmuls and attention,
+  // fp32 master weights, gradients and statistics) or "CPU fp32, communicator MPI".
   std::string describe() const;
 };
 

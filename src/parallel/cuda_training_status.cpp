@@ -3,8 +3,9 @@
 namespace t6 {
 
 const char* cuda_training_status() {
-  return "training runs on the CPU backend (fp32) and on the CUDA backend (fp32 on the device for now, one rank or "
-         "several reducing over NCCL or MPI; not llama_mla yet), tested on the emulated GPU; no real GPU has run it yet";
+  return "training runs on the CPU backend (fp32) and on the CUDA backend (bf16 matmuls and attention over fp32 master "
+         "weights, one rank or several reducing over NCCL or MPI; not llama_mla yet), tested on the emulated GPU; no "
+         "real GPU has run it yet";
 }
 
 const char* cuda_training_refusal() {

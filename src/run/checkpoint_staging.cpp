@@ -38,6 +38,7 @@ void CheckpointStaging::download() {
 void CheckpointStaging::upload() {
   if (!host_weights_) return;
   copy_tensor(live_weights_.padded_params(), host_weights_->padded_params());
+  live_weights_.refresh_matmul_copy();  // checkpoints hold the fp32 masters only
   copy_tensor(live_adamw_.first_moment(), host_m_);
   copy_tensor(live_adamw_.second_moment(), host_v_);
 }

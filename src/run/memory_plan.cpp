@@ -74,7 +74,7 @@ std::string RankMemory::describe() const {
   return text + str("; activations include ", human_bytes(scratch), " of layer scratch)");
 }
 
-RankMemory plan_rank_memory(const RunConfig& config, int world_size) {
+RankMemory plan_rank_memory(const RunConfig& config, int world_size, Device device) {
   const TrainConfig& train = config.train;
   const int tp = int(std::max<int64_t>(1, config.parallel.tp));
   const int dp = std::max(1, world_size / tp);
@@ -85,11 +85,12 @@ RankMemory plan_rank_memory(const RunConfig& config, int world_size) {
   for (int tp_rank = 0; tp_rank < tp; ++tp_rank) {
     const double local = double(ParamTable(config.model, tp_rank, tp).local_numel());
     const double padded = zero1 ? std::ceil(local / dp) * dp : local;
-    memory.weights = std::max(memory.weights, padded * sizeof(float));
-    memory.gradients = memory.weights;
+    memory.gradients = std::max(memory.gradients, padded * sizeof(float));
+    // The CUDA backend's bf16 copy covers the whole padded buffer: ZeRO-1 gathers it on every rank.
+    memory.weights = memory.gradients * (device == Device::CUDA ? 1.5 : 1.0);
     memory.optimizer = std::max(memory.optimizer, 2 * (zero1 ? padded / dp : local) * sizeof(float));
     const LanguageModel::ActivationPlan activations =
-        LanguageModel::planned_activations(config.model, share.micro_batch, train.seq_len, tp_rank, tp);
+        LanguageModel::planned_activations(config.model, share.micro_batch, train.seq_len, tp_rank, tp, device);
     if (double(activations.bytes) > memory.activations) {
       memory.activations = double(activations.bytes);
       memory.scratch = double(activations.scratch_bytes);
@@ -97,6 +98,7 @@ RankMemory plan_rank_memory(const RunConfig& config, int world_size) {
   }
   // Inputs and targets of this rank's share of the global batch.
   memory.batches = 2 * double(share.sequences) * double(train.seq_len) * kBytesPerToken;
+  if (device == Device::CUDA) return memory;  // the prefetched batch and the loader live on the host
   memory.prefetch = config.data.prefetch ? memory.batches : 0;
   const int64_t corpus_shards = readable_corpus_shards(config.data.path);
   const int64_t open_shards =

@@ -65,7 +65,7 @@ Device device_of(const BackendChoice& backend) { return backend.backend == Backe
 const BackendChoice& with_room_for_state(const BackendChoice& backend, const RunConfig& config, ProcessGrid& grid) {
   std::string failure;
   if (backend.backend == Backend::cuda) {
-    const RankMemory planned = plan_rank_memory(config, grid.world_size());  // the start-up check's arithmetic
+    const RankMemory planned = plan_rank_memory(config, grid.world_size(), Device::CUDA);  // as --plan's
     const double needed = (planned.weights + planned.gradients + planned.optimizer) / double(1 << 20);
     const double free = double(cuda_free_bytes()) / double(1 << 20);
     if (needed > free)
@@ -143,7 +143,11 @@ Trainer::Trainer(const RunConfig& config, ProcessGrid& grid, const std::string& 
   double rank_peak = config.log.peak_flops;
   peak_flops_source_ = "log.peak_flops";
   int32_t under_load = 0;
-  if (rank_peak == 0) {
+  if (rank_peak == 0 && backend_.backend == Backend::cuda) {
+    // The rate the step's bf16 matmuls reach at best; a GPU is not shared with other jobs' threads.
+    rank_peak = measured_cuda_bf16_gemm_flops();
+    peak_flops_source_ = "measured bf16 GEMM on the GPU";
+  } else if (rank_peak == 0) {
     // More runnable tasks than cores before we measure: other jobs share the cores, the measured
     // peak is a fraction of the machine's and the MFU above it overstated, which every line says.
     under_load = load_average() > double(available_cores());
@@ -311,10 +315,11 @@ void Trainer::print_startup_table() const {
   if (backend_.backend == Backend::cuda) {
     const ModelWeights& weights = model_.weights();
     log_info("  device      GPU ", backend_.cuda_device, " (", backend_.device_name, ") per rank: ",
-             double(weights.param_bytes()) / MiB, " MiB fp32 weights, ", double(weights.grad_bytes()) / MiB,
-             " MiB fp32 gradients, ", double(optimizer_.adamw().state_bytes()) / MiB, " MiB AdamW moments, ",
-             double(model_.activation_bytes()) / MiB, " MiB fp32 activations (", double(model_.scratch_bytes()) / MiB,
-             " MiB layer scratch), ", double(cuda_workspace_bytes() + step_buffers_.device_bytes()) / MiB,
+             double(weights.param_bytes()) / MiB, " MiB fp32 weights + ", double(weights.matmul_copy_bytes()) / MiB,
+             " MiB bf16 copy, ", double(weights.grad_bytes()) / MiB, " MiB fp32 gradients, ",
+             double(optimizer_.adamw().state_bytes()) / MiB, " MiB AdamW moments, ", double(model_.activation_bytes()) / MiB,
+             " MiB activations (bf16 matmul inputs, fp32 residual stream and statistics; ",
+             double(model_.scratch_bytes()) / MiB, " MiB layer scratch), ", double(cuda_workspace_bytes() + step_buffers_.device_bytes()) / MiB,
              " MiB workspace (cuBLASLt, batch, step scalars); ", double(cuda_free_bytes()) / MiB, " MiB left free");
   } else {
     log_info("  memory      ", memory_.describe(), " per rank (layer scratch: backward's gradients, the attention's ",

@@ -48,13 +48,8 @@ std::string per_tp_rank(int64_t tp, Count count) {
 }  // namespace
 
 RankMemory planned_cuda_memory(const RunConfig& config, int64_t world) {
-  const RankLayout layout = layout_of(config, world);
-  RankMemory memory = plan_rank_memory(config, int(world));
-  // DESIGN.md: a bf16 copy of the weights beside the fp32 master, which ZeRO-1 shards with the AdamW
-  // state (half of the optimizer's two moments); the loader's shard caches stay on the host.
-  memory.weights = memory.weights / 2 + (layout.zero1 ? memory.optimizer / 2 : memory.weights);
-  memory.data = 0;
-  return memory;
+  layout_of(config, world);  // the trainer's checks of the layout, with its messages
+  return plan_rank_memory(config, int(world), Device::CUDA);
 }
 
 StepCommunication planned_communication(const RunConfig& config, int64_t world) {
@@ -127,7 +122,8 @@ std::string training_plan_report(const RunConfig& config, int64_t world) {
   const RankMemory cpu = plan_rank_memory(config, int(world));
   line("memory CPU", cpu.describe() + " per rank (the largest; the start-up table's memory line and check)");
   const RankMemory cuda = planned_cuda_memory(config, world);
-  line("memory CUDA", cuda.describe() + " per rank (estimate: bf16 weight copy + fp32 master, CPU activations as an upper bound)");
+  line("memory CUDA", cuda.describe() + " per rank (the device arenas: fp32 master weights and their bf16 copy, bf16 matmul "
+                                        "inputs among the activations; the start-up table's device line)");
   const double usable = double(kPlanGpuBytes - kPlanGpuReservedBytes);
   line("GPU", str(kPlanGpuName, ": ", gib(kPlanGpuBytes), ", ", gib(usable), " after the CUDA context and libraries; this layout ",
                   cuda.total() <= usable ? "fits" : "does NOT fit"));

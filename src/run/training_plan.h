@@ -1,7 +1,7 @@
 // t6_pretrain --plan: what a run of a config would be on a world of N ranks, computed without a
 // corpus, without starting ranks and without allocating the model: parameter count and layout,
-// micro-batches, memory per rank (CPU: run/memory_plan.h, what the trainer checks and allocates;
-// CUDA as an estimate until the device arenas exist), FLOPs per token and the bytes each rank
+// micro-batches, memory per rank (run/memory_plan.h, what the trainer checks and allocates on the
+// CPU backend, and in device arenas on the CUDA backend), FLOPs per token and the bytes each rank
 // communicates per step. It runs every check of the trainer that needs no data or hardware
 // (parallel.tp against the world and the heads, the batch split), with the same messages.
 #pragma once
@@ -19,10 +19,9 @@ constexpr int64_t kPlanGpuBytes = int64_t(81559) << 20;
 constexpr int64_t kPlanGpuReservedBytes = int64_t(2) << 30;
 constexpr const char* kPlanGpuName = "NVIDIA H100 80 GB";
 
-// The CUDA backend's memory per rank, estimated from the CPU plan (run/memory_plan.h) and
-// DESIGN.md's precisions: a bf16 copy of the weights next to the fp32 master (sharded with ZeRO-1),
-// fp32 gradients and AdamW state, and the CPU plan's activations as an upper bound (bf16
-// activations and FlashAttention need less).
+// The CUDA backend's device arenas per rank (plan_rank_memory for Device::CUDA): fp32 master
+// weights with a bf16 copy beside them (whole on every rank, ZeRO-1 or not), fp32 gradients and
+// AdamW state, the activations with bf16 matmul inputs, and the batch.
 RankMemory planned_cuda_memory(const RunConfig& config, int64_t world);
 
 struct StepCommunication {

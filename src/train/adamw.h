@@ -19,7 +19,9 @@ class AdamW {
   AdamW(int64_t numel, const AdamWSettings& settings, Device device = Device::CPU);
 
   // One update of params from grads (same numel as the optimizer); grad_scale is the clip factor.
-  void step(const Tensor& params, const Tensor& grads, float lr, float grad_scale);
+  // params_bf16, when given (BF16, as many elements), receives the updated weights rounded to bf16
+  // in the same pass: the CUDA backend's matmul copy (ModelWeights::padded_matmul_copy).
+  void step(const Tensor& params, const Tensor& grads, float lr, float grad_scale, const Tensor& params_bf16 = {});
 
   int64_t steps_taken() const { return steps_taken_; }
   void set_steps_taken(int64_t steps) { steps_taken_ = steps; }  // on resume

@@ -113,8 +113,13 @@ void DistributedOptimizer::apply(float lr, double max_norm, double grad_norm) {
   T6_ASSERT(std::isfinite(grad_norm));
   const float scale = clip_scale(grad_norm, max_norm);
   const Tensor params = weights_.padded_params(), grads = weights_.padded_grads();
-  adamw_.step(params.rows(state_.begin, state_.end), grads.rows(state_.begin, state_.end), lr, scale);
-  if (zero1_) device_.dp->all_gather(params.rows(state_.begin, state_.end), params);
+  const Tensor matmul_copy = weights_.padded_matmul_copy();  // empty on the CPU backend
+  const auto shard = [&](const Tensor& buffer) { return buffer.rows(state_.begin, state_.end); };
+  adamw_.step(shard(params), shard(grads), lr, scale, matmul_copy.empty() ? Tensor() : shard(matmul_copy));
+  if (!zero1_) return;
+  device_.dp->all_gather(shard(params), params);
+  // Every rank's matmuls read the whole bf16 copy: gathered as AdamW rounded it, in half the bytes.
+  if (!matmul_copy.empty()) device_.dp->all_gather(shard(matmul_copy), matmul_copy);
 }
 
 }  // namespace t6

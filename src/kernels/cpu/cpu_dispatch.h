@@ -25,9 +25,6 @@
 #else
 #define T6_CUDA_TWIN(probe, call) [[maybe_unused]] const ::t6::ops::cpu::TwinRouted t6_twin_routed {}
 #endif
-// The first line of an op that has no CUDA twin yet, said out loud (the decode attention ops: decoding
-// runs on the CPU backend): require_host then refuses device tensors at run time, naming the op.
-#define T6_NO_CUDA_TWIN_YET() [[maybe_unused]] const ::t6::ops::cpu::TwinRouted t6_twin_routed {}
 
 namespace t6::ops::cpu {
 

@@ -11,6 +11,8 @@
 #include "core/bf16.h"
 #include "kernels/cpu/cpu_dispatch.h"
 #include "kernels/cpu/decode_tiles.h"
+#include "kernels/decode_pieces.h"
+#include "kernels/shape_checks.h"
 #include "kernels/ops.h"
 
 namespace t6::ops {
@@ -23,23 +25,9 @@ using cpu::decode::weighted_rows;
 
 namespace {
 
-// A row shorter than this stays in one piece: the merge and a piece's setup would outweigh the split.
-constexpr int64_t kMinPieceTokens = 512;
 // A call spreads its pieces over the team only past this many (position × head) pairs: below it,
 // waking the team costs more than the work.
 constexpr int64_t kParallelWork = int64_t(1) << 16;
-
-// How one row is cut: `pieces` pieces of `piece_tokens` positions (a whole number of blocks), the last
-// one shorter.
-struct Cut {
-  int64_t pieces = 1, piece_tokens = 0;
-};
-Cut cut_row(int64_t length, int64_t block_tokens, int64_t max_pieces) {
-  const int64_t wanted = std::clamp<int64_t>((length + kMinPieceTokens - 1) / kMinPieceTokens, 1, max_pieces);
-  const int64_t blocks = (length + block_tokens - 1) / block_tokens;
-  const int64_t piece_tokens = (blocks + wanted - 1) / wanted * block_tokens;
-  return {(length + piece_tokens - 1) / piece_tokens, piece_tokens};
-}
 
 // The per-thread state of one piece, carved by the code that also sizes it.
 OnlineSoftmax carve_state(ScratchCursor& cursor, int64_t heads, int64_t width) {
@@ -65,9 +53,7 @@ void check_workspace(const DecodeWorkspace& workspace, int64_t per_thread, int64
                workspace.per_thread.size(1) >= per_thread,
            "decode attention: scratch of ", workspace.per_thread.ndim() == 2 ? workspace.per_thread.size(1) : 0,
            " elements a thread, ", per_thread, " needed");
-  T6_CHECK(workspace.partials.dtype() == DType::F32 && workspace.partials.numel() >= kDecodePartialStates * partial,
-           "decode attention: partial states of ", workspace.partials.numel(), " elements, ",
-           kDecodePartialStates * partial, " needed");
+  check_decode_partials(workspace, partial);
 }
 
 // Runs attend(row, begin, end, state, thread_scratch) over every piece of every row and writes y
@@ -78,7 +64,7 @@ void for_pieces(const Tensor& y, const DecodeRows& rows, const DecodeWorkspace& 
                 int64_t width, Attend attend) {
   const int64_t N = rows.length.numel(), threads = workspace.per_thread.size(0);
   const int64_t* lengths = rows.length.data<int64_t>();
-  const int64_t max_pieces = std::max<int64_t>(kDecodePartialStates / N, 1);
+  const int64_t max_pieces = decode_max_pieces(N);
   const int64_t partial_stride = decode_partial_elements(heads, width);
   int64_t work = 0;
   for (int64_t n = 0; n < N; ++n) work += lengths[n] * heads;
@@ -86,7 +72,7 @@ void for_pieces(const Tensor& y, const DecodeRows& rows, const DecodeWorkspace& 
 #pragma omp parallel for schedule(dynamic) num_threads(int(threads)) if (work >= kParallelWork)
   for (int64_t item = 0; item < N * max_pieces; ++item) {
     const int64_t n = item / max_pieces, piece = item % max_pieces;
-    const Cut cut = cut_row(lengths[n], rows.block_tokens, max_pieces);
+    const DecodeCut cut = decode_cut(lengths[n], rows.block_tokens, max_pieces);
     if (piece >= cut.pieces) continue;
     const int64_t thread = omp_get_thread_num();
     ScratchCursor cursor(workspace.per_thread.rows(thread, thread + 1).view({workspace.per_thread.size(1)}));
@@ -105,7 +91,7 @@ void for_pieces(const Tensor& y, const DecodeRows& rows, const DecodeWorkspace& 
     }
   }
   for (int64_t n = 0; n < N; ++n) {
-    const Cut cut = cut_row(lengths[n], rows.block_tokens, max_pieces);
+    const DecodeCut cut = decode_cut(lengths[n], rows.block_tokens, max_pieces);
     if (cut.pieces == 1) continue;
     const float* first = workspace.partials.data<float>() + n * max_pieces * partial_stride;
     for (int64_t h = 0; h < heads; ++h) {
@@ -290,20 +276,6 @@ __attribute__((target_clones("arch=x86-64-v3", "default"))) void attend_material
   }
 }
 
-void check_rows(const char* op, const DecodeRows& rows, const Tensor& cache_field, int64_t N) {
-  T6_CHECK(rows.slot.dtype() == DType::I64 && rows.length.dtype() == DType::I64 && rows.slot.numel() == N &&
-               rows.length.numel() == N && rows.block_tokens >= 1,
-           op, ": expected I64 slots and lengths for ", N, " rows and a positive block size");
-  for (int64_t n = 0; n < N; ++n) {
-    const int64_t slot = rows.slot.data<int64_t>()[n], length = rows.length.data<int64_t>()[n];
-    T6_CHECK(slot >= 0 && slot < cache_field.size(0) && length >= 1 && length <= cache_field.size(1), op, ": row ", n,
-             " reads positions [0, ", length, ") of slot ", slot, " of a cache of ", cache_field.size(0), " × ",
-             cache_field.size(1));
-  }
-  T6_CHECK(cache_field.dtype() == DType::F32 || cache_field.dtype() == DType::BF16, op,
-           ": the cache holds F32 or BF16, got ", dtype_name(cache_field.dtype()));
-}
-
 }  // namespace
 
 int64_t decode_partial_elements(int64_t heads, int64_t value_width) { return heads * (value_width + 2); }
@@ -336,13 +308,10 @@ int64_t tpa_decode_thread_elements(int64_t heads, int64_t head_dim, int64_t rank
 
 void kv_decode_attention(Tensor y, const Tensor& q, const Tensor& k, const Tensor& v, const DecodeRows& rows,
                          const DecodeWorkspace& workspace) {
-  T6_NO_CUDA_TWIN_YET();
+  T6_CUDA_TWIN(y, kv_decode_attention(y, q, k, v, rows, workspace));
   cpu::require_host(t6_twin_routed, "kv_decode_attention", {&y, &q, &k, &v});
-  const int64_t N = q.size(0), H = q.size(1), Dk = q.size(2), kv_heads = k.size(2), Dv = v.size(3);
-  check_rows("kv_decode_attention", rows, k, N);
-  T6_CHECK(k.ndim() == 4 && v.ndim() == 4 && k.size(3) == Dk && v.size(2) == kv_heads && H % kv_heads == 0 &&
-               y.numel() == N * H * Dv && k.dtype() == v.dtype(),
-           "kv_decode_attention: shapes do not match");
+  const KvDecodeDims dims = check_kv_decode(y, q, k, v, rows);
+  const int64_t H = dims.H, Dk = dims.Dk, kv_heads = dims.kv_heads, Dv = dims.Dv;
   check_workspace(workspace, kv_decode_thread_elements(H, kv_heads, Dk, Dv, rows.block_tokens, k.dtype()),
                   decode_partial_elements(H, Dv));
   const int64_t* slots = rows.slot.data<int64_t>();
@@ -355,16 +324,11 @@ void kv_decode_attention(Tensor y, const Tensor& q, const Tensor& k, const Tenso
 
 void tpa_decode_attention(Tensor y, const TpaDecodeQuery& query, const TpaFactorCache& cache, const DecodeRows& rows,
                           TpaDecodeOrder order, const DecodeWorkspace& workspace) {
-  T6_NO_CUDA_TWIN_YET();
+  T6_CUDA_TWIN(y, tpa_decode_attention(y, query, cache, rows, order, workspace));
   cpu::require_host(t6_twin_routed, "tpa_decode_attention", {&y, &cache.A_k, &cache.B_k, &cache.A_v, &cache.B_v});
-  const int64_t R = cache.A_k.size(2), H = cache.A_k.size(3), D = cache.B_k.size(3);
-  const bool factorised_query = !query.A_q.empty();
-  const int64_t N = factorised_query ? query.A_q.size(0) : query.q.size(0);
-  const int64_t Rq = factorised_query ? query.A_q.size(2) : 0;
-  check_rows("tpa_decode_attention", rows, cache.A_k, N);
-  T6_CHECK(y.numel() == N * H * D && cache.B_k.size(2) == R && cache.A_v.size(2) == R && cache.A_v.size(3) == H && cache.B_v.size(3) == D &&
-               (factorised_query ? query.B_q.numel() == N * Rq * D : query.q.numel() == N * H * D),
-           "tpa_decode_attention: shapes do not match");
+  const TpaDecodeDims dims = check_tpa_decode(y, query, cache, rows);
+  const int64_t H = dims.H, D = dims.D, R = dims.R, Rq = dims.Rq;
+  const bool factorised_query = Rq > 0;
   check_workspace(workspace, tpa_decode_thread_elements(H, D, R, Rq, rows.block_tokens, order, cache.A_k.dtype()),
                   decode_partial_elements(H, D));
   const int64_t* slots = rows.slot.data<int64_t>();

@@ -36,8 +36,7 @@ __global__ void __launch_bounds__(kAttentionThreads) attention_dkdv_kernel(Backw
   const BackwardRegions regions(shared, layout);
   __nv_bfloat16 *k_tile = regions.tile_a, *v_tile = regions.tile_b, *q_tile = regions.tile_c,
                 *dy_tile = regions.tile_d, *P = regions.P, *dS = regions.dS;
-  float *scores = regions.scores, *dprobabilities = regions.dprobabilities, *dk = regions.accumulator_k,
-        *dv = regions.accumulator_v, *lse_rows = regions.lse_rows, *dot_rows = regions.dot_rows;
+  float *dk = regions.accumulator_k, *dv = regions.accumulator_v, *lse_rows = regions.lse_rows, *dot_rows = regions.dot_rows;
   const bool want_dk = parts & kDk, want_dv = parts & kDv;
 
   const int64_t k0 = int64_t(blockIdx.x) * kTile, kv = blockIdx.y, b = blockIdx.z;
@@ -54,12 +53,7 @@ __global__ void __launch_bounds__(kAttentionThreads) attention_dkdv_kernel(Backw
       load_tile(dy_tile, t.dy, b, q0, h, padded_value_dim);
       load_row_statistics(lse_rows, dot_rows, t.lse, t.dy, t.y, shape, b, h, q0);
       __syncthreads();
-      warp_product_abt(q_tile + warp_row * stride, stride, k_tile, stride, scores + warp_row * kScoreStride,
-                       kScoreStride, kTile / 16, d_blocks);
-      warp_product_abt(dy_tile + warp_row * value_stride, value_stride, v_tile, value_stride,
-                       dprobabilities + warp_row * kScoreStride, kScoreStride, kTile / 16, v_blocks);
-      __syncwarp();
-      probabilities_and_dscores(scores, dprobabilities, lse_rows, dot_rows, P, dS, q0, k0, shape);
+      backward_tile_pair(regions, q_tile, k_tile, stride, d_blocks, dy_tile, v_tile, value_stride, v_blocks, q0, k0, shape);
       __syncthreads();
       // The warp's 16 key rows: dV += Pᵀ · dO, dK += dSᵀ · Q.
       if (want_dv)
@@ -83,9 +77,8 @@ __global__ void __launch_bounds__(kAttentionThreads) attention_dq_kernel(Backwar
   const BackwardLayout layout(padded_dim, padded_value_dim, parts);
   const BackwardRegions regions(shared, layout);
   __nv_bfloat16 *q_tile = regions.tile_a, *dy_tile = regions.tile_b, *k_tile = regions.tile_c,
-                *v_tile = regions.tile_d, *P = regions.P, *dS = regions.dS;
-  float *scores = regions.scores, *dprobabilities = regions.dprobabilities, *dq = regions.accumulator_k,
-        *lse_rows = regions.lse_rows, *dot_rows = regions.dot_rows;
+                *v_tile = regions.tile_d, *dS = regions.dS;
+  float *dq = regions.accumulator_k, *lse_rows = regions.lse_rows, *dot_rows = regions.dot_rows;
 
   const int64_t q0 = int64_t(blockIdx.x) * kTile, h = blockIdx.y, b = blockIdx.z, kv = shape.kv_head(h);
   const int warp_row = (threadIdx.x / 32) * 16, d_blocks = padded_dim / 16, v_blocks = padded_value_dim / 16;
@@ -99,12 +92,7 @@ __global__ void __launch_bounds__(kAttentionThreads) attention_dq_kernel(Backwar
     load_tile(k_tile, t.k, b, k0, kv, padded_dim);
     load_tile(v_tile, t.v, b, k0, kv, padded_value_dim);
     __syncthreads();
-    warp_product_abt(q_tile + warp_row * stride, stride, k_tile, stride, scores + warp_row * kScoreStride, kScoreStride,
-                     kTile / 16, d_blocks);
-    warp_product_abt(dy_tile + warp_row * value_stride, value_stride, v_tile, value_stride,
-                     dprobabilities + warp_row * kScoreStride, kScoreStride, kTile / 16, v_blocks);
-    __syncwarp();
-    probabilities_and_dscores(scores, dprobabilities, lse_rows, dot_rows, P, dS, q0, k0, shape);
+    backward_tile_pair(regions, q_tile, k_tile, stride, d_blocks, dy_tile, v_tile, value_stride, v_blocks, q0, k0, shape);
     __syncwarp();
     warp_accumulate_ab<wmma::row_major>(dS + warp_row * kProbabilityStride, kProbabilityStride, k_tile, stride,
                                         dq + warp_row * acc_stride, acc_stride, d_blocks, kTile / 16);

@@ -53,8 +53,7 @@ __global__ void __launch_bounds__(kAttentionThreads) attention_forward_kernel(He
   float* row_correction = shared_region<float>(shared, layout.row_correction);
 
   const int64_t q0 = int64_t(blockIdx.x) * kTile, h = blockIdx.y, b = blockIdx.z, kv = shape.kv_head(h);
-  const int warp_row = (threadIdx.x / 32) * 16, lane = threadIdx.x % 32, d_blocks = padded_dim / 16;
-  const int v_blocks = padded_value_dim / 16;
+  const int d_blocks = padded_dim / 16, v_blocks = padded_value_dim / 16;
   load_tile(q_tile, q, b, q0, h, padded_dim);
   zero_f32_tile(out, out_stride, padded_value_dim);
   for (int r = threadIdx.x; r < kTile; r += blockDim.x) {
@@ -67,24 +66,11 @@ __global__ void __launch_bounds__(kAttentionThreads) attention_forward_kernel(He
     load_tile(k_tile, k, b, k0, kv, padded_dim);
     load_tile(v_tile, v, b, k0, kv, padded_value_dim);
     __syncthreads();
-    warp_product_abt(q_tile + warp_row * stride, stride, k_tile, stride, scores + warp_row * kScoreStride,
-                     kScoreStride, kTile / 16, d_blocks);
-    __syncwarp();
-    online_softmax_rows(scores, probabilities, row_max, row_sum, row_correction, q0, k0, shape.T, shape.scale);
-    __syncwarp();
-    for (int r = warp_row; r < warp_row + 16; ++r)
-      for (int c = lane; c < padded_value_dim; c += 32) out[r * out_stride + c] *= row_correction[r];
-    __syncwarp();
-    warp_accumulate_ab<wmma::row_major>(probabilities + warp_row * kProbabilityStride, kProbabilityStride, v_tile,
-                                        value_stride, out + warp_row * out_stride, out_stride, v_blocks, kTile / 16);
+    attend_key_tile(q_tile, k_tile, stride, d_blocks, v_tile, value_stride, v_blocks, scores, probabilities, row_max,
+                    row_sum, row_correction, out, out_stride, q0, k0, shape.T, shape.scale);
   }
   __syncthreads();
-  for (int e = threadIdx.x; e < kTile * shape.Dv; e += blockDim.x) {
-    const int r = e / int(shape.Dv), c = e % int(shape.Dv);
-    if (q0 + r < shape.T) y.data.store(y.offset(b, q0 + r, h) + c, out[r * out_stride + c] / row_sum[r]);
-  }
-  for (int r = threadIdx.x; r < kTile; r += blockDim.x)
-    if (q0 + r < shape.T) lse[(b * shape.H + h) * shape.T + q0 + r] = row_max[r] + logf(row_sum[r]);
+  store_output_and_lse(y, lse, out, out_stride, row_max, row_sum, b, h, q0, shape.Dv);
 }
 
 }  // namespace

@@ -1,6 +1,6 @@
 // The steps of the FlashAttention-style kernels shared by plain attention (attention_forward.cu,
 // attention_backward.cu) and the fused TPA attention (tpa_attention_fused.cu), which differ only in
-// where their q/k/v tiles come from: the online softmax of the forward, the backward's shared-memory
+// where their q/k/v tiles come from: the forward's step over one key tile and its final store, the backward's shared-memory
 // layout, row statistics and P / dS, and the store of an fp32 accumulator tile.
 #pragma once
 #include <cmath>
@@ -45,6 +45,42 @@ __device__ inline void online_softmax_rows(const float* scores, __nv_bfloat16* p
       row_max[r] = new_max;
     }
   }
+}
+
+// One key tile (starting at k0) of the forward for a 64-row query tile, each warp its 16 rows: the
+// scores q·kᵀ on the tensor cores, the online softmax, the earlier output rescaled, then out += P·v.
+// q_tile and k_tile are padded_dim wide (stride qk_stride), v_tile value_blocks · 16 wide; out is
+// the tile's fp32 output (stride out_stride); row_max and row_sum are the tile's running statistics.
+// The caller has the k and v tiles written and visible (a __syncthreads after their loads).
+__device__ inline void attend_key_tile(const __nv_bfloat16* q_tile, const __nv_bfloat16* k_tile, int qk_stride,
+                                       int qk_blocks, const __nv_bfloat16* v_tile, int v_stride, int value_blocks,
+                                       float* scores, __nv_bfloat16* probabilities, float* row_max, float* row_sum,
+                                       float* row_correction, float* out, int out_stride, int64_t q0, int64_t k0,
+                                       int64_t T, float scale) {
+  const int warp_row = (threadIdx.x / 32) * 16, lane = threadIdx.x % 32;
+  warp_product_abt(q_tile + warp_row * qk_stride, qk_stride, k_tile, qk_stride, scores + warp_row * kScoreStride,
+                   kScoreStride, kTile / 16, qk_blocks);
+  __syncwarp();
+  online_softmax_rows(scores, probabilities, row_max, row_sum, row_correction, q0, k0, T, scale);
+  __syncwarp();
+  for (int r = warp_row; r < warp_row + 16; ++r)
+    for (int c = lane; c < value_blocks * 16; c += 32) out[r * out_stride + c] *= row_correction[r];
+  __syncwarp();
+  warp_accumulate_ab<wmma::row_major>(probabilities + warp_row * kProbabilityStride, kProbabilityStride, v_tile,
+                                      v_stride, out + warp_row * out_stride, out_stride, value_blocks, kTile / 16);
+}
+
+// The end of the forward for one head: y = out / row_sum in the first `width` columns, and the rows'
+// log-sum-exp into lse (B, H, T), for rows [q0, q0 + kTile) before T.
+__device__ inline void store_output_and_lse(const HeadTensor& y, float* lse, const float* out, int out_stride,
+                                            const float* row_max, const float* row_sum, int64_t b, int64_t h,
+                                            int64_t q0, int64_t width) {
+  for (int e = threadIdx.x; e < kTile * width; e += blockDim.x) {
+    const int r = e / int(width), c = e % int(width);
+    if (q0 + r < y.T) y.data.store(y.offset(b, q0 + r, h) + c, out[r * out_stride + c] / row_sum[r]);
+  }
+  for (int r = threadIdx.x; r < kTile; r += blockDim.x)
+    if (q0 + r < y.T) lse[(b * y.heads + h) * y.T + q0 + r] = row_max[r] + logf(row_sum[r]);
 }
 
 // The per-row statistics of a query tile: lse and D = rowsum(dO ⊙ y), for rows [q0, q0 + kTile).
@@ -127,6 +163,25 @@ struct BackwardRegions {
         lse_rows(shared_region<float>(shared, layout.lse_rows)),
         dot_rows(shared_region<float>(shared, layout.dot_rows)) {}
 };
+
+// The backward's P and dS (bf16, in the regions) for one pair of query tile q0 and key tile k0, each
+// warp its 16 query rows: the scores q·kᵀ and dP = dO·vᵀ on the tensor cores, then
+// probabilities_and_dscores against the rows' statistics. q and k tiles are qk_blocks · 16 wide
+// (stride qk_stride), dO and v tiles v_blocks · 16 (stride v_stride). The caller has the tiles and
+// row statistics written and visible; P and dS are the warp's own rows until a barrier.
+__device__ inline void backward_tile_pair(const BackwardRegions& regions, const __nv_bfloat16* q_tile,
+                                          const __nv_bfloat16* k_tile, int qk_stride, int qk_blocks,
+                                          const __nv_bfloat16* dy_tile, const __nv_bfloat16* v_tile, int v_stride,
+                                          int v_blocks, int64_t q0, int64_t k0, const AttentionShape& shape) {
+  const int warp_row = (threadIdx.x / 32) * 16;
+  warp_product_abt(q_tile + warp_row * qk_stride, qk_stride, k_tile, qk_stride, regions.scores + warp_row * kScoreStride,
+                   kScoreStride, kTile / 16, qk_blocks);
+  warp_product_abt(dy_tile + warp_row * v_stride, v_stride, v_tile, v_stride,
+                   regions.dprobabilities + warp_row * kScoreStride, kScoreStride, kTile / 16, v_blocks);
+  __syncwarp();
+  probabilities_and_dscores(regions.scores, regions.dprobabilities, regions.lse_rows, regions.dot_rows, regions.P,
+                            regions.dS, q0, k0, shape);
+}
 
 // Rows [t0, t0 + kTile) of an fp32 shared accumulator into one head of x, the first D columns.
 __device__ inline void store_tile(const HeadTensor& x, const float* accumulator, int stride, int64_t b, int64_t t0, int64_t head) {

@@ -54,6 +54,12 @@ void tpa_attention_fused_forward(Tensor y, Tensor lse, const TpaFactors& factors
 void tpa_attention_fused_backward(const TpaFactors& gradients, const Tensor& dy, const Tensor& y, const Tensor& lse,
                                   const TpaFactors& factors, const Tensor& cos, const Tensor& sin);
 
+void kv_decode_attention(Tensor y, const Tensor& q, const Tensor& k, const Tensor& v, const DecodeRows& rows,
+                         const DecodeWorkspace& workspace);
+void tpa_decode_attention(Tensor y, const TpaDecodeQuery& query, const TpaFactorCache& cache, const DecodeRows& rows,
+                          TpaDecodeOrder order, const DecodeWorkspace& workspace);
+void decode_cache_write(Tensor cache, const Tensor& x, const DecodeRows& rows, bool transpose);
+
 void swiglu_forward(Tensor out, const Tensor& a, const Tensor& b);
 void swiglu_backward(Tensor da, Tensor db, const Tensor& dout, const Tensor& a, const Tensor& b);
 

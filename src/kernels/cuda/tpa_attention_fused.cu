@@ -84,7 +84,7 @@ __global__ void __launch_bounds__(kAttentionThreads) tpa_fused_forward_kernel(He
   float* stage_v = staged ? shared_region<float>(shared, layout.stage_v) : nullptr;
   const size_t q_size = size_t(kTile) * stride, out_size = size_t(kTile) * out_stride;
 
-  const int warp_row = (threadIdx.x / 32) * 16, lane = threadIdx.x % 32, d_blocks = padded_dim / 16;
+  const int d_blocks = padded_dim / 16;
   for (int64_t g = 0; g < heads; ++g) {
     build_tile(q_tiles + g * q_size, f.q, s, b, q0, first_head + g);
     zero_f32_tile(outs + g * out_size, out_stride, padded_dim);
@@ -105,32 +105,15 @@ __global__ void __launch_bounds__(kAttentionThreads) tpa_fused_forward_kernel(He
       build_tile(k_tile, f.k, s, b, k0, first_head + g, stage_k);
       build_tile(v_tile, f.v, s, b, k0, first_head + g, stage_v);
       __syncthreads();
-      float* out = outs + g * out_size;
-      warp_product_abt(q_tiles + g * q_size + warp_row * stride, stride, k_tile, stride,
-                       scores + warp_row * kScoreStride, kScoreStride, kTile / 16, d_blocks);
-      __syncwarp();
-      online_softmax_rows(scores, probabilities, row_max + g * kTile, row_sum + g * kTile, row_correction, q0, k0, s.T,
-                          s.scale);
-      __syncwarp();
-      for (int r = warp_row; r < warp_row + 16; ++r)
-        for (int c = lane; c < padded_dim; c += 32) out[r * out_stride + c] *= row_correction[r];
-      __syncwarp();
-      warp_accumulate_ab<wmma::row_major>(probabilities + warp_row * kProbabilityStride, kProbabilityStride, v_tile,
-                                          stride, out + warp_row * out_stride, out_stride, d_blocks, kTile / 16);
+      attend_key_tile(q_tiles + g * q_size, k_tile, stride, d_blocks, v_tile, stride, d_blocks, scores, probabilities,
+                      row_max + g * kTile, row_sum + g * kTile, row_correction, outs + g * out_size, out_stride, q0, k0,
+                      s.T, s.scale);
     }
   }
   __syncthreads();
-  for (int64_t g = 0; g < heads; ++g) {
-    const int64_t h = first_head + g;
-    const float* out = outs + g * out_size;
-    const float* sums = row_sum + g * kTile;
-    for (int e = threadIdx.x; e < kTile * s.D; e += blockDim.x) {
-      const int r = e / int(s.D), c = e % int(s.D);
-      if (q0 + r < s.T) y.data.store(y.offset(b, q0 + r, h) + c, out[r * out_stride + c] / sums[r]);
-    }
-    for (int r = threadIdx.x; r < kTile; r += blockDim.x)
-      if (q0 + r < s.T) lse[(b * s.H + h) * s.T + q0 + r] = row_max[g * kTile + r] + logf(sums[r]);
-  }
+  for (int64_t g = 0; g < heads; ++g)
+    store_output_and_lse(y, lse, outs + g * out_size, out_stride, row_max + g * kTile, row_sum + g * kTile, b,
+                         first_head + g, q0, s.D);
 }
 
 // The backward's shared memory: plain attention's, then fp32 dB accumulators (kTile, rank, D).
@@ -159,8 +142,7 @@ __global__ void __launch_bounds__(kAttentionThreads) tpa_fused_dkdv_kernel(Fused
   const BackwardRegions regions(shared, layout);
   __nv_bfloat16 *k_tile = regions.tile_a, *v_tile = regions.tile_b, *q_tile = regions.tile_c,
                 *dy_tile = regions.tile_d, *P = regions.P, *dS = regions.dS;
-  float *scores = regions.scores, *dprobabilities = regions.dprobabilities, *dk = regions.accumulator_k,
-        *dv = regions.accumulator_v, *lse_rows = regions.lse_rows, *dot_rows = regions.dot_rows;
+  float *dk = regions.accumulator_k, *dv = regions.accumulator_v, *lse_rows = regions.lse_rows, *dot_rows = regions.dot_rows;
   float* dB_k = shared_region<float>(shared, fused.dB_first);
   float* dB_v = shared_region<float>(shared, fused.dB_second);
 
@@ -181,12 +163,7 @@ __global__ void __launch_bounds__(kAttentionThreads) tpa_fused_dkdv_kernel(Fused
       load_tile(dy_tile, o.dy, b, q0, h, padded_dim);
       load_row_statistics(lse_rows, dot_rows, o.lse, o.dy, o.y, attention, b, h, q0);
       __syncthreads();
-      warp_product_abt(q_tile + warp_row * stride, stride, k_tile, stride, scores + warp_row * kScoreStride,
-                       kScoreStride, kTile / 16, d_blocks);
-      warp_product_abt(dy_tile + warp_row * stride, stride, v_tile, stride, dprobabilities + warp_row * kScoreStride,
-                       kScoreStride, kTile / 16, d_blocks);
-      __syncwarp();
-      probabilities_and_dscores(scores, dprobabilities, lse_rows, dot_rows, P, dS, q0, k0, attention);
+      backward_tile_pair(regions, q_tile, k_tile, stride, d_blocks, dy_tile, v_tile, stride, d_blocks, q0, k0, attention);
       __syncthreads();
       // The warp's 16 key rows: dV += Pᵀ · dO, dK += dSᵀ · Q.
       warp_accumulate_ab<wmma::col_major>(P + warp_row, kProbabilityStride, dy_tile, stride, dv + warp_row * acc_stride,
@@ -211,9 +188,8 @@ __global__ void __launch_bounds__(kAttentionThreads) tpa_fused_dq_kernel(FusedGr
   const BackwardLayout& layout = fused.attention;
   const BackwardRegions regions(shared, layout);
   __nv_bfloat16 *q_tile = regions.tile_a, *dy_tile = regions.tile_b, *k_tile = regions.tile_c,
-                *v_tile = regions.tile_d, *P = regions.P, *dS = regions.dS;
-  float *scores = regions.scores, *dprobabilities = regions.dprobabilities, *dq = regions.accumulator_k,
-        *lse_rows = regions.lse_rows, *dot_rows = regions.dot_rows;
+                *v_tile = regions.tile_d, *dS = regions.dS;
+  float *dq = regions.accumulator_k, *lse_rows = regions.lse_rows, *dot_rows = regions.dot_rows;
   float* dB_q = shared_region<float>(shared, fused.dB_first);
 
   const int64_t q0 = int64_t(blockIdx.x) * kTile, b = blockIdx.z;
@@ -232,12 +208,7 @@ __global__ void __launch_bounds__(kAttentionThreads) tpa_fused_dq_kernel(FusedGr
       build_tile(k_tile, f.k, s, b, k0, h);
       build_tile(v_tile, f.v, s, b, k0, h);
       __syncthreads();
-      warp_product_abt(q_tile + warp_row * stride, stride, k_tile, stride, scores + warp_row * kScoreStride,
-                       kScoreStride, kTile / 16, d_blocks);
-      warp_product_abt(dy_tile + warp_row * stride, stride, v_tile, stride, dprobabilities + warp_row * kScoreStride,
-                       kScoreStride, kTile / 16, d_blocks);
-      __syncwarp();
-      probabilities_and_dscores(scores, dprobabilities, lse_rows, dot_rows, P, dS, q0, k0, attention);
+      backward_tile_pair(regions, q_tile, k_tile, stride, d_blocks, dy_tile, v_tile, stride, d_blocks, q0, k0, attention);
       __syncwarp();
       warp_accumulate_ab<wmma::row_major>(dS + warp_row * kProbabilityStride, kProbabilityStride, k_tile, stride,
                                           dq + warp_row * acc_stride, acc_stride, d_blocks, kTile / 16);
