@@ -9,6 +9,7 @@
 #include "core/arena.h"
 #include "common/test_paths.h"
 #include "core/bf16.h"
+#include "core/device_memory.h"
 #include "core/durable_file.h"
 #include "core/error.h"
 #include "core/process_memory.h"
@@ -74,6 +75,17 @@ TEST(CounterRng, IsAFunctionOfSeedNameAndIndex) {
 
 // A buffer larger than the machine is one clear error before any page is touched (with overcommit
 // the zero-fill would otherwise get the process killed), and nothing is allocated.
+// The CPU backend asks for empty pinned and device buffers (StepBuffers): zero bytes are the empty
+// buffer in every build. A CPU-only build (T6_CUDA=OFF, what the demo builds without a GPU) once
+// refused them, and t6_pretrain stopped at start-up.
+TEST(DeviceMemory, ZeroBytesAreTheEmptyBufferInEveryBuild) {
+  const PinnedHostBuffer pinned(0);
+  EXPECT_EQ(pinned.bytes(), 0u);
+  EXPECT_EQ(pinned.data(), nullptr);
+  const DeviceBuffer device(0);
+  EXPECT_EQ(device.bytes(), 0u);
+}
+
 TEST(HostBuffer, LargerThanTheMachineIsAClearError) {
   const size_t too_big = size_t(physical_memory_bytes()) + (size_t(1) << 30);
   try {

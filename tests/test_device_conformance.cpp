@@ -135,9 +135,6 @@ class DeviceConformance : public ::testing::TestWithParam<std::filesystem::path>
 TEST_P(DeviceConformance, LogitsLossAndGradientsMatchTheReferenceInBf16) {
   const SafetensorsReader file(GetParam().string());
   const ModelConfig config = config_of_state_dict(file, nullptr);
-  if (config.latent_attention())
-    GTEST_SKIP() << GetParam().filename().string() << ": llama_mla does not run on the CUDA backend yet (its layer "
-                 << "reads fp32 weights and activations; the trainer keeps it on the CPU)";
   if (!config.factorised_query()) return check_on_device(GetParam(), {});
   for (const ops::TpaAttentionPath path : {ops::TpaAttentionPath::Fused, ops::TpaAttentionPath::Materialised}) {
     SCOPED_TRACE(path == ops::TpaAttentionPath::Fused ? "fused TPA attention" : "materialised TPA attention");

@@ -108,8 +108,10 @@ TEST_F(BucketedReduction, EachBucketIsReducedOnceWhenItsGradientsAreFinal) {
   const size_t started_by_last_block = recorder_.started.size();
   optimizer_.gradients_final_from(last_block);  // again: nothing more to start
   EXPECT_EQ(recorder_.started.size(), started_by_last_block);
-  double square_sum = 0;
-  optimizer_.reduce_gradients(Tensor(&square_sum, {1}, DType::F64));
+  double statistics[2] = {0, 0};  // the squared norm and the non-finite count of this rank's share
+  optimizer_.reduce_gradients(Tensor(statistics, {2}, DType::F64));
+  const double square_sum = statistics[0];
+  EXPECT_EQ(statistics[1], 0.0);
   EXPECT_EQ(recorder_.started.size(), optimizer_.buckets().size());
   double expected_square_sum = 0;
   for (int64_t i = 0; i < weights_.padded_numel(); ++i) {

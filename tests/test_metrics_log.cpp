@@ -1,3 +1,4 @@
+// A sample's text cut inside a UTF-8 character is written with U+FFFD and adds no TensorBoard event.
 // A full disk under metrics.jsonl and the TensorBoard events (a small tmpfs; skipped where mounting
 // is not allowed): a record that does not fit is not left half-written, the error is one line
 // naming the file; a run whose disk fills stops at that step with one line, metrics.jsonl ends with
@@ -53,6 +54,27 @@ std::vector<nlohmann::json> records_of(const fs::path& path) {
     EXPECT_FALSE(records.back().is_discarded()) << "a torn line in " << path << ": " << line;
   }
   return records;
+}
+
+uintmax_t event_file_bytes(const fs::path& tensorboard) {
+  uintmax_t bytes = 0;
+  for (const fs::directory_entry& entry : fs::directory_iterator(tensorboard)) bytes += entry.file_size();
+  return bytes;
+}
+
+// A sample generation's text may end inside a UTF-8 character: the record is still written, the
+// broken bytes as U+FFFD, and a record without numbers adds no TensorBoard event.
+TEST(MetricsLog, ASampleCutInsideACharacterIsWrittenWithAReplacementAndNoEvent) {
+  const fs::path dir = scratch_dir("metrics_text"), metrics = dir / "metrics.jsonl", tensorboard = dir / "tensorboard";
+  MetricsLog log(metrics.string(), -1, tensorboard);
+  log.write({{"step", 1}, {"loss", 2.5}});
+  const uintmax_t events = event_file_bytes(tensorboard);
+  EXPECT_GT(events, 0u);
+  log.write({{"step", 2}, {"sample", std::string("caf\xc3")}});
+  const std::vector<nlohmann::json> records = records_of(metrics);
+  ASSERT_EQ(records.size(), 2u);
+  EXPECT_EQ(records[1]["sample"].get<std::string>(), "caf\xef\xbf\xbd");
+  EXPECT_EQ(event_file_bytes(tensorboard), events);
 }
 
 TEST(MetricsLog, ARecordThatDoesNotFitIsNotLeftHalfWritten) {

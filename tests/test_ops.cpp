@@ -16,6 +16,7 @@
 #include "common/error_expectations.h"
 #include "common/finite_difference.h"
 #include "core/bf16.h"
+#include "core/cpu_threads.h"
 #include "core/error.h"
 #include "core/tensor.h"
 #include "kernels/ops.h"
@@ -824,6 +825,30 @@ TEST(TensorListStatistics, SumsSquaresOfEveryTensorAndCountsNonFinite) {
   EXPECT_EQ(statistics[0], 0);
   EXPECT_EQ(statistics[1], 0);
   EXPECT_EQ(ops::sum_of_squares({}), 0);
+}
+
+// The CPU gradient norm's bits: each tensor's sum of squares (as for that tensor alone) added to the
+// total in list order, whatever the thread count. OpenMP adds its threads' partials to a reduction
+// variable in the order they finish, so a variable already holding the earlier tensors' sum would
+// round differently from run to run.
+TEST(TensorListStatistics, AddsEachTensorsSumInListOrderWithSeveralThreads) {
+  use_cpu_threads(2, "test threads");
+  std::vector<HostTensor> owned;
+  std::vector<Tensor> tensors;
+  for (int64_t numel : {100003, 7, 65537, 1, 4096}) {
+    owned.push_back(random_tensor({numel}, rng()));
+    tensors.push_back(owned.back().view());
+  }
+  double expected = 0, statistics[2] = {0, 0};
+  for (const Tensor& x : tensors) {
+    ops::tensor_list_statistics(Tensor(statistics, {2}, DType::F64), {x});
+    expected += statistics[0];
+  }
+  for (int run = 0; run < 20; ++run) {
+    ops::tensor_list_statistics(Tensor(statistics, {2}, DType::F64), tensors);
+    ASSERT_EQ(statistics[0], expected) << "run " << run;
+  }
+  use_cpu_threads(available_cores(), "test threads");  // OpenMP's default
 }
 
 TEST(OpErrors, MismatchedShapesThrow) {

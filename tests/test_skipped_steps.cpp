@@ -2,7 +2,8 @@
 // ctest-timeout: 300
 // Non-finite steps are skipped, at 1 rank and at 2 (DP, with and without ZeRO-1): a NaN or inf put
 // into one rank's gradient (a test hook, after backward) leaves every rank's weights, AdamW moments
-// and AdamW step count exactly as they were, logs "skipped": true for that step in metrics.jsonl,
+// and AdamW step count exactly as they were, logs "skipped": true for that step in metrics.jsonl
+// with the one poisoned gradient element counted in "non_finite_grads" (counted once, on both ranks),
 // and training goes on from there. An inf gradient with clipping on is the trap: the clip factor
 // is 0 and inf · 0 is NaN. train.max_skipped_steps skips in a row end the run with an error after
 // saving the unchanged, finite state; a checkpoint is never written from non-finite weights. Both
@@ -57,7 +58,7 @@ void expect_same_state(const RankState& actual, const RankState& expected, const
 
 // Which steps metrics.jsonl marks as skipped, in file order, and the steps it records.
 struct SkipRecords {
-  std::vector<int64_t> steps, skipped;
+  std::vector<int64_t> steps, skipped, non_finite_grads;  // the last two for each skipped step
 };
 SkipRecords read_skip_records(const std::string& run_dir) {
   SkipRecords records;
@@ -67,7 +68,9 @@ SkipRecords read_skip_records(const std::string& run_dir) {
     const auto record = nlohmann::json::parse(line);
     if (!record.contains("loss")) continue;
     records.steps.push_back(record["step"]);
-    if (record.value("skipped", false)) records.skipped.push_back(record["step"]);
+    if (!record.value("skipped", false)) continue;
+    records.skipped.push_back(record["step"]);
+    records.non_finite_grads.push_back(record.value("non_finite_grads", int64_t(-1)));
   }
   return records;
 }
@@ -119,6 +122,7 @@ void expect_skips_and_continues(const World& world, float value) {
     const SkipRecords records = read_skip_records(run_dir);
     EXPECT_EQ(records.steps, (std::vector<int64_t>{1, 2, 3, 4, 5, 6}));
     EXPECT_EQ(records.skipped, (std::vector<int64_t>{3, 4}));
+    EXPECT_EQ(records.non_finite_grads, (std::vector<int64_t>{1, 1}));
   }
   EXPECT_TRUE(all_ranks_agree(!::testing::Test::HasFailure()));
 }

@@ -1,4 +1,6 @@
 // The CPU-only build's device memory: none. The CUDA build takes core/cuda/device_memory.cpp instead.
+// A buffer of zero bytes is the empty buffer, as in the CUDA build (the CPU backend's StepBuffers
+// asks for no pinned bytes); only memory itself is refused.
 #ifndef T6_WITH_CUDA
 #include <utility>
 
@@ -12,7 +14,9 @@ namespace {
 }
 }  // namespace
 
-DeviceBuffer::DeviceBuffer(size_t) { no_cuda("device memory"); }
+DeviceBuffer::DeviceBuffer(size_t bytes) {
+  if (bytes > 0) no_cuda("device memory");
+}
 DeviceBuffer::~DeviceBuffer() = default;
 DeviceBuffer::DeviceBuffer(DeviceBuffer&& other) noexcept { std::swap(data_, other.data_); }
 DeviceBuffer& DeviceBuffer::operator=(DeviceBuffer&& other) noexcept {
@@ -21,7 +25,9 @@ DeviceBuffer& DeviceBuffer::operator=(DeviceBuffer&& other) noexcept {
 }
 Tensor DeviceBuffer::as(Shape, DType) const { no_cuda("device memory"); }
 
-PinnedHostBuffer::PinnedHostBuffer(size_t) { no_cuda("pinned host memory"); }
+PinnedHostBuffer::PinnedHostBuffer(size_t bytes) {
+  if (bytes > 0) no_cuda("pinned host memory");
+}
 PinnedHostBuffer::~PinnedHostBuffer() = default;
 PinnedHostBuffer::PinnedHostBuffer(PinnedHostBuffer&& other) noexcept { std::swap(data_, other.data_); }
 PinnedHostBuffer& PinnedHostBuffer::operator=(PinnedHostBuffer&& other) noexcept {

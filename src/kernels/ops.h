@@ -42,8 +42,6 @@ void tensor_list_statistics(Tensor statistics, const std::vector<Tensor>& tensor
 // total (F64, one element, on x's device) = scale · Σ x, plus total's old value when accumulate;
 // summed in double in a fixed order (the same bits every run). Nothing waits for the device.
 void sum_into(Tensor total, const Tensor& x, double scale, bool accumulate);
-// total (F64, one element) = Σ x², plus total's old value when accumulate (in double, fixed order).
-void sum_of_squares_into(Tensor total, const Tensor& x, bool accumulate);
 // dst ← src byte for byte (same dtype and element count), host → device, device → host or within
 // one side, ordered with the ops before and after it. Between host and device it does not wait:
 // the host side must be pinned memory (PinnedHostBuffer) and is ready after wait_for_ops().

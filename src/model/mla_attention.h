@@ -44,8 +44,16 @@ class MlaAttention : public AttentionLayer {
     Shape q, k, v, kv, k_pe;
   };
   Shapes shapes(int64_t batch, int64_t seq_len) const;
+  // The backward's gradients in the layer scratch (fp32), and the copies of the matmul type of those
+  // that enter matmuls (each the gradient itself where the types agree: the CPU backend).
+  struct Backward {
+    Tensor dout, dy, dq, dk, dv, dkv, dk_pe, dq_normed, dq_latent, dkv_normed, dkv_latent;
+    Tensor dq_operand, dq_latent_operand, dkv_operand, dkv_latent_operand, dk_pe_operand, attention_scratch;
+  };
+  Backward carve_backward(ScratchCursor& cursor, const Tensor& dout, int64_t batch, int64_t seq_len) const;
 
   int64_t heads_, nope_dim_, rope_dim_, q_rank_, kv_rank_, value_dim_;
+  DType matmul_dtype_;
   // kv_a_proj_with_mqa's rows split in two: the latent's (first Ckv) and k_pe's (last Dr).
   Weights weights_, grads_;
   // Saved for backward: both latents, q and k after RoPE, v, the heads' outputs and log-sum-exps.

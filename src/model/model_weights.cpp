@@ -9,6 +9,7 @@ namespace t6 {
 ModelWeights::ModelWeights(const ModelConfig& config, int tp_rank, int tp_size, int64_t pad_multiple,
                            bool with_gradients, Device device)
     : device_(device),
+      matmul_dtype_(device == Device::CUDA && with_gradients ? DType::BF16 : DType::F32),
       config_(config),
       table_(config, tp_rank, tp_size),
       padded_numel_((table_.local_numel() + pad_multiple - 1) / pad_multiple * pad_multiple),
@@ -19,13 +20,14 @@ ModelWeights::ModelWeights(const ModelConfig& config, int tp_rank, int tp_size, 
             // A copy of the whole flat buffer, at the same offsets: every parameter but MLA's
             // latent-norm weights (d_latent elements each) is a matmul weight, and one range keeps
             // AdamW's single pass and ZeRO-1's equal chunks.
-            params_bf16_ = device == Device::CUDA ? arena.take({padded_numel_}, DType::BF16) : Tensor();
+            params_bf16_ = matmul_dtype_ == DType::BF16 ? arena.take({padded_numel_}, DType::BF16) : Tensor();
           },
           device) {}
 
 ModelWeights::ModelWeights(ShapesOnly, const ModelConfig& config, int tp_rank, int tp_size, Device device)
     : shapes_only_(true),
       device_(device),
+      matmul_dtype_(device == Device::CUDA ? DType::BF16 : DType::F32),
       config_(config),
       table_(config, tp_rank, tp_size),
       padded_numel_(table_.local_numel()) {}
@@ -57,6 +59,11 @@ int64_t global_element_index(const LocalParam& entry, int64_t local_index) {
 void copy_local_slice(const LocalParam& entry, const float* global, float* local) {
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < entry.numel(); ++i) local[i] = global[global_element_index(entry, i)];
+}
+
+void place_local_slice(const LocalParam& entry, const float* local, float* global) {
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < entry.numel(); ++i) global[global_element_index(entry, i)] = local[i];
 }
 
 void ModelWeights::initialise(uint64_t seed) {

@@ -17,11 +17,12 @@ class ModelWeights {
   // The flat buffers are padded with zeros to a multiple of `pad_multiple` elements, so ZeRO-1 can
   // reduce-scatter and all-gather them in equal chunks over the DP ranks. Without gradients
   // (inference, evaluation) only the parameters take memory and grad() views are empty.
-  // On Device::CUDA both buffers and the bf16 copy are one device arena (planned once, 256-byte aligned).
+  // On Device::CUDA both buffers and (with gradients: training) the bf16 copy are one device arena
+  // (planned once, 256-byte aligned).
   ModelWeights(const ModelConfig& config, int tp_rank, int tp_size, int64_t pad_multiple = 1,
                bool with_gradients = true, Device device = Device::CPU);
   // The table and the views' shapes without the memory (the views point nowhere), for planning
-  // what a model of this config needs on `device` (LanguageModel::planned_activations).
+  // what a model of this config needs to train on `device` (LanguageModel::planned_activations).
   static ModelWeights shapes_only(const ModelConfig& config, int tp_rank, int tp_size, Device device = Device::CPU);
   bool has_gradients() const { return !grads_.empty(); }
   Device device() const { return device_; }
@@ -29,9 +30,11 @@ class ModelWeights {
   size_t grad_bytes() const { return grads_.empty() ? 0 : grads_.bytes(); }
   size_t matmul_copy_bytes() const { return params_bf16_.empty() ? 0 : params_bf16_.bytes(); }
   // The element type of what the matmuls and the attention read, weights and activations alike:
-  // BF16 on the CUDA backend, F32 on the CPU backend (the fp32 reference). Norm statistics, the
-  // residual stream, logits, the loss and every gradient that is accumulated stay F32 on both.
-  DType matmul_dtype() const { return device_ == Device::CUDA ? DType::BF16 : DType::F32; }
+  // BF16 when training on the CUDA backend (the weights' bf16 copy), F32 on the CPU backend (the
+  // fp32 reference) and for inference weights on the device (the decoder computes in fp32 there and
+  // holds no copy). Norm statistics, the residual stream, logits, the loss and every gradient that
+  // is accumulated stay F32 everywhere.
+  DType matmul_dtype() const { return matmul_dtype_; }
 
   const ModelConfig& config() const { return config_; }
   const ParamTable& table() const { return table_; }
@@ -44,12 +47,12 @@ class ModelWeights {
   Tensor grad(const std::string& name) const { return view(grads_, table_.find(name)); }
   Tensor param(const LocalParam& entry) const { return view(params_, entry); }
   Tensor grad(const LocalParam& entry) const { return view(grads_, entry); }
-  // The weight as the matmuls read it: its bf16 copy on the CUDA backend, the fp32 master itself on
-  // the CPU backend. The embedding lookup reads the fp32 master (param) on both.
+  // The weight as the matmuls read it: its bf16 copy when training on the CUDA backend, else the
+  // fp32 master itself. The embedding lookup reads the fp32 master (param) everywhere.
   Tensor matmul_param(const std::string& name) const {
-    return device_ == Device::CUDA ? view(params_bf16_, table_.find(name), DType::BF16) : param(name);
+    return matmul_dtype_ == DType::BF16 ? view(params_bf16_, table_.find(name), DType::BF16) : param(name);
   }
-  // (padded_numel) BF16 on the CUDA backend, empty on the CPU backend: AdamW writes it beside the
+  // (padded_numel) BF16 when training on the CUDA backend, else empty: AdamW writes it beside the
   // master weights (ZeRO-1 all-gathers it with them).
   Tensor padded_matmul_copy() const { return params_bf16_; }
   // Rounds the master weights into the bf16 copy (a no-op on the CPU backend): after anything but
@@ -67,6 +70,7 @@ class ModelWeights {
   Tensor view(const Tensor& buffer, const LocalParam& entry, DType dtype = DType::F32) const;
   bool shapes_only_ = false;
   Device device_ = Device::CPU;
+  DType matmul_dtype_ = DType::F32;
   ModelConfig config_;
   ParamTable table_;
   int64_t padded_numel_;
@@ -80,5 +84,7 @@ class ModelWeights {
 int64_t global_element_index(const LocalParam& entry, int64_t local_index);
 // Copies this rank's slice out of the full tensor `global` into `local` (entry.numel() elements).
 void copy_local_slice(const LocalParam& entry, const float* global, float* local);
+// The inverse: writes this rank's slice `local` into its place in the full tensor `global`.
+void place_local_slice(const LocalParam& entry, const float* local, float* global);
 
 }  // namespace t6

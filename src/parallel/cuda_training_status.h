@@ -5,9 +5,8 @@
 
 namespace t6 {
 
-// The training step runs on the CUDA backend (device arenas, bf16 matmuls over fp32 master weights;
-// one rank, or several reducing over NCCL or MPI), except for llama_mla, whose device layers are not
-// wired yet.
+// The training step runs on the CUDA backend for every model kind (device arenas, bf16 matmuls over
+// fp32 master weights; one rank, or several reducing over NCCL or MPI).
 constexpr bool kTrainingStepRunsOnCuda = true;
 
 // Which backends train in this version, for --help, the plan and the README's opening.

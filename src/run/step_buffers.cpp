@@ -5,8 +5,11 @@
 namespace t6 {
 
 namespace {
-// Host bytes for the batch (2 · tokens I32) then the scalars (2 F64), 8-byte aligned.
-size_t host_bytes(int64_t tokens) { return size_t((2 * tokens + 1) / 2 * 2) * sizeof(int32_t) + 2 * sizeof(double); }
+constexpr int64_t kScalars = 3;  // the loss, then the gradient statistics
+// Host bytes for the batch (2 · tokens I32) then the scalars (kScalars F64), 8-byte aligned.
+size_t host_bytes(int64_t tokens) {
+  return size_t((2 * tokens + 1) / 2 * 2) * sizeof(int32_t) + kScalars * sizeof(double);
+}
 }  // namespace
 
 StepBuffers::StepBuffers(Device device, int64_t tokens)
@@ -18,12 +21,12 @@ StepBuffers::StepBuffers(Device device, int64_t tokens)
           [&](Arena& arena) {
             if (device == Device::CPU) return;
             batch_ = arena.take({2 * tokens}, DType::I32);
-            scalars_ = arena.take({2}, DType::F64);
+            scalars_ = arena.take({kScalars}, DType::F64);
           },
           device) {
   char* base = device == Device::CUDA ? static_cast<char*>(pinned_.data()) : reinterpret_cast<char*>(host_memory_.data());
   host_ = Tensor(base, {2 * tokens}, DType::I32);
-  host_scalars_ = Tensor(base + host_bytes(tokens) - 2 * sizeof(double), {2}, DType::F64);
+  host_scalars_ = Tensor(base + host_bytes(tokens) - kScalars * sizeof(double), {kScalars}, DType::F64);
   if (device == Device::CPU) batch_ = host_, scalars_ = host_scalars_;
 }
 
@@ -45,7 +48,7 @@ StepBuffers::Scalars StepBuffers::read_scalars() {
     ops::wait_for_ops(device_);
   }
   const double* values = host_scalars_.data<double>();
-  return {values[0], values[1]};
+  return {values[0], values[1], values[2]};
 }
 
 }  // namespace t6

@@ -53,10 +53,6 @@ AdamWSettings adamw_settings(const TrainConfig& train) {
   return {float(train.beta1), float(train.beta2), float(train.eps), float(train.weight_decay)};
 }
 
-// Whether this run has a CUDA training path: every kind but MLA, whose weighted norms and k/v
-// split the device layers do not call yet.
-bool runs_on_cuda(const RunConfig& config) { return config.model.kind != ModelKind::llama_mla; }
-
 Device device_of(const BackendChoice& backend) { return backend.backend == Backend::cuda ? Device::CUDA : Device::CPU; }
 
 // Refuses, before any device arena exists, a model whose weights, gradients and AdamW state alone
@@ -97,7 +93,7 @@ Trainer::Trainer(const RunConfig& config, ProcessGrid& grid, const std::string& 
     : config_(with_collective_timeout(config)),
       grid_(grid),
       backend_(with_room_for_state(choose_backend({config.parallel.backend, config.parallel.communicator}, grid.world(),
-                                                  grid.local_rank(), runs_on_cuda(config)),
+                                                  grid.local_rank(), /*caller_runs_on_cuda=*/true),  // every kind, every layout
                                    config, grid)),
       run_dir_(run_dir),
       // A relaunch waits this long for a killed job's ranks to exit; the other ranks wait for rank 0
@@ -159,6 +155,8 @@ Trainer::Trainer(const RunConfig& config, ProcessGrid& grid, const std::string& 
   grid.world().all_reduce(Tensor(&under_load, {1}, DType::I32), ReduceOp::Max);
   peak_measured_under_load_ = under_load != 0;
   if (peak_measured_under_load_) peak_flops_source_ += str(" under load: load average ", load_average(), " on ", available_cores(), " cores");
+  if (config.log.sample_interval > 0)
+    samples_ = std::make_unique<SampleGenerations>(config_, grid, staging_.weights());
   keep_config_and_console_log();
   print_startup_table();
 }
@@ -230,8 +228,8 @@ void Trainer::count_skipped_step(const StepStats& stats) {
   ++skipped_in_a_row_;
   const int64_t limit = config_.train.max_skipped_steps;
   log_info("warning: step ", step_, " skipped: loss ", stats.loss, ", gradient norm ", stats.grad_norm,
-           "; weights and optimizer state unchanged (", skipped_in_a_row_, " in a row, train.max_skipped_steps = ", limit,
-           ")");
+           " (non-finite gradient elements: ", stats.non_finite_grads, "); weights and optimizer state unchanged (",
+           skipped_in_a_row_, " in a row, train.max_skipped_steps = ", limit, ")");
   if (skipped_in_a_row_ < limit) return;
   if (step_ != last_saved_step_) save_checkpoint();
   fail(str("training diverged: the loss or gradient norm was not finite in ", limit, " steps in a row (steps ",
@@ -333,6 +331,7 @@ void Trainer::print_startup_table() const {
   log_info("  run         ", run_dir_, ", ", t.max_steps, " steps, ",
            config_.eval.interval > 0 ? str("eval every ", config_.eval.interval, " steps on ", validation_coverage())
                                      : std::string("no validation (eval.interval = 0)"));
+  if (samples_) log_info("  samples     ", samples_->describe());
 }
 
 Trainer::StepStats Trainer::train_step() {
@@ -376,22 +375,27 @@ Trainer::StepStats Trainer::train_step() {
     }
     end_phase(times.forward_backward);
     if (gradient_hook_) gradient_hook_(step_ + 1, model_.weights());
-    optimizer_.reduce_gradients(step_buffers_.grad_square_sum());
-    // The step's one host synchronisation: the loss and this rank's gradient norm share together.
+    optimizer_.reduce_gradients(step_buffers_.grad_statistics());
+    // The step's one host synchronisation: the loss and this rank's shares of the gradient norm and
+    // of the non-finite count, together.
     scalars = step_buffers_.read_scalars();
   });
   double loss = scalars.loss;
   grid_.dp().all_reduce(Tensor(&loss, {1}, DType::F64), ReduceOp::Avg);
-  const double grad_norm = optimizer_.global_norm(scalars.grad_square_sum);
+  const DistributedOptimizer::GlobalNorm gradients =
+      optimizer_.global_norm(scalars.grad_square_sum, scalars.grad_non_finite);
+  const double grad_norm = gradients.norm;
   const double lr = config_.lr_schedule().at(step_);
-  // Both values are the same on every rank (all-reduced), so every rank skips the same steps.
-  const bool skipped = !std::isfinite(loss) || !std::isfinite(grad_norm);
+  // All three are the same on every rank (all-reduced), so every rank skips the same steps. The
+  // count is the finite check of the gradients, made on the device in the norm's own pass (a
+  // non-finite element also makes the norm non-finite; the count says how many there were).
+  const bool skipped = !std::isfinite(loss) || !std::isfinite(grad_norm) || gradients.non_finite > 0;
   if (!skipped) optimizer_.apply(float(lr), config_.train.grad_clip, grad_norm);
   ++step_;
   tokens_seen_ += config_.train.global_batch_size * T;
   end_phase(times.optimizer);
   times.total = times.data + times.forward_backward + times.communication + times.optimizer;
-  return {loss, grad_norm, lr, skipped, times};
+  return {loss, grad_norm, lr, gradients.non_finite, skipped, times};
 }
 
 double Trainer::evaluate() {
@@ -425,7 +429,10 @@ void Trainer::log_step(const StepStats& stats) {
     nlohmann::json record = {{"step", step_},       {"loss", stats.loss},          {"lr", stats.lr},
                              {"grad_norm", stats.grad_norm}, {"tokens", tokens_seen_}, {"elapsed_s", elapsed_seconds_},
                              {"skipped_steps", skipped_steps_}};
-    if (stats.skipped) record["skipped"] = true;
+    if (stats.skipped) {
+      record["skipped"] = true;
+      record["non_finite_grads"] = int64_t(stats.non_finite_grads);
+    }
     add_step_cost(record, cost);
     write_metrics(record);
   }
@@ -450,6 +457,16 @@ void Trainer::log_validation() {
                  {"val_windows", eval_batches_ * config_.train.global_batch_size}});
 }
 
+void Trainer::log_sample() {
+  set_progress_label(str("sample generation after step ", step_));
+  if (samples_->reads_weights()) staging_.download();  // the CUDA backend's weights onto the host
+  const std::optional<Sample> sample = samples_->generate();
+  if (!sample) return;
+  log_info("step ", step_, " | sample:\n", config_.log.sample_prompt, sample->text);
+  write_metrics({{"step", step_}, {"sample_prompt", config_.log.sample_prompt}, {"sample", sample->text},
+                 {"sample_tokens", sample->tokens}});
+}
+
 void Trainer::run() {
   // A resumed run already there (a finished job requeued, or max_steps lowered by mistake) trains
   // nothing; say so rather than end without a word.
@@ -466,6 +483,7 @@ void Trainer::run() {
     count_skipped_step(stats);
     const bool last = step_ == config_.train.max_steps;
     if (config_.eval.interval > 0 && (step_ % config_.eval.interval == 0 || last)) log_validation();
+    if (samples_ && (samples_->due(step_) || last)) log_sample();
     const StopRequest stop = stop_requested_on_any_rank();
     if (stop.metrics_failed) stop_after_metrics_failure();
     const int64_t interval = config_.checkpoint.interval;

@@ -1,13 +1,15 @@
 // The training loop of t6_pretrain: config → model → optimizer → loader → steps (DESIGN.md).
 // Each step reads this DP rank's slice of the global batch, runs its micro-batches (gradients
 // averaged over them), and takes one distributed optimizer step; rank 0 logs a line and a
-// metrics.jsonl record per step and the validation loss every eval.interval steps. Checkpoints are
-// saved every checkpoint.interval steps, at the end, when a stop signal arrives and before stopping
-// on divergence; a run resumes from one (train_checkpoint.h says what one holds).
+// metrics.jsonl record per step, the validation loss every eval.interval steps and, with
+// log.sample_interval > 0, a sample generation (run/sample_generations.h) every that many steps.
+// Checkpoints are saved every checkpoint.interval steps, at the end, when a stop signal arrives and
+// before stopping on divergence; a run resumes from one (train_checkpoint.h says what one holds).
 // A step whose loss or global gradient norm is not finite is skipped: its batch is consumed but
 // weights, AdamW moments and AdamW's step count stay as they were; it logs a warning and a
-// metrics record with "skipped": true. train.max_skipped_steps skips in a row end the run; both
-// counts (in a row, and in the whole run) carry over a resume.
+// metrics record with "skipped": true and the count of non-finite gradient elements.
+// train.max_skipped_steps skips in a row end the run; both counts (in a row, and in the whole run)
+// carry over a resume.
 // A metrics record that cannot be written (a full disk) ends the run at that step with one line,
 // after saving a checkpoint of it where the disk allows; metrics.jsonl still ends with a whole line.
 #pragma once
@@ -29,6 +31,7 @@
 #include "run/checkpoint_staging.h"
 #include "run/memory_plan.h"
 #include "run/run_directory.h"
+#include "run/sample_generations.h"
 #include "run/step_buffers.h"
 #include "train/batch_split.h"
 #include "train/distributed_optimizer.h"
@@ -83,6 +86,7 @@ class Trainer {
  private:
   struct StepStats {
     double loss, grad_norm, lr;
+    double non_finite_grads;  // gradient elements that were NaN or ±inf, counted like the norm
     bool skipped;  // not finite: nothing was updated
     StepTimes times;  // this rank's
   };
@@ -91,6 +95,7 @@ class Trainer {
   void print_startup_table() const;
   void log_step(const StepStats& stats);
   void log_validation();  // evaluate(), then a log line and a metrics record
+  void log_sample();      // a sample generation (log.sample_interval), then its log lines and metrics record
   std::string validation_coverage() const;  // "64 of the split's 257 windows"
   std::optional<checkpoint::ResumePoint> find_resume_point(ResumeMode resume);
   void resume_from(const checkpoint::ResumePoint& point, const std::vector<std::string>& allowed_changes);
@@ -125,6 +130,7 @@ class Trainer {
   StepBuffers step_buffers_;  // this rank's batch (share_.sequences × seq_len) and step scalars
   CheckpointStaging staging_;
   std::unique_ptr<MetricsLog> metrics_;
+  std::unique_ptr<SampleGenerations> samples_;  // only with log.sample_interval > 0
   TrainCheckpointer checkpointer_;
   int64_t step_ = 0;  // optimizer steps completed
   int64_t tokens_seen_ = 0;  // training tokens of the steps taken (kept in checkpoints, advanced per step)

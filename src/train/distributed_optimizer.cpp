@@ -87,7 +87,7 @@ void DistributedOptimizer::reduce_final_gradients(int64_t first_param) {
   }
 }
 
-void DistributedOptimizer::reduce_gradients(Tensor local_square_sum) {
+void DistributedOptimizer::reduce_gradients(Tensor local_statistics) {
   reduce_final_gradients(0);
   if (!buckets_.empty()) device_.dp->finish_started();
   const Tensor grads = weights_.padded_grads();
@@ -98,15 +98,15 @@ void DistributedOptimizer::reduce_gradients(Tensor local_square_sum) {
   next_bucket_ = 0;
   // With ZeRO-1 each DP rank holds the reduced gradient of its range only.
   const int64_t begin = zero1_ ? state_.begin : 0, end = zero1_ ? state_.end : weights_.table().local_numel();
-  grad_square_sum_into(weights_, weights_.grads(), begin, end, local_square_sum);
+  grad_statistics_into(weights_, weights_.grads(), begin, end, local_statistics);
 }
 
-double DistributedOptimizer::global_norm(double local_square_sum) {
-  double total = local_square_sum;
+DistributedOptimizer::GlobalNorm DistributedOptimizer::global_norm(double local_square_sum, double local_non_finite) {
+  double totals[2] = {local_square_sum, local_non_finite};
   // Sum over DP (ZeRO-1 ranks hold disjoint ranges), then over TP.
-  if (zero1_) host_.dp->all_reduce(Tensor(&total, {1}, DType::F64), ReduceOp::Sum);
-  if (spans_ranks(host_.tp)) host_.tp->all_reduce(Tensor(&total, {1}, DType::F64), ReduceOp::Sum);
-  return std::sqrt(total);
+  if (zero1_) host_.dp->all_reduce(Tensor(totals, {2}, DType::F64), ReduceOp::Sum);
+  if (spans_ranks(host_.tp)) host_.tp->all_reduce(Tensor(totals, {2}, DType::F64), ReduceOp::Sum);
+  return {std::sqrt(totals[0]), totals[1]};
 }
 
 void DistributedOptimizer::apply(float lr, double max_norm, double grad_norm) {

@@ -45,13 +45,18 @@ class DistributedOptimizer {
   // Ignored outside begin_overlapped_reduction() .. reduce_gradients().
   void gradients_final_from(int64_t first_param);
   // Reduces the gradients not reduced yet (all of them without overlap), lets the weights' device
-  // wait for the buckets, and writes this rank's share of their squared norm into local_square_sum
-  // (F64, one element, on the weights' device), without waiting for the device: the step reads it
-  // with the loss, in its one synchronisation.
-  void reduce_gradients(Tensor local_square_sum);
-  // The global norm from this rank's share, read on the host: the same on every rank, and a NaN or
-  // inf anywhere in the world makes it non-finite everywhere.
-  double global_norm(double local_square_sum);
+  // wait for the buckets, and writes this rank's share of their squared norm and of their count of
+  // non-finite elements into local_statistics (F64 (2), on the weights' device;
+  // grad_statistics_into), without waiting for the device: the step reads both with the loss, in
+  // its one synchronisation.
+  void reduce_gradients(Tensor local_statistics);
+  struct GlobalNorm {
+    double norm;        // a NaN or inf anywhere in the world makes it non-finite everywhere
+    double non_finite;  // the gradient elements that are NaN or ±inf, counted like the norm
+  };
+  // Both from this rank's shares, read on the host: the same on every rank (one all-reduce of the
+  // pair over DP with ZeRO-1, one over TP).
+  GlobalNorm global_norm(double local_square_sum, double local_non_finite);
   // After reduce_gradients: clips to max_norm (<= 0: no clipping) and updates the weights. Refuses
   // a non-finite norm, which must skip the step instead (the clip factor min(1, c / NaN) is 1 and
   // c / inf gives 0, and inf · 0 is NaN: either way the update would poison weights and moments).

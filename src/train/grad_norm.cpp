@@ -7,24 +7,24 @@
 
 namespace t6 {
 
-void grad_square_sum_into(const ModelWeights& weights, const Tensor& grads, int64_t begin, int64_t end, Tensor total) {
+void grad_statistics_into(const ModelWeights& weights, const Tensor& grads, int64_t begin, int64_t end,
+                          Tensor statistics) {
   const ParamTable& table = weights.table();
-  bool accumulate = false;  // the first counted range starts the total
+  std::vector<Tensor> counted;
+  counted.reserve(table.params().size());
   for (const LocalParam& entry : table.params()) {
     if (entry.spec.rule.kind == ShardRule::Kind::Replicated && table.tp_rank() != 0) continue;
     const int64_t first = std::max(entry.flat_offset, begin);
     const int64_t last = std::min(entry.flat_offset + entry.numel(), end);
-    if (first >= last) continue;
-    ops::sum_of_squares_into(total, grads.rows(first, last), accumulate);
-    accumulate = true;
+    if (first < last) counted.push_back(grads.rows(first, last));
   }
-  if (!accumulate) ops::sum_of_squares_into(total, grads.rows(0, 0), false);  // nothing counted here: 0
+  ops::tensor_list_statistics(statistics, counted);  // an empty list (nothing counted here) gives {0, 0}
 }
 
 double grad_square_sum(const ModelWeights& weights, const Tensor& grads, int64_t begin, int64_t end) {
-  double total = 0;
-  grad_square_sum_into(weights, grads, begin, end, Tensor(&total, {1}, DType::F64));
-  return total;
+  double statistics[2] = {0, 0};
+  grad_statistics_into(weights, grads, begin, end, Tensor(statistics, {2}, DType::F64));
+  return statistics[0];
 }
 
 double global_grad_norm(const ModelWeights& weights, const Tensor& grads, Communicator* tp) {

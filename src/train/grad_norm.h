@@ -7,13 +7,16 @@
 
 namespace t6 {
 
-// Sum of squares of the elements [begin, end) of this rank's flat gradient buffer that this rank
-// counts (all of split weights; replicated ones on TP rank 0 only), before any reduction. ZeRO-1
-// ranks pass the range they hold reduced gradients for.
+// statistics (F64 (2), on the gradients' device) = {sum of squares, number of NaN or ±inf elements}
+// over the elements [begin, end) of this rank's flat gradient buffer that this rank counts (all of
+// split weights; replicated ones on TP rank 0 only), before any reduction; ZeRO-1 ranks pass the
+// range they hold reduced gradients for. One pass over every counted parameter
+// (ops::tensor_list_statistics) that does not wait for the device, so a step reads both values with
+// its loss, in its one synchronisation.
+void grad_statistics_into(const ModelWeights& weights, const Tensor& grads, int64_t begin, int64_t end,
+                          Tensor statistics);
+// The sum of squares of grad_statistics_into, for gradients on the host.
 double grad_square_sum(const ModelWeights& weights, const Tensor& grads, int64_t begin, int64_t end);
-// The same sum written into `total` (F64, one element, on the gradients' device) without waiting for
-// the device, so a step reads it together with its loss.
-void grad_square_sum_into(const ModelWeights& weights, const Tensor& grads, int64_t begin, int64_t end, Tensor total);
 
 // sqrt of the sum over the TP group of grad_square_sum over the whole buffer; tp may be null.
 double global_grad_norm(const ModelWeights& weights, const Tensor& grads, Communicator* tp);

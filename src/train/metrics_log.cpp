@@ -35,11 +35,14 @@ MetricsLog::MetricsLog(const std::string& path, int64_t keep_through_step, const
 }
 
 void MetricsLog::write(const nlohmann::json& record) {
-  file_.append(record.dump() + '\n');
+  // A sample's text may end inside a UTF-8 character (its last token a partial byte sequence):
+  // such bytes are written as U+FFFD rather than refused.
+  file_.append(record.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + '\n');
   if (!tensorboard_) return;
   std::vector<std::pair<std::string, double>> scalars;
   for (const auto& [name, value] : record.items())
     if (name != "step" && value.is_number()) scalars.emplace_back(name, value.get<double>());
+  if (scalars.empty()) return;  // a sample record: text only
   tensorboard_->write_scalars(record.at("step").get<int64_t>(), scalars);
 }
 

@@ -1,7 +1,8 @@
-// RUN_DIR/metrics.jsonl: one JSON object per line, per training step and per evaluation. On resume
+// RUN_DIR/metrics.jsonl: one JSON object per line, per training step, evaluation and sample. On resume
 // from step N the lines of later steps (written by the run that died) are dropped first, so every
 // step appears once. Written by world rank 0 only. Optionally every number of every record (but
-// "step") also goes to a TensorBoard event file as a scalar of the same name.
+// "step") also goes to a TensorBoard event file as a scalar of the same name; a record without
+// numbers (a sample generation's text) writes no event.
 #pragma once
 #include <cstdint>
 #include <filesystem>

@@ -95,10 +95,23 @@ std::vector<ConfigKey<RunConfig>> make_run_config_keys() {
       key("log.interval", at_least(1), "steps between log lines (metrics.jsonl gets every step)",
           [](auto& c) -> auto& { return c.log.interval; }),
       key("log.peak_flops", at_least(0),
-          "peak FLOP/s of one rank that MFU is measured against; 0: the SGEMM rate measured at start-up",
+          "peak FLOP/s of one rank that MFU is measured against; 0: the rate measured at start-up (CPU: SGEMM; CUDA: "
+          "the GPU's bf16 GEMM)",
           [](auto& c) -> auto& { return c.log.peak_flops; }),
       key("log.tensorboard", any_value(), "also write every metrics.jsonl scalar as TensorBoard events to RUN_DIR/tensorboard/",
           [](auto& c) -> auto& { return c.log.tensorboard; }),
+      key("log.sample_interval", at_least(0),
+          "steps between sample generations: rank 0 continues log.sample_prompt with the current weights and "
+          "writes the text to the console log and a metrics.jsonl record; 0: never",
+          [](auto& c) -> auto& { return c.log.sample_interval; }),
+      key("log.sample_prompt", any_value(), "text the samples continue, after EOT (the start of every document); "
+          "empty: unconditional samples",
+          [](auto& c) -> auto& { return c.log.sample_prompt; }),
+      key("log.sample_tokens", closed_range(1, 4096), "tokens generated per sample (fewer when EOT comes first)",
+          [](auto& c) -> auto& { return c.log.sample_tokens; }),
+      key("log.sample_temperature", at_least(0),
+          "softmax temperature of the samples; 0: greedy; above 0: sampled with train.seed, the same at every step",
+          [](auto& c) -> auto& { return c.log.sample_temperature; }),
   };
   keys.insert(keys.end(), others.begin(), others.end());
   return keys;

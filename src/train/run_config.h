@@ -61,6 +61,12 @@ struct LogConfig {
   int64_t interval = 1;    // steps between log lines (metrics.jsonl gets every step)
   double peak_flops = 0;   // FLOP/s of one rank for MFU; 0: measure the SGEMM rate at start-up
   bool tensorboard = false;  // also write the metrics as TensorBoard event files to RUN_DIR/tensorboard/
+  // Sample generations during training (run/sample_generations.h): every sample_interval steps
+  // (0: never), sample_tokens tokens after EOT and sample_prompt, greedy at temperature 0.
+  int64_t sample_interval = 0;
+  std::string sample_prompt;
+  int64_t sample_tokens = 64;
+  double sample_temperature = 0;
 };
 
 struct RunConfig {

@@ -1,6 +1,12 @@
 #include "common/training_setup.h"
 
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
 #include "common/test_paths.h"
+#include "core/error.h"
+#include "data/corpus_writer.h"
 #include "data/preprocess.h"
 
 namespace t6::testing {
@@ -13,6 +19,30 @@ std::string write_shakespeare_corpus(const std::string& directory, uint64_t shar
   options.shard_tokens = shard_tokens;
   options.overwrite = true;
   run_preprocess(options);
+  return directory;
+}
+
+std::string write_shakespeare_characters(const std::string& directory) {
+  const std::string source = (source_dir() / "data_tools/corpora/tinyshakespeare.jsonl").string();
+  std::filesystem::create_directories(directory);
+  constexpr uint32_t kEot = 0;
+  CorpusWriter writer(directory, {"characters", "", "unknown", kCharacterVocab, kEot}, 100'000, 0);
+  std::ifstream lines(source);
+  std::string line;
+  std::vector<uint32_t> ids;
+  for (uint64_t document = 0; std::getline(lines, line); ++document) {
+    const std::string text = nlohmann::json::parse(line).at("text").get<std::string>();
+    ids.assign({kEot});
+    for (unsigned char byte : text) {
+      T6_CHECK(byte != kEot && byte < kCharacterVocab, source, ": document ", document, " holds byte ", int(byte),
+               ", outside the character vocab");
+      ids.push_back(byte);
+    }
+    writer.begin_document(source, document_goes_to_val(document, 0.1, 0));
+    writer.append(ids.data(), ids.size());
+  }
+  writer.check_splits(source, true);
+  writer.finish({source});
   return directory;
 }
 

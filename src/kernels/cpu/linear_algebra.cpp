@@ -92,18 +92,23 @@ void tensor_list_statistics(Tensor statistics, const std::vector<Tensor>& tensor
   int64_t non_finite = 0;
   for (const Tensor& x : tensors) {
     require_host(t6_twin_routed, "tensor_list_statistics", {&x});
+    // Each tensor's sum starts from 0 and joins the total afterwards, in list order: OpenMP adds its
+    // threads' partials to the reduction variable in the order they finish, which would make the
+    // total's rounding vary from run to run if the variable already held the earlier tensors' sum.
+    double tensor_squares = 0;
     const auto count = [&](const auto* data) {
       const int64_t n = x.numel();
-#pragma omp parallel for reduction(+ : squares, non_finite) schedule(static)
+#pragma omp parallel for reduction(+ : tensor_squares, non_finite) schedule(static)
       for (int64_t i = 0; i < n; ++i) {
         const double value = data[i];
-        squares += value * value;
+        tensor_squares += value * value;
         non_finite += std::isfinite(value) ? 0 : 1;
       }
     };
     if (x.dtype() == DType::F32) count(x.data<float>());
     else if (x.dtype() == DType::F64) count(x.data<double>());
     else fail(str("tensor_list_statistics: the CPU backend takes F32 or F64 tensors, got ", dtype_name(x.dtype())));
+    squares += tensor_squares;
   }
   statistics.data<double>()[0] = squares;
   statistics.data<double>()[1] = double(non_finite);

@@ -38,15 +38,6 @@ void sum_into(Tensor total, const Tensor& x, double scale, bool accumulate) {
   *out = accumulate ? *out + sum : sum;
 }
 
-void sum_of_squares_into(Tensor total, const Tensor& x, bool accumulate) {
-  T6_CUDA_TWIN(total, sum_of_squares_into(total, x, accumulate));
-  require_host(t6_twin_routed, "sum_of_squares_into", {&total, &x});
-  double* out = checked_total("sum_of_squares_into", total);
-  // sum_of_squares' own order, so the CPU backend's gradient norm keeps its bits.
-  const double sum = x.numel() == 0 ? 0.0 : sum_of_squares({x});
-  *out = accumulate ? *out + sum : sum;
-}
-
 void copy(Tensor dst, const Tensor& src) {
   T6_CHECK(dst.dtype() == src.dtype() && dst.numel() == src.numel(), "copy: ", dtype_name(src.dtype()), " ",
            src.shape().to_string(), " does not fit ", dtype_name(dst.dtype()), " ", dst.shape().to_string());

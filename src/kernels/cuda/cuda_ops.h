@@ -21,7 +21,6 @@ void fill_zero(Tensor x);
 void cast(Tensor out, const Tensor& x);
 void tensor_list_statistics(Tensor statistics, const std::vector<Tensor>& tensors);
 void sum_into(Tensor total, const Tensor& x, double scale, bool accumulate);
-void sum_of_squares_into(Tensor total, const Tensor& x, bool accumulate);
 void copy(Tensor dst, const Tensor& src);
 void wait_for_ops();
 

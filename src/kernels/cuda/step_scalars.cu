@@ -1,7 +1,8 @@
 // The step scalars on the GPU: one block sums a tensor in double, each thread a fixed strided subset,
 // then the threads in block order (block_reduce.cuh), so the same tensor gives the same bits every
 // run, without atomics and without scratch memory. One block is slow for big tensors on a real GPU,
-// but these run once per step over the loss rows and once per parameter for the gradient norm.
+// but this runs over the loss rows of a micro-batch only (the gradient norm is
+// tensor_list_statistics.cu's).
 #include "core/cuda/cuda_check.h"
 #include "kernels/cuda/block_reduce.cuh"
 #include "kernels/cuda/cuda_context.h"
@@ -15,40 +16,25 @@ namespace {
 
 constexpr int kThreads = 1024;
 
-__global__ void sum_into_kernel(FloatRef x, int64_t n, double scale, bool squares, bool accumulate, double* total) {
+__global__ void sum_into_kernel(FloatRef x, int64_t n, double scale, bool accumulate, double* total) {
   double sum = 0;
-  for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
-    const double value = x.load(i);
-    sum += squares ? value * value : value;
-  }
+  for (int64_t i = threadIdx.x; i < n; i += blockDim.x) sum += x.load(i);
   sum = block_sum(sum) * scale;
   if (threadIdx.x == 0) *total = accumulate ? *total + sum : sum;
-}
-
-double* checked_total(const char* op, const Tensor& total) {
-  require_device(op, {&total});
-  T6_CHECK(total.dtype() == DType::F64 && total.numel() == 1, op, ": the total must be one F64 element, got ",
-           dtype_name(total.dtype()), " ", total.shape().to_string());
-  return total.data<double>();
-}
-
-void launch_sum(const char* op, Tensor total, const Tensor& x, double scale, bool squares, bool accumulate) {
-  double* out = checked_total(op, total);
-  // An empty x still writes its total (0, or the old value), so a first call may start it.
-  const FloatRef values = x.numel() > 0 ? float_ref(op, x) : FloatRef{nullptr, false};
-  T6_LAUNCH(sum_into_kernel, 1, kThreads, 0, cuda_context().stream())(values, x.numel(), scale, squares, accumulate,
-                                                                       out);
-  T6_CUDA_CHECK_LAUNCH("sum_into_kernel");
 }
 
 }  // namespace
 
 void sum_into(Tensor total, const Tensor& x, double scale, bool accumulate) {
-  launch_sum("sum_into", total, x, scale, false, accumulate);
-}
-
-void sum_of_squares_into(Tensor total, const Tensor& x, bool accumulate) {
-  launch_sum("sum_of_squares_into", total, x, 1.0, true, accumulate);
+  const char* op = "sum_into";
+  require_device(op, {&total});
+  T6_CHECK(total.dtype() == DType::F64 && total.numel() == 1, op, ": the total must be one F64 element, got ",
+           dtype_name(total.dtype()), " ", total.shape().to_string());
+  // An empty x still writes its total (0, or the old value), so a first call may start it.
+  const FloatRef values = x.numel() > 0 ? float_ref(op, x) : FloatRef{nullptr, false};
+  T6_LAUNCH(sum_into_kernel, 1, kThreads, 0, cuda_context().stream())(values, x.numel(), scale, accumulate,
+                                                                       total.data<double>());
+  T6_CUDA_CHECK_LAUNCH("sum_into_kernel");
 }
 
 void copy(Tensor dst, const Tensor& src) {

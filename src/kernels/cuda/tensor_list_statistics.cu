@@ -2,8 +2,10 @@
 // finite checks of a whole model) in one pass and without a host synchronisation, deterministic:
 //   - the list travels in the kernels' arguments, kChunk tensors per launch, so nothing is copied
 //     from the host (a pageable copy would synchronise) and no host buffer must outlive the call;
-//   - each launch has a fixed grid; block j grid-strides over every tensor of its chunk in list
-//     order, in double, and writes its partial sums to its own slot (no atomics);
+//   - each launch's grid is a function of the list's total element count only (up to kMaxBlocks,
+//     fewer for a small model, whose step would otherwise be mostly idle threads); block j
+//     grid-strides over every tensor of its chunk in list order, in double, and writes its partial
+//     sums to its own slot (no atomics);
 //   - one block then adds every slot in slot order (block_reduce.cuh) into the F64 statistics.
 // The same list gives the same bits on every run (exact resume and repeatable runs need that).
 #include <algorithm>
@@ -22,7 +24,8 @@ namespace t6::ops::cuda {
 namespace {
 
 constexpr int kThreads = 256;
-constexpr int kBlocks = 528;  // 4 per multiprocessor of an H100/H200; fixed so the order is too
+constexpr int kMaxBlocks = 528;          // 4 per multiprocessor of an H100/H200
+constexpr int64_t kElementsPerThread = 16;  // at least, before the grid reaches kMaxBlocks
 constexpr int kChunk = 64;    // tensors per launch: 64 · 17 bytes of arguments, well under 4 KiB
 
 struct TensorChunk {
@@ -65,11 +68,19 @@ __global__ void total_statistics_kernel(const double* partials, int64_t slots, d
   }
 }
 
+// The same list always gets the same grid, so the same order of additions and the same bits.
+int blocks_for(const std::vector<Tensor>& tensors) {
+  int64_t elements = 0;
+  for (const Tensor& x : tensors) elements += x.numel();
+  const int64_t per_block = kThreads * kElementsPerThread;
+  return int(std::clamp<int64_t>((elements + per_block - 1) / per_block, 1, kMaxBlocks));
+}
+
 }  // namespace
 
 size_t tensor_list_statistics_scratch_bytes(size_t tensors) {
   const size_t launches = (tensors + kChunk - 1) / kChunk;
-  return launches * kBlocks * 2 * sizeof(double);
+  return launches * kMaxBlocks * 2 * sizeof(double);
 }
 
 void tensor_list_statistics(Tensor statistics, const std::vector<Tensor>& tensors) {
@@ -84,6 +95,7 @@ void tensor_list_statistics(Tensor statistics, const std::vector<Tensor>& tensor
   for (const Tensor& x : tensors) refs.push_back(float_ref(op, x));
   CudaContext& context = cuda_context();
   double* partials = static_cast<double*>(context.scratch(tensor_list_statistics_scratch_bytes(tensors.size())));
+  const int blocks = blocks_for(tensors);
   int64_t slots = 0;
   for (size_t first = 0; first < tensors.size(); first += kChunk) {
     TensorChunk chunk{};
@@ -94,9 +106,9 @@ void tensor_list_statistics(Tensor statistics, const std::vector<Tensor>& tensor
       chunk.bf16[t] = refs[first + t].bf16;
     }
     double* chunk_partials = partials + 2 * slots;
-    T6_LAUNCH(partial_statistics_kernel, kBlocks, kThreads, 0, context.stream())(chunk, chunk_partials);
+    T6_LAUNCH(partial_statistics_kernel, unsigned(blocks), kThreads, 0, context.stream())(chunk, chunk_partials);
     T6_CUDA_CHECK_LAUNCH("partial_statistics_kernel");
-    slots += kBlocks;
+    slots += blocks;
   }
   double* out = statistics.data<double>();
   T6_LAUNCH(total_statistics_kernel, 1, kThreads, 0, context.stream())(partials, slots, out);
