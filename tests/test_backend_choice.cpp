@@ -86,6 +86,13 @@ TEST(BackendChoice, CommunicatorFollowsTheBackendUnlessSetAndNcclNeedsCuda) {
       << nccl_on_cpu;
 }
 
+TEST(BackendChoice, NcclInABuildWithoutItSaysSoAndWhatToSet) {
+  const std::string missing = error_of([] { resolve("auto", "nccl", kCpuOnlyBuild); });
+  EXPECT_EQ(missing.find("parallel.communicator = \"nccl\", but this t6 was built without CUDA and NCCL"), 0u)
+      << missing;
+  EXPECT_NE(missing.find("set parallel.communicator = \"mpi\""), std::string::npos) << missing;
+}
+
 TEST(BackendChoice, RanksOfTheMpiCommunicatorShareGpus) {
   // NCCL refuses two ranks on one GPU; MPI stages device buffers through host memory, so the third
   // rank of a two-GPU node takes GPU 0 again.

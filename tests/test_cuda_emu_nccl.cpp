@@ -4,14 +4,17 @@
 // The emulated NCCL over MPI (src/cuda_emu/nccl_over_mpi.cpp) on device buffers: all-reduce,
 // reduce-scatter, all-gather and broadcast in fp32 and bf16 against MPI's own results on host
 // buffers, in place and not, CommSplit into groups, and stream order (a collective sees the work
-// queued before it on its stream).
+// queued before it on its stream), and ncclCommAbort from another thread ending a collective that a
+// peer never joins.
 #include <gtest/gtest.h>
 
 #include <cuda_runtime.h>
 #include <nccl.h>
 
+#include <chrono>
 #include <cstdint>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "common/mpi_environment.h"
@@ -247,3 +250,38 @@ TEST_F(Nccl, HostBuffersAreRefusedNamingTheCall) {
   cudaGetLastError();
 }
 
+
+// A collective that a peer never joins ends when another thread aborts the communicator (how a
+// watchdog keeps parallel.timeout_s): the call fails instead of hanging, the asynchronous error
+// says so from then on, and the aborted communicator refuses further collectives. The late rank
+// joins afterwards, so MPI's abandoned requests complete before MPI_Finalize. Last in this file:
+// the failed collective leaves the device's sticky error, which only cudaDeviceReset clears.
+TEST_F(Nccl, AbortFromAnotherThreadEndsACollectiveThatAPeerNeverJoins) {
+  ncclComm_t doomed = nullptr;
+  ASSERT_EQ(ncclCommSplit(comm_, 0, world_rank(), &doomed, nullptr), ncclSuccess);
+  float* values = upload(rank_values(5, world_rank()));
+  const bool late = world_rank() == world_size() - 1;
+  if (!late) {
+    std::thread watchdog([doomed] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(300));
+      ncclCommAbort(doomed);
+    });
+    EXPECT_NE(ncclAllReduce(values, values, 5, ncclFloat32, ncclSum, doomed, stream_), ncclSuccess);
+    watchdog.join();
+    ncclResult_t async_error = ncclSuccess;
+    ASSERT_EQ(ncclCommGetAsyncError(doomed, &async_error), ncclSuccess);
+    EXPECT_EQ(async_error, ncclRemoteError);
+    EXPECT_EQ(ncclAllReduce(values, values, 5, ncclFloat32, ncclSum, doomed, stream_), ncclInvalidUsage);
+    EXPECT_NE(std::string(ncclGetErrorString(ncclInvalidUsage)).find("aborted"), std::string::npos);
+    EXPECT_NE(cudaStreamSynchronize(stream_), cudaSuccess) << "the aborted collective's device error";
+    ASSERT_EQ(cudaDeviceReset(), cudaSuccess);
+  }
+  MPI_Barrier(MPI_COMM_WORLD);
+  if (late) {
+    EXPECT_EQ(ncclAllReduce(values, values, 5, ncclFloat32, ncclSum, doomed, stream_), ncclSuccess);
+    ncclResult_t async_error = ncclRemoteError;
+    ASSERT_EQ(ncclCommGetAsyncError(doomed, &async_error), ncclSuccess);
+    EXPECT_EQ(async_error, ncclSuccess);
+  }
+  cudaFree(values);
+}

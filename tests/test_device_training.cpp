@@ -282,7 +282,7 @@ TEST_F(DeviceTraining, AdamWRewritesTheBf16CopyOfTheWeights) {
   for (int64_t i = 0; i < n; ++i) grads[size_t(i)] = 0.01f * std::sin(0.37f * float(i));
   copy_tensor(weights.padded_grads(), Tensor(grads.data(), {n}, DType::F32));
   copy_tensor(Tensor(before.data(), {n}, DType::F32), weights.padded_params());
-  DistributedOptimizer optimizer(weights, AdamWSettings{}, nullptr, nullptr, false);
+  DistributedOptimizer optimizer(weights, AdamWSettings{}, {}, {}, false);  // one rank: no groups
   for (int step = 0; step < 2; ++step) optimizer.apply(1e-2f, 0.0, 1.0);
   EXPECT_EQ(stale_copy_elements(weights), 0) << "after two AdamW steps";
   // The steps moved the weights by far more than bf16's rounding, so a stale copy would show.

@@ -1,22 +1,30 @@
 // ctest-labels: gpu
 // ctest-mpi-ranks: 4
 // ctest-timeout: 900
-// Several ranks of the CUDA backend on one GPU (each rank's GPU 0; under the emulated GPU in CI,
-// one emulated device per process), reducing over the MPI communicator with device buffers staged
-// through pinned memory: TP2, DP2 with ZeRO-1 (each on two ranks) and TP2×DP2 (on four) reproduce a
-// one-rank CUDA run of the same tiny T6 (losses and gradient norms within the bf16 tolerance
-// below). A W_B_* gradient not reduced over TP changes the TP runs' gradient norms, so this fails.
+// Several ranks of the CUDA backend, each rank's GPU 0 (under the emulated GPU in CI, one emulated
+// device per process), reducing over each communicator: MPI, with device buffers staged through
+// pinned memory (so that ranks can share one GPU), and NCCL (emulated over MPI in CI; on real GPUs
+// one GPU per rank, which one GPU cannot give: there the NCCL cases need as many GPUs as ranks).
+// TP2, DP2 with ZeRO-1 (each on two ranks) and TP2×DP2 (on four; plain DP, whose gradient buckets
+// are reduced while the backward goes on) reproduce a one-rank CUDA run of the same tiny T6
+// (losses and gradient norms within the bf16 tolerance below). A W_B_*
+// gradient not reduced over TP changes the TP runs' gradient norms, so this fails. Under NCCL the
+// emulated runtime counts that a steady step waits for the device once and allocates nothing.
 // Skipped without a GPU.
 #include <gtest/gtest.h>
 
 #include <cmath>
 
+#include "common/error_expectations.h"
 #include "common/mpi_environment.h"
 #include "common/mpi_training.h"
 #include "common/test_paths.h"
 #include "common/training_setup.h"
 #include "kernels/device.h"
 #include "run/trainer.h"
+#ifdef T6_CUDA_EMU
+#include "cuda_emu_counters.h"
+#endif
 
 T6_MPI_TEST_ENVIRONMENT();
 
@@ -38,10 +46,10 @@ constexpr int64_t kSteps = 3;  // an emulated step takes seconds
 // attention's zero-initialised c_proj gives W_B_* no gradient until the first update).
 constexpr double kRelativeTolerance = 1.0 / 16384;
 
-RunConfig device_config(int tp, bool zero1) {
+RunConfig device_config(int tp, bool zero1, const std::string& communicator = "mpi") {
   RunConfig config = tiny_run_config(ModelKind::T6, shared_corpus());
   config.parallel.backend = "cuda";
-  config.parallel.communicator = "mpi";  // NCCL refuses two ranks on one GPU
+  config.parallel.communicator = communicator;
   config.parallel.tp = tp;
   config.parallel.zero1 = zero1;
   config.train.global_batch_size = 4;
@@ -64,11 +72,27 @@ const StepRecords& single_rank() {
 
 // Trains the layout on `group` (every rank of the world calls this with its group's communicator
 // and that group's run dir) and compares the group's records, on its rank 0, with one rank's.
-void expect_matches_single_rank(MPI_Comm group, const std::string& run_dir, int tp, bool zero1) {
+void expect_matches_single_rank(MPI_Comm group, const std::string& run_dir, int tp, bool zero1,
+                                const std::string& communicator) {
   const StepRecords& expected = single_rank();
   ProcessGrid grid(communicator_of(group), tp, 0);
-  Trainer trainer(device_config(tp, zero1), grid, run_dir);
+  Trainer trainer(device_config(tp, zero1, communicator), grid, run_dir);
+#ifdef T6_CUDA_EMU
+  std::vector<cuda_emu::RuntimeCounters> at_step;
+  trainer.set_step_hook([&](int64_t) { at_step.push_back(cuda_emu::runtime_counters()); });
+#endif
   trainer.run();
+#ifdef T6_CUDA_EMU
+  // NCCL is ordered against the compute stream by events, never by the host: a steady step (from
+  // step 2 on: step 1 makes the ops' scratch and cuBLASLt plans) waits for the device once and
+  // allocates nothing, as on one rank. (MPI staging waits for every collective it stages.)
+  ASSERT_EQ(at_step.size(), size_t(kSteps));
+  if (communicator == "nccl")
+    for (size_t step = 2; step < at_step.size(); ++step) {
+      EXPECT_EQ(at_step[step].allocations - at_step[step - 1].allocations, 0u) << "step " << step;
+      EXPECT_EQ(at_step[step].synchronizations - at_step[step - 1].synchronizations, 1u) << "step " << step;
+    }
+#endif
   if (grid.world_rank() == 0) {
     const StepRecords actual = read_step_records(run_dir);
     ASSERT_EQ(actual.losses.size(), size_t(kSteps));
@@ -85,35 +109,59 @@ void expect_matches_single_rank(MPI_Comm group, const std::string& run_dir, int 
 }
 
 // Ranks 0, 1 and ranks 2, 3 each train the layout on two ranks, in their own run dirs.
-void expect_two_rank_layout_matches(int tp, bool zero1, const std::string& label) {
-  const std::string dirs[2] = {shared_run_dir(label + "-a"), shared_run_dir(label + "-b")};
+void expect_two_rank_layout_matches(int tp, bool zero1, const std::string& communicator, const std::string& label) {
+  const std::string dirs[2] = {shared_run_dir(label + "-" + communicator + "-a"),
+                               shared_run_dir(label + "-" + communicator + "-b")};
   const int half = world_rank() / 2;
   MPI_Comm group = MPI_COMM_NULL;
   MPI_Comm_split(MPI_COMM_WORLD, half, world_rank(), &group);
-  expect_matches_single_rank(group, dirs[half], tp, zero1);
+  expect_matches_single_rank(group, dirs[half], tp, zero1, communicator);
   MPI_Comm_free(&group);
 }
 
-class DeviceTrainingRanks : public ::testing::Test {
+// The parameter is parallel.communicator.
+class DeviceTrainingRanks : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
     if (cuda_device_count() == 0) GTEST_SKIP() << "no GPU (or a build without CUDA): the device step is not run";
+#ifndef T6_CUDA_EMU
+    if (GetParam() == "nccl" && cuda_device_count() < world_size())
+      GTEST_SKIP() << "NCCL needs a GPU per rank: " << cuda_device_count() << " for " << world_size() << " ranks";
+#endif
   }
 };
 
-TEST_F(DeviceTrainingRanks, TensorParallel2) {
-  expect_two_rank_layout_matches(2, false, "tp2");
+TEST_P(DeviceTrainingRanks, TensorParallel2) {
+  expect_two_rank_layout_matches(2, false, GetParam(), "tp2");
   EXPECT_TRUE(all_ranks_agree(!::testing::Test::HasFailure()));
 }
 
-TEST_F(DeviceTrainingRanks, DataParallel2Zero1) {
-  expect_two_rank_layout_matches(1, true, "dp2-zero1");
+TEST_P(DeviceTrainingRanks, DataParallel2Zero1) {
+  expect_two_rank_layout_matches(1, true, GetParam(), "dp2-zero1");
   EXPECT_TRUE(all_ranks_agree(!::testing::Test::HasFailure()));
 }
 
-TEST_F(DeviceTrainingRanks, TensorParallel2DataParallel2) {
-  expect_matches_single_rank(MPI_COMM_WORLD, shared_run_dir("tp2dp2"), 2, false);
+TEST_P(DeviceTrainingRanks, TensorParallel2DataParallel2) {
+  expect_matches_single_rank(MPI_COMM_WORLD, shared_run_dir("tp2dp2-" + GetParam()), 2, false, GetParam());
   EXPECT_TRUE(all_ranks_agree(!::testing::Test::HasFailure()));
 }
+
+// Four ranks of one node sharing one GPU (node-local rank = world rank here): auto would give rank 0
+// the GPU under NCCL and the others the CPU, a world that cannot train together; the ranks agree
+// on the CPU with MPI instead. Asking for NCCL is one error, the same on every rank.
+TEST(DeviceTrainingRanksChoice, AutoKeepsEveryRankOnTheCpuWhenSomeRankHasNoGpuOfItsOwn) {
+  if (cuda_device_count() != 1) GTEST_SKIP() << "needs exactly one GPU per process, here " << cuda_device_count();
+  const std::unique_ptr<Communicator> world = communicator_of(MPI_COMM_WORLD);
+  const BackendChoice choice = choose_backend({"auto", "auto"}, *world, world_rank(), true);
+  EXPECT_EQ(choice.backend, Backend::cpu);
+  EXPECT_EQ(choice.communicator, CommunicatorKind::mpi);
+  EXPECT_TRUE(choice.gpus_left_idle);
+  const std::string refused = error_of([&] { choose_backend({"cuda", "nccl"}, *world, world_rank(), true); });
+  EXPECT_NE(refused.find("node-local rank 1 has no GPU"), std::string::npos) << refused;
+  EXPECT_TRUE(all_ranks_agree(!::testing::Test::HasFailure()));
+}
+
+INSTANTIATE_TEST_SUITE_P(Communicators, DeviceTrainingRanks, ::testing::Values("mpi", "nccl"),
+                         [](const ::testing::TestParamInfo<std::string>& info) { return info.param; });
 
 }  // namespace

@@ -12,6 +12,7 @@
 #include "common/child_process.h"
 #include "common/command.h"
 #include "common/test_paths.h"
+#include "kernels/device.h"
 
 using namespace t6::testing;
 
@@ -161,6 +162,23 @@ TEST_F(PretrainCli, CudaBackendThatCannotRunIsOneClearErrorOnEveryRank) {
   EXPECT_NE(result.exit_code, 0);
   EXPECT_NE(result.exit_code, 124) << "timed out: a rank hung";
   EXPECT_NE(result.output.find("parallel.backend = \"cuda\""), std::string::npos) << result.output;
+  EXPECT_EQ(result.output.find("step 1/"), std::string::npos) << "trained anyway:\n" << result.output;
+}
+
+// NCCL where this machine's ranks cannot use it (a build without CUDA and NCCL, or no GPU, so the
+// ranks run on the CPU backend): one line, printed once for every rank, and a non-zero exit before
+// any step.
+TEST_F(PretrainCli, NcclTheBuildOrMachineLacksIsOneClearErrorOnEveryRank) {
+  if (t6::cuda_device_count() > 0) GTEST_SKIP() << "this machine's ranks have a GPU, and this build NCCL";
+  const CommandResult result = run(pretrain(2, (workdir_ / "nccl").string(), "--set parallel.communicator=nccl"));
+  EXPECT_NE(result.exit_code, 0);
+  EXPECT_NE(result.exit_code, 124) << "timed out: a rank hung";
+  EXPECT_EQ(occurrences(result.output, "t6_pretrain: error: "), 1u) << result.output;
+  EXPECT_NE(result.output.find(t6::build_has_cuda() ? "parallel.communicator = \"nccl\" needs the CUDA backend"
+                                                : "parallel.communicator = \"nccl\", but this t6 was built without "
+                                                  "CUDA and NCCL"),
+            std::string::npos)
+      << result.output;
   EXPECT_EQ(result.output.find("step 1/"), std::string::npos) << "trained anyway:\n" << result.output;
 }
 

@@ -6,13 +6,19 @@
 // runs as device work at once (device memory readable), because lazy execution could deadlock
 // against host-side MPI. Sums, products, maxima and minima in every integer and float type plus
 // bf16 (custom MPI ops that round each step to bf16, as NCCL does); averages are sums divided by
-// the rank count.
+// the rank count. A collective runs on host copies of its buffers and waits for its MPI request by
+// polling, so that ncclCommAbort, called from another host thread (a watchdog) while a peer never
+// joins, ends it: the collective fails as device work (the device's sticky error, as an aborted NCCL
+// kernel leaves it) and ncclCommGetAsyncError reports ncclRemoteError from then on.
 #include <nccl.h>
 
+#include <atomic>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "core/bf16.h"
@@ -24,6 +30,9 @@ struct ncclComm {
   int rank = 0;
   int size = 1;
   int device = 0;
+  // Set by ncclCommAbort and read by a collective polling its request, on other threads.
+  std::atomic<bool> aborted{false};
+  std::atomic<ncclResult_t> async_error{ncclSuccess};
 };
 
 using namespace t6::cuda_emu;
@@ -139,16 +148,14 @@ void finish_average(void* data, size_t count, ncclDataType_t type, int size) {
   }
 }
 
-bool overlap(const void* a, size_t a_bytes, const void* b, size_t b_bytes) {
-  const char *x = static_cast<const char*>(a), *y = static_cast<const char*>(b);
-  return x < y + b_bytes && y < x + a_bytes;
-}
-
-// The checks every collective shares: a live communicator, device buffers that hold the counts,
+// The checks every collective shares: a live communicator not aborted, device buffers that hold the counts,
 // counts MPI can express, and a reducible type where one is needed.
 ncclResult_t check_collective(const char* call, ncclComm_t comm, const void* send, size_t send_bytes, const void* recv,
                               size_t recv_bytes, size_t mpi_count) {
   if (!comm) return failure(ncclInvalidArgument, std::string(call) + ": the communicator is null");
+  // An aborted communicator's handle is no longer valid, as with NCCL.
+  if (comm->aborted.load())
+    return failure(ncclInvalidUsage, std::string(call) + ": the communicator was aborted (ncclCommAbort)");
   if (mpi_count > size_t(INT32_MAX))
     return failure(ncclInvalidArgument, std::string(call) + ": " + std::to_string(mpi_count) +
                                             " elements are more than the emulation's MPI calls take (2^31 - 1)");
@@ -166,6 +173,39 @@ ncclResult_t run_on_stream(const char* call, cudaStream_t stream, std::function<
   if (flush(stream) != cudaSuccess)
     return failure(ncclUnhandledCudaError, std::string(call) + ": " + cudaGetErrorString(cudaErrorLaunchFailure));
   return ncclSuccess;
+}
+
+// One collective's MPI buffers: host copies of its own, so that a collective abandoned by
+// ncclCommAbort (MPI cannot cancel one) writes, when the late peer joins after all, into memory that
+// stays valid instead of a device buffer freed meanwhile.
+struct CollectiveBuffers {
+  std::vector<char> send, recv;
+  MPI_Request request = MPI_REQUEST_NULL;
+};
+
+// Runs a collective: `start` begins it on `buffers` (send holds send_bytes from send, recv has
+// recv_bytes), and the host polls the request unless the communicator is aborted meanwhile; then the
+// buffers are kept for good and the device work fails. Else recv_bytes are copied out to recv.
+template <class Start>
+void run_collective(ncclComm_t comm, const char* call, const void* send, size_t send_bytes, void* recv,
+                    size_t recv_bytes, Start start) {
+  auto buffers = std::make_unique<CollectiveBuffers>();
+  buffers->send.assign(static_cast<const char*>(send), static_cast<const char*>(send) + send_bytes);
+  buffers->recv.resize(recv_bytes);
+  start(*buffers);
+  for (;;) {
+    int done = 0;
+    MPI_Test(&buffers->request, &done, MPI_STATUS_IGNORE);
+    if (done) break;
+    if (comm->aborted.load()) {
+      static auto* abandoned = new std::vector<std::unique_ptr<CollectiveBuffers>>();  // never freed
+      abandoned->push_back(std::move(buffers));
+      comm->async_error = ncclRemoteError;
+      throw DeviceFault(std::string(call) + ": the communicator was aborted (ncclCommAbort) before every rank joined");
+    }
+    std::this_thread::yield();
+  }
+  std::memcpy(recv, buffers->recv.data(), recv_bytes);
 }
 
 bool mpi_running() {
@@ -273,11 +313,19 @@ ncclResult_t ncclCommDestroy(ncclComm_t comm) {
   return ncclSuccess;
 }
 
-ncclResult_t ncclCommAbort(ncclComm_t comm) { return ncclCommDestroy(comm); }
+// May be called from any thread, also while another is inside a collective on comm: it only marks
+// the communicator, whose collective then fails. The handle is not freed (that thread may still be
+// reading it); an aborted communicator must not be destroyed or used again, as with NCCL.
+ncclResult_t ncclCommAbort(ncclComm_t comm) {
+  if (comm) comm->aborted = true;
+  return ncclSuccess;
+}
 
+// ncclRemoteError once a collective was ended by ncclCommAbort; other errors are returned by the
+// calls themselves, which run synchronously here. Safe from any thread.
 ncclResult_t ncclCommGetAsyncError(ncclComm_t comm, ncclResult_t* async_error) {
   if (!comm || !async_error) return failure(ncclInvalidArgument, "ncclCommGetAsyncError: a null argument");
-  *async_error = ncclSuccess;  // collectives run synchronously here: errors are returned by the call
+  *async_error = comm->async_error.load();
   return ncclSuccess;
 }
 
@@ -316,7 +364,9 @@ ncclResult_t ncclAllReduce(const void* send, void* recv, size_t count, ncclDataT
       if (send != recv) std::memmove(recv, send, bytes);
       return;
     }
-    MPI_Allreduce(send == recv ? MPI_IN_PLACE : send, recv, int(count), mpi_type, mpi_op, comm->mpi);
+    run_collective(comm, call, send, bytes, recv, bytes, [&](CollectiveBuffers& b) {
+      MPI_Iallreduce(b.send.data(), b.recv.data(), int(count), mpi_type, mpi_op, comm->mpi, &b.request);
+    });
     if (op == ncclAvg) finish_average(recv, count, type, comm->size);
   });
 }
@@ -337,15 +387,10 @@ ncclResult_t ncclReduceScatter(const void* send, void* recv, size_t recv_count, 
       if (send != recv) std::memmove(recv, send, recv_bytes);
       return;
     }
-    // In place, NCCL's recvbuff is this rank's slice of sendbuff; MPI's in-place form differs, so
-    // the input is copied out first.
-    std::vector<char> input;
-    const void* source = send;
-    if (overlap(send, send_bytes, recv, recv_bytes)) {
-      input.assign(static_cast<const char*>(send), static_cast<const char*>(send) + send_bytes);
-      source = input.data();
-    }
-    MPI_Reduce_scatter_block(source, recv, int(recv_count), mpi_type, mpi_op, comm->mpi);
+    // In place, NCCL's recvbuff is this rank's slice of sendbuff; the copies make that safe.
+    run_collective(comm, call, send, send_bytes, recv, recv_bytes, [&](CollectiveBuffers& b) {
+      MPI_Ireduce_scatter_block(b.send.data(), b.recv.data(), int(recv_count), mpi_type, mpi_op, comm->mpi, &b.request);
+    });
     if (op == ncclAvg) finish_average(recv, recv_count, type, comm->size);
   });
 }
@@ -364,13 +409,10 @@ ncclResult_t ncclAllGather(const void* send, void* recv, size_t send_count, nccl
       if (send != recv) std::memmove(recv, send, send_bytes);
       return;
     }
-    std::vector<char> input;
-    const void* source = send;
-    if (overlap(send, send_bytes, recv, send_bytes * size_t(comm->size))) {
-      input.assign(static_cast<const char*>(send), static_cast<const char*>(send) + send_bytes);
-      source = input.data();
-    }
-    MPI_Allgather(source, int(send_bytes), MPI_BYTE, recv, int(send_bytes), MPI_BYTE, comm->mpi);
+    run_collective(comm, call, send, send_bytes, recv, send_bytes * size_t(comm->size), [&](CollectiveBuffers& b) {
+      MPI_Iallgather(b.send.data(), int(send_bytes), MPI_BYTE, b.recv.data(), int(send_bytes), MPI_BYTE, comm->mpi,
+                     &b.request);
+    });
   });
 }
 
@@ -387,7 +429,11 @@ ncclResult_t ncclBroadcast(const void* send, void* recv, size_t count, ncclDataT
   if (const ncclResult_t result = check_collective(call, comm, send, is_root ? bytes : 0, recv, bytes, bytes)) return result;
   return run_on_stream(call, stream, [=] {
     if (is_root && send != recv) std::memmove(recv, send, bytes);
-    if (comm->mpi != MPI_COMM_NULL) MPI_Bcast(recv, int(bytes), MPI_BYTE, root, comm->mpi);
+    if (comm->mpi == MPI_COMM_NULL) return;
+    run_collective(comm, call, recv, bytes, recv, bytes, [&](CollectiveBuffers& b) {
+      b.recv = b.send;  // MPI broadcasts in place: the root's bytes, the others' to be overwritten
+      MPI_Ibcast(b.recv.data(), int(bytes), MPI_BYTE, root, comm->mpi, &b.request);
+    });
   });
 }
 

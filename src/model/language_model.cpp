@@ -159,8 +159,10 @@ void LanguageModel::backward_blocks(const Tensor& inputs) {
     attention_[layer]->backward(context_, norm1_[layer], d_residual_, d_norm_);
     reduce_over_tp(context_, d_norm_);
     ops::rmsnorm_backward(d_residual_, d_norm_, residual_[layer], rstd1_[layer]);
+    if (gradients_ready_) gradients_ready_(weights_.table().first_param_of_layer(int64_t(layer)));
   }
   ops::embedding_backward(weights_.grad("transformer.wte.weight"), d_residual_, inputs, vocab_slice_);
+  if (gradients_ready_) gradients_ready_(0);
 }
 
 void LanguageModel::forward_backward(const Tensor& inputs, const Tensor& targets, float loss_scale, Tensor loss_total,

@@ -4,6 +4,7 @@
 // allocated in a step. Under tensor parallelism each rank holds its slice of every weight and the
 // blocks reduce partial results over the TP communicator.
 #pragma once
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -52,6 +53,12 @@ class LanguageModel {
   // receives loss_scale · mean loss, added to its value when accumulate (a step's micro-batches).
   void forward_backward(const Tensor& inputs, const Tensor& targets, float loss_scale, Tensor loss_total,
                         bool accumulate);
+  // Called during backward each time a block's gradients (and, last, the embedding's) have received
+  // this call's contribution, with the index of the first parameter (ModelWeights::table()) from
+  // which on every gradient has: the hook by which an optimizer reduces gradient buckets while the
+  // backward goes on. Empty (the default): no calls.
+  using GradientsReady = std::function<void(int64_t first_param)>;
+  void set_gradients_ready(GradientsReady callback) { gradients_ready_ = std::move(callback); }
   // Mean loss without gradients (evaluation).
   float forward_loss(const Tensor& inputs, const Tensor& targets);
   // logits (B, T, V) in fp32.
@@ -96,6 +103,7 @@ class LanguageModel {
   Tensor loss_total_;  // F64 (1): the loss of the calls that return it
   int64_t chunk_rows_ = 0;
   ops::VocabSlice vocab_slice_;  // this rank's rows of the embedding = columns of the logits
+  GradientsReady gradients_ready_;
 };
 
 }  // namespace t6

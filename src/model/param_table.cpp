@@ -169,4 +169,11 @@ const LocalParam& ParamTable::find(const std::string& name) const {
   fail(str("the model has no parameter named '", name, "'"));
 }
 
+int64_t ParamTable::first_param_of_layer(int64_t layer) const {
+  const std::string prefix = layer_prefix(layer);
+  for (size_t index = 0; index < params_.size(); ++index)
+    if (params_[index].spec.name.rfind(prefix, 0) == 0) return int64_t(index);
+  fail(str("the model has no block ", layer));
+}
+
 }  // namespace t6

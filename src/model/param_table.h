@@ -74,6 +74,9 @@ class ParamTable {
 
   const std::vector<LocalParam>& params() const { return params_; }
   const LocalParam& find(const std::string& name) const;
+  // The index in params() of block `layer`'s first parameter: the table lists the embedding, then
+  // each block's parameters, so the backward's gradients are final from here on after that block.
+  int64_t first_param_of_layer(int64_t layer) const;
   int64_t local_numel() const { return local_numel_; }
   int tp_rank() const { return tp_rank_; }
   int tp_size() const { return tp_size_; }

@@ -52,6 +52,9 @@ BackendChoice resolve_backend(const BackendRequest& request, const RankHardware&
              request.backend, "\"");
   }
   if (request.communicator == "nccl") {
+    T6_CHECK(hardware.build_has_cuda, "parallel.communicator = \"nccl\", but this t6 was built without CUDA and NCCL: ",
+             "rebuild with -DT6_CUDA=ON on a machine with the CUDA toolkit and NCCL, or set parallel.communicator = ",
+             "\"mpi\"");
     T6_CHECK(choice.backend == Backend::cuda, "parallel.communicator = \"nccl\" needs the CUDA backend (NCCL moves ",
              "device buffers), but this rank runs on the CPU; set parallel.communicator = \"mpi\" or \"auto\"");
     choice.communicator = CommunicatorKind::nccl;
@@ -89,6 +92,20 @@ BackendChoice choose_backend(const BackendRequest& request, Communicator& world,
     choice = resolve_backend(request, hardware);
   } catch (const Error& error) {
     failure = error.what();
+  }
+  throw_if_any_rank_failed(world, failure);
+  // auto decides on each rank's hardware, but the ranks must agree: one rank without a GPU of its
+  // own (more ranks on a node than GPUs) keeps every rank on the CPU backend, with MPI.
+  int32_t some_rank_on_cpu = choice.backend == Backend::cpu;
+  if (request.backend == "auto") world.all_reduce(Tensor(&some_rank_on_cpu, {1}, DType::I32), ReduceOp::Max);
+  if (some_rank_on_cpu && choice.backend == Backend::cuda) {
+    try {
+      choice = resolve_backend({"cpu", request.communicator}, hardware);
+      choice.note = "auto chose the CPU: a rank of this run has no GPU of its own (more ranks on a node than GPUs)";
+      choice.gpus_left_idle = true;
+    } catch (const Error& error) {
+      failure = error.what();
+    }
   }
   throw_if_any_rank_failed(world, failure);
   if (choice.backend == Backend::cuda) {

@@ -49,7 +49,8 @@ struct BackendChoice {
 BackendChoice resolve_backend(const BackendRequest& request, const RankHardware& hardware);
 
 // Collective over world: resolves on every rank, and when any rank cannot meet the request every
-// rank throws the same error, naming the first such rank. With the CUDA backend it selects the
+// rank throws the same error, naming the first such rank. auto gives every rank the same backend:
+// the CPU everywhere when some rank would not run on CUDA. With the CUDA backend it selects the
 // rank's GPU and fills in its name and memory.
 BackendChoice choose_backend(const BackendRequest& request, Communicator& world, int local_rank,
                              bool caller_runs_on_cuda);

@@ -5,6 +5,7 @@
 #pragma once
 #include <memory>
 #include <string>
+#include <utility>
 
 #include "core/tensor.h"
 
@@ -33,6 +34,25 @@ class Communicator {
   // In place: every rank ends with root's buffer.
   virtual void broadcast(Tensor buffer, int root) = 0;
   virtual void barrier() = 0;
+
+  // Overlap with the caller's later work: like all_reduce and reduce_scatter, ordered after what
+  // the caller queued before, but the caller's later work may run before they finish, until
+  // finish_started(). The buffers must not be touched in between. A communicator that finishes
+  // each collective at once (MPI) needs nothing more than these defaults; NCCL runs them on its
+  // own stream, which the compute stream waits for only at finish_started().
+  virtual void start_all_reduce(Tensor buffer, ReduceOp op) { all_reduce(std::move(buffer), op); }
+  virtual void start_reduce_scatter(const Tensor& input, Tensor output, ReduceOp op) {
+    reduce_scatter(input, std::move(output), op);
+  }
+  virtual void finish_started() {}
+
+  // For communicators whose collectives the host does not wait in (NCCL's run on the device): an
+  // error their collectives met, in words (empty: none), and abort(), which ends the collectives in
+  // flight so that a host blocked on them returns; the communicator is unusable after it. Both are
+  // safe from another thread (CollectiveWatchdog's). Host communicators throw their errors from
+  // the call itself and never leave a collective in flight: these defaults.
+  virtual std::string asynchronous_error() { return {}; }
+  virtual void abort() {}
 
   // Like MPI_Comm_split: ranks with the same color form a group, ordered by key (ties by rank).
   // Collective over this communicator. A negative color joins no group and gets nullptr.

@@ -6,7 +6,7 @@
 namespace t6 {
 
 // The training step runs on the CUDA backend for every model kind (device arenas, bf16 matmuls over
-// fp32 master weights; one rank, or several reducing over MPI).
+// fp32 master weights; one rank, or several reducing over NCCL or MPI).
 constexpr bool kTrainingStepRunsOnCuda = true;
 
 // Which backends train in this version, for --help, the plan and the README's opening.

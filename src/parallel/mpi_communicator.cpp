@@ -6,6 +6,7 @@
 #include "parallel/collective_checks.h"
 #include "core/dtype.h"
 #include "core/error.h"
+#include "kernels/ops.h"
 #include "parallel/mpi_check.h"
 
 namespace t6 {
@@ -74,10 +75,23 @@ bool lies_within(const Tensor& part, const Tensor& whole) {
   return part.device() == whole.device() && p >= w && p + part.bytes() <= w + whole.bytes();
 }
 
+// Device → staging on the ops' stream, then the one wait: the host may read the staged bytes, and
+// every copy back out of staging queued before has finished, so the host may overwrite them too.
+void stage_down(const Tensor& host, const Tensor& device) {
+  ops::copy(host, device);
+  ops::wait_for_ops(Device::CUDA);
+}
+
+// Staging → device on the ops' stream, without waiting: the ops after it are ordered after it.
+void stage_up(const Tensor& device, const Tensor& host) { ops::copy(device, host); }
+
 }  // namespace
 
 char* MpiCommunicator::staging(size_t bytes) {
-  if (staging_.bytes() < bytes) staging_ = PinnedHostBuffer(bytes);
+  if (staging_.bytes() < bytes) {
+    ops::wait_for_ops(Device::CUDA);  // the last collective's copy back may still read the old buffer
+    staging_ = PinnedHostBuffer(bytes);
+  }
   return static_cast<char*>(staging_.data());
 }
 
@@ -97,9 +111,9 @@ MpiCommunicator::~MpiCommunicator() {
 void MpiCommunicator::all_reduce(Tensor buffer, ReduceOp op) {
   if (on_device(buffer)) {
     const Tensor host = host_view(staging(buffer.bytes()), buffer);
-    copy_tensor(host, buffer);
+    stage_down(host, buffer);
     all_reduce(host, op);
-    copy_tensor(buffer, host);
+    stage_up(buffer, host);
     return;
   }
   check_all_reduce(kMpiBackend, buffer, op);
@@ -118,9 +132,9 @@ void MpiCommunicator::reduce_scatter(const Tensor& input, Tensor output, ReduceO
     char* host = staging(input.bytes() + (inside ? 0 : output.bytes()));
     const Tensor host_input = host_view(host, input);
     const Tensor host_output = inside ? host_part(host_input, input, output) : host_view(host + input.bytes(), output);
-    copy_tensor(host_input, input);
+    stage_down(host_input, input);
     reduce_scatter(host_input, host_output, op);
-    copy_tensor(output, host_output);
+    stage_up(output, host_output);
     return;
   }
   check_reduce_scatter(kMpiBackend, input, output, op, size_, rank_);
@@ -143,9 +157,9 @@ void MpiCommunicator::all_gather(const Tensor& input, Tensor output) {
     char* host = staging(output.bytes() + (inside ? 0 : input.bytes()));
     const Tensor host_output = host_view(host, output);
     const Tensor host_input = inside ? host_part(host_output, output, input) : host_view(host + output.bytes(), input);
-    copy_tensor(host_input, input);
+    stage_down(host_input, input);
     all_gather(host_input, host_output);
-    copy_tensor(output, host_output);
+    stage_up(output, host_output);
     return;
   }
   check_all_gather(kMpiBackend, input, output, size_, rank_);
@@ -161,9 +175,10 @@ void MpiCommunicator::all_gather(const Tensor& input, Tensor output) {
 void MpiCommunicator::broadcast(Tensor buffer, int root) {
   if (on_device(buffer)) {
     const Tensor host = host_view(staging(buffer.bytes()), buffer);
-    if (rank_ == root) copy_tensor(host, buffer);
+    if (rank_ == root) ops::copy(host, buffer);
+    ops::wait_for_ops(Device::CUDA);  // as in stage_down: the root's bytes staged, older copies out done
     broadcast(host, root);
-    copy_tensor(buffer, host);
+    stage_up(buffer, host);
     return;
   }
   check_broadcast(kMpiBackend, buffer, root, size_);

@@ -1,9 +1,10 @@
 // The MPI implementation of Communicator: host buffers. Used by CPU runs and by the multi-rank tests
 // (mpirun -np 4 --oversubscribe). BF16 buffers can be moved (broadcast, all_gather) but not reduced:
 // the CPU backend reduces in fp32. Device buffers are staged through pinned host memory (copied
-// down after every op queued before, reduced on the host, copied back before any op after), so
-// that ranks of the CUDA backend can share one GPU, which NCCL refuses; the staging buffer grows to
-// the largest collective at its first use and is kept. Each collective is started non-blocking and waited for against
+// down on the ops' stream after every op queued before, reduced on the host, copied back before
+// any op after), so that ranks of the CUDA backend can share one GPU, which NCCL refuses: one wait
+// for the device per staged collective, for the copy down (the copy back is not waited for); the
+// staging buffer grows to the largest collective at its first use and is kept. Each collective is started non-blocking and waited for against
 // parallel.timeout_s (collective_deadline.h), so a stuck peer ends the job, naming that peer.
 #pragma once
 #include "core/mpi_c.h"

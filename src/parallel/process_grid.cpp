@@ -31,8 +31,8 @@ ProcessGrid::ProcessGrid(std::unique_ptr<Communicator> world, int64_t tp, int lo
   // Every rank sees the same sizes, so every rank fails here alike and none waits in a split.
   check_tp_fits_world(tp, world_->size());
   const int rank = world_->rank();
-  tp_ = world_->split(/*color=*/int(rank / tp), /*key=*/rank);
-  dp_ = world_->split(/*color=*/int(rank % tp), /*key=*/rank);
+  tp_ = world_->split(tp_group_color(rank, tp), /*key=*/rank);
+  dp_ = world_->split(dp_group_color(rank, tp), /*key=*/rank);
 }
 
 ProcessGrid make_mpi_process_grid(int64_t tp) { return ProcessGrid(make_mpi_world_communicator(), tp, node_placement().local_rank); }

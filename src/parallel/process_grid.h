@@ -30,6 +30,10 @@ class ProcessGrid {
   int local_rank() const { return local_rank_; }
   // Seconds this rank has spent in collectives of world, tp and dp since the grid was made.
   double communication_seconds() const { return clock_->seconds; }
+  // `communicator` timed on this grid's clock (the device communicators of a run).
+  std::unique_ptr<Communicator> timed(std::unique_ptr<Communicator> communicator) const {
+    return std::make_unique<TimedCommunicator>(std::move(communicator), clock_);
+  }
 
  private:
   std::shared_ptr<CommunicationClock> clock_;
@@ -38,6 +42,11 @@ class ProcessGrid {
   std::unique_ptr<Communicator> dp_;
   int local_rank_;
 };
+
+// The split colours of world rank `rank`'s TP and DP groups (the key is the world rank), shared by
+// the grid and by the NCCL communicators that mirror it (device_communicators.h).
+inline int tp_group_color(int rank, int64_t tp) { return int(rank / tp); }
+inline int dp_group_color(int rank, int64_t tp) { return int(rank % tp); }
 
 // The grid over MPI_COMM_WORLD with MPI communicators and the node-local rank from MPI.
 ProcessGrid make_mpi_process_grid(int64_t tp);

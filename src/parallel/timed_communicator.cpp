@@ -34,6 +34,18 @@ void TimedCommunicator::barrier() {
   timed([&] { inner_->barrier(); });
 }
 
+void TimedCommunicator::start_all_reduce(Tensor buffer, ReduceOp op) {
+  timed([&] { inner_->start_all_reduce(buffer, op); });
+}
+
+void TimedCommunicator::start_reduce_scatter(const Tensor& input, Tensor output, ReduceOp op) {
+  timed([&] { inner_->start_reduce_scatter(input, output, op); });
+}
+
+void TimedCommunicator::finish_started() {
+  timed([&] { inner_->finish_started(); });
+}
+
 std::unique_ptr<Communicator> TimedCommunicator::split(int color, int key) {
   std::unique_ptr<Communicator> group = inner_->split(color, key);
   if (!group) return nullptr;

@@ -53,29 +53,12 @@ AdamWSettings adamw_settings(const TrainConfig& train) {
   return {float(train.beta1), float(train.beta2), float(train.eps), float(train.weight_decay)};
 }
 
-// Several ranks of the CUDA backend reduce through the MPI communicator (device buffers staged
-// through pinned memory); the trainer does not build NCCL communicators yet.
-void require_supported_communicator(const BackendChoice& backend, const ProcessGrid& grid) {
-  T6_CHECK(backend.backend != Backend::cuda || grid.world_size() == 1 || backend.communicator == CommunicatorKind::mpi,
-           "parallel.backend = \"cuda\" with parallel.communicator = \"nccl\" (auto's choice with CUDA): the trainer ",
-           "reduces over MPI only so far, staging device buffers through pinned memory; set parallel.communicator = ",
-           "\"mpi\" to train ", grid.world_size(), " ranks on the CUDA backend");
-}
-
-// Whether this run has a CUDA training path: every model kind, on one rank or ranks reducing over
-// MPI. An explicit "cuda" with NCCL on several ranks passes here and gets
-// require_supported_communicator's own line.
-bool runs_on_cuda(const RunConfig& config, const ProcessGrid& grid) {
-  return grid.world_size() == 1 || config.parallel.communicator == "mpi" || config.parallel.backend == "cuda";
-}
-
 Device device_of(const BackendChoice& backend) { return backend.backend == Backend::cuda ? Device::CUDA : Device::CPU; }
 
 // Refuses, before any device arena exists, a model whose weights, gradients and AdamW state alone
 // do not fit in the GPU's free memory (the activations' arena then says for itself if it does not).
 // Collective: when a rank lacks room, every rank fails with the lowest such rank's figures.
 const BackendChoice& with_room_for_state(const BackendChoice& backend, const RunConfig& config, ProcessGrid& grid) {
-  require_supported_communicator(backend, grid);
   std::string failure;
   if (backend.backend == Backend::cuda) {
     const RankMemory planned = plan_rank_memory(config, grid.world_size(), Device::CUDA);  // as --plan's
@@ -110,7 +93,7 @@ Trainer::Trainer(const RunConfig& config, ProcessGrid& grid, const std::string& 
     : config_(with_collective_timeout(config)),
       grid_(grid),
       backend_(with_room_for_state(choose_backend({config.parallel.backend, config.parallel.communicator}, grid.world(),
-                                                  grid.local_rank(), runs_on_cuda(config, grid)),
+                                                  grid.local_rank(), /*caller_runs_on_cuda=*/true),  // every kind, every layout
                                    config, grid)),
       run_dir_(run_dir),
       // A relaunch waits this long for a killed job's ranks to exit; the other ranks wait for rank 0
@@ -122,13 +105,17 @@ Trainer::Trainer(const RunConfig& config, ProcessGrid& grid, const std::string& 
       eval_batches_(0),
       loader_(checked_data_path(config), config.train.seq_len, config.train.seed, config.data.max_open_shards),
       prefetcher_(loader_, share_.first_sequence, share_.sequences, config.train.seq_len, config.data.prefetch),
-      model_(config.model, share_.micro_batch, config.train.seq_len, &grid.tp(),
+      device_groups_(grid, backend_),
+      watchdog_(device_groups_.watched()),
+      model_(config.model, share_.micro_batch, config.train.seq_len, &device_groups_.tp(),
              config.parallel.zero1 ? grid.dp_size() : 1, true, device_of(backend_)),
-      optimizer_(model_.weights(), adamw_settings(config.train), &grid.tp(), &grid.dp(), config.parallel.zero1),
+      optimizer_(model_.weights(), adamw_settings(config.train), {&device_groups_.tp(), &device_groups_.dp()},
+                 {&grid.tp(), &grid.dp()}, config.parallel.zero1),
       step_buffers_(device_of(backend_), share_.sequences * config.train.seq_len),
       staging_(model_.weights(), optimizer_.adamw(), optimizer_.state_begin(), optimizer_.state_end()),
       checkpointer_(std::filesystem::path(run_dir) / "checkpoints", int(config.checkpoint.keep), grid) {
   set_progress_label("start-up");
+  model_.set_gradients_ready([this](int64_t first_param) { optimizer_.gradients_final_from(first_param); });
   T6_CHECK(loader_.vocab_size() <= config.model.vocab_size, config.data.path, ": the corpus' tokenizer has ",
            loader_.vocab_size(), " tokens but model.vocab_size is ", config.model.vocab_size);
   if (config.eval.interval > 0) {
@@ -221,7 +208,7 @@ void Trainer::resume_from(const checkpoint::ResumePoint& point, const std::vecto
 void Trainer::save_checkpoint() {
   set_progress_label(str("saving the checkpoint of step ", step_));
   prefetcher_.wait();  // serial HDF5: no batch read while the checkpoint is written
-  staging_.download();
+  watchdog_.watch([&] { staging_.download(); });  // waits for the last step's ZeRO-1 all-gather
   check_state_is_finite();
   TrainState state{step_, optimizer_.adamw().steps_taken(), config_.lr_schedule().lr_decay_steps, elapsed_seconds_,
                    "", "", skipped_steps_, skipped_in_a_row_};
@@ -348,6 +335,7 @@ void Trainer::print_startup_table() const {
 }
 
 Trainer::StepStats Trainer::train_step() {
+  if (step_hook_) step_hook_(step_ + 1);
   const int64_t T = config_.train.seq_len, B = share_.micro_batch;
   // Each phase is its wall time less the time in collectives during it; those add up to comm.
   using clock = std::chrono::steady_clock;
@@ -366,22 +354,32 @@ Trainer::StepStats Trainer::train_step() {
   // step's synchronisation has finished every copy out of the host batch, so it can be overwritten.
   prefetcher_.take(step_, step_buffers_.host_inputs(), step_buffers_.host_targets(),
                    step_ + 1 < config_.train.max_steps ? step_ + 1 : -1);
-  step_buffers_.upload();
-  end_phase(times.data);
-  // Everything up to read_scalars() is queued on the device without waiting for it; the times
-  // below are the host's, so on a GPU the device's work shows in the phase that reads the scalars.
-  model_.weights().zero_grads();
-  // Weighted by this rank's share of the global batch, so that the DP mean is the global batch's mean;
-  // loss_total gathers the micro-batches' losses with the same weights.
-  for (int64_t micro = 0; micro < share_.micro_steps; ++micro)
-    model_.forward_backward(step_buffers_.inputs(micro * B * T, B, B * T), step_buffers_.targets(micro * B * T, B, B * T),
-                            float(share_.dp_weight) / float(share_.micro_steps), step_buffers_.loss_total(), micro > 0);
-  end_phase(times.forward_backward);
-  if (gradient_hook_) gradient_hook_(step_ + 1, model_.weights());
-  optimizer_.reduce_gradients(step_buffers_.grad_statistics());
-  // The step's one host synchronisation: the loss and this rank's shares of the gradient norm and of
-  // the non-finite count, together.
-  const StepBuffers::Scalars scalars = step_buffers_.read_scalars();
+  // From the upload to the synchronisation the device runs the step's collectives: NCCL's are kept
+  // to parallel.timeout_s by the watchdog, since the host waits for them only in read_scalars().
+  StepBuffers::Scalars scalars{};
+  watchdog_.watch([&] {
+    step_buffers_.upload();
+    end_phase(times.data);
+    // Everything up to read_scalars() is queued on the device without waiting for it; the times
+    // below are the host's, so on a GPU the device's work shows in the phase that reads the scalars.
+    model_.weights().zero_grads();
+    // Weighted by this rank's share of the global batch, so that the DP mean is the global batch's mean;
+    // loss_total gathers the micro-batches' losses with the same weights. The last micro-batch's
+    // backward reduces each gradient bucket as it becomes final, unless a test's gradient hook must
+    // see the gradients unreduced first.
+    for (int64_t micro = 0; micro < share_.micro_steps; ++micro) {
+      if (micro + 1 == share_.micro_steps && !gradient_hook_) optimizer_.begin_overlapped_reduction();
+      model_.forward_backward(step_buffers_.inputs(micro * B * T, B, B * T),
+                              step_buffers_.targets(micro * B * T, B, B * T),
+                              float(share_.dp_weight) / float(share_.micro_steps), step_buffers_.loss_total(), micro > 0);
+    }
+    end_phase(times.forward_backward);
+    if (gradient_hook_) gradient_hook_(step_ + 1, model_.weights());
+    optimizer_.reduce_gradients(step_buffers_.grad_statistics());
+    // The step's one host synchronisation: the loss and this rank's shares of the gradient norm and
+    // of the non-finite count, together.
+    scalars = step_buffers_.read_scalars();
+  });
   double loss = scalars.loss;
   grid_.dp().all_reduce(Tensor(&loss, {1}, DType::F64), ReduceOp::Avg);
   const DistributedOptimizer::GlobalNorm gradients =
@@ -405,15 +403,17 @@ double Trainer::evaluate() {
   prefetcher_.wait();  // the loader reads one thing at a time
   const int64_t T = config_.train.seq_len, B = share_.micro_batch;
   double loss = 0;
-  for (int64_t batch = 0; batch < eval_batches_; ++batch) {
-    const int64_t first = batch * config_.train.global_batch_size + share_.first_sequence;
-    loader_.read_val(first, share_.sequences, step_buffers_.host_inputs(), step_buffers_.host_targets());
-    step_buffers_.upload();
-    for (int64_t micro = 0; micro < share_.micro_steps; ++micro) {
-      loss += model_.forward_loss(step_buffers_.inputs(micro * B * T, B, B * T),
-                                  step_buffers_.targets(micro * B * T, B, B * T));
+  watchdog_.watch([&] {
+    for (int64_t batch = 0; batch < eval_batches_; ++batch) {
+      const int64_t first = batch * config_.train.global_batch_size + share_.first_sequence;
+      loader_.read_val(first, share_.sequences, step_buffers_.host_inputs(), step_buffers_.host_targets());
+      step_buffers_.upload();
+      for (int64_t micro = 0; micro < share_.micro_steps; ++micro) {
+        loss += model_.forward_loss(step_buffers_.inputs(micro * B * T, B, B * T),
+                                    step_buffers_.targets(micro * B * T, B, B * T));
+      }
     }
-  }
+  });
   loss = loss * share_.dp_weight / double(eval_batches_ * share_.micro_steps);
   grid_.dp().all_reduce(Tensor(&loss, {1}, DType::F64), ReduceOp::Avg);
   return loss;

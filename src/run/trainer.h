@@ -25,6 +25,8 @@
 #include "data/token_loader.h"
 #include "model/language_model.h"
 #include "parallel/backend_choice.h"
+#include "parallel/collective_watchdog.h"
+#include "parallel/device_communicators.h"
 #include "parallel/process_grid.h"
 #include "run/checkpoint_staging.h"
 #include "run/memory_plan.h"
@@ -68,6 +70,12 @@ class Trainer {
   // reduced, with the number of the step being taken (1-based); lets a test poison a gradient.
   using GradientHook = std::function<void(int64_t step, ModelWeights& weights)>;
   void set_gradient_hook(GradientHook hook) { gradient_hook_ = std::move(hook); }
+
+  // Tests only: called on every rank as each step begins, with the number of the step (1-based), so
+  // that between two calls lies exactly one whole step; unlike the gradient hook it leaves the
+  // overlapped reduction on.
+  using StepHook = std::function<void(int64_t step)>;
+  void set_step_hook(StepHook hook) { step_hook_ = std::move(hook); }
 
   int64_t step() const { return step_; }
   LanguageModel& model() { return model_; }
@@ -115,6 +123,8 @@ class Trainer {
   BatchPrefetcher prefetcher_;  // reads through loader_: declared after it, so it stops first
   // The model, the optimizer and the step's buffers live on the backend's device; staging_ is the
   // host copy of their state that checkpoints read and write.
+  DeviceCommunicators device_groups_;  // carry the device buffers: NCCL's, or the grid's MPI ones
+  CollectiveWatchdog watchdog_;        // keeps parallel.timeout_s for NCCL's collectives
   LanguageModel model_;
   DistributedOptimizer optimizer_;
   StepBuffers step_buffers_;  // this rank's batch (share_.sequences × seq_len) and step scalars
@@ -128,6 +138,7 @@ class Trainer {
   double elapsed_seconds_ = 0;
   int64_t skipped_in_a_row_ = 0;  // both skip counters are kept in checkpoints and restored on resume
   GradientHook gradient_hook_;
+  StepHook step_hook_;
   double peak_flops_ = 0;          // of all ranks together, for MFU
   std::string peak_flops_source_;  // for the start-up table
   bool peak_measured_under_load_ = false;  // then every log line says its MFU is overstated

@@ -8,11 +8,23 @@
 namespace t6 {
 
 namespace {
-// DP all-reduce in buckets of this many elements (64 MiB of fp32): keeps each message large enough
-// for full bandwidth while bounding the memory a communicator may stage.
-constexpr int64_t kBucketElements = int64_t(1) << 24;
-
 bool spans_ranks(Communicator* communicator) { return communicator && communicator->size() > 1; }
+
+// Whole parameters from the end of the buffer back (the order the backward finishes them); the
+// last bucket takes the padding, the first starts at element 0.
+std::vector<DistributedOptimizer::Bucket> plan_buckets(const ModelWeights& weights, int64_t bucket_elements) {
+  const std::vector<LocalParam>& params = weights.table().params();
+  std::vector<DistributedOptimizer::Bucket> buckets;
+  int64_t end = weights.padded_numel();
+  for (size_t index = params.size(); index-- > 0;) {
+    const int64_t begin = params[index].flat_offset;
+    if (end - begin >= bucket_elements || index == 0) {
+      buckets.push_back({int64_t(index), {index == 0 ? 0 : begin, end}});
+      end = begin;
+    }
+  }
+  return buckets;
+}
 }  // namespace
 
 Range optimizer_state_range(const ModelWeights& weights, int dp_rank, int dp_size, bool zero1) {
@@ -22,36 +34,68 @@ Range optimizer_state_range(const ModelWeights& weights, int dp_rank, int dp_siz
   return {shard * dp_rank, shard * (dp_rank + 1)};
 }
 
-DistributedOptimizer::DistributedOptimizer(ModelWeights& weights, const AdamWSettings& settings, Communicator* tp,
-                                           Communicator* dp, bool zero1)
+DistributedOptimizer::DistributedOptimizer(ModelWeights& weights, const AdamWSettings& settings, ReductionGroups device,
+                                           ReductionGroups host, bool zero1, int64_t bucket_elements)
     : weights_(weights),
-      tp_(tp),
-      dp_(dp),
-      zero1_(zero1 && spans_ranks(dp)),
-      state_(optimizer_state_range(weights, dp ? dp->rank() : 0, dp ? dp->size() : 1, zero1_)),
-      adamw_(state_.size(), settings, weights.device()) {}
-
-void DistributedOptimizer::reduce_partial_gradients_over_tp() {
-  if (!spans_ranks(tp_)) return;
-  for (const LocalParam& entry : weights_.table().params())
-    if (entry.spec.rule.partial_gradient) tp_->all_reduce(weights_.grad(entry), ReduceOp::Sum);
+      device_(device),
+      host_(host),
+      zero1_(zero1 && spans_ranks(device.dp)),
+      state_(optimizer_state_range(weights, device.dp ? device.dp->rank() : 0, device.dp ? device.dp->size() : 1,
+                                   zero1_)),
+      adamw_(state_.size(), settings, weights.device()) {
+  // ZeRO-1 reduce-scatters the whole buffer at once: its shards are contiguous chunks of it, which
+  // no bucket of whole parameters reduce-scatters into.
+  if (spans_ranks(device.dp) && !zero1_) buckets_ = plan_buckets(weights, bucket_elements);
+  unreduced_end_ = int64_t(weights.table().params().size());
 }
 
-void DistributedOptimizer::average_gradients_over_dp() {
-  if (!spans_ranks(dp_)) return;
+void DistributedOptimizer::begin_overlapped_reduction() { overlapping_ = true; }
+
+void DistributedOptimizer::gradients_final_from(int64_t first_param) {
+  if (overlapping_) reduce_final_gradients(first_param);
+}
+
+// TP first: a replicated weight's DP mean must be taken of its TP sum. The TP all-reduce lets the
+// compute stream wait for it, so the DP bucket that starts after it sees the sum. Adjacent
+// partial-gradient parameters (T6's W_B_q, W_B_k, W_B_v) are summed by one all-reduce: one launch,
+// or one staged copy for MPI, instead of one each.
+void DistributedOptimizer::reduce_final_gradients(int64_t first_param) {
+  const std::vector<LocalParam>& params = weights_.table().params();
   const Tensor grads = weights_.padded_grads();
-  if (zero1_) {
-    // Chunk r of the padded buffer ends up reduced on DP rank r, in place.
-    dp_->reduce_scatter(grads, grads.rows(state_.begin, state_.end), ReduceOp::Avg);
-    return;
+  if (spans_ranks(device_.tp)) {
+    Range run{0, 0};  // flat elements of the adjacent partial gradients not yet summed
+    const auto sum_run = [&] {
+      if (run.size() > 0) device_.tp->all_reduce(grads.rows(run.begin, run.end), ReduceOp::Sum);
+      run = {0, 0};
+    };
+    for (int64_t index = first_param; index < unreduced_end_; ++index) {
+      const LocalParam& param = params[size_t(index)];
+      if (!param.spec.rule.partial_gradient) {
+        sum_run();
+        continue;
+      }
+      if (run.size() > 0 && run.end != param.flat_offset) sum_run();
+      if (run.size() == 0) run.begin = param.flat_offset;
+      run.end = param.flat_offset + param.numel();
+    }
+    sum_run();
   }
-  for (int64_t begin = 0; begin < grads.numel(); begin += kBucketElements)
-    dp_->all_reduce(grads.rows(begin, std::min(grads.numel(), begin + kBucketElements)), ReduceOp::Avg);
+  unreduced_end_ = std::min(unreduced_end_, first_param);
+  for (; next_bucket_ < buckets_.size() && buckets_[next_bucket_].first_param >= first_param; ++next_bucket_) {
+    const Range elements = buckets_[next_bucket_].elements;
+    device_.dp->start_all_reduce(grads.rows(elements.begin, elements.end), ReduceOp::Avg);
+  }
 }
 
 void DistributedOptimizer::reduce_gradients(Tensor local_statistics) {
-  reduce_partial_gradients_over_tp();
-  average_gradients_over_dp();
+  reduce_final_gradients(0);
+  if (!buckets_.empty()) device_.dp->finish_started();
+  const Tensor grads = weights_.padded_grads();
+  // Chunk r of the padded buffer ends up reduced on DP rank r, in place.
+  if (zero1_) device_.dp->reduce_scatter(grads, grads.rows(state_.begin, state_.end), ReduceOp::Avg);
+  overlapping_ = false;
+  unreduced_end_ = int64_t(weights_.table().params().size());
+  next_bucket_ = 0;
   // With ZeRO-1 each DP rank holds the reduced gradient of its range only.
   const int64_t begin = zero1_ ? state_.begin : 0, end = zero1_ ? state_.end : weights_.table().local_numel();
   grad_statistics_into(weights_, weights_.grads(), begin, end, local_statistics);
@@ -60,8 +104,8 @@ void DistributedOptimizer::reduce_gradients(Tensor local_statistics) {
 DistributedOptimizer::GlobalNorm DistributedOptimizer::global_norm(double local_square_sum, double local_non_finite) {
   double totals[2] = {local_square_sum, local_non_finite};
   // Sum over DP (ZeRO-1 ranks hold disjoint ranges), then over TP.
-  if (zero1_) dp_->all_reduce(Tensor(totals, {2}, DType::F64), ReduceOp::Sum);
-  if (spans_ranks(tp_)) tp_->all_reduce(Tensor(totals, {2}, DType::F64), ReduceOp::Sum);
+  if (zero1_) host_.dp->all_reduce(Tensor(totals, {2}, DType::F64), ReduceOp::Sum);
+  if (spans_ranks(host_.tp)) host_.tp->all_reduce(Tensor(totals, {2}, DType::F64), ReduceOp::Sum);
   return {std::sqrt(totals[0]), totals[1]};
 }
 
@@ -73,9 +117,9 @@ void DistributedOptimizer::apply(float lr, double max_norm, double grad_norm) {
   const auto shard = [&](const Tensor& buffer) { return buffer.rows(state_.begin, state_.end); };
   adamw_.step(shard(params), shard(grads), lr, scale, matmul_copy.empty() ? Tensor() : shard(matmul_copy));
   if (!zero1_) return;
-  dp_->all_gather(shard(params), params);
+  device_.dp->all_gather(shard(params), params);
   // Every rank's matmuls read the whole bf16 copy: gathered as AdamW rounded it, in half the bytes.
-  if (!matmul_copy.empty()) dp_->all_gather(shard(matmul_copy), matmul_copy);
+  if (!matmul_copy.empty()) device_.dp->all_gather(shard(matmul_copy), matmul_copy);
 }
 
 }  // namespace t6

@@ -1,8 +1,12 @@
 // The optimizer step of a TP × DP run: reduce the gradients (TP partial sums of replicated weights,
 // DP mean), take the global norm, clip, and apply AdamW, either on every DP rank (plain DP) or on
 // this rank's 1/DP shard of the flat buffer followed by an all-gather of the weights (ZeRO-1).
+// Plain DP reduces the flat gradient buffer in buckets of whole parameters; with overlap, each
+// bucket is reduced as soon as the backward has made its gradients final (the model's
+// gradients-ready callback), while the backward goes on down the layers.
 #pragma once
 #include <memory>
+#include <vector>
 
 #include "model/model_weights.h"
 #include "parallel/communicator.h"
@@ -15,15 +19,36 @@ namespace t6 {
 // Shared by the trainer and the offline reshard, so both lay the state out the same way.
 Range optimizer_state_range(const ModelWeights& weights, int dp_rank, int dp_size, bool zero1);
 
+// A plain-DP bucket closes once it holds this many elements (64 MiB of fp32): large enough for full
+// bandwidth, small enough that the first buckets overlap much of the backward and that a staging
+// communicator's buffer stays bounded.
+constexpr int64_t kDpBucketElements = int64_t(1) << 24;
+
+// The TP and DP groups of a rank; either may be null (size 1).
+struct ReductionGroups {
+  Communicator *tp = nullptr, *dp = nullptr;
+};
+
 class DistributedOptimizer {
  public:
-  // tp, dp may be null (size 1). With zero1 the weights must be padded to a multiple of dp size.
-  DistributedOptimizer(ModelWeights& weights, const AdamWSettings& settings, Communicator* tp, Communicator* dp, bool zero1);
+  // `device` carries the gradients and weights (on the weights' device: NCCL, or MPI staging
+  // device buffers), `host` the scalars the host reads (the norm); both are the same groups. With
+  // zero1 the weights must be padded to a multiple of dp size. bucket_elements: see kDpBucketElements
+  // (tests make it small to get several buckets of a tiny model).
+  DistributedOptimizer(ModelWeights& weights, const AdamWSettings& settings, ReductionGroups device,
+                       ReductionGroups host, bool zero1, int64_t bucket_elements = kDpBucketElements);
 
-  // Reduces the accumulated gradients (TP partial sums, DP mean) and writes this rank's share of
-  // their squared norm and of their count of non-finite elements into local_statistics (F64 (2), on
-  // the weights' device; grad_statistics_into), without waiting for the device: the step reads both
-  // with the loss, in its one synchronisation.
+  // Before the backward that makes the step's gradients final (the last micro-batch's): from then
+  // on gradients_final_from() starts the reduction of what it makes final.
+  void begin_overlapped_reduction();
+  // The model's gradients-ready callback: every gradient from parameter `first_param` on is final.
+  // Ignored outside begin_overlapped_reduction() .. reduce_gradients().
+  void gradients_final_from(int64_t first_param);
+  // Reduces the gradients not reduced yet (all of them without overlap), lets the weights' device
+  // wait for the buckets, and writes this rank's share of their squared norm and of their count of
+  // non-finite elements into local_statistics (F64 (2), on the weights' device;
+  // grad_statistics_into), without waiting for the device: the step reads both with the loss, in
+  // its one synchronisation.
   void reduce_gradients(Tensor local_statistics);
   struct GlobalNorm {
     double norm;        // a NaN or inf anywhere in the world makes it non-finite everywhere
@@ -43,16 +68,27 @@ class DistributedOptimizer {
   bool zero1() const { return zero1_; }
   AdamW& adamw() { return adamw_; }
   const AdamW& adamw() const { return adamw_; }
+  // Plain DP's buckets in the order the backward makes them final (the last parameters first).
+  struct Bucket {
+    int64_t first_param;  // its first parameter: final when the gradients are final from here on
+    Range elements;       // of the padded flat buffer
+  };
+  const std::vector<Bucket>& buckets() const { return buckets_; }
 
  private:
-  void reduce_partial_gradients_over_tp();
-  void average_gradients_over_dp();
+  void reduce_final_gradients(int64_t first_param);
 
   ModelWeights& weights_;
-  Communicator *tp_, *dp_;
+  ReductionGroups device_, host_;
   bool zero1_;
   Range state_;
   AdamW adamw_;
+  std::vector<Bucket> buckets_;  // empty with ZeRO-1 or one DP rank
+  bool overlapping_ = false;
+  // This step's progress: parameters from unreduced_end_ on are TP-reduced, buckets before
+  // next_bucket_ started over DP.
+  int64_t unreduced_end_ = 0;
+  size_t next_bucket_ = 0;
 };
 
 }  // namespace t6

@@ -69,7 +69,8 @@ std::vector<ConfigKey<RunConfig>> make_run_config_keys() {
           [](auto& c) -> auto& { return c.parallel.threads; }),
       key("parallel.timeout_s", above_up_to(0, 1e6),
           "seconds a collective waits for a slow or stopped rank before the job ends, naming the late rank (a "
-          "rank that failed, or whose process is gone, ends the job at once); "
+          "rank that failed, or whose process is gone, ends the job at once); with NCCL, the seconds a step's "
+          "device work may wait for its collectives before they are aborted (an NCCL error aborts them at once); "
           "before a resume it also bounds the checksumming of the newest checkpoint (each rank reads a share "
           "of its files) and of any older one fallen back to (read by rank 0 alone)",
           [](auto& c) -> auto& { return c.parallel.timeout_s; }),

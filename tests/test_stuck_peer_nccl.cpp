@@ -1,0 +1,66 @@
+// ctest-labels: gpu
+// ctest-requires: T6_CUDA_EMU
+// ctest-timeout: 300
+// A stuck peer ends an NCCL job too (t6_pretrain on the emulated GPU, two ranks of TP 2, one
+// emulated device each): rank 1 is stopped with SIGSTOP during its first step, while rank 0 waits
+// for it in an NCCL collective, where no MPI probe can answer; the watchdog aborts the
+// communicators at parallel.timeout_s and rank 0 ends the job with one line naming the step.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <regex>
+#include <thread>
+
+#include "common/child_process.h"
+#include "common/test_paths.h"
+#include "common/training_setup.h"
+
+using namespace t6;
+using namespace t6::testing;
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr double kTimeout = 4;
+
+TEST(StuckPeerNccl, StoppedRankEndsTheJobWithinTheTimeoutNamingTheStep) {
+  const fs::path dir = scratch_dir("stuck_nccl");
+  RunConfig config = tiny_run_config(ModelKind::T6, write_shakespeare_corpus((dir / "corpus").string()));
+  config.train.max_steps = 1000;
+  config.parallel.tp = 2;
+  config.parallel.backend = "cuda";
+  config.parallel.communicator = "nccl";
+  config.parallel.timeout_s = kTimeout;
+  const fs::path toml = write_run_toml(config, dir / "run.toml");
+  const fs::path run_dir = dir / "run", log = dir / "run.log";
+  setenv("T6_EMU_DEVICES", "2", 1);  // NCCL: a GPU per rank, chosen by node-local rank
+  const pid_t launcher = start_mpi_pretrain(2, {"--config", toml.string(), "--run-dir", run_dir.string()}, log);
+  unsetenv("T6_EMU_DEVICES");
+  const pid_t rank1 = mpi_rank_pid(launcher, 1);
+  ASSERT_GT(rank1, 0) << read_text(log);
+  // The start-up table ends the ranks' last host collective before the first step, whose first
+  // collective is NCCL's (the embedding's TP sum); an emulated step takes seconds.
+  const auto started = std::chrono::steady_clock::now();
+  while (read_text(log).find("  run  ") == std::string::npos) {
+    ASSERT_FALSE(wait_exit_code(launcher, 0.01)) << read_text(log);
+    ASSERT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(120)) << read_text(log);
+  }
+  kill(rank1, SIGSTOP);
+  const auto stopped = std::chrono::steady_clock::now();
+  const std::optional<int> exit_code = wait_exit_code(launcher, kTimeout + 60);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - stopped).count();
+  kill(rank1, SIGKILL);  // in case mpirun left it behind
+  kill(-launcher, SIGKILL);
+  const std::string text = read_text(log);
+  ASSERT_TRUE(exit_code) << "the job hung with a stopped rank\n" << text;
+  EXPECT_NE(*exit_code, 0);
+  // The timeout itself, plus the watchdog's 50 ms look and mpirun's teardown of a stopped process.
+  EXPECT_LT(seconds, kTimeout + 30) << text;
+  EXPECT_TRUE(std::regex_search(text, std::regex("rank 0: t6_pretrain: error: step 1: its NCCL collectives waited 4 s: "
+                                                 "a peer did not complete them .*the NCCL communicators were aborted")))
+      << text;
+}
+
+}  // namespace
