@@ -22,6 +22,7 @@
 #include <random>
 #include <vector>
 
+#include "common/decode_rows.h"
 #include "common/test_paths.h"
 #include "common/training_setup.h"
 #include "core/bf16.h"
@@ -40,6 +41,8 @@
 
 namespace t6 {
 namespace {
+
+using testing::DecodeCallRows;
 
 constexpr double kTolerance = 1e-6;
 
@@ -103,19 +106,6 @@ struct Workspaces {
   }
 };
 
-// Rows of one call: slot 2 at `length`, then (unless single) slot 0 at a third of it and slot 1 at 1.
-struct Rows {
-  std::vector<int64_t> slot, length;
-  ops::DecodeRows view;
-  Rows(int64_t first_length, int64_t block, bool single) {
-    slot = {2}, length = {first_length};
-    if (!single) slot.insert(slot.end(), {0, 1}), length.insert(length.end(), {std::max<int64_t>(1, first_length / 3), 1});
-    const int64_t N = int64_t(slot.size());
-    view = {Tensor(slot.data(), {N}, DType::I64), Tensor(length.data(), {N}, DType::I64), block};
-  }
-  int64_t size() const { return int64_t(slot.size()); }
-};
-
 // Every element within the tolerance; a NaN fails (the comparison is false).
 void expect_close(const std::vector<float>& gpu, const std::vector<float>& cpu, const std::string& what) {
   ASSERT_EQ(gpu.size(), cpu.size());
@@ -160,7 +150,7 @@ void check_tpa_case(const TpaCase& c) {
   const ops::TpaFactorCache device_cache{A_k.device, B_k.device, A_v.device, B_v.device};
   for (bool single : {true, false})
     for (int64_t length : kLengths) {
-      const Rows rows(length, c.block, single);
+      const DecodeCallRows rows(length, c.block, single);
       const int64_t N = rows.size();
       const Twin A_q({N, H, std::max<int64_t>(Rq, 1)}, DType::F32, 5), B_q({N, std::max<int64_t>(Rq, 1), D}, DType::F32, 6),
           q({N, H, D}, DType::F32, 7);
@@ -203,7 +193,7 @@ TEST_F(CudaDecode, KeyValueCacheAttentionMatchesTheCpuOpForMhaGqaAndMla) {
       const Twin& v = c.v_is_k ? k : v_own;
       for (bool single : {true, false})
         for (int64_t length : kLengths) {
-          const Rows rows(length, 64, single);
+          const DecodeCallRows rows(length, 64, single);
           const int64_t N = rows.size();
           const Twin q({N, c.H, c.Dk}, DType::F32, 13);
           Workspaces workspaces(ops::kv_decode_thread_elements(c.H, c.kv_heads, c.Dk, c.Dv, 64, dtype),
@@ -244,7 +234,7 @@ TEST_F(CudaDecode, SplitKvGivesTheSameBitsInEveryOrder) {
   const int64_t H = 5, D = 16, R = 2, Rq = 3, T = 1300;
   const Twin A_k({3, T, R, H}, DType::BF16, 31), B_k({3, T, R, D}, DType::BF16, 32), A_v({3, T, R, H}, DType::BF16, 33),
       B_v({3, T, R, D}, DType::BF16, 34);
-  const Rows rows(T, 64, false);
+  const DecodeCallRows rows(T, 64, false);
   const Twin A_q({3, H, Rq}, DType::F32, 35), B_q({3, Rq, D}, DType::F32, 36);
   Workspaces workspaces(0, ops::decode_partial_elements(H, D));
   std::vector<std::vector<float>> results;
@@ -271,7 +261,7 @@ TEST_F(CudaDecode, SplitKvGivesTheSameBitsInEveryOrder) {
 
 TEST_F(CudaDecode, TheMaterialisedOrderIsRefusedOnTheGpu) {
   const Twin A_k({3, 4, 1, 2}, DType::F32, 1), B_k({3, 4, 1, 8}, DType::F32, 2), q({1, 2, 8}, DType::F32, 3);
-  Rows rows(4, 4, true);
+  DecodeCallRows rows(4, 4, true);
   Workspaces workspaces(0, ops::decode_partial_elements(2, 8));
   const Poisoned y({1, 2, 8});
   try {

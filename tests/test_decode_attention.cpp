@@ -13,11 +13,14 @@
 #include <cstring>
 #include <random>
 
+#include "common/decode_rows.h"
 #include "core/bf16.h"
 #include "kernels/ops.h"
 
 namespace t6 {
 namespace {
+
+using testing::DecodeCallRows;
 
 constexpr int64_t kLengths[] = {1, 7, 511, 513, 1100, 1537};
 constexpr int64_t kBlocks[] = {5, 64, 256};
@@ -79,20 +82,6 @@ struct Workspace {
   }
 };
 
-// Three rows: slot 2 at `length`, slot 0 at a shorter length, slot 1 at length 1 (batch of one when
-// `single`).
-struct Rows {
-  std::vector<int64_t> slot, length;
-  ops::DecodeRows view;
-  Rows(int64_t length_of_first, int64_t block, bool single) {
-    slot = {2}, length = {length_of_first};
-    if (!single) slot.insert(slot.end(), {0, 1}), length.insert(length.end(), {std::max<int64_t>(1, length_of_first / 3), 1});
-    const int64_t N = int64_t(slot.size());
-    view = {Tensor(slot.data(), {N}, DType::I64), Tensor(length.data(), {N}, DType::I64), block};
-  }
-  int64_t size() const { return int64_t(slot.size()); }
-};
-
 // |y − expected| within 2e-5 (outputs are averages of numbers in [−1, 1)); fp32 sums over up to 1537
 // positions stay near 1e-6.
 void expect_close(const std::vector<float>& y, const std::vector<double>& expected, const std::string& what) {
@@ -119,7 +108,7 @@ TEST(DecodeAttention, KvCacheMatchesAttentionInDoubleAcrossPiecesBlocksAndThread
           if (shared && Dk != Dv) continue;
           const CacheTensor& v = shared ? k : v_own;
           for (int64_t length : kLengths) {
-            const Rows rows(length, kBlocks[0], single);
+            const DecodeCallRows rows(length, kBlocks[0], single);
             const int64_t N = rows.size();
             const std::vector<float> q = uniform_values(N * H * Dk, 3);
             std::vector<double> expected(size_t(N * H * Dv));
@@ -140,7 +129,7 @@ TEST(DecodeAttention, KvCacheMatchesAttentionInDoubleAcrossPiecesBlocksAndThread
             std::vector<float> first;
             for (int64_t block : kBlocks)
               for (int threads : kThreads) {
-                Rows blocked = rows;
+                DecodeCallRows blocked = rows;
                 blocked.view.block_tokens = block;
                 Workspace workspace(threads, ops::kv_decode_thread_elements(H, Hkv, Dk, Dv, block, dtype),
                                     ops::decode_partial_elements(H, Dv));
@@ -169,7 +158,7 @@ TEST(DecodeAttention, FactorCacheMatchesAttentionInDoubleForBothQueriesAndOrders
     const ops::TpaFactorCache cache{A_k.tensor, B_k.tensor, A_v.tensor, B_v.tensor};
     for (bool factorised_query : {true, false})
       for (int64_t length : kLengths) {
-        const Rows rows(length, kBlocks[0], false);
+        const DecodeCallRows rows(length, kBlocks[0], false);
         const int64_t N = rows.size();
         const std::vector<float> A_q = uniform_values(N * H * Rq, 8), B_q = uniform_values(N * Rq * D, 9),
                                  q = uniform_values(N * H * D, 10);
@@ -213,7 +202,7 @@ TEST(DecodeAttention, FactorCacheMatchesAttentionInDoubleForBothQueriesAndOrders
           std::vector<float> first;
           for (int64_t block : kBlocks)
             for (int threads : kThreads) {
-              Rows blocked = rows;
+              DecodeCallRows blocked = rows;
               blocked.view.block_tokens = block;
               Workspace workspace(
                   threads, ops::tpa_decode_thread_elements(H, D, R, factorised_query ? Rq : 0, block, order, dtype),
