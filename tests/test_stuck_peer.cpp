@@ -44,16 +44,11 @@ TEST(StuckPeer, StoppedRankEndsTheJobNamingStepOperationAndRank) {
     ASSERT_FALSE(wait_exit_code(launcher, 0.01)) << read_text(log);
     ASSERT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(90)) << read_text(log);
   }
-  kill(rank1, SIGSTOP);
-  const auto stopped = std::chrono::steady_clock::now();
-  const std::optional<int> exit_code = wait_exit_code(launcher, kTimeout + 60);
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - stopped).count();
-  kill(rank1, SIGKILL);  // in case mpirun left it behind
-  kill(-launcher, SIGKILL);
-  ASSERT_TRUE(exit_code) << "the job hung with a stopped rank\n" << read_text(log);
-  EXPECT_NE(*exit_code, 0);
+  const StoppedRankOutcome outcome = stop_rank_and_wait(launcher, rank1, kTimeout + 60);
+  ASSERT_TRUE(outcome.exit_code) << "the job hung with a stopped rank\n" << read_text(log);
+  EXPECT_NE(*outcome.exit_code, 0);
   // The timeout itself, plus the step in flight and mpirun's teardown of a stopped process.
-  EXPECT_LT(seconds, kTimeout + 30) << read_text(log);
+  EXPECT_LT(outcome.seconds, kTimeout + 30) << read_text(log);
   const std::string text = read_text(log);
   std::smatch error_line;
   if (std::regex_search(text, error_line, std::regex("rank \\d+: t6_pretrain: error: .*"))) std::cout << error_line[0] << "\n";

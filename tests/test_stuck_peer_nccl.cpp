@@ -47,17 +47,12 @@ TEST(StuckPeerNccl, StoppedRankEndsTheJobWithinTheTimeoutNamingTheStep) {
     ASSERT_FALSE(wait_exit_code(launcher, 0.01)) << read_text(log);
     ASSERT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(120)) << read_text(log);
   }
-  kill(rank1, SIGSTOP);
-  const auto stopped = std::chrono::steady_clock::now();
-  const std::optional<int> exit_code = wait_exit_code(launcher, kTimeout + 60);
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - stopped).count();
-  kill(rank1, SIGKILL);  // in case mpirun left it behind
-  kill(-launcher, SIGKILL);
+  const StoppedRankOutcome outcome = stop_rank_and_wait(launcher, rank1, kTimeout + 60);
   const std::string text = read_text(log);
-  ASSERT_TRUE(exit_code) << "the job hung with a stopped rank\n" << text;
-  EXPECT_NE(*exit_code, 0);
+  ASSERT_TRUE(outcome.exit_code) << "the job hung with a stopped rank\n" << text;
+  EXPECT_NE(*outcome.exit_code, 0);
   // The timeout itself, plus the watchdog's 50 ms look and mpirun's teardown of a stopped process.
-  EXPECT_LT(seconds, kTimeout + 30) << text;
+  EXPECT_LT(outcome.seconds, kTimeout + 30) << text;
   EXPECT_TRUE(std::regex_search(text, std::regex("rank 0: t6_pretrain: error: step 1: its NCCL collectives waited 4 s: "
                                                  "a peer did not complete them .*the NCCL communicators were aborted")))
       << text;

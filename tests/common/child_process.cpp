@@ -111,6 +111,17 @@ pid_t mpi_rank_pid(pid_t launcher, int rank) {
   return -1;
 }
 
+StoppedRankOutcome stop_rank_and_wait(pid_t launcher, pid_t rank, double wait_seconds) {
+  kill(rank, SIGSTOP);
+  const auto stopped = std::chrono::steady_clock::now();
+  StoppedRankOutcome outcome;
+  outcome.exit_code = wait_exit_code(launcher, wait_seconds);
+  outcome.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - stopped).count();
+  kill(rank, SIGKILL);  // in case mpirun left it behind
+  kill(-launcher, SIGKILL);
+  return outcome;
+}
+
 std::string read_text(const fs::path& path) {
   std::ifstream file(path);
   std::stringstream text;

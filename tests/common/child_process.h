@@ -31,6 +31,15 @@ std::optional<int> wait_exit_code(pid_t pid, double seconds);
 // waiting up to 30 s for it to appear; -1 if it does not.
 pid_t mpi_rank_pid(pid_t launcher, int rank);
 
+// What became of an MPI job after one of its ranks was stopped (SIGSTOP): its launcher's exit code
+// (nullopt when it still ran after `wait_seconds`) and the seconds from the stop to the exit. Both the
+// stopped rank and the launcher's process group are killed afterwards, whatever happened.
+struct StoppedRankOutcome {
+  std::optional<int> exit_code;
+  double seconds = 0;
+};
+StoppedRankOutcome stop_rank_and_wait(pid_t launcher, pid_t rank, double wait_seconds);
+
 // The parent of process `pid`, or -1 when it is gone.
 pid_t parent_of(pid_t pid);
 
