@@ -22,7 +22,7 @@
 #include <random>
 #include <vector>
 
-#include "common/decode_rows.h"
+#include "common/decode_test_inputs.h"
 #include "common/test_paths.h"
 #include "common/training_setup.h"
 #include "core/bf16.h"
@@ -43,16 +43,9 @@ namespace t6 {
 namespace {
 
 using testing::DecodeCallRows;
+using testing::uniform_values;
 
 constexpr double kTolerance = 1e-6;
-
-std::vector<float> uniform_values(int64_t count, uint32_t seed) {
-  std::mt19937 generator(seed);
-  std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
-  std::vector<float> values(static_cast<size_t>(count));
-  for (float& value : values) value = uniform(generator);
-  return values;
-}
 
 // The same numbers in host memory and on the GPU, as F32 or BF16 (then rounded on both sides).
 struct Twin {

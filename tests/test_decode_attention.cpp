@@ -13,7 +13,7 @@
 #include <cstring>
 #include <random>
 
-#include "common/decode_rows.h"
+#include "common/decode_test_inputs.h"
 #include "core/bf16.h"
 #include "kernels/ops.h"
 
@@ -21,6 +21,7 @@ namespace t6 {
 namespace {
 
 using testing::DecodeCallRows;
+using testing::uniform_values;
 
 constexpr int64_t kLengths[] = {1, 7, 511, 513, 1100, 1537};
 constexpr int64_t kBlocks[] = {5, 64, 256};
@@ -48,14 +49,6 @@ struct CacheTensor {
     return values[size_t(((slot * s[1] + position) * s[2] + row) * s[3] + col)];
   }
 };
-
-std::vector<float> uniform_values(int64_t count, uint32_t seed) {
-  std::mt19937 generator(seed);
-  std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
-  std::vector<float> values(static_cast<size_t>(count));
-  for (float& value : values) value = uniform(generator);
-  return values;
-}
 
 // softmax(scale · scores) · values over `length` positions, in double.
 void reference_softmax(double* y, const std::vector<double>& scores, const std::vector<std::vector<double>>& values) {

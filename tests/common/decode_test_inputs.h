@@ -1,14 +1,24 @@
-// The rows of one decode-attention call for the tests of the CPU op and of its CUDA twin: slot 2
-// at the given length, then (unless `single`) slot 0 at a third of it and slot 1 at length 1, so a
-// call mixes a long row, a shorter one and a one-position one, each in a slot of its own.
+// Inputs of decode-attention calls for the tests of the CPU op and of its CUDA twin: the rows of a
+// call (slot 2 at the given length, then, unless `single`, slot 0 at a third of it and slot 1 at
+// length 1, so a call mixes a long row, a shorter one and a one-position one, each in a slot of its
+// own), and seeded values uniform in [-1, 1) for queries and caches.
 #pragma once
 #include <algorithm>
 #include <cstdint>
+#include <random>
 #include <vector>
 
 #include "kernels/ops.h"
 
 namespace t6::testing {
+
+inline std::vector<float> uniform_values(int64_t count, uint32_t seed) {
+  std::mt19937 generator(seed);
+  std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
+  std::vector<float> values(static_cast<size_t>(count));
+  for (float& value : values) value = uniform(generator);
+  return values;
+}
 
 struct DecodeCallRows {
   std::vector<int64_t> slot, length;
