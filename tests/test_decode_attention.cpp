@@ -143,78 +143,87 @@ TEST(DecodeAttention, KvCacheMatchesAttentionInDoubleAcrossPiecesBlocksAndThread
       }
 }
 
+// Two shapes: 5 heads (fewer than a lane of 8) with Rq 3 and R 1; and 11 heads (a whole lane of the
+// vectorised passes and a remainder) with Rq 9 (more than a lane) and R 2.
+struct FactorShape {
+  int64_t H, D, R, Rq;
+};
+constexpr FactorShape kFactorShapes[] = {{5, 24, 1, 3}, {11, 16, 2, 9}};
+
 TEST(DecodeAttention, FactorCacheMatchesAttentionInDoubleForBothQueriesAndOrders) {
-  const int64_t H = 5, D = 24, R = 2, Rq = 3, T = 1537;
-  for (DType dtype : {DType::F32, DType::BF16}) {
-    const CacheTensor A_k({3, T, R, H}, dtype, 4), B_k({3, T, R, D}, dtype, 5), A_v({3, T, R, H}, dtype, 6),
-        B_v({3, T, R, D}, dtype, 7);
-    const ops::TpaFactorCache cache{A_k.tensor, B_k.tensor, A_v.tensor, B_v.tensor};
-    for (bool factorised_query : {true, false})
-      for (int64_t length : kLengths) {
-        const DecodeCallRows rows(length, kBlocks[0], false);
-        const int64_t N = rows.size();
-        const std::vector<float> A_q = uniform_values(N * H * Rq, 8), B_q = uniform_values(N * Rq * D, 9),
-                                 q = uniform_values(N * H * D, 10);
-        // q_h = (1/Rq) Σ_r A_q[h][r] B_q[r], k_h = (1/R) Σ_r A_k[r][h] B_k[r] (likewise v), scale 1/sqrt(D).
-        std::vector<double> expected(size_t(N * H * D));
-        for (int64_t n = 0; n < N; ++n) {
-          const int64_t slot = rows.slot[size_t(n)];
-          for (int64_t h = 0; h < H; ++h) {
-            std::vector<double> query(size_t(D), 0.0);
-            for (int64_t j = 0; j < D; ++j)
-              if (factorised_query)
-                for (int64_t r = 0; r < Rq; ++r)
-                  query[size_t(j)] += double(A_q[size_t((n * H + h) * Rq + r)]) * B_q[size_t((n * Rq + r) * D + j)] / double(Rq);
-              else
-                query[size_t(j)] = q[size_t((n * H + h) * D + j)];
-            std::vector<double> scores;
-            std::vector<std::vector<double>> values;
-            for (int64_t t = 0; t < rows.length[size_t(n)]; ++t) {
-              double s = 0;
-              values.emplace_back(size_t(D), 0.0);
-              for (int64_t j = 0; j < D; ++j) {
-                double key = 0;
-                for (int64_t r = 0; r < R; ++r) {
-                  key += double(A_k.at(slot, t, r, h)) * B_k.at(slot, t, r, j) / double(R);
-                  values.back()[size_t(j)] += double(A_v.at(slot, t, r, h)) * B_v.at(slot, t, r, j) / double(R);
+  const int64_t T = 1537;
+  for (const auto [H, D, R, Rq] : kFactorShapes)
+    for (DType dtype : {DType::F32, DType::BF16}) {
+      const CacheTensor A_k({3, T, R, H}, dtype, 4), B_k({3, T, R, D}, dtype, 5), A_v({3, T, R, H}, dtype, 6),
+          B_v({3, T, R, D}, dtype, 7);
+      const ops::TpaFactorCache cache{A_k.tensor, B_k.tensor, A_v.tensor, B_v.tensor};
+      for (bool factorised_query : {true, false})
+        for (int64_t length : kLengths) {
+          const DecodeCallRows rows(length, kBlocks[0], false);
+          const int64_t N = rows.size();
+          const std::vector<float> A_q = uniform_values(N * H * Rq, 8), B_q = uniform_values(N * Rq * D, 9),
+                                   q = uniform_values(N * H * D, 10);
+          // q_h = (1/Rq) Σ_r A_q[h][r] B_q[r], k_h = (1/R) Σ_r A_k[r][h] B_k[r] (likewise v), scale 1/sqrt(D).
+          std::vector<double> expected(size_t(N * H * D));
+          for (int64_t n = 0; n < N; ++n) {
+            const int64_t slot = rows.slot[size_t(n)];
+            for (int64_t h = 0; h < H; ++h) {
+              std::vector<double> query(size_t(D), 0.0);
+              for (int64_t j = 0; j < D; ++j)
+                if (factorised_query)
+                  for (int64_t r = 0; r < Rq; ++r)
+                    query[size_t(j)] += double(A_q[size_t((n * H + h) * Rq + r)]) * B_q[size_t((n * Rq + r) * D + j)] / double(Rq);
+                else
+                  query[size_t(j)] = q[size_t((n * H + h) * D + j)];
+              std::vector<double> scores;
+              std::vector<std::vector<double>> values;
+              for (int64_t t = 0; t < rows.length[size_t(n)]; ++t) {
+                double s = 0;
+                values.emplace_back(size_t(D), 0.0);
+                for (int64_t j = 0; j < D; ++j) {
+                  double key = 0;
+                  for (int64_t r = 0; r < R; ++r) {
+                    key += double(A_k.at(slot, t, r, h)) * B_k.at(slot, t, r, j) / double(R);
+                    values.back()[size_t(j)] += double(A_v.at(slot, t, r, h)) * B_v.at(slot, t, r, j) / double(R);
+                  }
+                  s += query[size_t(j)] * key;
                 }
-                s += query[size_t(j)] * key;
+                scores.push_back(s / std::sqrt(double(D)));
               }
-              scores.push_back(s / std::sqrt(double(D)));
+              reference_softmax(expected.data() + (n * H + h) * D, scores, values);
             }
-            reference_softmax(expected.data() + (n * H + h) * D, scores, values);
+          }
+          ops::TpaDecodeQuery query;
+          if (factorised_query)
+            query.A_q = Tensor(const_cast<float*>(A_q.data()), {N, H, Rq}, DType::F32),
+            query.B_q = Tensor(const_cast<float*>(B_q.data()), {N, Rq, D}, DType::F32);
+          else
+            query.q = Tensor(const_cast<float*>(q.data()), {N, H, D}, DType::F32);
+          for (ops::TpaDecodeOrder order : {ops::TpaDecodeOrder::factorised, ops::TpaDecodeOrder::materialised}) {
+            std::vector<float> first;
+            for (int64_t block : kBlocks)
+              for (int threads : kThreads) {
+                DecodeCallRows blocked = rows;
+                blocked.view.block_tokens = block;
+                Workspace workspace(
+                    threads, ops::tpa_decode_thread_elements(H, D, R, factorised_query ? Rq : 0, block, order, dtype),
+                    ops::decode_partial_elements(H, D));
+                std::vector<float> y(size_t(N * H * D));
+                ops::tpa_decode_attention(Tensor(y.data(), {N, H, D}, DType::F32), query, cache, blocked.view, order,
+                                          workspace.view);
+                const std::string what =
+                    str(factorised_query ? "T6" : "KVonly", order == ops::TpaDecodeOrder::factorised ? " factorised " : " materialised ",
+                        dtype_name(dtype), ", H ", H, ", Rq ", Rq, ", R ", R, ", length ", length, ", block ", block,
+                        ", ", threads, " threads");
+                expect_close(y, expected, what);
+                if (block == kBlocks[0] && threads == 1) first = y;
+                if (block == kBlocks[0]) {
+                  EXPECT_EQ(std::memcmp(first.data(), y.data(), y.size() * sizeof(float)), 0) << what << ": not bit-identical to 1 thread";
+                }
+              }
           }
         }
-        ops::TpaDecodeQuery query;
-        if (factorised_query)
-          query.A_q = Tensor(const_cast<float*>(A_q.data()), {N, H, Rq}, DType::F32),
-          query.B_q = Tensor(const_cast<float*>(B_q.data()), {N, Rq, D}, DType::F32);
-        else
-          query.q = Tensor(const_cast<float*>(q.data()), {N, H, D}, DType::F32);
-        for (ops::TpaDecodeOrder order : {ops::TpaDecodeOrder::factorised, ops::TpaDecodeOrder::materialised}) {
-          std::vector<float> first;
-          for (int64_t block : kBlocks)
-            for (int threads : kThreads) {
-              DecodeCallRows blocked = rows;
-              blocked.view.block_tokens = block;
-              Workspace workspace(
-                  threads, ops::tpa_decode_thread_elements(H, D, R, factorised_query ? Rq : 0, block, order, dtype),
-                  ops::decode_partial_elements(H, D));
-              std::vector<float> y(size_t(N * H * D));
-              ops::tpa_decode_attention(Tensor(y.data(), {N, H, D}, DType::F32), query, cache, blocked.view, order,
-                                        workspace.view);
-              const std::string what =
-                  str(factorised_query ? "T6" : "KVonly", order == ops::TpaDecodeOrder::factorised ? " factorised " : " materialised ",
-                      dtype_name(dtype), ", length ", length, ", block ", block, ", ", threads, " threads");
-              expect_close(y, expected, what);
-              if (block == kBlocks[0] && threads == 1) first = y;
-              if (block == kBlocks[0]) {
-                EXPECT_EQ(std::memcmp(first.data(), y.data(), y.size() * sizeof(float)), 0) << what << ": not bit-identical to 1 thread";
-              }
-            }
-        }
-      }
-  }
+    }
 }
 
 TEST(DecodeAttention, RowsOutsideTheCacheAreRefused) {

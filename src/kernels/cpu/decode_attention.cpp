@@ -20,6 +20,7 @@ namespace t6::ops {
 using cpu::decode::combine_rows;
 using cpu::decode::OnlineSoftmax;
 using cpu::decode::padded_heads;
+using cpu::decode::padded_ranks;
 using cpu::decode::row_dots;
 using cpu::decode::weighted_rows;
 
@@ -189,54 +190,84 @@ struct RowQuery {
   int64_t q_rank;
 };
 
+// out[h] = scale · Σ_{r < R} a[r·H + h] · b[r·ld_b + h] for h < H: a token's scores from its R rows of
+// A_k (H long in the cache, so the last lane may not be whole: it is summed in scalars) and of
+// mixed, or (R = 1) its value weights p·A_v/R.
+T6_DECODE_INLINE void rank_products(float* __restrict out, const float* __restrict a, const float* __restrict b,
+                                    int64_t ld_b, int64_t R, int64_t H, float scale) {
+  using cpu::decode::kLanes;
+  using cpu::decode::Lanes;
+  using cpu::decode::load;
+  int64_t h = 0;
+  for (; h + kLanes <= H; h += kLanes) {
+    Lanes sum = load(a + h) * load(b + h);
+    for (int64_t r = 1; r < R; ++r) sum += load(a + r * H + h) * load(b + r * ld_b + h);
+    cpu::decode::store(out + h, sum * scale);
+  }
+  for (; h < H; ++h) {
+    float sum = a[h] * b[h];
+    for (int64_t r = 1; r < R; ++r) sum += a[r * H + h] * b[r * ld_b + h];
+    out[h] = sum * scale;
+  }
+}
+
+// Asks for position `token` of one slot's cache tensor to be brought into L2: the passes over a block
+// ask for the next block's positions as they go, so that its first touch does not wait on memory
+// (the hardware prefetcher alone left about half of the time stalled on these reads).
+T6_DECODE_INLINE void prefetch_position(const Tensor& field, int64_t slot, int64_t token) {
+  const int64_t bytes = field.size(2) * field.size(3) * int64_t(dtype_size(field.dtype()));
+  const char* at = static_cast<const char*>(field.raw()) + (slot * field.size(1) + token) * bytes;
+  for (int64_t offset = 0; offset < bytes; offset += 64) __builtin_prefetch(at + offset, 0, 2);
+}
+
 // Per block, with the block's rank-token rows j = t·R + r' (n·R of them; A_k and A_v are stored
 // rank by head, so A_k[j] is the row of all heads' coefficients):
-//   pairs (j, Rq)  = B̃_k[j] · B̃_q[r]           (T6; KVonly: mixed straight from q̃)
+//   pairs (j, Rq)  = B̃_k[j] · B̃_q[r], as combinations of the rows of B̃_qᵀ (T6; KVonly: mixed
+//                    straight from q̃)
 //   mixed (j, H)   = Σ_r pairs[j][r] · A_qᵀ[r]
 //   s (t, h)       = scale · Σ_r' A_k[t·R + r'][h] · mixed[t·R + r'][h]
 //   weights (j, H) = p[t][h] · A_v[j][h] / R, and acc[h] += Σ_j weights[j][h] · B_v[j].
+// Every pass is vectorised along its rows (Rq padded to a lane, heads padded to lanes): none sums
+// across lanes.
 __attribute__((target_clones("arch=x86-64-v3", "default"))) void attend_factorised_piece(
     const OnlineSoftmax& state, ScratchCursor& cursor, const RowQuery& query, const TpaFactorCache& cache,
     int64_t slot, int64_t begin, int64_t end, int64_t block_tokens) {
   const int64_t H = state.heads, Hp = state.padded, D = state.width, R = cache.A_k.size(2), Rq = query.q_rank;
-  const int64_t rows = block_tokens * R;
-  float* pairs = query.A_q ? cursor.take({rows, Rq}).data<float>() : nullptr;
-  float* A_q_t = query.A_q ? cursor.take({Rq, Hp}).data<float>() : nullptr;  // A_qᵀ, so the mixing runs along h
+  const int64_t Rqp = padded_ranks(Rq), rows = block_tokens * R;
+  float* pairs = query.A_q ? cursor.take({rows, Rqp}).data<float>() : nullptr;
+  float* B_q_t = query.A_q ? cursor.take({D, Rqp}).data<float>() : nullptr;  // B̃_qᵀ, lanes along r
+  float* A_q_t = query.A_q ? cursor.take({Rq, Hp}).data<float>() : nullptr;  // A_qᵀ, lanes along h
   float* mixed = cursor.take({rows, Hp}).data<float>();
   float* scores = take_scores(cursor, state, block_tokens);
   float* weights = cursor.take({rows, Hp}).data<float>();
   const FactorBuffers buffers = take_factor_buffers(cursor, cache, block_tokens);
-  if (query.A_q)
+  if (query.A_q) {
     for (int64_t r = 0; r < Rq; ++r)
       for (int64_t h = 0; h < Hp; ++h) A_q_t[r * Hp + h] = h < H ? query.A_q[h * Rq + r] : 0.0f;
+    for (int64_t d = 0; d < D; ++d)
+      for (int64_t r = 0; r < Rqp; ++r) B_q_t[d * Rqp + r] = r < Rq ? query.B_q[r * D + d] : 0.0f;
+  }
   const float scale = 1.0f / (float(query.A_q ? Rq * R : R) * std::sqrt(float(D)));
   const float inv_rank = 1.0f / float(R);
   for (int64_t at = begin; at < end; at += block_tokens) {
-    const int64_t n = std::min(block_tokens, end - at);
+    const int64_t n = std::min(block_tokens, end - at), next = std::min(block_tokens, end - at - n);
     const FactorBlocks block = factor_blocks(cache, buffers, slot, at, n);
     if (query.A_q) {
-      row_dots(pairs, Rq, query.B_q, D, Rq, block.B_k, D, n * R, D, 1.0f);
-      combine_rows(mixed, Hp, pairs, Rq, Rq, A_q_t, Hp, n * R, Hp);
+      combine_rows(pairs, Rqp, block.B_k, D, D, B_q_t, Rqp, n * R, Rqp);
+      combine_rows(mixed, Hp, pairs, Rqp, Rq, A_q_t, Hp, n * R, Hp);
     } else {
       row_dots(mixed, Hp, query.q, D, H, block.B_k, D, n * R, D, 1.0f);
     }
     for (int64_t t = 0; t < n; ++t) {
-      float* s = scores + t * Hp;
-      for (int64_t h = 0; h < H; ++h) s[h] = 0;
-      for (int64_t r = 0; r < R; ++r) {
-        const float* A_k = block.A_k + (t * R + r) * H;
-        const float* m = mixed + (t * R + r) * Hp;
-        for (int64_t h = 0; h < H; ++h) s[h] += A_k[h] * m[h];
-      }
-      for (int64_t h = 0; h < H; ++h) s[h] *= scale;
+      if (t < next) prefetch_position(cache.A_k, slot, at + n + t), prefetch_position(cache.B_k, slot, at + n + t);
+      rank_products(scores + t * Hp, block.A_k + t * R * H, mixed + t * R * Hp, Hp, R, H, scale);
     }
     state.absorb(scores, n);
-    for (int64_t t = 0; t < n; ++t)
-      for (int64_t r = 0; r < R; ++r) {
-        const float* A_v = block.A_v + (t * R + r) * H;
-        float* w = weights + (t * R + r) * Hp;
-        for (int64_t h = 0; h < H; ++h) w[h] = scores[t * Hp + h] * A_v[h] * inv_rank;
-      }
+    for (int64_t t = 0; t < n; ++t) {
+      if (t < next) prefetch_position(cache.A_v, slot, at + n + t), prefetch_position(cache.B_v, slot, at + n + t);
+      for (int64_t r = 0; r < R; ++r)
+        rank_products(weights + (t * R + r) * Hp, block.A_v + (t * R + r) * H, scores + t * Hp, Hp, 1, H, inv_rank);
+    }
     weighted_rows(state.acc, D, weights, Hp, H, block.B_v, D, n * R, D);
   }
 }
@@ -296,7 +327,9 @@ int64_t tpa_decode_thread_elements(int64_t heads, int64_t head_dim, int64_t rank
   ScratchCursor cursor;
   carve_state(cursor, H, D);
   if (order == TpaDecodeOrder::factorised) {
-    if (q_rank > 0) cursor.take({block_tokens * R, q_rank}), cursor.take({q_rank, Hp});
+    if (q_rank > 0)
+      cursor.take({block_tokens * R, padded_ranks(q_rank)}), cursor.take({D, padded_ranks(q_rank)}),
+          cursor.take({q_rank, Hp});
     cursor.take({block_tokens * R, Hp}), cursor.take({block_tokens, Hp}), cursor.take({block_tokens * R, Hp});
   } else {
     cursor.take({H, D}), cursor.take({block_tokens, H * D}), cursor.take({block_tokens, H * D});

@@ -2,7 +2,8 @@
 // products over one cache block so that the compiler keeps a tile of the output in vector registers
 // and every cache number loaded feeds several multiply-adds:
 //   - row_dots: out[k][i] = q_i · row_k for a few queries against many rows (scores, B̃_q·B̃_kᵀ);
-//   - combine_rows: out_k = Σ_i c[k][i] · basis_i for many outputs of a few basis rows (head mixing);
+//   - combine_rows: out_k = Σ_i c[k][i] · basis_i for many outputs of the same basis rows (head mixing,
+//     and B̃_k·B̃_qᵀ against B̃_q transposed);
 //   - weighted_rows: acc[i] += Σ_k w[k][i] · row_k for a few output rows (the value side);
 //   - OnlineSoftmax: each head's running maximum and sum over blocks of scores laid out (token, head).
 // Lanes are GCC vector extensions of 8 floats: one AVX2 register, two SSE ones in the default build.
@@ -67,24 +68,30 @@ T6_DECODE_INLINE void row_dots(float* out, int64_t ld_out, const float* q, int64
 }
 
 // out[k·ld_out, +width) = Σ_{i < terms} c[k·ld_c + i] · basis[i·ld_basis, +width) for k < count: many
-// short combinations of the same few rows (the head mixing), each output chunk summed in a register.
+// combinations of the same rows (the head mixing; B̃_k·B̃_qᵀ against B̃_q transposed), in tiles of K
+// output rows so that K independent chains of multiply-adds hide the latency, and every basis chunk
+// loaded feeds K of them. width is a whole number of lanes.
+template <int64_t K>
+T6_DECODE_INLINE void combine_rows_tile(float* out, int64_t ld_out, const float* c, int64_t ld_c, int64_t terms,
+                                        const float* basis, int64_t ld_basis, int64_t width) {
+  for (int64_t j = 0; j < width; j += kLanes) {
+    Lanes sum[K];
+    for (int64_t k = 0; k < K; ++k) sum[k] = Lanes{};
+    for (int64_t i = 0; i < terms; ++i) {
+      const Lanes chunk = load(basis + i * ld_basis + j);
+      for (int64_t k = 0; k < K; ++k) sum[k] += c[k * ld_c + i] * chunk;
+    }
+    for (int64_t k = 0; k < K; ++k) store(out + k * ld_out + j, sum[k]);
+  }
+}
+
 T6_DECODE_INLINE void combine_rows(float* out, int64_t ld_out, const float* c, int64_t ld_c, int64_t terms,
                                    const float* basis, int64_t ld_basis, int64_t count, int64_t width) {
-  const int64_t body = width / kLanes * kLanes;
-  for (int64_t k = 0; k < count; ++k) {
-    const float* coefficients = c + k * ld_c;
-    float* row = out + k * ld_out;
-    for (int64_t j = 0; j < body; j += kLanes) {
-      Lanes sum{};
-      for (int64_t i = 0; i < terms; ++i) sum += coefficients[i] * load(basis + i * ld_basis + j);
-      store(row + j, sum);
-    }
-    for (int64_t j = body; j < width; ++j) {
-      float sum = 0;
-      for (int64_t i = 0; i < terms; ++i) sum += coefficients[i] * basis[i * ld_basis + j];
-      row[j] = sum;
-    }
-  }
+  constexpr int64_t kTile = 8;
+  int64_t k = 0;
+  for (; k + kTile <= count; k += kTile)
+    combine_rows_tile<kTile>(out + k * ld_out, ld_out, c + k * ld_c, ld_c, terms, basis, ld_basis, width);
+  for (; k < count; ++k) combine_rows_tile<1>(out + k * ld_out, ld_out, c + k * ld_c, ld_c, terms, basis, ld_basis, width);
 }
 
 // acc[i·ld_acc, +width) += Σ_k w[k·ld_w + i] · rows[k·ld_rows, +width) for i < Q: a tile of Q output
@@ -141,6 +148,8 @@ T6_DECODE_INLINE void weighted_rows(float* acc, int64_t ld_acc, const float* w, 
 // Heads rounded up to whole lanes: score rows are this wide, so that the softmax runs without a
 // scalar tail; the padding heads' scores are kept finite and never reach an output.
 inline int64_t padded_heads(int64_t heads) { return (heads + kLanes - 1) / kLanes * kLanes; }
+// T6's query rank rounded up likewise: B̃_k·B̃_qᵀ is computed with lanes along the rank.
+inline int64_t padded_ranks(int64_t q_rank) { return (q_rank + kLanes - 1) / kLanes * kLanes; }
 
 // One piece's softmax state per head: running maximum and sum of exp(score − maximum) (padded heads
 // long), and the output accumulated against that maximum (heads × width). `rescale` is room for one
