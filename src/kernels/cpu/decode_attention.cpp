@@ -258,13 +258,16 @@ __attribute__((target_clones("arch=x86-64-v3", "default"))) void attend_factoris
     } else {
       row_dots(mixed, Hp, query.q, D, H, block.B_k, D, n * R, D, 1.0f);
     }
+    state.begin_block();
     for (int64_t t = 0; t < n; ++t) {
       if (t < next) prefetch_position(cache.A_k, slot, at + n + t), prefetch_position(cache.B_k, slot, at + n + t);
       rank_products(scores + t * Hp, block.A_k + t * R * H, mixed + t * R * Hp, Hp, R, H, scale);
+      state.observe(scores + t * Hp);
     }
-    state.absorb(scores, n);
+    state.raise_maximum();
     for (int64_t t = 0; t < n; ++t) {
       if (t < next) prefetch_position(cache.A_v, slot, at + n + t), prefetch_position(cache.B_v, slot, at + n + t);
+      state.exponentiate(scores + t * Hp);
       for (int64_t r = 0; r < R; ++r)
         rank_products(weights + (t * R + r) * Hp, block.A_v + (t * R + r) * H, scores + t * Hp, Hp, 1, H, inv_rank);
     }

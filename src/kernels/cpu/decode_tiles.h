@@ -163,27 +163,40 @@ struct OnlineSoftmax {
     for (int64_t j = 0; j < heads * width; ++j) acc[j] = 0;
   }
 
-  // Turns a block's scores s (n tokens × padded heads) into exp(s − new maximum) in place, adds them
-  // to the sums and rescales what came before to the new maximum (a factor 0 for the first block).
-  T6_DECODE_INLINE void absorb(float* s, int64_t n) const {
-    float* block_max = rescale;
-    for (int64_t h = 0; h < padded; ++h) block_max[h] = max[h];
-    for (int64_t t = 0; t < n; ++t)
-      for (int64_t h = 0; h < padded; ++h)
-        block_max[h] = s[t * padded + h] > block_max[h] ? s[t * padded + h] : block_max[h];
+  // A block's scores pass through in three steps (absorb runs them over a block of n tokens laid out
+  // n × padded heads; a caller may interleave them with its own passes over the tokens):
+  //   begin_block, then observe each token's scores: `rescale` collects the block's maximum per head;
+  //   raise_maximum: the state moves to the new maximum, rescaling the sums and outputs so far (a
+  //   factor 0 for the first block);
+  //   exponentiate each token's scores in place into exp(s − maximum), added to the sums.
+  T6_DECODE_INLINE void begin_block() const {
+    for (int64_t h = 0; h < padded; ++h) rescale[h] = max[h];
+  }
+  T6_DECODE_INLINE void observe(const float* s) const {
+    for (int64_t h = 0; h < padded; ++h) rescale[h] = s[h] > rescale[h] ? s[h] : rescale[h];
+  }
+  T6_DECODE_INLINE void raise_maximum() const {
     for (int64_t h = 0; h < padded; ++h) {
-      const float new_max = block_max[h];
+      const float new_max = rescale[h];
       rescale[h] = max[h] == -__builtin_inff() ? 0.0f : vector_exp(max[h] - new_max);
       sum[h] *= rescale[h];
       max[h] = new_max;
     }
-    for (int64_t t = 0; t < n; ++t)
-      for (int64_t h = 0; h < padded; ++h) {
-        s[t * padded + h] = vector_exp(s[t * padded + h] - max[h]);
-        sum[h] += s[t * padded + h];
-      }
     for (int64_t h = 0; h < heads; ++h)
       for (int64_t j = 0; j < width; ++j) acc[h * width + j] *= rescale[h];
+  }
+  T6_DECODE_INLINE void exponentiate(float* s) const {
+    for (int64_t h = 0; h < padded; ++h) {
+      s[h] = vector_exp(s[h] - max[h]);
+      sum[h] += s[h];
+    }
+  }
+
+  T6_DECODE_INLINE void absorb(float* s, int64_t n) const {
+    begin_block();
+    for (int64_t t = 0; t < n; ++t) observe(s + t * padded);
+    raise_maximum();
+    for (int64_t t = 0; t < n; ++t) exponentiate(s + t * padded);
   }
 };
 
