@@ -144,11 +144,12 @@ TEST(DecodeAttention, KvCacheMatchesAttentionInDoubleAcrossPiecesBlocksAndThread
 }
 
 // Two shapes: 5 heads (fewer than a lane of 8) with Rq 3 and R 1; and 11 heads (a whole lane of the
-// vectorised passes and a remainder) with Rq 9 (more than a lane) and R 2.
+// vectorised passes and a remainder) with Rq 9 (more than a lane), R 2 and D 44 (the value side's
+// widest tile of 32 columns, then 8, then 4 single ones).
 struct FactorShape {
   int64_t H, D, R, Rq;
 };
-constexpr FactorShape kFactorShapes[] = {{5, 24, 1, 3}, {11, 16, 2, 9}};
+constexpr FactorShape kFactorShapes[] = {{5, 24, 1, 3}, {11, 44, 2, 9}};
 
 TEST(DecodeAttention, FactorCacheMatchesAttentionInDoubleForBothQueriesAndOrders) {
   const int64_t T = 1537;

@@ -148,7 +148,7 @@ T6_DECODE_INLINE void attend_plain_block(const OnlineSoftmax& state, float* scor
                     v + (t * kv_heads + kv) * Dv, kv_heads * Dv, std::min(run, n - t), Dv);
 }
 
-__attribute__((target_clones("arch=x86-64-v3", "default"))) void attend_kv_piece(
+__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) void attend_kv_piece(
     const OnlineSoftmax& state, ScratchCursor& cursor, const float* queries, const Tensor& k, const Tensor& v,
     int64_t slot, int64_t begin, int64_t end, int64_t block_tokens) {
   const int64_t kv_heads = k.size(2), Dk = k.size(3), Dv = v.size(3);
@@ -229,7 +229,7 @@ T6_DECODE_INLINE void prefetch_position(const Tensor& field, int64_t slot, int64
 //   weights (j, H) = p[t][h] · A_v[j][h] / R, and acc[h] += Σ_j weights[j][h] · B_v[j].
 // Every pass is vectorised along its rows (Rq padded to a lane, heads padded to lanes): none sums
 // across lanes.
-__attribute__((target_clones("arch=x86-64-v3", "default"))) void attend_factorised_piece(
+__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) void attend_factorised_piece(
     const OnlineSoftmax& state, ScratchCursor& cursor, const RowQuery& query, const TpaFactorCache& cache,
     int64_t slot, int64_t begin, int64_t end, int64_t block_tokens) {
   const int64_t H = state.heads, Hp = state.padded, D = state.width, R = cache.A_k.size(2), Rq = query.q_rank;
@@ -288,7 +288,7 @@ T6_DECODE_INLINE void contract_heads(float* x, const float* A, int64_t head_stri
   }
 }
 
-__attribute__((target_clones("arch=x86-64-v3", "default"))) void attend_materialised_piece(
+__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) void attend_materialised_piece(
     const OnlineSoftmax& state, ScratchCursor& cursor, const RowQuery& query, const TpaFactorCache& cache,
     int64_t slot, int64_t begin, int64_t end, int64_t block_tokens) {
   const int64_t H = state.heads, D = state.width, R = cache.A_k.size(2);

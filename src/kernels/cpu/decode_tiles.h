@@ -95,36 +95,44 @@ T6_DECODE_INLINE void combine_rows(float* out, int64_t ld_out, const float* c, i
 }
 
 // acc[i·ld_acc, +width) += Σ_k w[k·ld_w + i] · rows[k·ld_rows, +width) for i < Q: a tile of Q output
-// rows × 16 columns lives in registers while the rows stream past.
-template <int64_t Q>
+// rows × C lanes of columns lives in registers while the rows stream past.
+template <int64_t Q, int64_t C>
 T6_DECODE_INLINE void weighted_rows_tile(float* acc, int64_t ld_acc, const float* w, int64_t ld_w, const float* rows,
                                          int64_t ld_rows, int64_t count, int64_t width) {
   int64_t c = 0;
-  for (; c + 2 * kLanes <= width; c += 2 * kLanes) {
-    Lanes low[Q], high[Q];
-    for (int64_t i = 0; i < Q; ++i) low[i] = load(acc + i * ld_acc + c), high[i] = load(acc + i * ld_acc + c + kLanes);
+  for (; c + C * kLanes <= width; c += C * kLanes) {
+    Lanes sum[Q][C];
+    for (int64_t i = 0; i < Q; ++i)
+      for (int64_t l = 0; l < C; ++l) sum[i][l] = load(acc + i * ld_acc + c + l * kLanes);
     for (int64_t k = 0; k < count; ++k) {
-      const Lanes row_low = load(rows + k * ld_rows + c), row_high = load(rows + k * ld_rows + c + kLanes);
+      Lanes row[C];
+      for (int64_t l = 0; l < C; ++l) row[l] = load(rows + k * ld_rows + c + l * kLanes);
       for (int64_t i = 0; i < Q; ++i) {
         const float weight = w[k * ld_w + i];
-        low[i] += weight * row_low;
-        high[i] += weight * row_high;
+        for (int64_t l = 0; l < C; ++l) sum[i][l] += weight * row[l];
       }
     }
-    for (int64_t i = 0; i < Q; ++i) store(acc + i * ld_acc + c, low[i]), store(acc + i * ld_acc + c + kLanes, high[i]);
+    for (int64_t i = 0; i < Q; ++i)
+      for (int64_t l = 0; l < C; ++l) store(acc + i * ld_acc + c + l * kLanes, sum[i][l]);
   }
-  for (; c < width; ++c)
-    for (int64_t i = 0; i < Q; ++i) {
-      float sum = acc[i * ld_acc + c];
-      for (int64_t k = 0; k < count; ++k) sum += w[k * ld_w + i] * rows[k * ld_rows + c];
-      acc[i * ld_acc + c] = sum;
-    }
+  if constexpr (C > 1) {
+    // What is left, in tiles of half the columns.
+    if (c < width) weighted_rows_tile<Q, C / 2>(acc + c, ld_acc, w, ld_w, rows + c, ld_rows, count, width - c);
+  } else {
+    for (; c < width; ++c)
+      for (int64_t i = 0; i < Q; ++i) {
+        float sum = acc[i * ld_acc + c];
+        for (int64_t k = 0; k < count; ++k) sum += w[k * ld_w + i] * rows[k * ld_rows + c];
+        acc[i * ld_acc + c] = sum;
+      }
+  }
 }
 
 // The whole product, in runs of 64 rows (16 KiB of a 64-wide row: they stay in L1 while every tile
-// of outputs passes over them) and tiles of six output rows (12 accumulators of AVX2's 16 registers).
-T6_DECODE_INLINE void weighted_rows(float* acc, int64_t ld_acc, const float* w, int64_t ld_w, int64_t outputs,
-                                    const float* rows, int64_t ld_rows, int64_t count, int64_t width) {
+// of outputs passes over them) and tiles of six output rows × C lanes of columns.
+template <int64_t C>
+T6_DECODE_INLINE void weighted_rows_in_tiles(float* acc, int64_t ld_acc, const float* w, int64_t ld_w, int64_t outputs,
+                                             const float* rows, int64_t ld_rows, int64_t count, int64_t width) {
   constexpr int64_t kRun = 64;
   for (int64_t begin = 0; begin < count; begin += kRun) {
     const int64_t n = count - begin < kRun ? count - begin : kRun;
@@ -132,17 +140,28 @@ T6_DECODE_INLINE void weighted_rows(float* acc, int64_t ld_acc, const float* w, 
     const float* run_rows = rows + begin * ld_rows;
     int64_t i = 0;
     for (; i + 6 <= outputs; i += 6)
-      weighted_rows_tile<6>(acc + i * ld_acc, ld_acc, run_w + i, ld_w, run_rows, ld_rows, n, width);
+      weighted_rows_tile<6, C>(acc + i * ld_acc, ld_acc, run_w + i, ld_w, run_rows, ld_rows, n, width);
     float* rest = acc + i * ld_acc;
     switch (outputs - i) {
-      case 5: weighted_rows_tile<5>(rest, ld_acc, run_w + i, ld_w, run_rows, ld_rows, n, width); break;
-      case 4: weighted_rows_tile<4>(rest, ld_acc, run_w + i, ld_w, run_rows, ld_rows, n, width); break;
-      case 3: weighted_rows_tile<3>(rest, ld_acc, run_w + i, ld_w, run_rows, ld_rows, n, width); break;
-      case 2: weighted_rows_tile<2>(rest, ld_acc, run_w + i, ld_w, run_rows, ld_rows, n, width); break;
-      case 1: weighted_rows_tile<1>(rest, ld_acc, run_w + i, ld_w, run_rows, ld_rows, n, width); break;
+      case 5: weighted_rows_tile<5, C>(rest, ld_acc, run_w + i, ld_w, run_rows, ld_rows, n, width); break;
+      case 4: weighted_rows_tile<4, C>(rest, ld_acc, run_w + i, ld_w, run_rows, ld_rows, n, width); break;
+      case 3: weighted_rows_tile<3, C>(rest, ld_acc, run_w + i, ld_w, run_rows, ld_rows, n, width); break;
+      case 2: weighted_rows_tile<2, C>(rest, ld_acc, run_w + i, ld_w, run_rows, ld_rows, n, width); break;
+      case 1: weighted_rows_tile<1, C>(rest, ld_acc, run_w + i, ld_w, run_rows, ld_rows, n, width); break;
       default: break;
     }
   }
+}
+
+// Six output rows × 16 columns are 12 accumulators of AVX2's 16 registers; with AVX-512's 32 (the
+// x86-64-v4 clones) a tile is 32 columns wide, so that each weight loaded feeds four multiply-adds.
+// The choice is made at run time: a CPU with avx512f runs the v4 clone.
+T6_DECODE_INLINE void weighted_rows(float* acc, int64_t ld_acc, const float* w, int64_t ld_w, int64_t outputs,
+                                    const float* rows, int64_t ld_rows, int64_t count, int64_t width) {
+  if (__builtin_cpu_supports("avx512f"))
+    weighted_rows_in_tiles<4>(acc, ld_acc, w, ld_w, outputs, rows, ld_rows, count, width);
+  else
+    weighted_rows_in_tiles<2>(acc, ld_acc, w, ld_w, outputs, rows, ld_rows, count, width);
 }
 
 // Heads rounded up to whole lanes: score rows are this wide, so that the softmax runs without a
