@@ -33,8 +33,9 @@ void cast(Tensor out, const Tensor& x);
 
 // ---- column blocks: several (N, W_i) matrices side by side in one (N, Σ W_i) ------------------
 // packed (N, W) holds parts[i] in consecutive columns of each row, W = Σ W_i; a part of more dims is
-// seen as (N, numel / N). It lets TPA's six factor maps run as one GEMM whose output (or input
-// gradient) packed is, while the TPA ops read and write the factors as contiguous tensors.
+// seen as (N, numel / N). TPA's factor maps run as one GEMM with packed as its output (and, in the
+// backward, packed as its operand of factor gradients), while the TPA ops read and write the
+// factors as contiguous tensors.
 // split_columns writes every part from its columns; pack_columns writes packed from the parts. The
 // CPU backend copies like types (F32, F64); the CUDA twins also convert between F32 and BF16,
 // rounding as cast does (the fp32 factor gradients into the bf16 operand of the weight matmul).

@@ -48,6 +48,8 @@ Tensor ModelWeights::view(const Tensor& buffer, const LocalParam& entry, DType d
 LocalParam ModelWeights::stacked_entry(const std::vector<std::string>& names) const {
   T6_CHECK(!names.empty(), "stacked parameters: no names");
   const LocalParam& first = table_.find(names.front());
+  T6_CHECK(first.local_shape.ndim == 2, "stacked parameters: ", first.spec.name, " ", first.local_shape.to_string(),
+           " is not a matrix");
   LocalParam stacked{{str("stacked ", first.spec.name), {}, {}}, first.local_shape, 0, first.flat_offset};
   for (size_t i = 1; i < names.size(); ++i) {
     const LocalParam& next = table_.find(names[i]);
