@@ -243,6 +243,53 @@ TEST_F(CudaOps, CastRoundsFp32ToBf16BitForBitAsTheCpu) {
   EXPECT_TRUE(bitwise_equal(back, narrowed));
 }
 
+// split_columns and pack_columns against the CPU twin, bit for bit (they only move values): the
+// forward's bf16 GEMM output split into bf16 factors of TPA-like widths (A_q 5·3, A_k 5·1, B_q
+// 3·16, B_k 1·16 over 37 rows), and the backward's fp32 factor gradients packed into the bf16
+// operand, rounded as cast rounds.
+TEST_F(CudaOps, ColumnBlocksSplitAndPackAsTheCpuConvertingFp32ToBf16) {
+  const int64_t rows = 37;
+  const std::vector<Shape> shapes = {{rows, 5, 3}, {rows, 5, 1}, {rows, 3, 16}, {rows, 1, 16}};
+  const int64_t width = 15 + 5 + 48 + 16;
+  const HostTensor packed = random_values({rows, width});  // bf16 values: the bf16 upload is exact
+  std::vector<HostTensor> expected;
+  std::vector<Tensor> expected_views;
+  std::vector<DeviceTensor> parts;
+  std::vector<Tensor> part_views;
+  for (const Shape& shape : shapes) {
+    expected.emplace_back(shape, DType::F32);
+    expected_views.push_back(expected.back());
+    parts.push_back(poisoned(shape, DType::BF16));
+    part_views.push_back(parts.back().view);
+  }
+  ops::split_columns(expected_views, packed);
+  ops::split_columns(part_views, upload(packed, DType::BF16));
+  for (size_t i = 0; i < shapes.size(); ++i)
+    EXPECT_TRUE(bitwise_equal(download(part_views[i]), expected[i])) << "part " << i << " of the split";
+
+  // Unrounded fp32 gradients: the pack must round them as cast does.
+  std::vector<HostTensor> gradients;
+  std::vector<DeviceTensor> device_gradients;
+  std::vector<Tensor> gradient_views, device_gradient_views;
+  std::uniform_real_distribution<float> uniform(-4.0f, 4.0f);
+  for (const Shape& shape : shapes) {
+    gradients.emplace_back(shape, DType::F32);
+    for (int64_t i = 0; i < gradients.back().numel(); ++i) gradients.back().data<float>()[i] = uniform(rng());
+    gradient_views.push_back(gradients.back());
+    device_gradients.push_back(upload(gradients.back()));
+    device_gradient_views.push_back(device_gradients.back().view);
+  }
+  HostTensor packed_gradients({rows, width}, DType::F32), expected_bits({rows, width}, DType::BF16);
+  ops::pack_columns(packed_gradients, gradient_views);
+  ops::cast(expected_bits.view(), packed_gradients);
+  DeviceTensor device_packed = poisoned({rows, width}, DType::BF16);
+  ops::pack_columns(device_packed.view, device_gradient_views);
+  HostTensor bits({rows, width}, DType::U16);
+  copy_tensor(Tensor(bits.view().raw(), {rows, width}, DType::BF16), device_packed.view);
+  EXPECT_EQ(std::memcmp(bits.view().raw(), expected_bits.view().raw(), expected_bits.view().bytes()), 0)
+      << "the packed bf16 gradients differ from the CPU's packed fp32 ones cast to bf16";
+}
+
 // Σ x² and the non-finite count over 70 tensors (two launches of 64), odd sizes, fp32 and bf16
 // mixed, against the CPU twin on the same values. Both sum exact squares of fp32 values in double,
 // in different orders: relative 1e-12 (about 2^-40, far above double rounding over 10^5 terms,

@@ -4,6 +4,7 @@
 // buffer's layout and zero padding.
 #include <gtest/gtest.h>
 
+#include "common/error_expectations.h"
 #include "common/training_setup.h"
 
 #include <algorithm>
@@ -13,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "core/error.h"
 #include "model/model_weights.h"
 
 using namespace t6;
@@ -287,4 +289,49 @@ TEST(ModelWeightsBuffer, PaddedLayoutInitialisesTheSameWeights) {
   plain.initialise(11);
   padded.initialise(11);
   EXPECT_EQ(values_of(plain.params()), values_of(padded.params()));
+}
+
+// ---- TPA's factor maps as one matrix -------------------------------------------------------------
+
+// The five or six factor-map weights of a TPA layer, in table order, are one (Σ, d) matrix of this
+// rank: the A factors' rows of its heads, then the replicated B factors' rows, Σ = h·(Rq + 2R) +
+// (Rq + 2R)·D for h local heads (KVonly: c_q's h·D rows, then 2R(h + D)). The stacked view is the
+// same memory as the named parameters, for the weights and for the gradients, at every TP layout.
+TEST(ModelWeightsBuffer, TpaFactorMapsAreOneStackedMatrixOfTheNamedWeights) {
+  struct Layout {
+    ModelConfig config;
+    int tp_rank, tp_size;
+  };
+  for (const Layout& layout : {Layout{t6_config(), 0, 1}, Layout{t6_config(), 1, 2}, Layout{t6_config(), 3, 4},
+                               Layout{kvonly_config(), 0, 1}, Layout{kvonly_config(), 1, 2}}) {
+    const ModelConfig& c = layout.config;
+    const bool factorised_query = c.kind == ModelKind::T6;
+    SCOPED_TRACE(str(factorised_query ? "T6" : "KVonly", " tp rank ", layout.tp_rank, " of ", layout.tp_size));
+    ModelWeights weights(c, layout.tp_rank, layout.tp_size);
+    weights.initialise(5);
+    const int64_t h = balanced_range(c.n_head, layout.tp_size, layout.tp_rank).size(), D = c.head_dim, R = c.rank;
+    const int64_t rows = factorised_query ? (h + D) * (c.q_rank + 2 * R) : h * D + 2 * R * (h + D);
+    std::vector<std::string> names;
+    for (const char* map : factorised_query ? std::vector<const char*>{"W_A_q", "W_A_k", "W_A_v", "W_B_q", "W_B_k", "W_B_v"}
+                                            : std::vector<const char*>{"c_q", "W_A_k", "W_A_v", "W_B_k", "W_B_v"})
+      names.push_back(str("transformer.h.1.attn.c_qkv.", map, ".weight"));
+
+    const Tensor stacked = weights.stacked_matmul_params(names), stacked_grads = weights.stacked_grads(names);
+    EXPECT_EQ(stacked.shape(), Shape({rows, c.n_embd}));
+    EXPECT_EQ(stacked_grads.shape(), Shape({rows, c.n_embd}));
+    int64_t offset = 0;
+    for (const std::string& name : names) {
+      EXPECT_EQ(weights.param(name).data<float>(), stacked.data<float>() + offset) << name;
+      EXPECT_EQ(weights.grad(name).data<float>(), stacked_grads.data<float>() + offset) << name;
+      offset += weights.param(name).numel();
+    }
+    EXPECT_EQ(offset, stacked.numel());
+
+    // Out of table order (the B factors before the A ones), or with a gap, is refused by name.
+    std::vector<std::string> reordered = names;
+    std::swap(reordered.front(), reordered.back());
+    const std::string message = t6::testing::error_of([&] { weights.stacked_matmul_params(reordered); });
+    EXPECT_NE(message.find("does not follow"), std::string::npos) << message;
+    EXPECT_THROW(weights.stacked_grads({names[0], names[2]}), Error);
+  }
 }

@@ -838,6 +838,37 @@ TEST(Cast, Fp32ToBf16RoundsToNearestEvenAndFp64ToFp32Rounds) {
   EXPECT_EQ(narrow[1], -3.0f);
 }
 
+// ---- column blocks (TPA's factor maps as one GEMM) ------------------------------------------
+
+// packed (3, 7) holds parts of widths 2, 1 and 4 side by side: each part's element (r, c) is packed's
+// (r, first column of the part + c), a part of more dims counting as (3, numel / 3); pack_columns
+// puts every element back where split_columns took it.
+TEST(ColumnBlocks, SplitTakesEachPartsColumnsAndPackPutsThemBack) {
+  const int64_t rows = 3, widths[] = {2, 1, 4}, first_columns[] = {0, 2, 3};
+  HostTensor packed = random_tensor({rows, 7}, rng());
+  std::vector<HostTensor> parts;
+  parts.emplace_back(Shape{rows, 2}, DType::F64);
+  parts.emplace_back(Shape{rows, 1}, DType::F64);
+  parts.emplace_back(Shape{rows, 2, 2}, DType::F64);  // (B, T, R, D)-like factors are seen as rows too
+  for (HostTensor& part : parts) std::fill_n(part.data<double>(), part.numel(), NAN);
+  const std::vector<Tensor> views = {parts[0], parts[1], parts[2]};
+  ops::split_columns(views, packed);
+  for (int i = 0; i < 3; ++i)
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t c = 0; c < widths[i]; ++c)
+        ASSERT_EQ(at(parts[i], r * widths[i] + c), at(packed, r * 7 + first_columns[i] + c))
+            << "part " << i << " row " << r << " column " << c;
+
+  HostTensor repacked = filled_tensor(packed.shape(), NAN);
+  ops::pack_columns(repacked, views);
+  EXPECT_TRUE(tensors_close(repacked, packed, 0, "pack_columns of split_columns"));
+
+  // Widths that do not add up to packed's, and a part whose size is not whole rows, are refused.
+  EXPECT_THROW(ops::split_columns({parts[0], parts[1]}, packed), Error);
+  HostTensor ragged({7}, DType::F64);
+  EXPECT_THROW(ops::pack_columns(packed, {parts[0], ragged, parts[2]}), Error);
+}
+
 TEST(TensorListStatistics, SumsSquaresOfEveryTensorAndCountsNonFinite) {
   float a[3] = {1, 2, 3};
   double b[2] = {0.5, -4};

@@ -19,6 +19,11 @@ void count_synchronization() {
   ++counters.synchronizations;
 }
 
+void count_matmul() {
+  RuntimeLock lock(runtime_mutex());
+  ++counters.matmuls;
+}
+
 RuntimeCounters runtime_counters() {
   RuntimeLock lock(runtime_mutex());
   return counters;

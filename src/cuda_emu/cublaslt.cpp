@@ -376,6 +376,7 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t handle, cublasLtMatmulDesc_t desc
         store(d, ld.type, i + j * size_t(ld.ld), value);
       }
   });
+  count_matmul();
   return CUBLAS_STATUS_SUCCESS;
 }
 

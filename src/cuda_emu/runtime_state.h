@@ -57,6 +57,7 @@ void install_host_access_report(const void* base, size_t bytes);
 // ---- counters (counters.cpp) ----
 void count_allocation();
 void count_synchronization();
+void count_matmul();
 
 // ---- streams (streams.cpp) ----
 // The stream object behind a cudaStream_t handle, or nullptr for an unknown handle. 0,

@@ -31,6 +31,17 @@ void fill_zero(Tensor x);
 // activation rounds to nearest even, as float_to_bf16_bits does.
 void cast(Tensor out, const Tensor& x);
 
+// ---- column blocks: several (N, W_i) matrices side by side in one (N, Σ W_i) ------------------
+// packed (N, W) holds parts[i] in consecutive columns of each row, W = Σ W_i; a part of more dims is
+// seen as (N, numel / N). TPA's factor maps run as one GEMM with packed as its output (and, in the
+// backward, packed as its operand of factor gradients), while the TPA ops read and write the
+// factors as contiguous tensors.
+// split_columns writes every part from its columns; pack_columns writes packed from the parts. The
+// CPU backend copies like types (F32, F64); the CUDA twins also convert between F32 and BF16,
+// rounding as cast does (the fp32 factor gradients into the bf16 operand of the weight matmul).
+void split_columns(const std::vector<Tensor>& parts, const Tensor& packed);
+void pack_columns(Tensor packed, const std::vector<Tensor>& parts);
+
 // ---- one pass over many tensors: the gradient norm and finite checks of a whole model ----------
 // statistics (F64, 2) = {Σ x² over every element of every tensor, summed in double (on a GPU in a
 // fixed order: the same bits every run); the number of elements that are NaN or ±inf}. statistics lives where the tensors live:

@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdint>
 #include <initializer_list>
+#include <vector>
 
 #include "core/error.h"
 #include "core/tensor.h"
@@ -34,6 +35,24 @@ inline VocabRange checked_vocab_range(const char* op, const VocabSlice& slice, i
   T6_CHECK(slice.first_row >= 0 && slice.first_row + local_size <= vocab_size, op, ": vocabulary slice [",
            slice.first_row, ", ", slice.first_row + local_size, ") does not fit a vocabulary of ", vocab_size);
   return {slice.first_row, vocab_size};
+}
+
+// The widths W_i of split_columns' and pack_columns' parts: packed is (rows, W) and each part holds
+// rows · W_i elements, the W_i adding up to W.
+inline std::vector<int64_t> column_block_widths(const char* op, const Tensor& packed, const std::vector<Tensor>& parts) {
+  T6_CHECK(!parts.empty(), op, ": no parts");
+  const int64_t rows = matrix_rows(packed);
+  std::vector<int64_t> widths;
+  int64_t total = 0;
+  for (const Tensor& part : parts) {
+    T6_CHECK(rows > 0 && part.numel() % rows == 0, op, ": part ", part.shape().to_string(), " is not ", rows,
+             " rows of packed ", packed.shape().to_string());
+    widths.push_back(part.numel() / rows);
+    total += widths.back();
+  }
+  T6_CHECK(total == matrix_cols(packed), op, ": the parts' widths add up to ", total, ", packed ",
+           packed.shape().to_string(), " is ", matrix_cols(packed), " wide");
+  return widths;
 }
 
 // out (B, T, H, D) = contraction of A (B, T, H, R) with B (B, T, R, D): N = B·T tokens.

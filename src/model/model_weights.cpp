@@ -45,6 +45,23 @@ Tensor ModelWeights::view(const Tensor& buffer, const LocalParam& entry, DType d
                 dtype, buffer.device());
 }
 
+LocalParam ModelWeights::stacked_entry(const std::vector<std::string>& names) const {
+  T6_CHECK(!names.empty(), "stacked parameters: no names");
+  const LocalParam& first = table_.find(names.front());
+  T6_CHECK(first.local_shape.ndim == 2, "stacked parameters: ", first.spec.name, " ", first.local_shape.to_string(),
+           " is not a matrix");
+  LocalParam stacked{{str("stacked ", first.spec.name), {}, {}}, first.local_shape, 0, first.flat_offset};
+  for (size_t i = 1; i < names.size(); ++i) {
+    const LocalParam& next = table_.find(names[i]);
+    T6_CHECK(next.local_shape.ndim == 2 && next.local_shape[1] == stacked.local_shape[1] &&
+                 next.flat_offset == stacked.flat_offset + stacked.numel(),
+             "stacked parameters: ", next.spec.name, " ", next.local_shape.to_string(), " does not follow ",
+             names[i - 1], " in the flat buffer as a block of the same width");
+    stacked.local_shape.dims[0] += next.local_shape[0];
+  }
+  return stacked;
+}
+
 int64_t global_element_index(const LocalParam& entry, int64_t local_index) {
   const Shape& global = entry.spec.global_shape;
   if (entry.spec.rule.kind == ShardRule::Kind::Replicated) return local_index;

@@ -5,6 +5,7 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "core/arena.h"
 #include "core/tensor.h"
@@ -52,6 +53,15 @@ class ModelWeights {
   Tensor matmul_param(const std::string& name) const {
     return matmul_dtype_ == DType::BF16 ? view(params_bf16_, table_.find(name), DType::BF16) : param(name);
   }
+  // The parameters `names`, which the table places back to back with equal column counts, seen as
+  // one matrix: their rows stacked in that order, a view of the same memory (nothing is copied).
+  // TPA's six factor maps run as one GEMM on it; each parameter keeps its own name and view for the
+  // optimizer and checkpoints. Throws if the table does not place them so.
+  Tensor stacked_matmul_params(const std::vector<std::string>& names) const {
+    return matmul_dtype_ == DType::BF16 ? view(params_bf16_, stacked_entry(names), DType::BF16)
+                                        : view(params_, stacked_entry(names));
+  }
+  Tensor stacked_grads(const std::vector<std::string>& names) const { return view(grads_, stacked_entry(names)); }
   // (padded_numel) BF16 when training on the CUDA backend, else empty: AdamW writes it beside the
   // master weights (ZeRO-1 all-gathers it with them).
   Tensor padded_matmul_copy() const { return params_bf16_; }
@@ -68,6 +78,8 @@ class ModelWeights {
   struct ShapesOnly {};
   ModelWeights(ShapesOnly, const ModelConfig& config, int tp_rank, int tp_size, Device device);
   Tensor view(const Tensor& buffer, const LocalParam& entry, DType dtype = DType::F32) const;
+  // An entry covering `names` (stacked_matmul_params), checked to be adjacent in the flat buffers.
+  LocalParam stacked_entry(const std::vector<std::string>& names) const;
   bool shapes_only_ = false;
   Device device_ = Device::CPU;
   DType matmul_dtype_ = DType::F32;

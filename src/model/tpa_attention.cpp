@@ -1,15 +1,23 @@
 #include "model/tpa_attention.h"
 
+#include <algorithm>
+#include <string>
+
 #include "model/linear.h"
 
 namespace t6 {
 
 namespace {
-// The six factors of ops::TpaFactors, for loops over them. KVonly leaves B_q unset, and A_q among the
-// saved factors (its gradients put q's in A_q's place).
-constexpr Tensor ops::TpaFactors::*kFactors[] = {&ops::TpaFactors::A_q, &ops::TpaFactors::B_q, &ops::TpaFactors::A_k,
-                                                 &ops::TpaFactors::B_k, &ops::TpaFactors::A_v, &ops::TpaFactors::B_v};
-bool is_set(const Tensor& factor) { return factor.ndim() > 0; }
+// The factor maps of a layer in the parameter table's order (param_table.cpp), the order of their
+// rows in the stacked matrix; TpaAttention::in_weight_order lists the outputs alike.
+std::vector<std::string> factor_map_names(bool factorised_query, int64_t layer) {
+  const std::vector<std::string> maps =
+      factorised_query ? std::vector<std::string>{"W_A_q", "W_A_k", "W_A_v", "W_B_q", "W_B_k", "W_B_v"}
+                       : std::vector<std::string>{"c_q", "W_A_k", "W_A_v", "W_B_k", "W_B_v"};
+  std::vector<std::string> names;
+  for (const std::string& map : maps) names.push_back(str("transformer.h.", layer, ".attn.c_qkv.", map, ".weight"));
+  return names;
+}
 }  // namespace
 
 TpaAttention::TpaAttention(const ModelWeights& weights, int64_t layer)
@@ -19,22 +27,17 @@ TpaAttention::TpaAttention(const ModelWeights& weights, int64_t layer)
       q_rank_(weights.config().q_rank),
       rank_(weights.config().rank),
       matmul_dtype_(weights.matmul_dtype()) {
-  const std::string prefix = str("transformer.h.", layer, ".attn.");
-  auto bind = [&](const std::string& name, Tensor Weights::*member) {
-    weights_.*member = weights.matmul_param(prefix + name + ".weight");
-    grads_.*member = weights.grad(prefix + name + ".weight");
-  };
-  if (factorised_query_) {
-    bind("c_qkv.W_A_q", &Weights::W_A_q);
-    bind("c_qkv.W_B_q", &Weights::W_B_q);
-  } else {
-    bind("c_qkv.c_q", &Weights::c_q);
-  }
-  bind("c_qkv.W_A_k", &Weights::W_A_k);
-  bind("c_qkv.W_A_v", &Weights::W_A_v);
-  bind("c_qkv.W_B_k", &Weights::W_B_k);
-  bind("c_qkv.W_B_v", &Weights::W_B_v);
-  bind("c_proj", &Weights::c_proj);
+  const std::vector<std::string> maps = factor_map_names(factorised_query_, layer);
+  weights_.factor_maps = weights.stacked_matmul_params(maps);
+  grads_.factor_maps = weights.stacked_grads(maps);
+  const std::string c_proj = str("transformer.h.", layer, ".attn.c_proj.weight");
+  weights_.c_proj = weights.matmul_param(c_proj);
+  grads_.c_proj = weights.grad(c_proj);
+}
+
+std::vector<Tensor> TpaAttention::in_weight_order(const ops::TpaFactors& f, const Tensor& query) const {
+  if (factorised_query_) return {f.A_q, f.A_k, f.A_v, f.B_q, f.B_k, f.B_v};
+  return {query, f.A_k, f.A_v, f.B_k, f.B_v};
 }
 
 void TpaAttention::plan_activations(Arena& arena, int64_t batch, int64_t seq_len) {
@@ -69,14 +72,18 @@ ops::TpaFactors TpaAttention::carve_factor_grads(ScratchCursor& cursor, int64_t 
   return grads;
 }
 
+TpaAttention::Forward TpaAttention::carve_forward(ScratchCursor& cursor, int64_t B, int64_t T) const {
+  Forward f;
+  f.packed_factors = cursor.take({B * T, weights_.factor_maps.size(0)}, matmul_dtype_);
+  f.workspace = cursor.take({workspace_elements(B, T)});
+  return f;
+}
+
 TpaAttention::Backward TpaAttention::carve_backward(ScratchCursor& cursor, const Tensor& dout, int64_t B,
                                                     int64_t T) const {
   Backward b;
   b.factor_grads = carve_factor_grads(cursor, B, T);
-  ops::TpaFactors& operands = b.factor_grad_operands;
-  const ops::TpaFactors& grads = b.factor_grads;
-  for (auto member : kFactors)
-    if (is_set(grads.*member)) operands.*member = matmul_operand_space(grads.*member, matmul_dtype_, cursor);
+  b.packed_factor_grads = cursor.take({B * T, weights_.factor_maps.size(0)}, matmul_dtype_);
   b.dout = matmul_operand_space(dout, matmul_dtype_, cursor);
   b.dy = cursor.take({B, T, heads_, head_dim_});
   b.workspace = cursor.take({workspace_elements(B, T)});
@@ -84,10 +91,11 @@ TpaAttention::Backward TpaAttention::carve_backward(ScratchCursor& cursor, const
 }
 
 int64_t TpaAttention::scratch_elements(int64_t B, int64_t T) const {
-  ScratchCursor cursor;
+  ScratchCursor forward, backward;
+  carve_forward(forward, B, T);
   // The incoming gradient is the fp32 residual stream's (B·T, d): only its shape and type are read.
-  carve_backward(cursor, Tensor(nullptr, {B * T, weights_.c_proj.size(0)}, DType::F32), B, T);
-  return cursor.used();
+  carve_backward(backward, Tensor(nullptr, {B * T, weights_.c_proj.size(0)}, DType::F32), B, T);
+  return std::max(forward.used(), backward.used());
 }
 
 int64_t TpaAttention::workspace_elements(int64_t B, int64_t T) const {
@@ -95,38 +103,33 @@ int64_t TpaAttention::workspace_elements(int64_t B, int64_t T) const {
                            : ops::tpa_attention_workspace_elements(B, T, heads_, head_dim_);
 }
 
-// T6 keeps B_q and B_k as the linear maps give them: tpa_rotary_attention_* rotates them (on chip
+// One GEMM gives every factor map's output side by side; the split hands the TPA ops contiguous
+// factors. T6 keeps B_q and B_k as the maps give them: tpa_rotary_attention_* rotates them (on chip
 // on the fused path). KVonly contracts k itself, from B_k rotated here.
-void TpaAttention::compute_factors(const LayerContext& context, const Tensor& x) {
-  const int64_t N = context.rows();
-  ops::TpaFactors& f = saved_.factors;
-  if (factorised_query_) {
-    linear_forward(f.A_q, x, weights_.W_A_q, N);
-    linear_forward(f.B_q, x, weights_.W_B_q, N);
-  } else {
-    linear_forward(saved_.q, x, weights_.c_q, N);
+void TpaAttention::compute_factors(const LayerContext& context, const Tensor& x, const Tensor& packed_factors) {
+  linear_forward(packed_factors, x, weights_.factor_maps, context.rows());
+  ops::split_columns(in_weight_order(saved_.factors, saved_.q), packed_factors);
+  if (!factorised_query_) {
     ops::rope_forward(saved_.q, context.rope_cos, context.rope_sin);
+    ops::rope_forward(saved_.factors.B_k, context.rope_cos, context.rope_sin);
   }
-  linear_forward(f.A_k, x, weights_.W_A_k, N);
-  linear_forward(f.A_v, x, weights_.W_A_v, N);
-  linear_forward(f.B_k, x, weights_.W_B_k, N);
-  linear_forward(f.B_v, x, weights_.W_B_v, N);
-  if (!factorised_query_) ops::rope_forward(f.B_k, context.rope_cos, context.rope_sin);
 }
 
 void TpaAttention::forward(const LayerContext& context, const Tensor& x, const Tensor& out) {
-  compute_factors(context, x);
-  ScratchCursor cursor(context.scratch);
   const int64_t B = context.batch, T = context.seq_len;
+  ScratchCursor cursor(context.scratch);
+  const Forward f = carve_forward(cursor, B, T);
+  compute_factors(context, x, f.packed_factors);
   if (factorised_query_) {
     ops::tpa_rotary_attention_forward(saved_.y, saved_.lse, saved_.factors, context.rope_cos, context.rope_sin,
-                                      cursor.take({workspace_elements(B, T)}), context.tpa_attention);
+                                      f.workspace, context.tpa_attention);
   } else {
     // KVonly: k and v from their factors, then plain attention with the plain query.
-    Tensor k = cursor.take({B, T, heads_, head_dim_}), v = cursor.take({B, T, heads_, head_dim_});
+    ScratchCursor parts(f.workspace);
+    Tensor k = parts.take({B, T, heads_, head_dim_}), v = parts.take({B, T, heads_, head_dim_});
     ops::tpa_contract_forward(k, saved_.factors.A_k, saved_.factors.B_k);
     ops::tpa_contract_forward(v, saved_.factors.A_v, saved_.factors.B_v);
-    ops::attention_forward(saved_.y, saved_.lse, saved_.q, k, v, cursor.take({ops::attention_scratch_elements(T, false)}));
+    ops::attention_forward(saved_.y, saved_.lse, saved_.q, k, v, parts.take({ops::attention_scratch_elements(T, false)}));
   }
   linear_forward(out, saved_.y, weights_.c_proj, context.rows());
 }
@@ -158,20 +161,10 @@ void TpaAttention::backward(const LayerContext& context, const Tensor& x, const 
     ops::rope_backward(d.A_q, context.rope_cos, context.rope_sin);
   }
 
-  // The factor gradients enter the weight-gradient matmuls as the saved inputs' type (fp32 until here).
-  const ops::TpaFactors& g = b.factor_grad_operands;
-  for (auto member : kFactors)
-    if (is_set(g.*member)) fill_matmul_operand(g.*member, d.*member);
-  if (factorised_query_) {
-    linear_backward(dx, grads_.W_A_q, g.A_q, x, weights_.W_A_q, N, false);
-    linear_backward(dx, grads_.W_B_q, g.B_q, x, weights_.W_B_q, N, true);
-  } else {
-    linear_backward(dx, grads_.c_q, g.A_q, x, weights_.c_q, N, false);
-  }
-  linear_backward(dx, grads_.W_A_k, g.A_k, x, weights_.W_A_k, N, true);
-  linear_backward(dx, grads_.W_A_v, g.A_v, x, weights_.W_A_v, N, true);
-  linear_backward(dx, grads_.W_B_k, g.B_k, x, weights_.W_B_k, N, true);
-  linear_backward(dx, grads_.W_B_v, g.B_v, x, weights_.W_B_v, N, true);
+  // The factor gradients (fp32 until here) enter the weight matmuls side by side, as the saved
+  // inputs' type: one GEMM for the stacked weights' gradient, one for dx.
+  ops::pack_columns(b.packed_factor_grads, in_weight_order(d, d.A_q));
+  linear_backward(dx, grads_.factor_maps, b.packed_factor_grads, x, weights_.factor_maps, N, false);
 }
 
 }  // namespace t6

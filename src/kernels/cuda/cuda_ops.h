@@ -19,6 +19,8 @@ void add(Tensor out, const Tensor& a, const Tensor& b);
 double sum_of_squares(const std::vector<Tensor>& tensors);
 void fill_zero(Tensor x);
 void cast(Tensor out, const Tensor& x);
+void split_columns(const std::vector<Tensor>& parts, const Tensor& packed);
+void pack_columns(Tensor packed, const std::vector<Tensor>& parts);
 void tensor_list_statistics(Tensor statistics, const std::vector<Tensor>& tensors);
 void sum_into(Tensor total, const Tensor& x, double scale, bool accumulate);
 void copy(Tensor dst, const Tensor& src);
