@@ -45,7 +45,7 @@ constexpr ModelKind kKinds[] = {ModelKind::T6, ModelKind::T6_kvonly, ModelKind::
                                 ModelKind::llama_mla};
 
 int64_t aligned(int64_t elements) { return (elements + 63) / 64 * 64; }  // 256-byte views (ScratchCursor)
-int64_t padded(int64_t heads) { return (heads + 7) / 8 * 8; }             // score rows: whole 8-float lanes
+int64_t padded(int64_t heads) { return (heads + 7) / 8 * 8; }             // score rows, ranks: whole 8-float lanes
 
 // Every call: each padded head's maximum, sum and rescale factor, the output (heads × value width).
 int64_t state_elements(int64_t heads, int64_t width) { return 3 * aligned(padded(heads)) + aligned(heads * width); }
@@ -57,7 +57,8 @@ int64_t expected_kv(int64_t heads, int64_t kv_heads, int64_t key, int64_t value,
   return elements;
 }
 
-// TPA: factorised, the rank pairs (block·R × Rq) and A_qᵀ (Rq × padded heads) of a T6 query, then the
+// TPA: factorised, the rank pairs (block·R × Rq padded to a lane), B̃_qᵀ (D × padded Rq) and A_qᵀ
+// (Rq × padded heads) of a T6 query, then the
 // mixed scores, block scores and value weights (block·R, block, block·R × padded heads); materialised,
 // the query (H × D), the block's k and v (block × H·D) and its scores. A BF16 cache adds the four
 // factor blocks in fp32.
@@ -65,7 +66,7 @@ int64_t expected_tpa(int64_t H, int64_t D, int64_t R, int64_t Rq, int64_t block,
   const int64_t Hp = padded(H);
   int64_t elements = state_elements(H, D);
   if (order == TpaDecodeOrder::factorised) {
-    if (Rq > 0) elements += aligned(block * R * Rq) + aligned(Rq * Hp);
+    if (Rq > 0) elements += aligned(block * R * padded(Rq)) + aligned(D * padded(Rq)) + aligned(Rq * Hp);
     elements += 2 * aligned(block * R * Hp) + aligned(block * Hp);
   } else {
     elements += aligned(H * D) + 2 * aligned(block * H * D) + aligned(block * Hp);
