@@ -31,6 +31,7 @@ class SingleProcessBootstrap final : public Communicator {
   void all_reduce(Tensor, ReduceOp) override { unused("all_reduce"); }
   void reduce_scatter(const Tensor&, Tensor, ReduceOp) override { unused("reduce_scatter"); }
   void all_gather(const Tensor&, Tensor) override { unused("all_gather"); }
+  void reduce(Tensor, ReduceOp, int) override { unused("reduce"); }
   void barrier() override { unused("barrier"); }
   std::unique_ptr<Communicator> split(int, int) override { unused("split"); }
 
