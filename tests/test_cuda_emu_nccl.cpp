@@ -155,7 +155,8 @@ TEST_F(Nccl, ReduceGivesTheRootWhatMpiGivesItAndLeavesTheOthersInFp32AndBf16) {
   const size_t count = 13;
   const int root = world_size() - 1;
   const bool is_root = world_rank() == root;
-  const std::vector<float> mine = rank_values(count, world_rank());
+  // Exact in any summation order: MPI_Reduce and MPI_Ireduce may sum the ranks in different orders.
+  const std::vector<float> mine = widen(rank_bf16(count, world_rank()));
   std::vector<float> expected(count);
   MPI_Reduce(mine.data(), expected.data(), int(count), MPI_FLOAT, MPI_SUM, root, MPI_COMM_WORLD);
   float* in_place = upload(mine);
