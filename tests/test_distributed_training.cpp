@@ -4,7 +4,8 @@
 // gradient accumulation reproduce a single-rank run of the same config and data (per-step loss and
 // gradient norm within 1e-5 relative, final weights by the fixtures' `after.` rule), for T6 with a
 // head count that does not divide by the TP size and for the baselines, MLA at TP2×DP2 (± ZeRO-1)
-// and TP4 (6 heads split 2, 2, 1, 1), and global batches that the DP size does not divide. A replicated W_B_* (or MLA latent projection or norm) whose
+// and TP4 (6 heads split 2, 2, 1, 1), and global batches that the DP size does not divide; the DP
+// gradients are reduced in small buckets during the backward (ZeRO-1: each piece to its owner). A replicated W_B_* (or MLA latent projection or norm) whose
 // gradient is not reduced over TP changes the TP runs' gradient norms and weights, so this fails.
 #include <gtest/gtest.h>
 
@@ -24,9 +25,16 @@ using namespace t6::testing;
 
 namespace {
 
+// DP buckets of 13107 gradient elements, so that every block's gradients are reduced in several
+// buckets while the backward goes on (the default 64 MiB would hold the whole model in one): a
+// bucket reduced before its gradients are final, or (ZeRO-1) a piece reduced to a rank that does
+// not own it, changes the results.
+constexpr double kSmallBucketMib = 0.05;
+
 void expect_matches_single_rank(RunConfig config, int tp, bool zero1) {
   config.parallel.tp = tp;
   config.parallel.zero1 = zero1;
+  config.parallel.bucket_mib = kSmallBucketMib;
 
   // The reference: every rank trains the same model alone (MPI_COMM_SELF), in its own run dir.
   ProcessGrid single(communicator_of(MPI_COMM_SELF), 1, 0);
