@@ -101,6 +101,23 @@ TEST_F(NcclCommunicatorTest, InPlaceReduceScatterAndAllGather) {
   EXPECT_EQ(buffer.download(), kValues);
 }
 
+TEST_F(NcclCommunicatorTest, ReduceToTheOnlyRankKeepsValuesAndOthersAreRefused) {
+  for (ReduceOp op : {ReduceOp::Sum, ReduceOp::Avg}) {
+    DeviceArray<float> buffer(kValues);
+    comm_->start_reduce(buffer.view(), op, 0);
+    comm_->finish_started();
+    comm_->synchronize();
+    EXPECT_EQ(buffer.download(), kValues) << reduce_op_name(op);
+  }
+  DeviceArray<float> buffer(kValues);
+  try {
+    comm_->reduce(buffer.view(), ReduceOp::Sum, 1);
+    FAIL() << "a root outside the group should be refused";
+  } catch (const Error& error) {
+    EXPECT_STREQ(error.what(), "NCCL reduce: root 1 is not a rank of a group of 1");
+  }
+}
+
 TEST_F(NcclCommunicatorTest, BroadcastAndBarrier) {
   DeviceArray<int32_t> buffer(std::vector<int32_t>{4, -5, 6});
   comm_->broadcast(buffer.view(), 0);
