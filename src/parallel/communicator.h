@@ -38,11 +38,11 @@ class Communicator {
   virtual void broadcast(Tensor buffer, int root) = 0;
   virtual void barrier() = 0;
 
-  // Overlap with the caller's later work: like all_reduce, reduce_scatter and reduce, ordered after what
-  // the caller queued before, but the caller's later work may run before they finish, until
-  // finish_started(). The buffers must not be touched in between. A communicator that finishes
-  // each collective at once (MPI) needs nothing more than these defaults; NCCL runs them on its
-  // own stream, which the compute stream waits for only at finish_started().
+  // Overlap with the caller's later work: like all_reduce, reduce_scatter and reduce, ordered after
+  // what the caller queued before, but the caller's later work may run before they finish, until
+  // finish_started(). The buffers must not be touched in between. A communicator that finishes each
+  // collective at once (MPI) needs nothing more than these defaults; NCCL runs them on its own
+  // stream, which the compute stream waits for only at finish_started().
   virtual void start_all_reduce(Tensor buffer, ReduceOp op) { all_reduce(std::move(buffer), op); }
   virtual void start_reduce_scatter(const Tensor& input, Tensor output, ReduceOp op) {
     reduce_scatter(input, std::move(output), op);

@@ -6,7 +6,8 @@
 // gradients-ready callback), while the backward goes on down the layers. Plain DP all-reduces a
 // bucket; ZeRO-1 reduces each piece of it to the DP rank whose shard holds that piece (one reduce
 // per shard the bucket meets), so that each rank ends with the mean of its shard, as a
-// reduce-scatter of the whole buffer would give, in the same bytes on the wire.
+// reduce-scatter of the whole buffer would give (a ring passes each piece on once, as in a ring
+// reduce-scatter, so a rank sends as many bytes).
 #pragma once
 #include <memory>
 #include <vector>

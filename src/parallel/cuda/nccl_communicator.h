@@ -2,9 +2,9 @@
 // a stream of its own and is ordered against the caller's compute stream by events, never by the
 // host: a collective's stream waits for the work queued on the compute stream before the call, and
 // the compute stream waits for the collective before its later work (at once, or at
-// finish_started() for start_all_reduce / start_reduce_scatter / start_reduce, so that a gradient bucket's
-// reduction overlaps the rest of the backward). Calls return before the device is done; host code
-// that reads a result synchronises the compute stream. barrier() synchronises.
+// finish_started() for start_all_reduce / start_reduce_scatter / start_reduce, so that a gradient
+// bucket's reduction overlaps the rest of the backward). Calls return before the device is done;
+// host code that reads a result synchronises the compute stream. barrier() synchronises.
 #pragma once
 #include <cuda_runtime.h>
 #include <nccl.h>
