@@ -172,7 +172,9 @@ TEST_F(Nccl, ReduceGivesTheRootWhatMpiGivesItAndLeavesTheOthersInFp32AndBf16) {
   for (float& value : average) value /= float(world_size());
   ASSERT_EQ(ncclReduce(input, output, count, ncclFloat32, ncclAvg, root, comm_, stream_), ncclSuccess);
   ASSERT_EQ(cudaStreamSynchronize(stream_), cudaSuccess);
-  if (is_root) EXPECT_EQ(download(output, count), average);
+  if (is_root) {
+    EXPECT_EQ(download(output, count), average);
+  }
 
   const std::vector<uint16_t> mine_bf16 = rank_bf16(count, world_rank());
   std::vector<float> expected_bf16(count);

@@ -63,7 +63,9 @@ void expect_same_as_mpi(Communicator& mpi, Communicator& nccl, int world_rank) {
       mpi.reduce(view_of(host), op, root);
       nccl.reduce(device.view(), op, root);
       // Only the root's buffer is defined.
-      if (mpi.rank() == root) EXPECT_EQ(device.download(), host) << "reduce " << reduce_op_name(op) << " to " << root;
+      if (mpi.rank() == root) {
+        EXPECT_EQ(device.download(), host) << "reduce " << reduce_op_name(op) << " to " << root;
+      }
     }
   const int64_t share = 3;
   std::vector<T> input = values_of<T>(world_rank, share * mpi.size()), output(size_t(share), T(-1));
