@@ -102,6 +102,7 @@ class FailingPeer final : public Communicator {
   void all_reduce(Tensor, ReduceOp) override {}
   void reduce_scatter(const Tensor&, Tensor, ReduceOp) override {}
   void all_gather(const Tensor&, Tensor) override {}
+  void reduce(Tensor, ReduceOp, int) override {}
   void broadcast(Tensor, int) override {}
   void barrier() override {}
   std::unique_ptr<Communicator> split(int, int) override { return nullptr; }

@@ -1,6 +1,7 @@
 // ctest-mpi-ranks: 4
-// MpiCommunicator: every collective against values worked out by hand, on the world and on the TP
-// and DP groups of a 2x2 grid, for F32 and F64, in place and not, plus the argument errors.
+// MpiCommunicator: every collective against values worked out by hand (reduce to every root), on
+// the world and on the TP and DP groups of a 2x2 grid, for F32 and F64, in place and not, plus the
+// argument errors.
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -140,6 +141,22 @@ TYPED_TEST(CommunicatorTyped, BroadcastFromEveryRoot) {
   }
 }
 
+// Only the root's buffer is defined afterwards; MPI's others only send, so theirs keep their values.
+TYPED_TEST(CommunicatorTyped, ReduceGivesTheRootTheReductionInPlace) {
+  using T = TypeParam;
+  auto world = make_mpi_world_communicator();
+  const int64_t count = 7;
+  for (int root = 0; root < 4; ++root)
+    for (ReduceOp op : {ReduceOp::Sum, ReduceOp::Avg, ReduceOp::Max}) {
+      std::vector<T> buffer = values_of<T>(world->rank(), count);
+      world->reduce(view_of(buffer), op, root);
+      for (int64_t i = 0; i < count; ++i) {
+        const T expected = world->rank() == root ? reduced<T>(all_world_ranks(4), i, op) : value_of<T>(world->rank(), i);
+        EXPECT_EQ(buffer[size_t(i)], expected) << reduce_op_name(op) << " to root " << root << " element " << i;
+      }
+    }
+}
+
 TEST(Communicator, IntegerSumAndMax) {
   auto world = make_mpi_world_communicator();
   // Beyond 2^32, so a 32-bit path would show.
@@ -263,6 +280,9 @@ TEST(Communicator, SizeAndTypeMismatchesAreClearErrors) {
   expect_error([&] { world->all_reduce(view_of(integers), ReduceOp::Avg); },
                "avg needs a floating-point buffer, got I32");
   expect_error([&] { world->broadcast(view_of(three), 4); }, "MPI broadcast: root 4 is not a rank of a group of 4");
+  expect_error([&] { world->reduce(view_of(three), ReduceOp::Sum, -1); },
+               "MPI reduce: root -1 is not a rank of a group of 4");
+  expect_error([&] { world->reduce(view_of(integers), ReduceOp::Avg, 0); }, "avg needs a floating-point buffer, got I32");
   // Device buffers are staged through pinned memory (test_device_training_ranks), but one collective
   // does not mix a device input with a host output.
   expect_error([&] { world->reduce_scatter(Tensor(twelve.data(), {12}, DType::F32, Device::CUDA), view_of(three), ReduceOp::Sum); },

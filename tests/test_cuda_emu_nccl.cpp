@@ -2,7 +2,7 @@
 // ctest-requires: T6_CUDA_EMU
 // ctest-mpi-ranks: 4
 // The emulated NCCL over MPI (src/cuda_emu/nccl_over_mpi.cpp) on device buffers: all-reduce,
-// reduce-scatter, all-gather and broadcast in fp32 and bf16 against MPI's own results on host
+// reduce-scatter, reduce, all-gather and broadcast in fp32 and bf16 against MPI's own results on host
 // buffers, in place and not, CommSplit into groups, and stream order (a collective sees the work
 // queued before it on its stream), and ncclCommAbort from another thread ending a collective that a
 // peer never joins.
@@ -148,6 +148,44 @@ TEST_F(Nccl, ReduceScatterMatchesMpiInFp32AndBf16) {
   EXPECT_EQ(widen(download(bf16_output, share)), expected_bf16);
   for (void* buffer : {static_cast<void*>(input), static_cast<void*>(output), static_cast<void*>(in_place),
                        static_cast<void*>(bf16_input), static_cast<void*>(bf16_output)})
+    cudaFree(buffer);
+}
+
+TEST_F(Nccl, ReduceGivesTheRootWhatMpiGivesItAndLeavesTheOthersInFp32AndBf16) {
+  const size_t count = 13;
+  const int root = world_size() - 1;
+  const bool is_root = world_rank() == root;
+  // Exact in any summation order: MPI_Reduce and MPI_Ireduce may sum the ranks in different orders.
+  const std::vector<float> mine = widen(rank_bf16(count, world_rank()));
+  std::vector<float> expected(count);
+  MPI_Reduce(mine.data(), expected.data(), int(count), MPI_FLOAT, MPI_SUM, root, MPI_COMM_WORLD);
+  float* in_place = upload(mine);
+  float* input = upload(mine);
+  float* output = upload(std::vector<float>(count, -1.0f));
+  ASSERT_EQ(ncclReduce(in_place, in_place, count, ncclFloat32, ncclSum, root, comm_, stream_), ncclSuccess);
+  ASSERT_EQ(ncclReduce(input, output, count, ncclFloat32, ncclSum, root, comm_, stream_), ncclSuccess);
+  ASSERT_EQ(cudaStreamSynchronize(stream_), cudaSuccess);
+  EXPECT_EQ(download(in_place, count), is_root ? expected : mine);
+  EXPECT_EQ(download(output, count), is_root ? expected : std::vector<float>(count, -1.0f));
+  EXPECT_EQ(download(input, count), mine) << "an out-of-place reduce leaves its input";
+  std::vector<float> average = expected;
+  for (float& value : average) value /= float(world_size());
+  ASSERT_EQ(ncclReduce(input, output, count, ncclFloat32, ncclAvg, root, comm_, stream_), ncclSuccess);
+  ASSERT_EQ(cudaStreamSynchronize(stream_), cudaSuccess);
+  if (is_root) {
+    EXPECT_EQ(download(output, count), average);
+  }
+
+  const std::vector<uint16_t> mine_bf16 = rank_bf16(count, world_rank());
+  std::vector<float> expected_bf16(count);
+  MPI_Reduce(widen(mine_bf16).data(), expected_bf16.data(), int(count), MPI_FLOAT, MPI_SUM, root, MPI_COMM_WORLD);
+  uint16_t* bf16 = upload(mine_bf16);
+  ASSERT_EQ(ncclReduce(bf16, bf16, count, ncclBfloat16, ncclSum, root, comm_, stream_), ncclSuccess);
+  ASSERT_EQ(cudaStreamSynchronize(stream_), cudaSuccess);
+  EXPECT_EQ(widen(download(bf16, count)), is_root ? expected_bf16 : widen(mine_bf16));
+  EXPECT_EQ(ncclReduce(input, output, count, ncclFloat32, ncclSum, world_size(), comm_, stream_), ncclInvalidArgument);
+  for (void* buffer : {static_cast<void*>(in_place), static_cast<void*>(input), static_cast<void*>(output),
+                       static_cast<void*>(bf16)})
     cudaFree(buffer);
 }
 

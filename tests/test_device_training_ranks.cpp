@@ -5,9 +5,11 @@
 // device per process), reducing over each communicator: MPI, with device buffers staged through
 // pinned memory (so that ranks can share one GPU), and NCCL (emulated over MPI in CI; on real GPUs
 // one GPU per rank, which one GPU cannot give: there the NCCL cases need as many GPUs as ranks).
-// TP2, DP2 with ZeRO-1 (each on two ranks) and TP2×DP2 (on four; plain DP, whose gradient buckets
-// are reduced while the backward goes on) reproduce a one-rank CUDA run of the same tiny T6
-// (losses and gradient norms within the bf16 tolerance below). A W_B_*
+// TP2, DP2 with ZeRO-1 (each on two ranks) and TP2×DP2 with and without ZeRO-1 (on four)
+// reproduce a one-rank CUDA run of the same tiny T6 (losses and gradient norms within the bf16
+// tolerance below); their DP gradients are reduced in small buckets while the backward goes on
+// (plain DP all-reduces each; ZeRO-1 reduces each piece to the rank that owns it), and TP2×DP2
+// with ZeRO-1 over NCCL gives the same bits run to run. A W_B_*
 // gradient not reduced over TP changes the TP runs' gradient norms, so this fails. Under NCCL the
 // emulated runtime counts that a steady step waits for the device once and allocates nothing.
 // Skipped without a GPU.
@@ -55,6 +57,10 @@ RunConfig device_config(int tp, bool zero1, const std::string& communicator = "m
   config.train.global_batch_size = 4;
   config.train.micro_batch_size = 1;
   config.train.max_steps = kSteps;
+  // DP buckets of 13107 gradient elements: each block's gradients are reduced in several buckets
+  // while the backward goes on (ZeRO-1: each piece to the rank that owns it), where the default
+  // 64 MiB would hold the whole model in one.
+  config.parallel.bucket_mib = 0.05;
   return config;
 }
 
@@ -143,6 +149,23 @@ TEST_P(DeviceTrainingRanks, DataParallel2Zero1) {
 
 TEST_P(DeviceTrainingRanks, TensorParallel2DataParallel2) {
   expect_matches_single_rank(MPI_COMM_WORLD, shared_run_dir("tp2dp2-" + GetParam()), 2, false, GetParam());
+  EXPECT_TRUE(all_ranks_agree(!::testing::Test::HasFailure()));
+}
+
+// Under NCCL trained twice, for the same bits run to run: the buckets' reduces run on NCCL's
+// stream while the backward goes on, ordered only by events.
+TEST_P(DeviceTrainingRanks, TensorParallel2DataParallel2Zero1) {
+  const std::string run_dir = shared_run_dir("tp2dp2-zero1-" + GetParam());
+  expect_matches_single_rank(MPI_COMM_WORLD, run_dir, 2, true, GetParam());
+  if (GetParam() == "nccl") {
+    const std::string again = shared_run_dir("tp2dp2-zero1-again-" + GetParam());
+    expect_matches_single_rank(MPI_COMM_WORLD, again, 2, true, GetParam());
+    if (world_rank() == 0) {
+      const StepRecords first = read_step_records(run_dir), second = read_step_records(again);
+      EXPECT_EQ(first.losses, second.losses);
+      EXPECT_EQ(first.grad_norms, second.grad_norms);
+    }
+  }
   EXPECT_TRUE(all_ranks_agree(!::testing::Test::HasFailure()));
 }
 

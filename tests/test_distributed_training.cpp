@@ -4,7 +4,9 @@
 // gradient accumulation reproduce a single-rank run of the same config and data (per-step loss and
 // gradient norm within 1e-5 relative, final weights by the fixtures' `after.` rule), for T6 with a
 // head count that does not divide by the TP size and for the baselines, MLA at TP2×DP2 (± ZeRO-1)
-// and TP4 (6 heads split 2, 2, 1, 1), and global batches that the DP size does not divide. A replicated W_B_* (or MLA latent projection or norm) whose
+// and TP4 (6 heads split 2, 2, 1, 1), and global batches that the DP size does not divide; the DP
+// gradients are reduced in small buckets during the backward (ZeRO-1: each piece to its owner);
+// DP4 with ZeRO-1 gives the same bits run to run. A replicated W_B_* (or MLA latent projection or norm) whose
 // gradient is not reduced over TP changes the TP runs' gradient norms and weights, so this fails.
 #include <gtest/gtest.h>
 
@@ -24,9 +26,16 @@ using namespace t6::testing;
 
 namespace {
 
+// DP buckets of 13107 gradient elements, so that every block's gradients are reduced in several
+// buckets while the backward goes on (the default 64 MiB would hold the whole model in one): a
+// bucket reduced before its gradients are final, or (ZeRO-1) a piece reduced to a rank that does
+// not own it, changes the results.
+constexpr double kSmallBucketMib = 0.05;
+
 void expect_matches_single_rank(RunConfig config, int tp, bool zero1) {
   config.parallel.tp = tp;
   config.parallel.zero1 = zero1;
+  config.parallel.bucket_mib = kSmallBucketMib;
 
   // The reference: every rank trains the same model alone (MPI_COMM_SELF), in its own run dir.
   ProcessGrid single(communicator_of(MPI_COMM_SELF), 1, 0);
@@ -83,6 +92,28 @@ TEST(DistributedTraining, T6DataParallel4Zero1) {
 
 TEST(DistributedTraining, T6TensorParallel2DataParallel2Zero1) {
   expect_matches_single_rank(tiny_run_config(ModelKind::T6, shared_corpus()), 2, true);
+}
+
+// The same layout trained twice gives the same bits: the ZeRO-1 buckets, reduced piece by piece
+// to their owners while the backward goes on, sum in a fixed order.
+TEST(DistributedTraining, T6DataParallel4Zero1IsBitIdenticalRunToRun) {
+  RunConfig config = tiny_run_config(ModelKind::T6, shared_corpus());
+  config.parallel.zero1 = true;
+  config.parallel.bucket_mib = kSmallBucketMib;
+  config.train.max_steps = 3;
+  std::string run_dirs[2];
+  for (std::string& run_dir : run_dirs) {
+    ProcessGrid grid(communicator_of(MPI_COMM_WORLD), 1, 0);
+    run_dir = shared_run_dir("bit-identical");
+    Trainer(config, grid, run_dir).run();
+  }
+  if (world_rank() == 0) {
+    const StepRecords first = read_step_records(run_dirs[0]), second = read_step_records(run_dirs[1]);
+    ASSERT_EQ(first.losses.size(), size_t(config.train.max_steps));
+    EXPECT_EQ(first.losses, second.losses);
+    EXPECT_EQ(first.grad_norms, second.grad_norms);
+  }
+  EXPECT_TRUE(all_ranks_agree(!::testing::Test::HasFailure()));
 }
 
 // A global batch that the DP size does not divide (train/batch_split.h): 10 sequences on 4 DP ranks

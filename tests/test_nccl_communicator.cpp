@@ -31,6 +31,7 @@ class SingleProcessBootstrap final : public Communicator {
   void all_reduce(Tensor, ReduceOp) override { unused("all_reduce"); }
   void reduce_scatter(const Tensor&, Tensor, ReduceOp) override { unused("reduce_scatter"); }
   void all_gather(const Tensor&, Tensor) override { unused("all_gather"); }
+  void reduce(Tensor, ReduceOp, int) override { unused("reduce"); }
   void barrier() override { unused("barrier"); }
   std::unique_ptr<Communicator> split(int, int) override { unused("split"); }
 
@@ -98,6 +99,23 @@ TEST_F(NcclCommunicatorTest, InPlaceReduceScatterAndAllGather) {
   comm_->all_gather(buffer.view(), buffer.view());
   comm_->synchronize();
   EXPECT_EQ(buffer.download(), kValues);
+}
+
+TEST_F(NcclCommunicatorTest, ReduceToTheOnlyRankKeepsValuesAndOthersAreRefused) {
+  for (ReduceOp op : {ReduceOp::Sum, ReduceOp::Avg}) {
+    DeviceArray<float> buffer(kValues);
+    comm_->start_reduce(buffer.view(), op, 0);
+    comm_->finish_started();
+    comm_->synchronize();
+    EXPECT_EQ(buffer.download(), kValues) << reduce_op_name(op);
+  }
+  DeviceArray<float> buffer(kValues);
+  try {
+    comm_->reduce(buffer.view(), ReduceOp::Sum, 1);
+    FAIL() << "a root outside the group should be refused";
+  } catch (const Error& error) {
+    EXPECT_STREQ(error.what(), "NCCL reduce: root 1 is not a rank of a group of 1");
+  }
 }
 
 TEST_F(NcclCommunicatorTest, BroadcastAndBarrier) {

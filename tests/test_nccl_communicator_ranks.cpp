@@ -2,9 +2,10 @@
 // ctest-requires: T6_CUDA_EMU
 // ctest-mpi-ranks: 4
 // NcclCommunicator across 4 ranks, one emulated GPU each (T6_EMU_DEVICES=4, device = rank, as on a
-// 4-GPU node), which a single real GPU cannot host: every collective on device buffers must give
-// exactly what MpiCommunicator gives on host copies of the same values, on the world and on the TP
-// and DP groups of a 2x2 grid. BF16 sums, which MPI cannot reduce, against sums worked out here.
+// 4-GPU node), which a single real GPU cannot host: every collective on device buffers (reduce to
+// every root included) must give exactly what MpiCommunicator gives on host copies of the same
+// values, on the world and on the TP and DP groups of a 2x2 grid; so must MpiCommunicator itself
+// on device buffers, which it stages through pinned memory. BF16 sums, which MPI cannot reduce, against sums worked out here.
 #include <gtest/gtest.h>
 #include <cuda_runtime.h>
 
@@ -44,7 +45,8 @@ Tensor view_of(std::vector<T>& values, DType dtype = dtype_of<T>()) {
 }
 
 
-// Every collective of `nccl` against the same one of `mpi` (the same group), F32 and F64.
+// Every collective of `nccl` (on device buffers) against the same one of `mpi` (the same group) on
+// host buffers, F32 and F64.
 template <class T>
 void expect_same_as_mpi(Communicator& mpi, Communicator& nccl, int world_rank) {
   for (ReduceOp op : {ReduceOp::Sum, ReduceOp::Avg, ReduceOp::Max}) {
@@ -54,6 +56,17 @@ void expect_same_as_mpi(Communicator& mpi, Communicator& nccl, int world_rank) {
     nccl.all_reduce(device.view(), op);
     EXPECT_EQ(device.download(), host) << "all_reduce " << reduce_op_name(op);
   }
+  for (int root = 0; root < mpi.size(); ++root)
+    for (ReduceOp op : {ReduceOp::Sum, ReduceOp::Avg}) {
+      std::vector<T> host = values_of<T>(world_rank, 6);
+      DeviceArray<T> device(host);
+      mpi.reduce(view_of(host), op, root);
+      nccl.reduce(device.view(), op, root);
+      // Only the root's buffer is defined.
+      if (mpi.rank() == root) {
+        EXPECT_EQ(device.download(), host) << "reduce " << reduce_op_name(op) << " to " << root;
+      }
+    }
   const int64_t share = 3;
   std::vector<T> input = values_of<T>(world_rank, share * mpi.size()), output(size_t(share), T(-1));
   DeviceArray<T> device_input(input), device_output(output);
@@ -98,6 +111,11 @@ TEST_F(NcclCommunicatorRanks, EachRankHasItsOwnDevice) {
 TEST_F(NcclCommunicatorRanks, WorldCollectivesMatchMpi) {
   expect_same_as_mpi<float>(*mpi_, *nccl_, mpi_->rank());
   expect_same_as_mpi<double>(*mpi_, *nccl_, mpi_->rank());
+}
+
+// The MPI communicator stages device buffers through pinned memory: the same results as on the host.
+TEST_F(NcclCommunicatorRanks, MpiStagingDeviceBuffersMatchesMpiOnTheHost) {
+  expect_same_as_mpi<float>(*mpi_, *mpi_, mpi_->rank());
 }
 
 TEST_F(NcclCommunicatorRanks, GroupsOfATwoByTwoGridMatchMpi) {

@@ -307,6 +307,7 @@ TEST(ConfigErrors, ImpossibleValuesNameFileAndKey) {
       {{"train.lr_decay_steps=50"}, {"train.lr_decay_steps", "train.warmup_steps"}},
       {{"train.max_skipped_steps=0"}, {"train.max_skipped_steps"}},
       {{"parallel.timeout_s=0"}, {"parallel.timeout_s"}},
+      {{"parallel.bucket_mib=0"}, {"parallel.bucket_mib", "(0, 4096]"}},
       {{"checkpoint.resume=sometimes"}, {"checkpoint.resume", "sometimes"}},
       {{"model.head_dim=15"}, {"model.head_dim"}},
       {{"model.kind=llama_mla", "model.qk_rope_head_dim=7"}, {"model.qk_rope_head_dim"}},

@@ -1,15 +1,16 @@
-// The NCCL subset t6 uses, over Open MPI, so that multi-rank tests of device code run under
-// `mpirun -np 2..4` on one machine. A communicator is an MPI communicator: ncclCommInitRank splits
-// MPI_COMM_WORLD with the unique id as colour (so every world rank must take part, as they do in
-// t6), ncclCommSplit is MPI_Comm_split. A communicator of one rank needs no MPI at all, which lets a
-// single process without mpirun use NCCL as on one GPU. Each collective flushes its stream and then
-// runs as device work at once (device memory readable), because lazy execution could deadlock
-// against host-side MPI. Sums, products, maxima and minima in every integer and float type plus
-// bf16 (custom MPI ops that round each step to bf16, as NCCL does); averages are sums divided by
-// the rank count. A collective runs on host copies of its buffers and waits for its MPI request by
-// polling, so that ncclCommAbort, called from another host thread (a watchdog) while a peer never
-// joins, ends it: the collective fails as device work (the device's sticky error, as an aborted NCCL
-// kernel leaves it) and ncclCommGetAsyncError reports ncclRemoteError from then on.
+// The NCCL subset t6 uses (all-reduce, reduce-scatter, reduce, all-gather, broadcast), over Open
+// MPI, so that multi-rank tests of device code run under `mpirun -np 2..4` on one machine. A
+// communicator is an MPI communicator: ncclCommInitRank splits MPI_COMM_WORLD with the unique id as
+// colour (so every world rank must take part, as they do in t6), ncclCommSplit is MPI_Comm_split. A
+// communicator of one rank needs no MPI at all, which lets a single process without mpirun use NCCL
+// as on one GPU. Each collective flushes its stream and then runs as device work at once (device
+// memory readable), because lazy execution could deadlock against host-side MPI. Sums, products,
+// maxima and minima in every integer and float type plus bf16 (custom MPI ops that round each step
+// to bf16, as NCCL does); averages are sums divided by the rank count. A collective runs on host
+// copies of its buffers and waits for its MPI request by polling, so that ncclCommAbort, called
+// from another host thread (a watchdog) while a peer never joins, ends it: the collective fails as
+// device work (the device's sticky error, as an aborted NCCL kernel leaves it) and
+// ncclCommGetAsyncError reports ncclRemoteError from then on.
 #include <nccl.h>
 
 #include <atomic>
@@ -392,6 +393,34 @@ ncclResult_t ncclReduceScatter(const void* send, void* recv, size_t recv_count, 
       MPI_Ireduce_scatter_block(b.send.data(), b.recv.data(), int(recv_count), mpi_type, mpi_op, comm->mpi, &b.request);
     });
     if (op == ncclAvg) finish_average(recv, recv_count, type, comm->size);
+  });
+}
+
+// The root's recvbuff gets the reduction; the others' recvbuff is not touched, as with NCCL.
+ncclResult_t ncclReduce(const void* send, void* recv, size_t count, ncclDataType_t type, ncclRedOp_t op, int root,
+                        ncclComm_t comm, cudaStream_t stream) {
+  const char* call = "ncclReduce";
+  const size_t bytes = count * type_bytes(type);
+  MPI_Datatype mpi_type = MPI_DATATYPE_NULL;
+  MPI_Op mpi_op = MPI_OP_NULL;
+  if (const ncclResult_t result = reduction_for(call, comm, type, op, &mpi_type, &mpi_op)) return result;
+  if (comm && (root < 0 || root >= comm->size))
+    return failure(ncclInvalidArgument, std::string(call) + ": root " + std::to_string(root) + " of " +
+                                            std::to_string(comm->size) + " ranks");
+  const bool is_root = comm && comm->rank == root;
+  if (const ncclResult_t result = check_collective(call, comm, send, bytes, recv, is_root ? bytes : 0, count))
+    return result;
+  return run_on_stream(call, stream, [=] {
+    if (comm->mpi == MPI_COMM_NULL) {
+      if (send != recv) std::memmove(recv, send, bytes);
+      return;
+    }
+    // A rank that is not the root receives nothing: its copy out is of no bytes.
+    run_collective(comm, call, send, bytes, recv, is_root ? bytes : 0, [&](CollectiveBuffers& b) {
+      MPI_Ireduce(b.send.data(), is_root ? b.recv.data() : nullptr, int(count), mpi_type, mpi_op, root, comm->mpi,
+                  &b.request);
+    });
+    if (is_root && op == ncclAvg) finish_average(recv, count, type, comm->size);
   });
 }
 

@@ -22,6 +22,11 @@ void check_reduction(const CollectiveBackend& backend, const char* collective, D
            dtype_name(dtype), " (reduce with sum and divide explicitly)");
 }
 
+void check_root(const CollectiveBackend& backend, const char* collective, int root, int group_size) {
+  T6_CHECK(0 <= root && root < group_size, backend.name, " ", collective, ": root ", root,
+           " is not a rank of a group of ", group_size);
+}
+
 bool ranges_overlap(const Tensor& a, const Tensor& b) {
   const auto a_begin = reinterpret_cast<uintptr_t>(a.raw());
   const auto b_begin = reinterpret_cast<uintptr_t>(b.raw());
@@ -64,10 +69,15 @@ void check_all_gather(const CollectiveBackend& backend, const Tensor& input, con
   check_chunked(backend, "all_gather", input, output, group_size, rank, "input", "output");
 }
 
+void check_reduce(const CollectiveBackend& backend, const Tensor& buffer, ReduceOp op, int root, int group_size) {
+  check_buffer(backend, "reduce", "in-place", buffer);
+  check_reduction(backend, "reduce", buffer.dtype(), op);
+  check_root(backend, "reduce", root, group_size);
+}
+
 void check_broadcast(const CollectiveBackend& backend, const Tensor& buffer, int root, int group_size) {
   check_buffer(backend, "broadcast", "in-place", buffer);
-  T6_CHECK(0 <= root && root < group_size, backend.name, " broadcast: root ", root, " is not a rank of a group of ",
-           group_size);
+  check_root(backend, "broadcast", root, group_size);
 }
 
 }  // namespace t6

@@ -18,6 +18,7 @@ void check_reduce_scatter(const CollectiveBackend& backend, const Tensor& input,
                           int group_size, int rank);
 void check_all_gather(const CollectiveBackend& backend, const Tensor& input, const Tensor& output, int group_size,
                       int rank);
+void check_reduce(const CollectiveBackend& backend, const Tensor& buffer, ReduceOp op, int root, int group_size);
 void check_broadcast(const CollectiveBackend& backend, const Tensor& buffer, int root, int group_size);
 
 // True when part is exactly chunk `index` of whole (same dtype, chunks of part.numel() elements):

@@ -31,19 +31,23 @@ class Communicator {
   // output holds size() * input.numel() elements; chunk r comes from rank r.
   // In place when input is chunk rank() of output.
   virtual void all_gather(const Tensor& input, Tensor output) = 0;
+  // In place: root ends with the reduction of all ranks' buffers; the other ranks' buffers are left
+  // undefined (ZeRO-1 reduces each gradient segment to the rank that owns it).
+  virtual void reduce(Tensor buffer, ReduceOp op, int root) = 0;
   // In place: every rank ends with root's buffer.
   virtual void broadcast(Tensor buffer, int root) = 0;
   virtual void barrier() = 0;
 
-  // Overlap with the caller's later work: like all_reduce and reduce_scatter, ordered after what
-  // the caller queued before, but the caller's later work may run before they finish, until
-  // finish_started(). The buffers must not be touched in between. A communicator that finishes
-  // each collective at once (MPI) needs nothing more than these defaults; NCCL runs them on its
-  // own stream, which the compute stream waits for only at finish_started().
+  // Overlap with the caller's later work: like all_reduce, reduce_scatter and reduce, ordered after
+  // what the caller queued before, but the caller's later work may run before they finish, until
+  // finish_started(). The buffers must not be touched in between. A communicator that finishes each
+  // collective at once (MPI) needs nothing more than these defaults; NCCL runs them on its own
+  // stream, which the compute stream waits for only at finish_started().
   virtual void start_all_reduce(Tensor buffer, ReduceOp op) { all_reduce(std::move(buffer), op); }
   virtual void start_reduce_scatter(const Tensor& input, Tensor output, ReduceOp op) {
     reduce_scatter(input, std::move(output), op);
   }
+  virtual void start_reduce(Tensor buffer, ReduceOp op, int root) { reduce(std::move(buffer), op, root); }
   virtual void finish_started() {}
 
   // For communicators whose collectives the host does not wait in (NCCL's run on the device): an

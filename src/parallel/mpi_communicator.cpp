@@ -172,6 +172,25 @@ void MpiCommunicator::all_gather(const Tensor& input, Tensor output) {
   probes_.wait(request, describe("all_gather", output));
 }
 
+void MpiCommunicator::reduce(Tensor buffer, ReduceOp op, int root) {
+  if (on_device(buffer)) {
+    const Tensor host = host_view(staging(buffer.bytes()), buffer);
+    stage_down(host, buffer);
+    reduce(host, op, root);
+    if (rank_ == root) stage_up(buffer, host);  // the others' results are undefined: nothing to copy back
+    return;
+  }
+  check_reduce(kMpiBackend, buffer, op, root, size_);
+  const MPI_Datatype datatype = mpi_reduction_datatype(buffer.dtype(), "reduce");
+  const bool is_root = rank_ == root;
+  MPI_Request request;
+  // The root reduces in place; the others only send (their receive buffer is ignored).
+  T6_MPI_CHECK(MPI_Ireduce(is_root ? MPI_IN_PLACE : buffer.raw(), is_root ? buffer.raw() : nullptr,
+                           mpi_count(buffer, "reduce"), datatype, mpi_op(op), root, comm_, &request));
+  probes_.wait(request, describe("reduce", buffer, reduce_op_name(op)));
+  if (is_root) finish_average(buffer, op, size_);
+}
+
 void MpiCommunicator::broadcast(Tensor buffer, int root) {
   if (on_device(buffer)) {
     const Tensor host = host_view(staging(buffer.bytes()), buffer);

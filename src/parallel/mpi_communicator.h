@@ -32,6 +32,7 @@ class MpiCommunicator final : public Communicator {
   void all_reduce(Tensor buffer, ReduceOp op) override;
   void reduce_scatter(const Tensor& input, Tensor output, ReduceOp op) override;
   void all_gather(const Tensor& input, Tensor output) override;
+  void reduce(Tensor buffer, ReduceOp op, int root) override;
   void broadcast(Tensor buffer, int root) override;
   void barrier() override;
   std::unique_ptr<Communicator> split(int color, int key) override;

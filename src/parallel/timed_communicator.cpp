@@ -26,6 +26,10 @@ void TimedCommunicator::all_gather(const Tensor& input, Tensor output) {
   timed([&] { inner_->all_gather(input, output); });
 }
 
+void TimedCommunicator::reduce(Tensor buffer, ReduceOp op, int root) {
+  timed([&] { inner_->reduce(buffer, op, root); });
+}
+
 void TimedCommunicator::broadcast(Tensor buffer, int root) {
   timed([&] { inner_->broadcast(buffer, root); });
 }
@@ -40,6 +44,10 @@ void TimedCommunicator::start_all_reduce(Tensor buffer, ReduceOp op) {
 
 void TimedCommunicator::start_reduce_scatter(const Tensor& input, Tensor output, ReduceOp op) {
   timed([&] { inner_->start_reduce_scatter(input, output, op); });
+}
+
+void TimedCommunicator::start_reduce(Tensor buffer, ReduceOp op, int root) {
+  timed([&] { inner_->start_reduce(buffer, op, root); });
 }
 
 void TimedCommunicator::finish_started() {

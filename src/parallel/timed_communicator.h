@@ -22,10 +22,12 @@ class TimedCommunicator final : public Communicator {
   void all_reduce(Tensor buffer, ReduceOp op) override;
   void reduce_scatter(const Tensor& input, Tensor output, ReduceOp op) override;
   void all_gather(const Tensor& input, Tensor output) override;
+  void reduce(Tensor buffer, ReduceOp op, int root) override;
   void broadcast(Tensor buffer, int root) override;
   void barrier() override;
   void start_all_reduce(Tensor buffer, ReduceOp op) override;
   void start_reduce_scatter(const Tensor& input, Tensor output, ReduceOp op) override;
+  void start_reduce(Tensor buffer, ReduceOp op, int root) override;
   void finish_started() override;
   // Not timed: they come from the watchdog's thread.
   std::string asynchronous_error() override { return inner_->asynchronous_error(); }

@@ -110,7 +110,7 @@ Trainer::Trainer(const RunConfig& config, ProcessGrid& grid, const std::string& 
       model_(config.model, share_.micro_batch, config.train.seq_len, &device_groups_.tp(),
              config.parallel.zero1 ? grid.dp_size() : 1, true, device_of(backend_)),
       optimizer_(model_.weights(), adamw_settings(config.train), {&device_groups_.tp(), &device_groups_.dp()},
-                 {&grid.tp(), &grid.dp()}, config.parallel.zero1),
+                 {&grid.tp(), &grid.dp()}, config.parallel.zero1, dp_bucket_elements(config.parallel.bucket_mib)),
       step_buffers_(device_of(backend_), share_.sequences * config.train.seq_len),
       staging_(model_.weights(), optimizer_.adamw(), optimizer_.state_begin(), optimizer_.state_end()),
       checkpointer_(std::filesystem::path(run_dir) / "checkpoints", int(config.checkpoint.keep), grid) {

@@ -27,6 +27,10 @@ std::vector<DistributedOptimizer::Bucket> plan_buckets(const ModelWeights& weigh
 }
 }  // namespace
 
+int64_t dp_bucket_elements(double bucket_mib) {
+  return std::max<int64_t>(1, int64_t(bucket_mib * double(1 << 20) / double(sizeof(float))));
+}
+
 Range optimizer_state_range(const ModelWeights& weights, int dp_rank, int dp_size, bool zero1) {
   if (!zero1 || dp_size <= 1) return {0, weights.table().local_numel()};
   T6_ASSERT(weights.padded_numel() % dp_size == 0);
@@ -43,9 +47,7 @@ DistributedOptimizer::DistributedOptimizer(ModelWeights& weights, const AdamWSet
       state_(optimizer_state_range(weights, device.dp ? device.dp->rank() : 0, device.dp ? device.dp->size() : 1,
                                    zero1_)),
       adamw_(state_.size(), settings, weights.device()) {
-  // ZeRO-1 reduce-scatters the whole buffer at once: its shards are contiguous chunks of it, which
-  // no bucket of whole parameters reduce-scatters into.
-  if (spans_ranks(device.dp) && !zero1_) buckets_ = plan_buckets(weights, bucket_elements);
+  if (spans_ranks(device.dp)) buckets_ = plan_buckets(weights, bucket_elements);
   unreduced_end_ = int64_t(weights.table().params().size());
 }
 
@@ -81,18 +83,30 @@ void DistributedOptimizer::reduce_final_gradients(int64_t first_param) {
     sum_run();
   }
   unreduced_end_ = std::min(unreduced_end_, first_param);
-  for (; next_bucket_ < buckets_.size() && buckets_[next_bucket_].first_param >= first_param; ++next_bucket_) {
-    const Range elements = buckets_[next_bucket_].elements;
+  for (; next_bucket_ < buckets_.size() && buckets_[next_bucket_].first_param >= first_param; ++next_bucket_)
+    start_bucket(buckets_[next_bucket_]);
+}
+
+// ZeRO-1's shards are chunks of the padded buffer (optimizer_state_range), which buckets of whole
+// parameters do not follow: a bucket's piece inside shard r is reduced to rank r, the only rank
+// that reads it (AdamW, the norm); the other ranks' copies of it are left undefined.
+void DistributedOptimizer::start_bucket(const Bucket& bucket) {
+  const Tensor grads = weights_.padded_grads();
+  const Range elements = bucket.elements;
+  if (!zero1_) {
     device_.dp->start_all_reduce(grads.rows(elements.begin, elements.end), ReduceOp::Avg);
+    return;
+  }
+  const int64_t shard = state_.size();
+  for (int64_t owner = elements.begin / shard; owner * shard < elements.end; ++owner) {
+    const int64_t begin = std::max(elements.begin, owner * shard), end = std::min(elements.end, (owner + 1) * shard);
+    device_.dp->start_reduce(grads.rows(begin, end), ReduceOp::Avg, int(owner));
   }
 }
 
 void DistributedOptimizer::reduce_gradients(Tensor local_statistics) {
   reduce_final_gradients(0);
   if (!buckets_.empty()) device_.dp->finish_started();
-  const Tensor grads = weights_.padded_grads();
-  // Chunk r of the padded buffer ends up reduced on DP rank r, in place.
-  if (zero1_) device_.dp->reduce_scatter(grads, grads.rows(state_.begin, state_.end), ReduceOp::Avg);
   overlapping_ = false;
   unreduced_end_ = int64_t(weights_.table().params().size());
   next_bucket_ = 0;

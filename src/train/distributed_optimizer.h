@@ -1,9 +1,13 @@
 // The optimizer step of a TP × DP run: reduce the gradients (TP partial sums of replicated weights,
 // DP mean), take the global norm, clip, and apply AdamW, either on every DP rank (plain DP) or on
 // this rank's 1/DP shard of the flat buffer followed by an all-gather of the weights (ZeRO-1).
-// Plain DP reduces the flat gradient buffer in buckets of whole parameters; with overlap, each
+// The flat gradient buffer is reduced over DP in buckets of whole parameters; with overlap, each
 // bucket is reduced as soon as the backward has made its gradients final (the model's
-// gradients-ready callback), while the backward goes on down the layers.
+// gradients-ready callback), while the backward goes on down the layers. Plain DP all-reduces a
+// bucket; ZeRO-1 reduces each piece of it to the DP rank whose shard holds that piece (one reduce
+// per shard the bucket meets), so that each rank ends with the mean of its shard, as a
+// reduce-scatter of the whole buffer would give (a ring passes each piece on once, as in a ring
+// reduce-scatter, so a rank sends as many bytes).
 #pragma once
 #include <memory>
 #include <vector>
@@ -19,10 +23,11 @@ namespace t6 {
 // Shared by the trainer and the offline reshard, so both lay the state out the same way.
 Range optimizer_state_range(const ModelWeights& weights, int dp_rank, int dp_size, bool zero1);
 
-// A plain-DP bucket closes once it holds this many elements (64 MiB of fp32): large enough for full
-// bandwidth, small enough that the first buckets overlap much of the backward and that a staging
-// communicator's buffer stays bounded.
-constexpr int64_t kDpBucketElements = int64_t(1) << 24;
+// A DP bucket closes once it holds this many elements (parallel.bucket_mib of fp32, at least one;
+// 64 MiB by default): large enough for full bandwidth, small enough that the first buckets overlap
+// much of the backward and that a staging communicator's buffer stays bounded.
+int64_t dp_bucket_elements(double bucket_mib);
+constexpr int64_t kDpBucketElements = int64_t(1) << 24;  // of the default 64 MiB
 
 // The TP and DP groups of a rank; either may be null (size 1).
 struct ReductionGroups {
@@ -33,8 +38,8 @@ class DistributedOptimizer {
  public:
   // `device` carries the gradients and weights (on the weights' device: NCCL, or MPI staging
   // device buffers), `host` the scalars the host reads (the norm); both are the same groups. With
-  // zero1 the weights must be padded to a multiple of dp size. bucket_elements: see kDpBucketElements
-  // (tests make it small to get several buckets of a tiny model).
+  // zero1 the weights must be padded to a multiple of dp size. bucket_elements: see
+  // dp_bucket_elements (tests make it small to get several buckets of a tiny model).
   DistributedOptimizer(ModelWeights& weights, const AdamWSettings& settings, ReductionGroups device,
                        ReductionGroups host, bool zero1, int64_t bucket_elements = kDpBucketElements);
 
@@ -68,7 +73,7 @@ class DistributedOptimizer {
   bool zero1() const { return zero1_; }
   AdamW& adamw() { return adamw_; }
   const AdamW& adamw() const { return adamw_; }
-  // Plain DP's buckets in the order the backward makes them final (the last parameters first).
+  // The DP buckets in the order the backward makes them final (the last parameters first).
   struct Bucket {
     int64_t first_param;  // its first parameter: final when the gradients are final from here on
     Range elements;       // of the padded flat buffer
@@ -77,13 +82,14 @@ class DistributedOptimizer {
 
  private:
   void reduce_final_gradients(int64_t first_param);
+  void start_bucket(const Bucket& bucket);
 
   ModelWeights& weights_;
   ReductionGroups device_, host_;
   bool zero1_;
   Range state_;
   AdamW adamw_;
-  std::vector<Bucket> buckets_;  // empty with ZeRO-1 or one DP rank
+  std::vector<Bucket> buckets_;  // empty with one DP rank
   bool overlapping_ = false;
   // This step's progress: parameters from unreduced_end_ on are TP-reduced, buckets before
   // next_bucket_ started over DP.

@@ -65,6 +65,10 @@ std::vector<ConfigKey<RunConfig>> make_run_config_keys() {
           [](auto& c) -> auto& { return c.parallel.tp; }),
       key("parallel.zero1", any_value(), "shard the AdamW state and master weights over DP (ZeRO-1)",
           [](auto& c) -> auto& { return c.parallel.zero1; }),
+      key("parallel.bucket_mib", above_up_to(0, 4096),
+          "MiB of fp32 gradients (whole parameters) per DP bucket: each is reduced over DP as soon as the "
+          "backward has made it final, while the backward goes on",
+          [](auto& c) -> auto& { return c.parallel.bucket_mib; }),
       key("parallel.threads", at_least(0), "CPU threads per rank; 0: the node's cores / ranks on the node",
           [](auto& c) -> auto& { return c.parallel.threads; }),
       key("parallel.timeout_s", above_up_to(0, 1e6),

@@ -40,6 +40,7 @@ struct DataConfig {
 struct ParallelConfig {
   int64_t tp = 1;          // DP = world size / tp
   bool zero1 = false;      // shard AdamW state (and master weights) over DP
+  double bucket_mib = 64;  // of gradients per DP bucket (DistributedOptimizer)
   int64_t threads = 0;     // CPU threads per rank; 0: the node's cores / ranks on the node
   double timeout_s = 600;  // a collective that waits longer for a rank ends the job naming that rank
   std::string backend = "auto";       // "auto" | "cpu" | "cuda" (parallel/backend_choice.h)

@@ -121,6 +121,13 @@ void NcclCommunicator::start_reduce_scatter(const Tensor& input, Tensor output, 
                                   stream_));
 }
 
+void NcclCommunicator::start_reduce(Tensor buffer, ReduceOp op, int root) {
+  check_reduce(kNcclBackend, buffer, op, root, size_);
+  follow_compute();
+  T6_NCCL_CHECK(ncclReduce(buffer.raw(), buffer.raw(), size_t(buffer.numel()),
+                           nccl_reduction_datatype(buffer.dtype(), "reduce"), nccl_op(op), root, comm_, stream_));
+}
+
 void NcclCommunicator::finish_started() { join_compute(); }
 
 void NcclCommunicator::all_reduce(Tensor buffer, ReduceOp op) {
@@ -130,6 +137,11 @@ void NcclCommunicator::all_reduce(Tensor buffer, ReduceOp op) {
 
 void NcclCommunicator::reduce_scatter(const Tensor& input, Tensor output, ReduceOp op) {
   start_reduce_scatter(input, output, op);
+  join_compute();
+}
+
+void NcclCommunicator::reduce(Tensor buffer, ReduceOp op, int root) {
+  start_reduce(buffer, op, root);
   join_compute();
 }
 

@@ -2,9 +2,9 @@
 // a stream of its own and is ordered against the caller's compute stream by events, never by the
 // host: a collective's stream waits for the work queued on the compute stream before the call, and
 // the compute stream waits for the collective before its later work (at once, or at
-// finish_started() for start_all_reduce / start_reduce_scatter, so that a gradient bucket's
-// reduction overlaps the rest of the backward). Calls return before the device is done; host code
-// that reads a result synchronises the compute stream. barrier() synchronises.
+// finish_started() for start_all_reduce / start_reduce_scatter / start_reduce, so that a gradient
+// bucket's reduction overlaps the rest of the backward). Calls return before the device is done;
+// host code that reads a result synchronises the compute stream. barrier() synchronises.
 #pragma once
 #include <cuda_runtime.h>
 #include <nccl.h>
@@ -36,10 +36,12 @@ class NcclCommunicator final : public Communicator {
   void all_reduce(Tensor buffer, ReduceOp op) override;
   void reduce_scatter(const Tensor& input, Tensor output, ReduceOp op) override;
   void all_gather(const Tensor& input, Tensor output) override;
+  void reduce(Tensor buffer, ReduceOp op, int root) override;
   void broadcast(Tensor buffer, int root) override;
   void barrier() override;
   void start_all_reduce(Tensor buffer, ReduceOp op) override;
   void start_reduce_scatter(const Tensor& input, Tensor output, ReduceOp op) override;
+  void start_reduce(Tensor buffer, ReduceOp op, int root) override;
   void finish_started() override;
   std::string asynchronous_error() override;  // ncclCommGetAsyncError's, in words
   void abort() override;                      // ncclCommAbort; the destructor then leaves comm_ alone
