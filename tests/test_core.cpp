@@ -98,6 +98,20 @@ TEST(HostBuffer, LargerThanTheMachineIsAClearError) {
   EXPECT_EQ(HostBuffer(1000).bytes(), 1000u);
 }
 
+// A buffer asking for huge pages starts on a 2 MiB boundary (so that whole huge pages can back it)
+// and is zeroed like any other, also past a 2 MiB boundary and up to its last byte.
+TEST(HostBuffer, HugePagesStartOnTwoMiBAndAreZeroed) {
+  const size_t bytes = (size_t(5) << 20) + 3;
+  const HostBuffer buffer(bytes, HostPages::huge);
+  EXPECT_EQ(buffer.bytes(), bytes);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(buffer.data()) % (size_t(2) << 20), 0u);
+  const unsigned char* at = static_cast<const unsigned char*>(buffer.data());
+  size_t nonzero = 0;
+  for (size_t i = 0; i < bytes; ++i) nonzero += at[i] != 0;
+  EXPECT_EQ(nonzero, 0u);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(HostBuffer(100, HostPages::huge).data()) % (size_t(2) << 20), 0u);
+}
+
 TEST(DurableFile, FailedAtomicWriteLeavesTheOldFileAndNoTemporary) {
   // A failed write left PATH.tmp behind (on a full disk, more of what filled it).
   const std::filesystem::path dir = t6::testing::scratch_dir("durable_file");

@@ -1,5 +1,8 @@
 #include "core/tensor.h"
 
+#include <sys/mman.h>
+
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <iomanip>
@@ -57,18 +60,22 @@ Tensor Tensor::rows(int64_t begin, int64_t end) const {
   return Tensor(static_cast<char*>(data_) + begin * row_elements * int64_t(dtype_size(dtype_)), shape, dtype_, device_);
 }
 
-HostBuffer::HostBuffer(size_t bytes) : bytes_(bytes) {
+HostBuffer::HostBuffer(size_t bytes, HostPages pages) : bytes_(bytes) {
   // Refused up front: the zero-fill below touches every page, so with overcommit a buffer larger
   // than the machine would not fail here but get the process killed part way through.
   const auto gib = [](double b) { return str(std::fixed, std::setprecision(1), b / double(1ull << 30), " GiB"); };
   const int64_t physical = physical_memory_bytes();
   T6_CHECK(bytes <= size_t(physical), "cannot allocate ", gib(double(bytes)), " of host memory: this machine has ",
            gib(double(physical)));
-  const size_t rounded = (bytes + 63) / 64 * 64;
-  data_ = std::aligned_alloc(64, rounded ? rounded : 64);
+  const size_t alignment = pages == HostPages::huge ? size_t(2) << 20 : 64;
+  const size_t rounded = std::max((bytes + alignment - 1) / alignment * alignment, alignment);
+  data_ = std::aligned_alloc(alignment, rounded);
   T6_CHECK(data_, "cannot allocate ", gib(double(bytes)), " of host memory (", gib(double(physical)),
            " on this machine, part of it in use)");
-  std::memset(data_, 0, rounded ? rounded : 64);
+  // Advice only: without transparent huge pages the buffer keeps 4 KiB pages. Given before the
+  // zero-fill, which is what faults the pages in.
+  if (pages == HostPages::huge) madvise(data_, rounded, MADV_HUGEPAGE);
+  std::memset(data_, 0, rounded);
 }
 
 HostBuffer::~HostBuffer() { std::free(data_); }

@@ -61,11 +61,14 @@ class Tensor {
   Device device_ = Device::CPU;
 };
 
-// Owning, 64-byte aligned host memory (zero-initialised).
+// Owning, 64-byte aligned host memory (zero-initialised). HostPages::huge asks the kernel for 2 MiB
+// pages (transparent huge pages, where enabled): for a large buffer streamed end to end, such as the
+// decoder's KV cache, whose reads otherwise miss the TLB every 4 KiB.
+enum class HostPages { standard, huge };
 class HostBuffer {
  public:
   HostBuffer() = default;
-  explicit HostBuffer(size_t bytes);
+  explicit HostBuffer(size_t bytes, HostPages pages = HostPages::standard);
   ~HostBuffer();
   HostBuffer(HostBuffer&& other) noexcept;
   HostBuffer& operator=(HostBuffer&& other) noexcept;

@@ -51,7 +51,7 @@ KvCache::KvCache(const ModelConfig& config, int64_t slots, int64_t max_context, 
     device_buffer_ = DeviceBuffer(bytes_);
     base_ = static_cast<char*>(device_buffer_.data());
   } else {
-    host_buffer_ = HostBuffer(bytes_);
+    host_buffer_ = HostBuffer(bytes_, HostPages::huge);
     base_ = static_cast<char*>(host_buffer_.data());
   }
 }
