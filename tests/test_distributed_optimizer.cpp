@@ -69,6 +69,20 @@ class StartRecorder final : public Communicator {
 float value_of(int rank, int64_t element) { return float(element % 97) + 0.25f * float(rank + 1); }
 float mean_of(int64_t element) { return float(element % 97) + 0.25f * 1.5f; }
 
+// The last block's first parameter and where it begins in the flat buffer, once its gradients have
+// been reported final before the step's overlap begins (nothing may be reduced then) and after.
+struct LastBlock {
+  int64_t first_param, flat_begin;
+};
+LastBlock finish_last_block(DistributedOptimizer& optimizer, const ModelWeights& weights, const StartRecorder& recorder) {
+  const int64_t last_block = weights.table().first_param_of_layer(weights.config().n_layer - 1);
+  optimizer.gradients_final_from(last_block);
+  EXPECT_TRUE(recorder.started.empty()) << "reduced before the step's last backward began";
+  optimizer.begin_overlapped_reduction();
+  optimizer.gradients_final_from(last_block);
+  return {last_block, weights.table().params()[size_t(last_block)].flat_offset};
+}
+
 class BucketedReduction : public ::testing::Test {
  protected:
   BucketedReduction()
@@ -101,13 +115,7 @@ TEST_F(BucketedReduction, BucketsTileTheBufferInWholeParametersFromItsEnd) {
 }
 
 TEST_F(BucketedReduction, EachBucketIsReducedOnceWhenItsGradientsAreFinal) {
-  const int64_t last_block = weights_.table().first_param_of_layer(weights_.config().n_layer - 1);
-  const int64_t block_begin = weights_.table().params()[size_t(last_block)].flat_offset;
-  optimizer_.gradients_final_from(last_block);
-  EXPECT_TRUE(recorder_.started.empty()) << "reduced before the step's last backward began";
-
-  optimizer_.begin_overlapped_reduction();
-  optimizer_.gradients_final_from(last_block);
+  const auto [last_block, block_begin] = finish_last_block(optimizer_, weights_, recorder_);
   ASSERT_FALSE(recorder_.started.empty());
   for (const Range& started : recorder_.started) EXPECT_GE(started.begin, block_begin);
   const float* grads = weights_.padded_grads().data<float>();
@@ -199,13 +207,7 @@ TEST_F(Zero1BucketedReduction, EachPieceIsReducedToItsOwnerOnceWhenItsGradientsA
   const Range mine{int64_t(rank) * chunk(), int64_t(rank + 1) * chunk()};
   ASSERT_EQ(optimizer_.state_begin(), mine.begin);
   ASSERT_EQ(optimizer_.state_end(), mine.end);
-  const int64_t last_block = weights_.table().first_param_of_layer(weights_.config().n_layer - 1);
-  const int64_t block_begin = weights_.table().params()[size_t(last_block)].flat_offset;
-  optimizer_.gradients_final_from(last_block);
-  EXPECT_TRUE(recorder_.started.empty()) << "reduced before the step's last backward began";
-
-  optimizer_.begin_overlapped_reduction();
-  optimizer_.gradients_final_from(last_block);
+  const auto [last_block, block_begin] = finish_last_block(optimizer_, weights_, recorder_);
   ASSERT_FALSE(recorder_.started.empty());
   // Every bucket that lies within the last block, and no other.
   int64_t reduced_from = weights_.padded_numel();
