@@ -1,7 +1,8 @@
 // The inner loops of the CPU decode attention (decode_attention.cpp), written as small matrix
 // products over one cache block so that the compiler keeps a tile of the output in vector registers
 // and every cache number loaded feeds several multiply-adds:
-//   - row_dots: out[k][i] = q_i · row_k for a few queries against many rows (scores, B̃_q·B̃_kᵀ);
+//   - row_dots: out[k][i] = q_i · row_k for a few queries against many rows (plain attention's scores,
+//     KVonly's q̃·B̃_kᵀ);
 //   - combine_rows: out_k = Σ_i c[k][i] · basis_i for many outputs of the same basis rows (head mixing,
 //     and B̃_k·B̃_qᵀ against B̃_q transposed);
 //   - weighted_rows: acc[i] += Σ_k w[k][i] · row_k for a few output rows (the value side);
