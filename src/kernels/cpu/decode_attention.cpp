@@ -18,11 +18,14 @@
 namespace t6::ops {
 
 using cpu::decode::combine_rows;
+using cpu::decode::kLanes;
+using cpu::decode::Lanes;
+using cpu::decode::load;
 using cpu::decode::OnlineSoftmax;
-using cpu::decode::padded_heads;
-using cpu::decode::padded_ranks;
 using cpu::decode::row_dots;
+using cpu::decode::store;
 using cpu::decode::weighted_rows;
+using cpu::decode::whole_lanes;
 
 namespace {
 
@@ -33,7 +36,7 @@ constexpr int64_t kParallelWork = int64_t(1) << 16;
 // The per-thread state of one piece, carved by the code that also sizes it.
 OnlineSoftmax carve_state(ScratchCursor& cursor, int64_t heads, int64_t width) {
   OnlineSoftmax state{};
-  state.heads = heads, state.padded = padded_heads(heads), state.width = width;
+  state.heads = heads, state.padded = whole_lanes(heads), state.width = width;
   state.max = cursor.take({state.padded}).data<float>();
   state.sum = cursor.take({state.padded}).data<float>();
   state.rescale = cursor.take({state.padded}).data<float>();
@@ -195,14 +198,11 @@ struct RowQuery {
 // mixed, or (R = 1) its value weights p·A_v/R.
 T6_DECODE_INLINE void rank_products(float* __restrict out, const float* __restrict a, const float* __restrict b,
                                     int64_t ld_b, int64_t R, int64_t H, float scale) {
-  using cpu::decode::kLanes;
-  using cpu::decode::Lanes;
-  using cpu::decode::load;
   int64_t h = 0;
   for (; h + kLanes <= H; h += kLanes) {
     Lanes sum = load(a + h) * load(b + h);
     for (int64_t r = 1; r < R; ++r) sum += load(a + r * H + h) * load(b + r * ld_b + h);
-    cpu::decode::store(out + h, sum * scale);
+    store(out + h, sum * scale);
   }
   for (; h < H; ++h) {
     float sum = a[h] * b[h];
@@ -233,7 +233,7 @@ __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) vo
     const OnlineSoftmax& state, ScratchCursor& cursor, const RowQuery& query, const TpaFactorCache& cache,
     int64_t slot, int64_t begin, int64_t end, int64_t block_tokens) {
   const int64_t H = state.heads, Hp = state.padded, D = state.width, R = cache.A_k.size(2), Rq = query.q_rank;
-  const int64_t Rqp = padded_ranks(Rq), rows = block_tokens * R;
+  const int64_t Rqp = whole_lanes(Rq), rows = block_tokens * R;
   float* pairs = query.A_q ? cursor.take({rows, Rqp}).data<float>() : nullptr;
   float* B_q_t = query.A_q ? cursor.take({D, Rqp}).data<float>() : nullptr;  // B̃_qᵀ, lanes along r
   float* A_q_t = query.A_q ? cursor.take({Rq, Hp}).data<float>() : nullptr;  // A_qᵀ, lanes along h
@@ -318,7 +318,7 @@ int64_t kv_decode_thread_elements(int64_t heads, int64_t kv_heads, int64_t key_w
                                   int64_t block_tokens, DType cache_dtype) {
   ScratchCursor cursor;
   carve_state(cursor, heads, value_width);
-  cursor.take({block_tokens, padded_heads(heads)});
+  cursor.take({block_tokens, whole_lanes(heads)});
   take_block(cursor, cache_dtype, block_tokens, kv_heads * key_width);
   take_block(cursor, cache_dtype, block_tokens, kv_heads * value_width);
   return cursor.used();
@@ -326,12 +326,12 @@ int64_t kv_decode_thread_elements(int64_t heads, int64_t kv_heads, int64_t key_w
 
 int64_t tpa_decode_thread_elements(int64_t heads, int64_t head_dim, int64_t rank, int64_t q_rank,
                                    int64_t block_tokens, TpaDecodeOrder order, DType cache_dtype) {
-  const int64_t H = heads, Hp = padded_heads(heads), D = head_dim, R = rank;
+  const int64_t H = heads, Hp = whole_lanes(heads), D = head_dim, R = rank;
   ScratchCursor cursor;
   carve_state(cursor, H, D);
   if (order == TpaDecodeOrder::factorised) {
     if (q_rank > 0)
-      cursor.take({block_tokens * R, padded_ranks(q_rank)}), cursor.take({D, padded_ranks(q_rank)}),
+      cursor.take({block_tokens * R, whole_lanes(q_rank)}), cursor.take({D, whole_lanes(q_rank)}),
           cursor.take({q_rank, Hp});
     cursor.take({block_tokens * R, Hp}), cursor.take({block_tokens, Hp}), cursor.take({block_tokens * R, Hp});
   } else {

@@ -165,11 +165,10 @@ T6_DECODE_INLINE void weighted_rows(float* acc, int64_t ld_acc, const float* w, 
     weighted_rows_in_tiles<2>(acc, ld_acc, w, ld_w, outputs, rows, ld_rows, count, width);
 }
 
-// Heads rounded up to whole lanes: score rows are this wide, so that the softmax runs without a
-// scalar tail; the padding heads' scores are kept finite and never reach an output.
-inline int64_t padded_heads(int64_t heads) { return (heads + kLanes - 1) / kLanes * kLanes; }
-// T6's query rank rounded up likewise: B̃_k·B̃_qᵀ is computed with lanes along the rank.
-inline int64_t padded_ranks(int64_t q_rank) { return (q_rank + kLanes - 1) / kLanes * kLanes; }
+// A count rounded up to whole lanes. Score rows are this many heads wide, so that the softmax runs
+// without a scalar tail (the padding heads' scores are kept finite and never reach an output), and
+// T6's rank pairs this many ranks wide, B̃_k·B̃_qᵀ being computed with lanes along the rank.
+inline int64_t whole_lanes(int64_t count) { return (count + kLanes - 1) / kLanes * kLanes; }
 
 // One piece's softmax state per head: running maximum and sum of exp(score − maximum) (padded heads
 // long), and the output accumulated against that maximum (heads × width). `rescale` is room for one
